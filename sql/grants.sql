@@ -1,0 +1,24 @@
+-- webhook_emitter: the privilege model (run last).
+--   PUBLIC        : the topic catalog, the settings, webhooks with secrets
+--                   masked (webhook_list), the delivery log (deliveries,
+--                   attempts and the health views). Not event bodies, not
+--                   passwords or signing secrets, no changes.
+--   webhook_admin : everything needed to manage webhooks: the management
+--                   functions, the full webhooks table (secrets included),
+--                   events, Send Test, replay, settings.
+-- LMS application roles need nothing here: the lms triggers run as the
+-- extension owner (SECURITY DEFINER).
+
+REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
+GRANT USAGE ON SCHEMA webhook TO PUBLIC;
+
+GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
+    webhook.deliveries, webhook.attempts TO PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
+    webhook.xml_to_json(text) TO PUBLIC;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
+GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
+GRANT SELECT ON webhook.events TO webhook_admin;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;

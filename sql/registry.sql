@@ -1,0 +1,316 @@
+-- webhook_emitter: installation settings, topic catalog and webhook registry.
+-- Loaded by CREATE EXTENSION into schema "webhook" (the control file's schema).
+
+-- Who may manage webhooks: members of webhook_admin. Created once per cluster.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'webhook_admin') THEN
+        CREATE ROLE webhook_admin NOLOGIN;
+    END IF;
+END
+$$;
+
+-- Installation-wide settings: exactly one row.
+CREATE TABLE webhook.settings (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    enabled    boolean NOT NULL DEFAULT true,   -- the global on/off switch
+    tenant_id  text    NOT NULL DEFAULT 'default'
+               CHECK (tenant_id <> '' AND length(tenant_id) <= 200),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE webhook.settings IS 'Installation-wide switch (enabled) and the tenant id sent as tenant_id/domain_id.';
+INSERT INTO webhook.settings DEFAULT VALUES;
+SELECT pg_catalog.pg_extension_config_dump('webhook.settings', '');
+
+-- The 36 topics subscribers choose from (rows come from topics_data.sql).
+CREATE TABLE webhook.topics (
+    topic        text PRIMARY KEY,
+    display_name text NOT NULL,
+    description  text NOT NULL,
+    source       text NOT NULL CHECK (source IN ('braincert', 'aom')),
+    resource     text,          -- BrainCert envelope "resource"
+    action       text,          -- BrainCert envelope "action"
+    sample_body  json NOT NULL, -- a realistic body, as delivered (Send Test)
+    CHECK ((source = 'braincert') = (resource IS NOT NULL AND action IS NOT NULL))
+);
+COMMENT ON TABLE webhook.topics IS 'Catalog of the topics webhooks can subscribe to; read-only.';
+
+CREATE TABLE webhook.webhooks (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name            text    NOT NULL,
+    url             text    NOT NULL,
+    description     text,
+    topics          text[]  NOT NULL,
+    content_type    text    NOT NULL DEFAULT 'application/json',
+    auth_username   text,
+    auth_password   text,
+    body_template   text,
+    enabled         boolean NOT NULL DEFAULT true,
+    signing_secret  text,
+    headers         jsonb   NOT NULL DEFAULT '{}',
+    timeout_ms      integer,
+    disabled_reason text,
+    disabled_at     timestamptz,
+    failing_since   timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT webhooks_name_key UNIQUE (name)
+);
+COMMENT ON TABLE webhook.webhooks IS 'Registered endpoints. Passwords and signing secrets are readable only by webhook_admin; others use webhook.webhook_list.';
+CREATE INDEX webhooks_topics_idx ON webhook.webhooks USING gin (topics);
+SELECT pg_catalog.pg_extension_config_dump('webhook.webhooks', '');
+
+-- Validates every INSERT/UPDATE, whether from the API functions or plain DML.
+CREATE FUNCTION webhook.validate_webhook() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    samples json;
+BEGIN
+    IF NEW.name IS NULL OR btrim(NEW.name) = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'name: must not be empty',
+            HINT = 'Give the webhook a descriptive name, e.g. ''CRM sign-ups''.';
+    END IF;
+    IF length(NEW.name) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('name: is %s characters; at most 200 are allowed', length(NEW.name));
+    END IF;
+    IF EXISTS (SELECT FROM webhook.webhooks w WHERE w.name = NEW.name AND w.id IS DISTINCT FROM NEW.id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+            MESSAGE = format('name: a webhook named %L already exists; names must be unique', NEW.name);
+    END IF;
+    IF NEW.url IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'url: must not be null';
+    END IF;
+    PERFORM webhook.check_url(NEW.url);
+    IF NEW.topics IS NULL OR cardinality(NEW.topics) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'topics: at least one topic is required',
+            HINT = 'See SELECT topic FROM webhook.topics.';
+    END IF;
+    FOREACH t IN ARRAY NEW.topics LOOP
+        IF t IS NULL OR NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = t) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('topics: unknown topic %L', t),
+                HINT = 'Allowed topics: ' || (SELECT string_agg(topic, ', ' ORDER BY topic) FROM webhook.topics);
+        END IF;
+    END LOOP;
+    IF (SELECT count(DISTINCT x) FROM unnest(NEW.topics) x) <> cardinality(NEW.topics) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'topics: a topic is listed more than once; list each topic once';
+    END IF;
+    IF NEW.content_type IS NULL OR NEW.content_type NOT IN ('application/json', 'application/xml') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('content_type: %L is not supported; allowed: application/json, application/xml', NEW.content_type);
+    END IF;
+    IF (NEW.auth_username IS NULL) <> (NEW.auth_password IS NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'auth_username, auth_password: HTTP Basic auth needs both a username and a password, or neither';
+    END IF;
+    IF NEW.auth_username IS NOT NULL AND (NEW.auth_username = '' OR strpos(NEW.auth_username, ':') > 0
+            OR NEW.auth_username ~ '[[:cntrl:]]' OR NEW.auth_password ~ '[[:cntrl:]]') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'auth_username: must be non-empty without colons or control characters (and auth_password without control characters)';
+    END IF;
+    IF NEW.headers IS NULL THEN
+        NEW.headers := '{}';
+    END IF;
+    PERFORM webhook.check_headers(NEW.headers);
+    IF NEW.signing_secret IS NOT NULL THEN
+        PERFORM webhook.check_signing_secret(NEW.signing_secret);
+    END IF;
+    IF NEW.timeout_ms IS NOT NULL AND NEW.timeout_ms NOT BETWEEN 100 AND 300000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('timeout_ms: %s is out of range; allowed: 100 to 300000 milliseconds, or NULL for webhook.request_timeout', NEW.timeout_ms);
+    END IF;
+    IF NEW.body_template IS NOT NULL AND (TG_OP = 'INSERT'
+            OR NEW.body_template IS DISTINCT FROM OLD.body_template OR NEW.topics IS DISTINCT FROM OLD.topics) THEN
+        SELECT json_object_agg(c.topic, c.sample_body) INTO samples
+        FROM webhook.topics c WHERE c.topic = ANY (NEW.topics);
+        PERFORM webhook.check_body_template(NEW.body_template, samples);
+    END IF;
+
+    IF TG_OP = 'UPDATE' THEN
+        NEW.created_at := OLD.created_at;
+        NEW.updated_at := now();
+        IF NEW.enabled AND NOT OLD.enabled THEN
+            NEW.disabled_reason := NULL;
+            NEW.disabled_at := NULL;
+            NEW.failing_since := NULL;
+        END IF;
+    END IF;
+    IF NOT NEW.enabled AND NEW.disabled_at IS NULL THEN
+        NEW.disabled_at := now();
+        NEW.disabled_reason := coalesce(NEW.disabled_reason, 'disabled by ' || session_user);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER validate_webhook BEFORE INSERT OR UPDATE ON webhook.webhooks
+    FOR EACH ROW EXECUTE FUNCTION webhook.validate_webhook();
+
+-- Secrets masked: what everyone (and the admin UI list) may read.
+CREATE VIEW webhook.webhook_list AS
+SELECT id, name, url, description, topics, content_type,
+       auth_username,
+       CASE WHEN auth_password IS NULL THEN NULL ELSE '********' END AS auth_password,
+       body_template, enabled,
+       CASE WHEN signing_secret IS NULL THEN NULL ELSE 'whsec_********' END AS signing_secret,
+       headers, timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at
+FROM webhook.webhooks;
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords and signing secrets masked.';
+
+-- Management API -----------------------------------------------------------
+
+CREATE FUNCTION webhook.create_webhook(
+    name text,
+    url text,
+    topics text[],
+    content_type text DEFAULT 'application/json',
+    description text DEFAULT NULL,
+    auth_username text DEFAULT NULL,
+    auth_password text DEFAULT NULL,
+    body_template text DEFAULT NULL,
+    enabled boolean DEFAULT true,
+    signing_secret text DEFAULT NULL,
+    generate_signing_secret boolean DEFAULT false,
+    headers jsonb DEFAULT '{}',
+    timeout_ms integer DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    new_id bigint;
+BEGIN
+    IF generate_signing_secret AND signing_secret IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'signing_secret: give a secret or generate_signing_secret => true, not both';
+    END IF;
+    INSERT INTO webhook.webhooks AS w (name, url, topics, content_type, description, auth_username,
+        auth_password, body_template, enabled, signing_secret, headers, timeout_ms)
+    VALUES (name, url, topics, coalesce(content_type, 'application/json'), description, auth_username,
+        auth_password, body_template, coalesce(enabled, true),
+        CASE WHEN generate_signing_secret THEN webhook.generate_signing_secret() ELSE signing_secret END,
+        coalesce(headers, '{}'), timeout_ms)
+    RETURNING w.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION webhook.create_webhook IS 'Register a webhook; returns its id. Raises 22023 naming the field on bad input.';
+
+CREATE FUNCTION webhook.update_webhook(
+    id bigint,
+    name text DEFAULT NULL,
+    url text DEFAULT NULL,
+    topics text[] DEFAULT NULL,
+    content_type text DEFAULT NULL,
+    description text DEFAULT NULL,
+    auth_username text DEFAULT NULL,
+    auth_password text DEFAULT NULL,
+    body_template text DEFAULT NULL,
+    enabled boolean DEFAULT NULL,
+    signing_secret text DEFAULT NULL,
+    headers jsonb DEFAULT NULL,
+    timeout_ms integer DEFAULT NULL,
+    clear_auth boolean DEFAULT false,
+    clear_body_template boolean DEFAULT false,
+    clear_signing_secret boolean DEFAULT false,
+    rotate_signing_secret boolean DEFAULT false
+) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    IF (clear_auth AND (auth_username IS NOT NULL OR auth_password IS NOT NULL))
+       OR (clear_body_template AND body_template IS NOT NULL)
+       OR ((clear_signing_secret OR rotate_signing_secret) AND signing_secret IS NOT NULL)
+       OR (clear_signing_secret AND rotate_signing_secret) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'clear_*/rotate_signing_secret: cannot both set and clear the same setting';
+    END IF;
+    UPDATE webhook.webhooks w SET
+        name = coalesce(name, w.name),
+        url = coalesce(url, w.url),
+        topics = coalesce(topics, w.topics),
+        content_type = coalesce(content_type, w.content_type),
+        description = coalesce(description, w.description),
+        auth_username = CASE WHEN clear_auth THEN NULL ELSE coalesce(auth_username, w.auth_username) END,
+        auth_password = CASE WHEN clear_auth THEN NULL ELSE coalesce(auth_password, w.auth_password) END,
+        body_template = CASE WHEN clear_body_template THEN NULL ELSE coalesce(body_template, w.body_template) END,
+        enabled = coalesce(enabled, w.enabled),
+        signing_secret = CASE WHEN clear_signing_secret THEN NULL
+                              WHEN rotate_signing_secret THEN webhook.generate_signing_secret()
+                              ELSE coalesce(signing_secret, w.signing_secret) END,
+        headers = coalesce(headers, w.headers),
+        timeout_ms = coalesce(timeout_ms, w.timeout_ms)
+    WHERE w.id = id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook.update_webhook IS 'Change only the given settings of a webhook (NULL = unchanged; clear_* to remove optional ones).';
+
+CREATE FUNCTION webhook.delete_webhook(id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    DELETE FROM webhook.webhooks w WHERE w.id = id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION webhook.enable_webhook(id bigint) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT webhook.update_webhook(enable_webhook.id, enabled => true);
+END;
+
+CREATE FUNCTION webhook.disable_webhook(id bigint, reason text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    UPDATE webhook.webhooks w SET enabled = false,
+        disabled_reason = coalesce(reason, 'disabled by ' || session_user), disabled_at = now()
+    WHERE w.id = id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+    END IF;
+END
+$$;
+
+-- AOM's "search endpoints by event".
+CREATE FUNCTION webhook.webhooks_for_topic(topic text) RETURNS SETOF webhook.webhook_list
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    IF NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = topic) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('topic: unknown topic %L', topic), HINT = 'See SELECT topic FROM webhook.topics.';
+    END IF;
+    RETURN QUERY SELECT * FROM webhook.webhook_list l WHERE topic = ANY (l.topics) ORDER BY l.id;
+END
+$$;
+
+CREATE FUNCTION webhook.set_enabled(enabled boolean) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    UPDATE webhook.settings SET enabled = coalesce(set_enabled.enabled, false), updated_at = now();
+END;
+COMMENT ON FUNCTION webhook.set_enabled IS 'The global switch: when off, nothing is queued.';
+
+CREATE FUNCTION webhook.set_tenant_id(tenant_id text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    IF tenant_id IS NULL OR tenant_id = '' OR length(tenant_id) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'tenant_id: must be 1 to 200 characters';
+    END IF;
+    UPDATE webhook.settings s SET tenant_id = tenant_id, updated_at = now();
+END
+$$;
+COMMENT ON FUNCTION webhook.set_tenant_id IS 'The value sent as tenant_id/domain_id in BrainCert envelopes.';

@@ -1,0 +1,15 @@
+//! Delivery: the background worker that claims queued deliveries, sends
+//! them over HTTP on worker threads, and records outcomes and retries.
+
+pub mod wakeup;
+
+use pgrx::prelude::*;
+
+/// Called from `_PG_init`: shared memory and the worker exist only when the
+/// library is preloaded (`shared_preload_libraries`).
+pub fn init() {
+    if unsafe { !pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    wakeup::init_shmem();
+}

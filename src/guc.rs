@@ -1,0 +1,167 @@
+//! Configuration parameters (GUCs). All are documented in the README with
+//! their defaults. The worker re-reads them on SIGHUP.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+
+pub static DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(64);
+pub static MAX_PER_ENDPOINT: GucSetting<i32> = GucSetting::<i32>::new(16);
+pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(500);
+pub static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static REQUEST_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+pub static RETRY_SCHEDULE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"0s,5s,5min,30min,2h,5h,10h,14h,20h,24h"));
+pub static MAX_RETRY_AFTER_S: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+pub static DISABLE_AFTER_S: GucSetting<i32> = GucSetting::<i32>::new(5 * 86_400);
+pub static RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 86_400);
+pub static ALLOWED_HOSTS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static RESPONSE_EXCERPT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(2048);
+
+/// Register every GUC; called from `_PG_init`. Postmaster-level GUCs can
+/// only be defined while preloading (they size the worker), so a backend
+/// that loads the library on demand skips them.
+pub fn init() {
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        init_postmaster_gucs();
+    }
+    init_reloadable_gucs();
+}
+
+fn init_postmaster_gucs() {
+    GucRegistry::define_string_guc(
+        c"webhook.database",
+        c"Database the delivery worker connects to (where CREATE EXTENSION webhook_emitter ran).",
+        c"",
+        &DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.max_concurrency",
+        c"Most HTTP requests in flight at once (worker threads).",
+        c"",
+        &MAX_CONCURRENCY,
+        1,
+        1024,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+}
+
+fn init_reloadable_gucs() {
+    GucRegistry::define_int_guc(
+        c"webhook.max_per_endpoint",
+        c"Most HTTP requests in flight to one webhook, so a slow endpoint cannot take every thread.",
+        c"",
+        &MAX_PER_ENDPOINT,
+        1,
+        1024,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.batch_size",
+        c"Most deliveries the worker claims per transaction.",
+        c"",
+        &BATCH_SIZE,
+        1,
+        10_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.poll_interval",
+        c"Fallback poll interval when no commit wakes the worker.",
+        c"",
+        &POLL_INTERVAL_MS,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.request_timeout",
+        c"Default HTTP request timeout; a webhook's timeout_ms overrides it.",
+        c"",
+        &REQUEST_TIMEOUT_MS,
+        100,
+        300_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_string_guc(
+        c"webhook.retry_schedule",
+        c"Delays before each attempt, comma-separated (s, min, h); its length is the number of attempts.",
+        c"",
+        &RETRY_SCHEDULE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.max_retry_after",
+        c"Longest Retry-After (on 429/503) that is honoured.",
+        c"",
+        &MAX_RETRY_AFTER_S,
+        0,
+        604_800,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.disable_after",
+        c"A webhook failing without any success for this long is disabled automatically (0 = never).",
+        c"",
+        &DISABLE_AFTER_S,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.retention",
+        c"Delivered and dead deliveries (and their events) older than this are pruned.",
+        c"",
+        &RETENTION_S,
+        60,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"webhook.allowed_hosts",
+        c"Comma-separated CIDRs or host names the worker may reach although they are not public.",
+        c"",
+        &ALLOWED_HOSTS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"webhook.ca_file",
+        c"PEM file of extra CA certificates trusted for HTTPS, besides the system roots.",
+        c"",
+        &CA_FILE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.response_excerpt_bytes",
+        c"How much of each response body is kept in the attempt log.",
+        c"",
+        &RESPONSE_EXCERPT_BYTES,
+        0,
+        1_048_576,
+        GucContext::Sighup,
+        GucFlags::UNIT_BYTE,
+    );
+}
+
+/// A string GUC as an owned `String` ("" when unset).
+pub fn string(setting: &GucSetting<Option<CString>>) -> String {
+    setting
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

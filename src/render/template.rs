@@ -1,0 +1,326 @@
+//! Custom body templates (BrainCert's "Webhook Body").
+//!
+//! A template is a JSON document written by an admin. Any string in it may
+//! hold `{{path}}` placeholders:
+//! - a string that is exactly one placeholder is replaced by the value at
+//!   that path and keeps its JSON type (number, object, array, null, ...);
+//! - placeholders inside a longer string are replaced by the value's text.
+//!
+//! A path is dot-separated keys into the event body (`payload.user.email`),
+//! with numbers indexing arrays (`payload.groups.0.group_name`). Four names
+//! starting with `$` refer to the event itself: `$event_id`, `$topic`,
+//! `$tenant_id` and `$body` (the whole body).
+
+use crate::error::{Result, WebhookError};
+use serde_json::{Map, Value};
+
+/// Where a placeholder takes its value from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Path {
+    EventId,
+    Topic,
+    TenantId,
+    WholeBody,
+    /// Keys (or array indexes) into the event body.
+    Body(Vec<String>),
+}
+
+/// A piece of a string that mixes text and placeholders.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Text(String),
+    Value(Path),
+}
+
+/// A parsed template, ready to render many times.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Template {
+    Literal(Value),
+    Whole(Path),
+    Interpolated(Vec<Part>),
+    Array(Vec<Template>),
+    Object(Vec<(String, Template)>),
+}
+
+/// What a template is rendered against.
+pub struct RenderContext<'a> {
+    pub event_id: &'a str,
+    pub topic: &'a str,
+    pub tenant_id: &'a str,
+    pub body: &'a Value,
+}
+
+const FIELD: &str = "body_template";
+
+impl Template {
+    /// Parse a template, reporting the first problem with its location.
+    pub fn parse(text: &str) -> Result<Template> {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            WebhookError::invalid(
+                FIELD,
+                format!("must be a JSON document with {{{{path}}}} placeholders in strings; {e}"),
+            )
+        })?;
+        Self::from_value(value)
+    }
+
+    fn from_value(value: Value) -> Result<Template> {
+        Ok(match value {
+            Value::String(s) => parse_string(&s)?,
+            Value::Array(items) => Template::Array(
+                items
+                    .into_iter()
+                    .map(Self::from_value)
+                    .collect::<Result<_>>()?,
+            ),
+            Value::Object(map) => Template::Object(
+                map.into_iter()
+                    .map(|(k, v)| Ok((k, Self::from_value(v)?)))
+                    .collect::<Result<_>>()?,
+            ),
+            other => Template::Literal(other),
+        })
+    }
+
+    /// Every body path the template reads.
+    pub fn body_paths(&self) -> Vec<&[String]> {
+        let mut out = Vec::new();
+        self.collect_paths(&mut out);
+        out
+    }
+
+    fn collect_paths<'a>(&'a self, out: &mut Vec<&'a [String]>) {
+        match self {
+            Template::Whole(Path::Body(p)) => out.push(p),
+            Template::Interpolated(parts) => {
+                for part in parts {
+                    if let Part::Value(Path::Body(p)) = part {
+                        out.push(p);
+                    }
+                }
+            }
+            Template::Array(items) => items.iter().for_each(|t| t.collect_paths(out)),
+            Template::Object(fields) => fields.iter().for_each(|(_, t)| t.collect_paths(out)),
+            _ => {}
+        }
+    }
+
+    /// Reject placeholders that can never resolve: each body path must exist
+    /// in the sample body of at least one of the webhook's topics.
+    pub fn check_paths(&self, samples: &[(String, Value)]) -> Result<()> {
+        for path in self.body_paths() {
+            if !samples.iter().any(|(_, body)| lookup(body, path).is_some()) {
+                let topics: Vec<&str> = samples.iter().map(|(t, _)| t.as_str()).collect();
+                return Err(WebhookError::invalid(
+                    FIELD,
+                    format!(
+                        "placeholder {{{{{}}}}} matches no field of the body of topic(s) {}; \
+                         see SELECT sample_body FROM webhook.topics for the available paths",
+                        path.join("."),
+                        topics.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Render against an event. Paths that do not resolve give null (whole
+    /// values) or nothing (inside text), so a receiver always gets a body.
+    pub fn render(&self, ctx: &RenderContext) -> Value {
+        match self {
+            Template::Literal(v) => v.clone(),
+            Template::Whole(path) => resolve(path, ctx).unwrap_or(Value::Null),
+            Template::Interpolated(parts) => {
+                let mut s = String::new();
+                for part in parts {
+                    match part {
+                        Part::Text(t) => s.push_str(t),
+                        Part::Value(p) => match resolve(p, ctx) {
+                            Some(Value::String(v)) => s.push_str(&v),
+                            Some(Value::Null) | None => {}
+                            Some(other) => s.push_str(&other.to_string()),
+                        },
+                    }
+                }
+                Value::String(s)
+            }
+            Template::Array(items) => Value::Array(items.iter().map(|t| t.render(ctx)).collect()),
+            Template::Object(fields) => {
+                let mut map = Map::with_capacity(fields.len());
+                for (k, t) in fields {
+                    map.insert(k.clone(), t.render(ctx));
+                }
+                Value::Object(map)
+            }
+        }
+    }
+}
+
+fn parse_string(s: &str) -> Result<Template> {
+    if !s.contains("{{") {
+        if s.contains("}}") {
+            return Err(WebhookError::invalid(
+                FIELD,
+                format!("\"}}}}\" without \"{{{{\" in {s:?}"),
+            ));
+        }
+        return Ok(Template::Literal(Value::String(s.to_owned())));
+    }
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        let (text, after) = rest.split_at(start);
+        if text.contains("}}") {
+            return Err(WebhookError::invalid(
+                FIELD,
+                format!("\"}}}}\" without \"{{{{\" in {s:?}"),
+            ));
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(text.to_owned()));
+        }
+        let after = &after[2..];
+        let end = after.find("}}").ok_or_else(|| {
+            WebhookError::invalid(
+                FIELD,
+                format!("placeholder not closed with \"}}}}\" in {s:?}"),
+            )
+        })?;
+        parts.push(Part::Value(parse_path(after[..end].trim())?));
+        rest = &after[end + 2..];
+    }
+    if rest.contains("}}") {
+        return Err(WebhookError::invalid(
+            FIELD,
+            format!("\"}}}}\" without \"{{{{\" in {s:?}"),
+        ));
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest.to_owned()));
+    }
+    Ok(match parts.as_slice() {
+        [Part::Value(p)] => Template::Whole(p.clone()),
+        _ => Template::Interpolated(parts),
+    })
+}
+
+fn parse_path(p: &str) -> Result<Path> {
+    let path = match p {
+        "$event_id" => Path::EventId,
+        "$topic" => Path::Topic,
+        "$tenant_id" => Path::TenantId,
+        "$body" => Path::WholeBody,
+        _ if p.starts_with('$') => {
+            return Err(WebhookError::invalid(
+                FIELD,
+                format!("unknown placeholder {{{{{p}}}}}; allowed: $event_id, $topic, $tenant_id, $body or a body path like payload.user.email"),
+            ))
+        }
+        _ => {
+            let segments: Vec<String> = p.split('.').map(str::to_owned).collect();
+            let valid = |seg: &String| {
+                !seg.is_empty()
+                    && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            };
+            if !segments.iter().all(valid) {
+                return Err(WebhookError::invalid(
+                    FIELD,
+                    format!("placeholder {{{{{p}}}}} is not a path: use dot-separated keys of letters, digits, _ or -, e.g. payload.user.email"),
+                ));
+            }
+            Path::Body(segments)
+        }
+    };
+    Ok(path)
+}
+
+fn resolve(path: &Path, ctx: &RenderContext) -> Option<Value> {
+    match path {
+        Path::EventId => Some(Value::String(ctx.event_id.to_owned())),
+        Path::Topic => Some(Value::String(ctx.topic.to_owned())),
+        Path::TenantId => Some(Value::String(ctx.tenant_id.to_owned())),
+        Path::WholeBody => Some(ctx.body.clone()),
+        Path::Body(segments) => lookup(ctx.body, segments).cloned(),
+    }
+}
+
+/// Follow `segments` into `value`: keys for objects, indexes for arrays.
+pub fn lookup<'v>(value: &'v Value, segments: &[String]) -> Option<&'v Value> {
+    segments.iter().try_fold(value, |v, seg| match v {
+        Value::Object(map) => map.get(seg),
+        Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(body: &Value) -> RenderContext<'_> {
+        RenderContext {
+            event_id: "01J",
+            topic: "user.created",
+            tenant_id: "acme",
+            body,
+        }
+    }
+
+    #[test]
+    fn whole_placeholder_keeps_json_type() {
+        let body =
+            json!({"payload": {"user_id": 7, "groups": [{"group_name": "A"}], "email": "a@b"}});
+        let t = Template::parse(
+            r#"{"uid":"{{payload.user_id}}","g":"{{ payload.groups }}","msg":"Hi {{payload.email}} ({{$topic}})","first":"{{payload.groups.0.group_name}}","n":1}"#,
+        )
+        .unwrap();
+        let out = t.render(&ctx(&body));
+        assert_eq!(
+            out,
+            json!({"uid": 7, "g": [{"group_name": "A"}], "msg": "Hi a@b (user.created)", "first": "A", "n": 1})
+        );
+    }
+
+    #[test]
+    fn bad_templates_are_rejected_with_the_field_name() {
+        for bad in [
+            r#"{"a":"{{payload.x"}"#,
+            r#"{"a": }"#,
+            r#"{"a":"{{}}"}"#,
+            r#"{"a":"{{$nope}}"}"#,
+            r#"{"a":"x}}"}"#,
+            r#"{"a":"{{a b}}"}"#,
+        ] {
+            let err = Template::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("body_template: "), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn paths_are_checked_against_samples() {
+        let t = Template::parse(r#"{"e":"{{payload.email}}"}"#).unwrap();
+        let ok = vec![(
+            "user.created".to_string(),
+            json!({"payload": {"email": "x"}}),
+        )];
+        let bad = vec![(
+            "group.created".to_string(),
+            json!({"payload": {"group_id": 1}}),
+        )];
+        assert!(t.check_paths(&ok).is_ok());
+        let err = t.check_paths(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("payload.email") && err.contains("group.created"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_values_render_as_null_or_nothing() {
+        let body = json!({});
+        let t = Template::parse(r#"{"a":"{{x.y}}","b":"<{{x}}>"}"#).unwrap();
+        assert_eq!(t.render(&ctx(&body)), json!({"a": null, "b": "<>"}));
+    }
+}

@@ -1,0 +1,242 @@
+// In-database unit tests (`cargo pgrx test`), each in a rolled-back
+// transaction. End-to-end behaviour (worker, HTTP) is in tests/e2e.
+use pgrx::prelude::*;
+
+const URL: &str = "https://hooks.example.com/lms";
+
+/// Run `sql` in a subtransaction; the error as "SQLSTATE message", or None.
+fn try_sql(sql: &str) -> Option<String> {
+    let missing = Spi::get_one::<bool>("SELECT to_regprocedure('pg_temp.try_sql(text)') IS NULL").unwrap();
+    if missing == Some(true) {
+        Spi::run(
+            "CREATE FUNCTION pg_temp.try_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE q; RETURN NULL;
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$",
+        )
+        .unwrap();
+    }
+    Spi::get_one_with_args::<String>("SELECT pg_temp.try_sql($1)", &[sql.into()]).unwrap()
+}
+
+fn table_fingerprint() -> String {
+    Spi::get_one::<String>(
+        "SELECT coalesce(md5(string_agg(w::text, '|' ORDER BY id)), '') FROM webhook.webhooks w",
+    )
+    .unwrap()
+    .unwrap_or_default()
+}
+
+fn create(name: &str, topics: &str) -> i64 {
+    Spi::get_one_with_args::<i64>(
+        "SELECT webhook.create_webhook($1, $2, $3::text[])",
+        &[name.into(), URL.into(), topics.into()],
+    )
+    .unwrap()
+    .unwrap()
+}
+
+#[pg_test]
+fn catalog_has_all_36_topics_with_samples() {
+    let n = Spi::get_one::<i64>("SELECT count(*) FROM webhook.topics WHERE sample_body IS NOT NULL").unwrap();
+    assert_eq!(n, Some(36));
+    let bc = Spi::get_one::<i64>("SELECT count(*) FROM webhook.topics WHERE source = 'braincert'").unwrap();
+    assert_eq!(bc, Some(24));
+}
+
+#[pg_test]
+fn bad_inputs_are_rejected_naming_the_field_and_change_nothing() {
+    create("existing", "{user.created}");
+    Spi::run("UPDATE webhook.webhooks SET signing_secret = webhook.generate_signing_secret()").unwrap();
+    let before = table_fingerprint();
+    let c = |args: &str| format!("SELECT webhook.create_webhook({args})");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (c("'', 'https://x.com/', '{user.created}'"), "22023", "name: "),
+        (c("'   ', 'https://x.com/', '{user.created}'"), "22023", "name: "),
+        (c("'existing', 'https://x.com/', '{user.created}'"), "23505", "name: "),
+        (c("'a', 'not a url', '{user.created}'"), "22023", "url: "),
+        (c("'a', 'https://', '{user.created}'"), "22023", "url: "),
+        (c("'a', 'ftp://x.com/', '{user.created}'"), "22023", "url: "),
+        (c("'a', 'mailto:a@b.com', '{user.created}'"), "22023", "url: "),
+        (c("'a', 'https://u:p@x.com/', '{user.created}'"), "22023", "url: "),
+        (c("'a', 'https://user@x.com/', '{user.created}'"), "22023", "url: "),
+        (c("'a', E'https://x.com/\\n', '{user.created}'"), "22023", "url: "),
+        (c("'a', 'https://x.com/', '{}'"), "22023", "topics: "),
+        (c("'a', 'https://x.com/', NULL"), "22023", "topics: "),
+        (c("'a', 'https://x.com/', '{user.created,user.created}'"), "22023", "topics: "),
+        (c("'a', 'https://x.com/', '{user.nope}'"), "22023", "topics: "),
+        (c("'a', 'https://x.com/', '{user.created}', content_type => 'text/plain'"), "22023", "content_type: "),
+        (c("'a', 'https://x.com/', '{user.created}', auth_username => 'bob'"), "22023", "auth_username, auth_password: "),
+        (c("'a', 'https://x.com/', '{user.created}', auth_password => 'pw'"), "22023", "auth_username, auth_password: "),
+        (c("'a', 'https://x.com/', '{user.created}', auth_username => 'a:b', auth_password => 'pw'"), "22023", "auth_username: "),
+        (c("'a', 'https://x.com/', '{user.created}', headers => '{\"Bad Name\": \"x\"}'"), "22023", "headers: "),
+        (c("'a', 'https://x.com/', '{user.created}', headers => E'{\"X-A\": \"a\\\\r\\\\nX-B: c\"}'"), "22023", "headers: "),
+        (c("'a', 'https://x.com/', '{user.created}', headers => '[1]'"), "22023", "headers: "),
+        (c("'a', 'https://x.com/', '{user.created}', headers => '{\"Content-Type\": \"text/plain\"}'"), "22023", "headers: "),
+        (c("'a', 'https://x.com/', '{user.created}', signing_secret => 'abc'"), "22023", "signing_secret: "),
+        (c("'a', 'https://x.com/', '{user.created}', signing_secret => 'whsec_!!!'"), "22023", "signing_secret: "),
+        (c("'a', 'https://x.com/', '{user.created}', signing_secret => 'whsec_c2hvcnQ='"), "22023", "signing_secret: "),
+        (c("'a', 'https://x.com/', '{user.created}', signing_secret => webhook.generate_signing_secret(), generate_signing_secret => true"), "22023", "signing_secret: "),
+        (c("'a', 'https://x.com/', '{user.created}', body_template => '{\"a\": '"), "22023", "body_template: "),
+        (c("'a', 'https://x.com/', '{user.created}', body_template => '{\"a\": \"{{payload.email\"}'"), "22023", "body_template: "),
+        (c("'a', 'https://x.com/', '{group.created}', body_template => '{\"a\": \"{{payload.email}}\"}'"), "22023", "body_template: "),
+        (c("'a', 'https://x.com/', '{user.created}', timeout_ms => 5"), "22023", "timeout_ms: "),
+        ("INSERT INTO webhook.webhooks (name, url, topics) VALUES ('b', 'https://x.com/', '{}')".into(), "22023", "topics: "),
+        ("INSERT INTO webhook.webhooks (name, url, topics) VALUES ('b', 'gopher://x.com/', '{user.created}')".into(), "22023", "url: "),
+        ("UPDATE webhook.webhooks SET url = 'https://'".into(), "22023", "url: "),
+        ("UPDATE webhook.webhooks SET content_type = 'application/yaml'".into(), "22023", "content_type: "),
+        ("UPDATE webhook.webhooks SET signing_secret = 'whsec_'".into(), "22023", "signing_secret: "),
+        ("SELECT webhook.update_webhook(-1, name => 'x')".into(), "P0002", "id: "),
+        ("SELECT webhook.update_webhook((SELECT min(id) FROM webhook.webhooks), topics => '{}')".into(), "22023", "topics: "),
+        ("SELECT webhook.delete_webhook(-1)".into(), "P0002", "id: "),
+        ("SELECT webhook.set_tenant_id('')".into(), "22023", "tenant_id: "),
+        ("SELECT * FROM webhook.webhooks_for_topic('nope')".into(), "22023", "topic: "),
+    ];
+    assert!(cases.len() >= 20);
+    for (sql, state, prefix) in &cases {
+        let err = try_sql(sql).unwrap_or_else(|| panic!("no error for {sql}"));
+        let expected = format!("{state} {prefix}");
+        assert!(err.starts_with(&expected), "{sql}\n  expected {expected}...\n  got {err}");
+    }
+    assert_eq!(table_fingerprint(), before, "a rejected input changed webhook.webhooks");
+}
+
+#[pg_test]
+fn create_update_enable_disable_delete() {
+    let id = Spi::get_one::<i64>(
+        "SELECT webhook.create_webhook('CRM', 'https://crm.example.com/in', '{user.created,sale.new}',
+            content_type => 'application/xml', auth_username => 'u', auth_password => 'p',
+            generate_signing_secret => true, headers => '{\"X-Team\": \"lms\"}')",
+    )
+    .unwrap()
+    .unwrap();
+    let (ct, secret) = Spi::get_two_with_args::<String, String>(
+        "SELECT content_type, signing_secret FROM webhook.webhooks WHERE id = $1",
+        &[id.into()],
+    )
+    .unwrap();
+    assert_eq!(ct.as_deref(), Some("application/xml"));
+    assert!(secret.unwrap().starts_with("whsec_"));
+
+    Spi::run_with_args("SELECT webhook.update_webhook($1, url => 'https://crm.example.com/v2')", &[id.into()]).unwrap();
+    let (url, user) = Spi::get_two_with_args::<String, String>(
+        "SELECT url, auth_username FROM webhook.webhooks WHERE id = $1",
+        &[id.into()],
+    )
+    .unwrap();
+    assert_eq!(url.as_deref(), Some("https://crm.example.com/v2"));
+    assert_eq!(user.as_deref(), Some("u"), "update_webhook changed a setting it was not given");
+
+    Spi::run_with_args("SELECT webhook.update_webhook($1, clear_auth => true)", &[id.into()]).unwrap();
+    Spi::run_with_args("SELECT webhook.disable_webhook($1, 'maintenance')", &[id.into()]).unwrap();
+    let reason = Spi::get_one_with_args::<String>(
+        "SELECT disabled_reason FROM webhook.webhooks WHERE id = $1 AND NOT enabled AND auth_password IS NULL",
+        &[id.into()],
+    )
+    .unwrap();
+    assert_eq!(reason.as_deref(), Some("maintenance"));
+    Spi::run_with_args("SELECT webhook.enable_webhook($1)", &[id.into()]).unwrap();
+    let listed = Spi::get_one::<i64>("SELECT count(*) FROM webhook.webhooks_for_topic('sale.new')").unwrap();
+    assert_eq!(listed, Some(1));
+    let masked = Spi::get_one_with_args::<String>(
+        "SELECT signing_secret FROM webhook.webhook_list WHERE id = $1",
+        &[id.into()],
+    )
+    .unwrap();
+    assert_eq!(masked.as_deref(), Some("whsec_********"));
+    Spi::run_with_args("SELECT webhook.delete_webhook($1)", &[id.into()]).unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM webhook.webhooks").unwrap(), Some(0));
+}
+
+#[pg_test]
+fn enqueue_wraps_braincert_topics_and_fans_out() {
+    Spi::run("SELECT webhook.set_tenant_id('acme')").unwrap();
+    let a = create("a", "{group.created}");
+    create("b", "{group.created,account.created}");
+    create("c", "{user.created}");
+    let id = Spi::get_one::<String>("SELECT webhook.enqueue('group.created', '{\"group_id\": 1}')")
+        .unwrap()
+        .unwrap();
+    assert_eq!(id.len(), 26, "event ids are ULIDs");
+    let body = Spi::get_one_with_args::<pgrx::JsonB>(
+        "SELECT body::jsonb FROM webhook.events WHERE id = $1",
+        &[id.clone().into()],
+    )
+    .unwrap()
+    .unwrap()
+    .0;
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["resource"], "group");
+    assert_eq!(body["action"], "created");
+    assert_eq!(body["tenant_id"], "acme");
+    assert_eq!(body["domain_id"], "acme");
+    assert!(body["timestamp"].is_i64() && body["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(body["payload"]["group_id"], 1);
+    let n = Spi::get_one_with_args::<i64>("SELECT count(*) FROM webhook.deliveries WHERE event_id = $1", &[id.into()]).unwrap();
+    assert_eq!(n, Some(2));
+
+    // AOM bodies are flat; nobody subscribed or the switch off: nothing queued.
+    let flat_id = Spi::get_one::<String>("SELECT webhook.enqueue('account.created', '{\"id\": 4}')").unwrap();
+    let flat = Spi::get_one_with_args::<String>("SELECT body::text FROM webhook.events WHERE id = $1", &[flat_id.into()]).unwrap();
+    assert_eq!(flat.as_deref(), Some("{\"id\": 4}"));
+    assert_eq!(Spi::get_one::<String>("SELECT webhook.enqueue('course.created', '{}')").unwrap(), None);
+    Spi::run_with_args("SELECT webhook.disable_webhook($1)", &[a.into()]).unwrap();
+    Spi::run("SELECT webhook.set_enabled(false)").unwrap();
+    assert_eq!(Spi::get_one::<bool>("SELECT webhook.topic_wanted('group.created')").unwrap(), Some(false));
+    assert_eq!(Spi::get_one::<String>("SELECT webhook.enqueue('group.created', '{}')").unwrap(), None);
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM webhook.events").unwrap(), Some(2));
+}
+
+#[pg_test]
+fn render_applies_content_type_and_template() {
+    let id = Spi::get_one::<i64>(
+        "SELECT webhook.create_webhook('t', 'https://x.com/', '{group.created}', content_type => 'application/xml',
+            body_template => '{\"event\": \"{{$event_id}}\", \"group\": \"{{payload.group_name}}\", \"n\": \"{{payload.group_id}}\"}')",
+    )
+    .unwrap()
+    .unwrap();
+    let ev = Spi::get_one::<String>(
+        "SELECT webhook.enqueue('group.created', json_build_object('group_id', 7, 'group_name', 'R&D <core>'))",
+    )
+    .unwrap()
+    .unwrap();
+    let (ct, body) = Spi::get_two_with_args::<String, String>(
+        "SELECT content_type, body FROM webhook.render($1, $2)",
+        &[id.into(), ev.clone().into()],
+    )
+    .unwrap();
+    assert_eq!(ct.as_deref(), Some("application/xml"));
+    let body = body.unwrap();
+    assert!(body.contains("<group>R&amp;D &lt;core&gt;</group>"), "{body}");
+    assert!(body.contains("<n type=\"number\">7</n>"), "{body}");
+    let back = Spi::get_one_with_args::<pgrx::Json>("SELECT webhook.xml_to_json($1)", &[body.into()])
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(back, serde_json::json!({"event": ev, "group": "R&D <core>", "n": 7}));
+    let preview = Spi::get_one::<String>("SELECT body FROM webhook.preview('user.created', body_template => '{\"e\": \"{{payload.email}}\"}')")
+        .unwrap()
+        .unwrap();
+    assert!(preview.starts_with("{\"e\":\""), "{preview}");
+}
+
+#[pg_test]
+fn secrets_are_hidden_from_ordinary_roles() {
+    create("s", "{user.created}");
+    Spi::run("UPDATE webhook.webhooks SET auth_username = 'u', auth_password = 'hunter2'").unwrap();
+    Spi::run("CREATE ROLE wh_reader NOLOGIN; CREATE ROLE wh_admin NOLOGIN IN ROLE webhook_admin").unwrap();
+    assert_eq!(try_sql("SELECT 1"), None);
+    Spi::run("SET LOCAL ROLE wh_reader").unwrap();
+    let denied = try_sql("SELECT auth_password FROM webhook.webhooks").unwrap();
+    assert!(denied.starts_with("42501"), "{denied}");
+    assert!(try_sql("SELECT signing_secret FROM webhook.webhooks").unwrap().starts_with("42501"));
+    assert!(try_sql("SELECT webhook.create_webhook('x', 'https://x.com/', '{user.created}')").unwrap().starts_with("42501"));
+    assert!(try_sql("UPDATE webhook.settings SET enabled = false").unwrap().starts_with("42501"));
+    let masked = Spi::get_one::<String>("SELECT auth_password FROM webhook.webhook_list").unwrap();
+    assert_eq!(masked.as_deref(), Some("********"));
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM webhook.topics").unwrap(), Some(36));
+    Spi::run("RESET ROLE; SET LOCAL ROLE wh_admin").unwrap();
+    assert_eq!(try_sql("SELECT webhook.create_webhook('x', 'https://x.com/', '{user.created}')"), None);
+    let pw = Spi::get_one::<String>("SELECT auth_password FROM webhook.webhooks WHERE name = 's'").unwrap();
+    assert_eq!(pw.as_deref(), Some("hunter2"));
+    Spi::run("RESET ROLE").unwrap();
+}
