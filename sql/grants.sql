@@ -14,7 +14,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
-    webhook.deliveries, webhook.attempts TO PUBLIC;
+    webhook.deliveries, webhook.attempts, webhook.recent_failures, webhook.webhook_health TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
     webhook.xml_to_json(text) TO PUBLIC;
 

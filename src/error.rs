@@ -18,8 +18,6 @@ pub enum WebhookError {
     NotFound { what: &'static str, key: String },
     /// A body could not be rendered (template or XML mapping).
     Render(String),
-    /// An HTTP request failed before a response arrived.
-    Http(String),
     /// An SPI call failed; this is a bug or a damaged installation.
     Internal(String),
 }
@@ -41,7 +39,6 @@ impl WebhookError {
             WebhookError::InvalidField { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             WebhookError::NotFound { .. } => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
             WebhookError::Render(_) => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-            WebhookError::Http(_) => PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
             WebhookError::Internal(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -59,7 +56,6 @@ impl fmt::Display for WebhookError {
             WebhookError::InvalidField { field, message } => write!(f, "{field}: {message}"),
             WebhookError::NotFound { what, key } => write!(f, "{what} {key} does not exist"),
             WebhookError::Render(m) => write!(f, "cannot render body: {m}"),
-            WebhookError::Http(m) => write!(f, "{m}"),
             WebhookError::Internal(m) => write!(f, "internal error: {m}"),
         }
     }

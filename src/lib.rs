@@ -27,6 +27,17 @@ extension_sql_file!(
     name = "queue",
     requires = ["topics_data"]
 );
+extension_sql_file!("../sql/log.sql", name = "log", requires = ["queue"]);
+extension_sql_file!(
+    "../sql/lms_schema.sql",
+    name = "lms_schema",
+    requires = ["log"]
+);
+extension_sql_file!(
+    "../sql/lms_payloads.sql",
+    name = "lms_payloads",
+    requires = ["lms_schema"]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]

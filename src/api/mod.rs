@@ -2,4 +2,5 @@
 //! used by the registry trigger, body previews, and Send Test.
 
 pub mod preview;
+pub mod send_test;
 pub mod validate;

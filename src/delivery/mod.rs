@@ -1,7 +1,13 @@
 //! Delivery: the background worker that claims queued deliveries, sends
 //! them over HTTP on worker threads, and records outcomes and retries.
 
+pub mod http;
+pub mod policy;
+pub mod pool;
+pub mod retry;
+pub mod store;
 pub mod wakeup;
+pub mod worker;
 
 use pgrx::prelude::*;
 
@@ -12,4 +18,5 @@ pub fn init() {
         return;
     }
     wakeup::init_shmem();
+    worker::register();
 }

@@ -1,1 +1,458 @@
-//! placeholder
+//! End-to-end harness: a throwaway PostgreSQL 15 cluster with
+//! webhook_emitter preloaded, and real HTTP receivers on 127.0.0.1 that
+//! record every request. Both are torn down on drop, also when a test fails.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use postgres::Client;
+
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// Run a PostgreSQL binary, as the postgres user when we are root.
+fn pg_command(bin: &str) -> Command {
+    let path = format!("{PG_BIN}/{bin}");
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", &path]);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A running cluster; stopped and deleted on drop.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl Cluster {
+    /// initdb + start with the extension preloaded; `extra_conf` lines are
+    /// appended to postgresql.conf. The extension is created in `postgres`.
+    pub fn start(extra_conf: &str) -> Cluster {
+        let base = std::env::temp_dir().join(format!(
+            "webhook_e2e_{}_{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&base).expect("mkdir");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres", base.to_str().unwrap()])
+                .status();
+            assert!(status.map(|s| s.success()).unwrap_or(false), "chown failed");
+        }
+        let cluster = Cluster {
+            dir: base,
+            port: free_port(),
+        };
+        let data = cluster.data_dir();
+        let out = pg_command("initdb")
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = format!(
+            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{dir}'\n\
+             shared_preload_libraries = 'webhook_emitter'\nwebhook.allowed_hosts = '127.0.0.1'\n\
+             webhook.poll_interval = '200ms'\nfsync = off\nmax_connections = 50\n{extra_conf}\n",
+            port = cluster.port,
+            dir = cluster.dir.display()
+        );
+        let mut existing =
+            std::fs::read_to_string(data.join("postgresql.conf")).unwrap_or_default();
+        existing.push_str(&conf);
+        // Written as root: make sure postgres can still read it.
+        std::fs::write(data.join("postgresql.conf"), existing).expect("write conf");
+        cluster.pg_ctl_start();
+        let mut c = cluster.client();
+        c.batch_execute("CREATE EXTENSION webhook_emitter")
+            .expect("CREATE EXTENSION");
+        cluster
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    pub fn pg_ctl_start(&self) {
+        let out = pg_command("pg_ctl")
+            .args([
+                "-D",
+                self.data_dir().to_str().unwrap(),
+                "-l",
+                self.log_file().to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ])
+            .output()
+            .expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
+    /// Stop with the given mode (smart, fast, immediate).
+    pub fn pg_ctl_stop(&self, mode: &str) {
+        let _ = pg_command("pg_ctl")
+            .args([
+                "-D",
+                self.data_dir().to_str().unwrap(),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ])
+            .output();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    pub fn conn_string(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+
+    pub fn client(&self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Client::connect(&self.conn_string(), postgres::NoTls) {
+                Ok(c) => return c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("cannot connect: {e}\n{}", self.log()),
+            }
+        }
+    }
+
+    /// PID of the delivery worker, once it runs.
+    pub fn worker_pid(&self) -> i32 {
+        let mut c = self.client();
+        wait_for(
+            Duration::from_secs(30),
+            "the delivery worker to start",
+            || {
+                c.query_opt(
+                    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook_emitter'",
+                    &[],
+                )
+                .ok()
+                .flatten()
+                .map(|r| r.get::<_, i32>(0))
+            },
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.pg_ctl_stop("immediate");
+        if std::thread::panicking() {
+            eprintln!(
+                "--- postgres log ({}) ---\n{}",
+                self.log_file().display(),
+                tail(&self.log(), 60)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let all: Vec<&str> = s.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Poll `f` until it returns Some, or panic after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body_text()))
+    }
+}
+
+/// What the receiver answers: status, extra headers, delay before answering.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub delay: Duration,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+            body: "ok".into(),
+        }
+    }
+}
+
+type Responder = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+/// A real HTTP server on 127.0.0.1 recording every request.
+pub struct Receiver {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
+    responder: Arc<Mutex<Arc<Responder>>>,
+    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        Self::start_with(4)
+    }
+
+    pub fn start_with(threads: usize) -> Receiver {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind receiver"));
+        let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
+        Self::serve(server, port, threads)
+    }
+
+    /// Serve HTTPS with the given PEM certificate chain and key.
+    pub fn start_https(cert_pem: &[u8], key_pem: &[u8]) -> Receiver {
+        let config = tiny_http::ServerConfig {
+            addr: tiny_http::ConfigListenAddr::from_socket_addrs("127.0.0.1:0").expect("addr"),
+            ssl: Some(tiny_http::SslConfig {
+                certificate: cert_pem.to_vec(),
+                private_key: key_pem.to_vec(),
+            }),
+        };
+        let server = Arc::new(tiny_http::Server::new(config).expect("bind https receiver"));
+        let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
+        Self::serve(server, port, 2)
+    }
+
+    fn serve(server: Arc<tiny_http::Server>, port: u16, threads: usize) -> Receiver {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let default: Arc<Responder> = Arc::new(|_: &Recorded| Reply::status(200));
+        let responder = Arc::new(Mutex::new(default));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..threads)
+            .map(|_| {
+                let server = Arc::clone(&server);
+                let requests = Arc::clone(&requests);
+                let responder = Arc::clone(&responder);
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(Some(mut req)) = server.recv_timeout(Duration::from_millis(50))
+                        else {
+                            continue;
+                        };
+                        let mut body = Vec::new();
+                        let _ = std::io::Read::read_to_end(req.as_reader(), &mut body);
+                        let rec = Recorded {
+                            method: req.method().to_string(),
+                            path: req.url().to_string(),
+                            headers: req
+                                .headers()
+                                .iter()
+                                .map(|h| (h.field.to_string(), h.value.to_string()))
+                                .collect(),
+                            body,
+                            at: Instant::now(),
+                        };
+                        let reply = (responder.lock().unwrap().clone())(&rec);
+                        requests.lock().unwrap().push(rec);
+                        if !reply.delay.is_zero() {
+                            std::thread::sleep(reply.delay);
+                        }
+                        let mut resp = tiny_http::Response::from_string(reply.body)
+                            .with_status_code(reply.status);
+                        for (k, v) in reply.headers {
+                            if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes())
+                            {
+                                resp.add_header(h);
+                            }
+                        }
+                        let _ = req.respond(resp);
+                    }
+                })
+            })
+            .collect();
+        Receiver {
+            port,
+            requests,
+            responder,
+            server,
+            stop,
+            threads: handles,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn respond_with(&self, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
+        *self.responder.lock().unwrap() = Arc::new(f);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    /// Wait until at least `n` requests arrived.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Recorded> {
+        wait_for(timeout, &format!("{n} requests at the receiver"), || {
+            let r = self.requests();
+            (r.len() >= n).then_some(r)
+        })
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.server.unblock();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Path of a fixture file under tests/e2e/fixtures.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+/// Every key path of `example` must exist in `actual` with the same JSON
+/// type; arrays are compared element-wise against the example's first element.
+pub fn assert_shape(
+    example: &serde_json::Value,
+    actual: &serde_json::Value,
+    path: &str,
+    problems: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    match (example, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                match a.get(k) {
+                    Some(av) => assert_shape(ev, av, &format!("{path}.{k}"), problems),
+                    None => problems.push(format!("{path}.{k} is missing")),
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if let Some(first) = e.first() {
+                for (i, av) in a.iter().enumerate() {
+                    assert_shape(first, av, &format!("{path}[{i}]"), problems);
+                }
+            }
+        }
+        // A documented null may carry a value in real data.
+        (Value::Null, _) => {}
+        (e, a) if kind(e) != kind(a) => problems.push(format!(
+            "{path} is {} but the example has {}",
+            kind(a),
+            kind(e)
+        )),
+        _ => {}
+    }
+}

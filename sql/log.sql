@@ -1,0 +1,82 @@
+-- webhook_emitter: delivery log views, replay.
+
+-- Failed and dead deliveries of the last 24 hours, newest first.
+CREATE VIEW webhook.recent_failures AS
+SELECT d.id AS delivery_id, d.webhook_id, w.name AS webhook_name, e.topic, d.event_id, d.status,
+       d.attempts, d.last_status_code, d.last_error, d.last_attempt_at, d.next_attempt_at
+FROM webhook.deliveries d
+JOIN webhook.events e ON e.id = d.event_id
+LEFT JOIN webhook.webhooks w ON w.id = d.webhook_id
+WHERE d.status IN ('failed', 'dead') AND d.last_attempt_at > now() - interval '24 hours'
+ORDER BY d.last_attempt_at DESC;
+COMMENT ON VIEW webhook.recent_failures IS 'Failed (will retry) and dead deliveries of the last 24 hours.';
+
+-- Per-webhook health over the last 24 hours of attempts.
+CREATE VIEW webhook.webhook_health AS
+SELECT w.id AS webhook_id, w.name, w.enabled, w.disabled_reason, w.failing_since,
+       count(a.id) AS attempts_24h,
+       count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS successes_24h,
+       round(100.0 * count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) / nullif(count(a.id), 0), 1)
+           AS success_rate_pct,
+       max(a.started_at) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS last_success_at,
+       max(a.started_at) FILTER (WHERE a.status_code IS NULL OR a.status_code NOT BETWEEN 200 AND 299) AS last_failure_at,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p50_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p95_ms,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p99_ms,
+       (SELECT count(*) FROM webhook.deliveries p
+         WHERE p.webhook_id = w.id AND p.status IN ('pending', 'failed', 'delivering')) AS backlog
+FROM webhook.webhooks w
+LEFT JOIN webhook.deliveries d ON d.webhook_id = w.id AND d.last_attempt_at > now() - interval '24 hours'
+LEFT JOIN webhook.attempts a ON a.delivery_id = d.id AND a.started_at > now() - interval '24 hours'
+GROUP BY w.id;
+COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles, backlog (last 24 h).';
+
+-- Re-queue one failed or dead delivery; the event (and its id) is unchanged.
+CREATE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    current_status text;
+BEGIN
+    SELECT d.status INTO current_status FROM webhook.deliveries d WHERE d.id = delivery_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found',
+            MESSAGE = format('delivery_id: delivery %s does not exist', delivery_id);
+    END IF;
+    IF current_status NOT IN ('failed', 'dead') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('delivery_id: delivery %s is %s; only failed or dead deliveries can be redelivered',
+                             delivery_id, current_status);
+    END IF;
+    UPDATE webhook.deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL
+    WHERE d.id = delivery_id;
+    PERFORM webhook.wake_worker_at_commit();
+END
+$$;
+
+-- Re-queue every failed or dead delivery of a webhook created in [since, until).
+CREATE FUNCTION webhook.replay(webhook_id bigint, since timestamptz, until timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    n bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = webhook_id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found',
+            MESSAGE = format('webhook_id: webhook %s does not exist', webhook_id);
+    END IF;
+    IF since IS NULL OR until IS NULL OR since >= until THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'since, until: give a time range with since < until';
+    END IF;
+    UPDATE webhook.deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL
+    WHERE d.webhook_id = webhook_id AND d.status IN ('failed', 'dead') AND NOT d.is_test
+      AND d.created_at >= since AND d.created_at < until;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM webhook.wake_worker_at_commit();
+    END IF;
+    RETURN n;
+END
+$$;

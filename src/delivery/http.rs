@@ -1,0 +1,287 @@
+//! One HTTP attempt: render the body, sign it, POST it, classify the
+//! answer. Runs on delivery threads and in Send Test; never calls Postgres.
+
+use super::policy::AddressPolicy;
+use crate::error::{Result, WebhookError};
+use crate::render::template::Template;
+use crate::render::{render_body, signature, ContentType, EventFacts};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const USER_AGENT: &str = concat!(
+    "webhook_emitter/",
+    env!("CARGO_PKG_VERSION"),
+    " (PostgreSQL extension)"
+);
+/// Most response bytes read to keep a connection reusable; beyond this the
+/// connection is dropped instead of drained.
+const MAX_DRAIN_BYTES: u64 = 256 * 1024;
+
+/// A webhook's delivery settings, parsed once and shared by its jobs.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub id: i64,
+    pub url: String,
+    pub content_type: ContentType,
+    pub template: Option<Template>,
+    pub authorization: Option<String>,
+    pub secret_key: Option<Vec<u8>>,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+/// Raw webhook columns as read from `webhook.webhooks`.
+pub struct EndpointRow {
+    pub id: i64,
+    pub url: String,
+    pub content_type: String,
+    pub body_template: Option<String>,
+    pub auth_username: Option<String>,
+    pub auth_password: Option<String>,
+    pub signing_secret: Option<String>,
+    pub headers: serde_json::Value,
+    pub timeout_ms: Option<i32>,
+}
+
+impl Endpoint {
+    pub fn from_row(row: EndpointRow, default_timeout: Duration) -> Result<Endpoint> {
+        let authorization = match (row.auth_username, row.auth_password) {
+            (Some(u), Some(p)) => Some(format!("Basic {}", B64.encode(format!("{u}:{p}")))),
+            _ => None,
+        };
+        let headers = row
+            .headers
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Endpoint {
+            id: row.id,
+            url: row.url,
+            content_type: ContentType::parse(&row.content_type)?,
+            template: row
+                .body_template
+                .as_deref()
+                .map(Template::parse)
+                .transpose()?,
+            authorization,
+            secret_key: row
+                .signing_secret
+                .as_deref()
+                .map(signature::decode_secret)
+                .transpose()?,
+            headers,
+            timeout: row.timeout_ms.map_or(default_timeout, |ms| {
+                Duration::from_millis(ms.max(1) as u64)
+            }),
+        })
+    }
+}
+
+/// One delivery attempt to make.
+pub struct Job {
+    pub delivery_id: i64,
+    pub attempt: i32,
+    pub event_id: String,
+    pub topic: String,
+    pub tenant_id: String,
+    pub body: String,
+    pub endpoint: Arc<Endpoint>,
+    /// The HTTP client (cheap to clone; rebuilt when settings change).
+    pub agent: ureq::Agent,
+}
+
+/// What happened to one attempt.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub delivery_id: i64,
+    pub webhook_id: i64,
+    pub attempt: i32,
+    pub started_at: SystemTime,
+    pub duration_ms: f64,
+    pub status_code: Option<u16>,
+    pub response_headers: Option<serde_json::Value>,
+    pub response_excerpt: Option<String>,
+    pub error: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl Outcome {
+    pub fn delivered(&self) -> bool {
+        self.error.is_none() && self.status_code.is_some_and(|c| (200..300).contains(&c))
+    }
+    pub fn gone(&self) -> bool {
+        self.status_code == Some(410)
+    }
+}
+
+/// Settings shared by every request of one agent.
+pub struct AgentSettings {
+    pub policy: AddressPolicy,
+    pub ca_file: Option<String>,
+    pub pool_size: usize,
+}
+
+fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert); // a bad system cert must not stop the others
+    }
+    if let Some(path) = ca_file.filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(path).map_err(|e| {
+            WebhookError::invalid("webhook.ca_file", format!("cannot read {path}: {e}"))
+        })?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert =
+                cert.map_err(|e| WebhookError::invalid("webhook.ca_file", format!("{path}: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| WebhookError::invalid("webhook.ca_file", format!("{path}: {e}")))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| WebhookError::Internal(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// An HTTP client with connection reuse, no redirects, and the address policy.
+pub fn build_agent(settings: &AgentSettings) -> Result<ureq::Agent> {
+    let policy = settings.policy.clone();
+    Ok(ureq::AgentBuilder::new()
+        .resolver(move |netloc: &str| policy.resolve(netloc))
+        .redirects(0)
+        .user_agent(USER_AGENT)
+        .timeout_connect(Duration::from_secs(10))
+        .max_idle_connections(settings.pool_size.max(8) * 2)
+        .max_idle_connections_per_host(settings.pool_size.max(8))
+        .no_delay(true)
+        .tls_config(tls_config(settings.ca_file.as_deref())?)
+        .build())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn retry_after(resp: &ureq::Response) -> Option<Duration> {
+    if !matches!(resp.status(), 429 | 503) {
+        return None;
+    }
+    resp.header("retry-after")?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+fn excerpt_of(resp: ureq::Response, keep: usize) -> (Option<serde_json::Value>, Option<String>) {
+    let mut headers = serde_json::Map::new();
+    for name in resp.headers_names() {
+        if let Some(v) = resp.header(&name) {
+            headers.insert(name, serde_json::Value::String(v.to_owned()));
+        }
+    }
+    // Read (and so free the connection for reuse) up to MAX_DRAIN_BYTES.
+    let mut buf = Vec::new();
+    let _ = resp
+        .into_reader()
+        .take(MAX_DRAIN_BYTES)
+        .read_to_end(&mut buf);
+    buf.truncate(keep);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    (Some(serde_json::Value::Object(headers)), Some(text))
+}
+
+/// Render, sign and POST one job. Never panics on bad input or network errors.
+pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
+    let ep = &job.endpoint;
+    let agent = &job.agent;
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let mut out = Outcome {
+        delivery_id: job.delivery_id,
+        webhook_id: ep.id,
+        attempt: job.attempt,
+        started_at,
+        duration_ms: 0.0,
+        status_code: None,
+        response_headers: None,
+        response_excerpt: None,
+        error: None,
+        retry_after: None,
+    };
+    let facts = EventFacts {
+        id: &job.event_id,
+        topic: &job.topic,
+        tenant_id: &job.tenant_id,
+        body: &job.body,
+    };
+    let body = match render_body(&facts, ep.content_type, ep.template.as_ref()) {
+        Ok(b) => b,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    let timestamp = unix_now();
+    let mut req = agent
+        .post(&ep.url)
+        .timeout(ep.timeout)
+        .set("Content-Type", ep.content_type.as_str())
+        .set("webhook-id", &job.event_id)
+        .set("webhook-timestamp", &timestamp.to_string())
+        .set("webhook-type", &job.topic);
+    if let Some(auth) = &ep.authorization {
+        req = req.set("Authorization", auth);
+    }
+    if let Some(key) = &ep.secret_key {
+        req = req.set(
+            "webhook-signature",
+            &signature::sign(key, &job.event_id, timestamp, body.as_bytes()),
+        );
+    }
+    for (name, value) in &ep.headers {
+        req = req.set(name, value);
+    }
+    let result = req.send_bytes(body.as_bytes());
+    let response = match result {
+        Ok(resp) => Some(resp),
+        Err(ureq::Error::Status(_, resp)) => Some(resp),
+        Err(ureq::Error::Transport(t)) => {
+            out.error = Some(t.to_string());
+            None
+        }
+    };
+    if let Some(resp) = response {
+        let code = resp.status();
+        out.status_code = Some(code);
+        out.retry_after = retry_after(&resp);
+        if (300..400).contains(&code) {
+            out.error = Some(format!(
+                "redirect {code} to {} not followed; update the webhook URL",
+                resp.header("location").unwrap_or("?")
+            ));
+        } else if !(200..300).contains(&code) {
+            out.error = Some(format!("receiver answered HTTP {code}"));
+        }
+        let (headers, excerpt) = excerpt_of(resp, excerpt_bytes);
+        out.response_headers = headers;
+        out.response_excerpt = excerpt;
+    }
+    out.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+    out
+}

@@ -1,0 +1,272 @@
+//! The worker's SQL: claiming due deliveries, loading endpoints, recording
+//! outcomes, pruning. Every statement takes SPI arguments; none is built
+//! from data. Runs only on the worker's main thread.
+
+use super::http::{EndpointRow, Outcome};
+use crate::error::Result;
+use pgrx::spi::SpiClient;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// A claimed delivery, before its endpoint is attached.
+pub struct Claimed {
+    pub delivery_id: i64,
+    pub attempt: i32,
+    pub event_id: String,
+    pub topic: String,
+    pub tenant_id: String,
+    pub body: String,
+    pub webhook_id: i64,
+    pub webhook_version: f64,
+}
+
+/// How a finished attempt changes its delivery.
+pub struct Verdict {
+    pub outcome: Outcome,
+    /// "delivered", "failed" (retry after `retry_in`) or "dead".
+    pub status: &'static str,
+    pub retry_in: Option<Duration>,
+}
+
+pub fn extension_ready(client: &SpiClient) -> Result<bool> {
+    Ok(client
+        .select("SELECT to_regclass('webhook.deliveries') IS NOT NULL AND to_regclass('webhook.attempts') IS NOT NULL", None, &[])?
+        .first()
+        .get::<bool>(1)?
+        .unwrap_or(false))
+}
+
+/// Attempts interrupted by a crash or restart become due again at once.
+/// Only one worker exists, so anything still "delivering" is orphaned.
+pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
+    let t = client.update(
+        "UPDATE webhook.deliveries SET status = 'failed', next_attempt_at = now(), lease_until = NULL,
+                last_error = 'interrupted: the worker stopped before this attempt finished'
+         WHERE status = 'delivering'",
+        None,
+        &[],
+    )?;
+    Ok(t.len())
+}
+
+/// Lease up to `limit` due deliveries of enabled webhooks not in `saturated`.
+pub fn claim(
+    client: &mut SpiClient,
+    limit: i64,
+    saturated: Vec<i64>,
+    lease: Duration,
+) -> Result<Vec<Claimed>> {
+    let rows = client.update(
+        "WITH due AS (
+             SELECT d.id FROM webhook.deliveries d
+             WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
+               AND d.webhook_id <> ALL ($2)
+               AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = d.webhook_id AND w.enabled)
+             ORDER BY d.next_attempt_at
+             LIMIT $1
+             FOR UPDATE OF d SKIP LOCKED)
+         UPDATE webhook.deliveries d
+            SET status = 'delivering', attempts = d.attempts + 1, last_attempt_at = now(),
+                lease_until = now() + make_interval(secs => $3)
+           FROM due, webhook.events e, webhook.webhooks w
+          WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.webhook_id
+         RETURNING d.id, d.attempts, e.id, e.topic, e.tenant_id, e.body::text, w.id,
+                   extract(epoch FROM w.updated_at)::float8",
+        None,
+        &[limit.into(), saturated.into(), lease.as_secs_f64().into()],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(Claimed {
+            delivery_id: row.get(1)?.unwrap_or_default(),
+            attempt: row.get(2)?.unwrap_or_default(),
+            event_id: row.get(3)?.unwrap_or_default(),
+            topic: row.get(4)?.unwrap_or_default(),
+            tenant_id: row.get(5)?.unwrap_or_default(),
+            body: row.get(6)?.unwrap_or_default(),
+            webhook_id: row.get(7)?.unwrap_or_default(),
+            webhook_version: row.get(8)?.unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+const ENDPOINT_COLUMNS: &str =
+    "SELECT id, url, content_type, body_template, auth_username, auth_password,
+        signing_secret, headers::text, timeout_ms, extract(epoch FROM updated_at)::float8
+   FROM webhook.webhooks WHERE id = ANY ($1)";
+
+/// Webhook settings by id, with their version (updated_at).
+pub fn load_endpoints(client: &SpiClient, ids: Vec<i64>) -> Result<Vec<(EndpointRow, f64)>> {
+    let rows = client.select(ENDPOINT_COLUMNS, None, &[ids.into()])?;
+    let mut out = Vec::new();
+    for row in rows {
+        let headers: String = row.get(8)?.unwrap_or_else(|| "{}".into());
+        out.push((
+            EndpointRow {
+                id: row.get(1)?.unwrap_or_default(),
+                url: row.get(2)?.unwrap_or_default(),
+                content_type: row.get(3)?.unwrap_or_default(),
+                body_template: row.get(4)?,
+                auth_username: row.get(5)?,
+                auth_password: row.get(6)?,
+                signing_secret: row.get(7)?,
+                headers: serde_json::from_str(&headers).unwrap_or_default(),
+                timeout_ms: row.get(9)?,
+            },
+            row.get(10)?.unwrap_or_default(),
+        ));
+    }
+    Ok(out)
+}
+
+fn epoch(t: std::time::SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Record a batch of finished attempts: the attempt log, the deliveries'
+/// new status, and endpoint health (failing_since, 410, auto-disable).
+pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Duration) -> Result<()> {
+    if verdicts.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
+    let statuses: Vec<String> = verdicts.iter().map(|v| v.status.to_owned()).collect();
+    let delays: Vec<Option<f64>> = verdicts
+        .iter()
+        .map(|v| v.retry_in.map(|d| d.as_secs_f64()))
+        .collect();
+    let codes: Vec<Option<i32>> = verdicts
+        .iter()
+        .map(|v| v.outcome.status_code.map(i32::from))
+        .collect();
+    let errors: Vec<Option<String>> = verdicts.iter().map(|v| v.outcome.error.clone()).collect();
+    client.update(
+        "UPDATE webhook.deliveries d
+            SET status = r.status, lease_until = NULL, last_status_code = r.code, last_error = r.err,
+                next_attempt_at = CASE WHEN r.delay IS NULL THEN d.next_attempt_at
+                                       ELSE now() + make_interval(secs => r.delay) END,
+                delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
+           FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[]) AS r(id, status, delay, code, err)
+          WHERE d.id = r.id AND d.status = 'delivering'",
+        None,
+        &[ids.clone().into(), statuses.into(), delays.into(), codes.clone().into(), errors.clone().into()],
+    )?;
+    let attempts: Vec<i32> = verdicts.iter().map(|v| v.outcome.attempt).collect();
+    let started: Vec<f64> = verdicts
+        .iter()
+        .map(|v| epoch(v.outcome.started_at))
+        .collect();
+    let durations: Vec<f64> = verdicts.iter().map(|v| v.outcome.duration_ms).collect();
+    let headers: Vec<Option<String>> = verdicts
+        .iter()
+        .map(|v| v.outcome.response_headers.as_ref().map(|h| h.to_string()))
+        .collect();
+    let excerpts: Vec<Option<String>> = verdicts
+        .iter()
+        .map(|v| {
+            v.outcome
+                .response_excerpt
+                .as_ref()
+                .map(|s| s.replace('\0', ""))
+        })
+        .collect();
+    client.update(
+        "INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code,
+                                       response_headers, response_excerpt, error)
+         SELECT r.id, r.attempt, to_timestamp(r.started), r.duration, r.code, r.headers::jsonb, r.excerpt, r.err
+           FROM unnest($1::bigint[], $2::int[], $3::float8[], $4::float8[], $5::int[], $6::text[], $7::text[], $8::text[])
+                AS r(id, attempt, started, duration, code, headers, excerpt, err)
+          WHERE EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = r.id)",
+        None,
+        &[ids.into(), attempts.into(), started.into(), durations.into(), codes.into(), headers.into(), excerpts.into(), errors.into()],
+    )?;
+    record_health(client, verdicts, disable_after)
+}
+
+fn record_health(
+    client: &mut SpiClient,
+    verdicts: &[Verdict],
+    disable_after: Duration,
+) -> Result<()> {
+    let mut ok: Vec<i64> = verdicts
+        .iter()
+        .filter(|v| v.status == "delivered")
+        .map(|v| v.outcome.webhook_id)
+        .collect();
+    ok.sort_unstable();
+    ok.dedup();
+    let mut failing: Vec<i64> = verdicts
+        .iter()
+        .filter(|v| v.status != "delivered" && ok.binary_search(&v.outcome.webhook_id).is_err())
+        .map(|v| v.outcome.webhook_id)
+        .collect();
+    failing.sort_unstable();
+    failing.dedup();
+    let mut gone: Vec<i64> = verdicts
+        .iter()
+        .filter(|v| v.outcome.gone())
+        .map(|v| v.outcome.webhook_id)
+        .collect();
+    gone.dedup();
+    if !ok.is_empty() {
+        client.update(
+            "UPDATE webhook.webhooks SET failing_since = NULL WHERE id = ANY ($1) AND failing_since IS NOT NULL",
+            None,
+            &[ok.into()],
+        )?;
+    }
+    if !failing.is_empty() {
+        client.update(
+            "UPDATE webhook.webhooks SET failing_since = now() WHERE id = ANY ($1) AND failing_since IS NULL",
+            None,
+            &[failing.clone().into()],
+        )?;
+        if !disable_after.is_zero() {
+            client.update(
+                "UPDATE webhook.webhooks
+                    SET enabled = false, disabled_at = now(),
+                        disabled_reason = format('failing without a success since %s (longer than webhook.disable_after)', failing_since)
+                  WHERE id = ANY ($1) AND enabled AND failing_since < now() - make_interval(secs => $2)",
+                None,
+                &[failing.into(), disable_after.as_secs_f64().into()],
+            )?;
+        }
+    }
+    if !gone.is_empty() {
+        client.update(
+            "UPDATE webhook.webhooks
+                SET enabled = false, disabled_at = now(),
+                    disabled_reason = format('receiver answered 410 Gone at %s', now())
+              WHERE id = ANY ($1) AND enabled",
+            None,
+            &[gone.into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Delete up to `batch` finished deliveries (and orphaned events) older
+/// than `retention`; small batches keep locks short and bloat low.
+pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<usize> {
+    let deleted = client.update(
+        "WITH old AS (
+             SELECT id FROM webhook.deliveries
+              WHERE status IN ('delivered', 'dead') AND created_at < now() - make_interval(secs => $1)
+              ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         DELETE FROM webhook.deliveries d USING old WHERE d.id = old.id RETURNING d.id",
+        None,
+        &[retention.as_secs_f64().into(), batch.into()],
+    )?;
+    client.update(
+        "DELETE FROM webhook.events e WHERE e.id IN (
+             SELECT e2.id FROM webhook.events e2
+              WHERE e2.created_at < now() - make_interval(secs => $1)
+                AND NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = e2.id)
+              ORDER BY e2.created_at LIMIT $2)",
+        None,
+        &[retention.as_secs_f64().into(), batch.into()],
+    )?;
+    Ok(deleted.len())
+}

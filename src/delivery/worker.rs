@@ -1,0 +1,376 @@
+//! The background worker's main loop. The main thread owns every Postgres
+//! interaction (claim, record, prune); HTTP runs on the pool's threads.
+//! It sleeps on its latch, which committing writers set (see `wakeup`),
+//! with `webhook.poll_interval` as a fallback.
+
+use super::http::{self, AgentSettings, Endpoint, Job, Outcome};
+use super::policy::AddressPolicy;
+use super::pool::Pool;
+use super::retry::RetrySchedule;
+use super::store::{self, Claimed, Verdict};
+use super::wakeup;
+use crate::guc;
+use pgrx::bgworkers::*;
+use pgrx::prelude::*;
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_BATCH: i64 = 1000;
+/// While requests are in flight the loop checks for results this often.
+const BUSY_TICK: Duration = Duration::from_millis(2);
+
+/// Register the worker; called from `_PG_init` while preloading.
+pub fn register() {
+    BackgroundWorkerBuilder::new("webhook_emitter delivery worker")
+        .set_type("webhook_emitter")
+        .set_function("webhook_emitter_worker_main")
+        .set_library("webhook_emitter")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+/// Settings re-read on SIGHUP.
+struct Settings {
+    batch_size: i64,
+    max_per_endpoint: usize,
+    poll_interval: Duration,
+    request_timeout: Duration,
+    schedule: RetrySchedule,
+    max_retry_after: Duration,
+    disable_after: Duration,
+    retention: Duration,
+    agent: AgentSettings,
+}
+
+fn secs(v: i32) -> Duration {
+    Duration::from_secs(v.max(0) as u64)
+}
+
+impl Settings {
+    fn load(max_concurrency: usize) -> Settings {
+        let schedule =
+            RetrySchedule::parse(&guc::string(&guc::RETRY_SCHEDULE)).unwrap_or_else(|e| {
+                warning!("webhook_emitter: {e}; using the default schedule");
+                RetrySchedule::default()
+            });
+        let policy = AddressPolicy::parse(&guc::string(&guc::ALLOWED_HOSTS)).unwrap_or_else(|e| {
+            warning!("webhook_emitter: {e}; only public addresses are allowed");
+            AddressPolicy::default()
+        });
+        let ca_file = Some(guc::string(&guc::CA_FILE)).filter(|s| !s.is_empty());
+        Settings {
+            batch_size: i64::from(guc::BATCH_SIZE.get()),
+            max_per_endpoint: guc::MAX_PER_ENDPOINT.get().max(1) as usize,
+            poll_interval: Duration::from_millis(guc::POLL_INTERVAL_MS.get().max(10) as u64),
+            request_timeout: Duration::from_millis(guc::REQUEST_TIMEOUT_MS.get().max(100) as u64),
+            schedule,
+            max_retry_after: secs(guc::MAX_RETRY_AFTER_S.get()),
+            disable_after: secs(guc::DISABLE_AFTER_S.get()),
+            retention: secs(guc::RETENTION_S.get()),
+            agent: AgentSettings {
+                policy,
+                ca_file,
+                pool_size: max_concurrency,
+            },
+        }
+    }
+
+    /// Leases outlive the longest request, so a live attempt is never re-claimed.
+    fn lease(&self) -> Duration {
+        self.request_timeout.max(Duration::from_secs(300)) * 2
+    }
+}
+
+struct Worker {
+    settings: Settings,
+    agent: Option<ureq::Agent>,
+    pool: Pool,
+    max_concurrency: usize,
+    endpoints: HashMap<i64, (f64, Arc<Endpoint>)>,
+    in_flight: HashMap<i64, usize>,
+    waiting: HashMap<i64, VecDeque<Job>>,
+    outstanding: usize,
+    last_prune: Instant,
+}
+
+impl Worker {
+    fn new() -> Worker {
+        let max_concurrency = guc::MAX_CONCURRENCY.get().max(1) as usize;
+        let settings = Settings::load(max_concurrency);
+        let excerpt = guc::RESPONSE_EXCERPT_BYTES.get().max(0) as usize;
+        let mut w = Worker {
+            agent: None,
+            pool: Pool::new(max_concurrency, excerpt),
+            settings,
+            max_concurrency,
+            endpoints: HashMap::new(),
+            in_flight: HashMap::new(),
+            waiting: HashMap::new(),
+            outstanding: 0,
+            last_prune: Instant::now(),
+        };
+        w.rebuild_agent();
+        w
+    }
+
+    fn rebuild_agent(&mut self) {
+        self.agent = match http::build_agent(&self.settings.agent) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                warning!("webhook_emitter: cannot build the HTTP client: {e}; deliveries wait until it is fixed");
+                None
+            }
+        };
+    }
+
+    fn reload(&mut self) {
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        self.settings = Settings::load(self.max_concurrency);
+        self.endpoints.clear();
+        self.rebuild_agent();
+    }
+
+    fn saturated(&self) -> Vec<i64> {
+        self.in_flight
+            .iter()
+            .filter(|(_, n)| **n >= self.settings.max_per_endpoint)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Send now if the endpoint has a free slot, else park the job.
+    fn dispatch(&mut self, job: Job) {
+        let id = job.endpoint.id;
+        let n = self.in_flight.entry(id).or_insert(0);
+        if *n < self.settings.max_per_endpoint {
+            *n += 1;
+            self.pool.submit(job);
+        } else {
+            self.waiting.entry(id).or_default().push_back(job);
+        }
+    }
+
+    fn finished(&mut self, webhook_id: i64) {
+        self.outstanding = self.outstanding.saturating_sub(1);
+        if let Some(n) = self.in_flight.get_mut(&webhook_id) {
+            *n = n.saturating_sub(1);
+        }
+        let next = self
+            .waiting
+            .get_mut(&webhook_id)
+            .and_then(VecDeque::pop_front);
+        if let Some(job) = next {
+            self.dispatch(job);
+        }
+    }
+
+    fn verdict(&self, outcome: Outcome) -> Verdict {
+        if outcome.delivered() {
+            return Verdict {
+                outcome,
+                status: "delivered",
+                retry_in: None,
+            };
+        }
+        if outcome.gone() {
+            return Verdict {
+                outcome,
+                status: "dead",
+                retry_in: None,
+            };
+        }
+        match self.settings.schedule.after_failure(
+            outcome.attempt,
+            outcome.retry_after,
+            self.settings.max_retry_after,
+        ) {
+            Some(d) => Verdict {
+                outcome,
+                status: "failed",
+                retry_in: Some(d),
+            },
+            None => Verdict {
+                outcome,
+                status: "dead",
+                retry_in: None,
+            },
+        }
+    }
+
+    /// Record finished attempts; returns how many.
+    fn record_finished(&mut self) -> usize {
+        let outcomes = self.pool.drain();
+        if outcomes.is_empty() {
+            return 0;
+        }
+        for o in &outcomes {
+            self.finished(o.webhook_id);
+        }
+        let n = outcomes.len();
+        let verdicts: Vec<Verdict> = outcomes.into_iter().map(|o| self.verdict(o)).collect();
+        let disable_after = self.settings.disable_after;
+        BackgroundWorker::transaction(AssertUnwindSafe(|| {
+            Spi::connect_mut(|client| store::record(client, &verdicts, disable_after))
+        }))
+        .unwrap_or_else(|e| error!("webhook_emitter: recording outcomes failed: {e}"));
+        n
+    }
+
+    /// Claim due deliveries and hand them to the pool; returns how many.
+    fn claim_and_dispatch(&mut self) -> usize {
+        let Some(agent) = self.agent.clone() else {
+            return 0;
+        };
+        let room = (self.max_concurrency * 4).saturating_sub(self.outstanding) as i64;
+        let limit = self.settings.batch_size.min(room);
+        if limit <= 0 {
+            return 0;
+        }
+        let saturated = self.saturated();
+        let lease = self.settings.lease();
+        let cached: HashMap<i64, f64> = self.endpoints.iter().map(|(k, (v, _))| (*k, *v)).collect();
+        let timeout = self.settings.request_timeout;
+        let (claimed, fresh) = BackgroundWorker::transaction(AssertUnwindSafe(|| {
+            Spi::connect_mut(
+                |client| -> crate::error::Result<(
+                    Vec<Claimed>,
+                    Vec<(i64, f64, Result<Endpoint, String>)>,
+                )> {
+                    let claimed = store::claim(client, limit, saturated, lease)?;
+                    let mut stale: Vec<i64> = claimed
+                        .iter()
+                        .filter(|c| cached.get(&c.webhook_id) != Some(&c.webhook_version))
+                        .map(|c| c.webhook_id)
+                        .collect();
+                    stale.sort_unstable();
+                    stale.dedup();
+                    let fresh = if stale.is_empty() {
+                        Vec::new()
+                    } else {
+                        store::load_endpoints(client, stale)?
+                            .into_iter()
+                            .map(|(row, version)| {
+                                let id = row.id;
+                                (
+                                    id,
+                                    version,
+                                    Endpoint::from_row(row, timeout).map_err(|e| e.to_string()),
+                                )
+                            })
+                            .collect()
+                    };
+                    Ok((claimed, fresh))
+                },
+            )
+        }))
+        .unwrap_or_else(|e| error!("webhook_emitter: claiming deliveries failed: {e}"));
+        for (id, version, endpoint) in fresh {
+            match endpoint {
+                Ok(ep) => {
+                    self.endpoints.insert(id, (version, Arc::new(ep)));
+                }
+                Err(e) => warning!("webhook_emitter: webhook {id} has unusable settings: {e}"),
+            }
+        }
+        let n = claimed.len();
+        for c in claimed {
+            let Some((_, endpoint)) = self.endpoints.get(&c.webhook_id) else {
+                continue; // stays "delivering" until its lease ends; logged above
+            };
+            self.outstanding += 1;
+            let job = Job {
+                delivery_id: c.delivery_id,
+                attempt: c.attempt,
+                event_id: c.event_id,
+                topic: c.topic,
+                tenant_id: c.tenant_id,
+                body: c.body,
+                endpoint: Arc::clone(endpoint),
+                agent: agent.clone(),
+            };
+            self.dispatch(job);
+        }
+        n
+    }
+
+    fn maybe_prune(&mut self) {
+        if self.last_prune.elapsed() < PRUNE_EVERY {
+            return;
+        }
+        self.last_prune = Instant::now();
+        let retention = self.settings.retention;
+        BackgroundWorker::transaction(AssertUnwindSafe(|| {
+            Spi::connect_mut(|client| store::prune(client, retention, PRUNE_BATCH))
+        }))
+        .map(|n| {
+            if n > 0 {
+                debug1!("webhook_emitter: pruned {n} deliveries")
+            }
+        })
+        .unwrap_or_else(|e| warning!("webhook_emitter: pruning failed: {e}"));
+    }
+}
+
+fn wait_for_extension(poll: Duration) -> bool {
+    loop {
+        let ready = BackgroundWorker::transaction(|| Spi::connect(|c| store::extension_ready(&c)));
+        if matches!(ready, Ok(true)) {
+            return true;
+        }
+        if !BackgroundWorker::wait_latch(Some(poll.max(Duration::from_secs(1)))) {
+            return false;
+        }
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+    }
+}
+
+/// Entry point of the background worker process.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = guc::string(&guc::DATABASE);
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    wakeup::publish_worker();
+    log!("webhook_emitter: delivery worker started on database {database:?}");
+
+    let mut worker = Worker::new();
+    if !wait_for_extension(worker.settings.poll_interval) {
+        wakeup::withdraw_worker();
+        return;
+    }
+    let orphans =
+        BackgroundWorker::transaction(|| Spi::connect_mut(store::release_orphans)).unwrap_or(0);
+    if orphans > 0 {
+        log!("webhook_emitter: {orphans} interrupted deliveries are due again");
+    }
+
+    let mut timeout = Duration::ZERO;
+    while BackgroundWorker::wait_latch(Some(timeout)) {
+        if BackgroundWorker::sighup_received() {
+            worker.reload();
+        }
+        worker.record_finished();
+        let claimed = worker.claim_and_dispatch();
+        worker.maybe_prune();
+        timeout = if worker.outstanding > 0 {
+            BUSY_TICK
+        } else if claimed as i64 >= worker.settings.batch_size {
+            Duration::ZERO
+        } else {
+            worker.settings.poll_interval
+        };
+    }
+    // SIGTERM or postmaster death: keep what already finished; attempts
+    // still in flight are retried after restart (same webhook-id).
+    worker.record_finished();
+    wakeup::withdraw_worker();
+    log!("webhook_emitter: delivery worker exiting");
+}
