@@ -373,4 +373,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
     worker.record_finished();
     wakeup::withdraw_worker();
     log!("webhook_emitter: delivery worker exiting");
+    // Exit code 1 asks the postmaster to start the worker again (after
+    // bgw_restart_time) unless the whole server is shutting down: a DBA's
+    // pg_terminate_backend restarts the worker rather than stopping delivery.
+    unsafe { pg_sys::proc_exit(1) };
 }
