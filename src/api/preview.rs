@@ -105,7 +105,7 @@ fn render(
         }
         let content_type: String = row.get(1)?.unwrap_or_default();
         let template: Option<String> = row.get(2)?;
-        let event = load_event(&client, event_id)?;
+        let event = load_event(client, event_id)?;
         render_for(&content_type, template.as_deref(), &event)
     })
     .or_raise();
@@ -123,8 +123,8 @@ fn preview(
 ) -> TableIterator<'static, (name!(content_type, String), name!(body, String))> {
     let result = Spi::connect(|client| -> Result<(String, String)> {
         let event = match event_id {
-            Some(id) => load_event(&client, id)?,
-            None => sample_event(&client, topic)?,
+            Some(id) => load_event(client, id)?,
+            None => sample_event(client, topic)?,
         };
         render_for(content_type, body_template, &event)
     })

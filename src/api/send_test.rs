@@ -16,6 +16,8 @@ type TestResult = (Option<i32>, Option<String>, f64, Option<String>, i64);
 /// Post `topic`'s sample body (default: the webhook's first topic) to webhook
 /// `webhook_id`, synchronously, with its content type, template, auth,
 /// headers and signature. Returns the response and records a test delivery.
+// pgrx spells a named result row as a tuple of name!() types.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile)]
 fn send_test(
     webhook_id: i64,

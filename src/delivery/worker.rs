@@ -86,6 +86,9 @@ impl Settings {
     }
 }
 
+/// Claimed deliveries plus the endpoints whose settings changed.
+type ClaimBatch = (Vec<Claimed>, Vec<(i64, f64, Result<Endpoint, String>)>);
+
 struct Worker {
     settings: Settings,
     agent: Option<ureq::Agent>,
@@ -236,37 +239,32 @@ impl Worker {
         let cached: HashMap<i64, f64> = self.endpoints.iter().map(|(k, (v, _))| (*k, *v)).collect();
         let timeout = self.settings.request_timeout;
         let (claimed, fresh) = BackgroundWorker::transaction(AssertUnwindSafe(|| {
-            Spi::connect_mut(
-                |client| -> crate::error::Result<(
-                    Vec<Claimed>,
-                    Vec<(i64, f64, Result<Endpoint, String>)>,
-                )> {
-                    let claimed = store::claim(client, limit, saturated, lease)?;
-                    let mut stale: Vec<i64> = claimed
-                        .iter()
-                        .filter(|c| cached.get(&c.webhook_id) != Some(&c.webhook_version))
-                        .map(|c| c.webhook_id)
-                        .collect();
-                    stale.sort_unstable();
-                    stale.dedup();
-                    let fresh = if stale.is_empty() {
-                        Vec::new()
-                    } else {
-                        store::load_endpoints(client, stale)?
-                            .into_iter()
-                            .map(|(row, version)| {
-                                let id = row.id;
-                                (
-                                    id,
-                                    version,
-                                    Endpoint::from_row(row, timeout).map_err(|e| e.to_string()),
-                                )
-                            })
-                            .collect()
-                    };
-                    Ok((claimed, fresh))
-                },
-            )
+            Spi::connect_mut(|client| -> crate::error::Result<ClaimBatch> {
+                let claimed = store::claim(client, limit, saturated, lease)?;
+                let mut stale: Vec<i64> = claimed
+                    .iter()
+                    .filter(|c| cached.get(&c.webhook_id) != Some(&c.webhook_version))
+                    .map(|c| c.webhook_id)
+                    .collect();
+                stale.sort_unstable();
+                stale.dedup();
+                let fresh = if stale.is_empty() {
+                    Vec::new()
+                } else {
+                    store::load_endpoints(client, stale)?
+                        .into_iter()
+                        .map(|(row, version)| {
+                            let id = row.id;
+                            (
+                                id,
+                                version,
+                                Endpoint::from_row(row, timeout).map_err(|e| e.to_string()),
+                            )
+                        })
+                        .collect()
+                };
+                Ok((claimed, fresh))
+            })
         }))
         .unwrap_or_else(|e| error!("webhook_emitter: claiming deliveries failed: {e}"));
         for (id, version, endpoint) in fresh {
@@ -318,7 +316,7 @@ impl Worker {
 
 fn wait_for_extension(poll: Duration) -> bool {
     loop {
-        let ready = BackgroundWorker::transaction(|| Spi::connect(|c| store::extension_ready(&c)));
+        let ready = BackgroundWorker::transaction(|| Spi::connect(store::extension_ready));
         if matches!(ready, Ok(true)) {
             return true;
         }

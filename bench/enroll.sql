@@ -1,0 +1,7 @@
+-- A seeded user enrolls in a course.
+\set u random(1, 20000)
+\set c random(1, 50)
+INSERT INTO lms.course_enrollments (user_id, course_id, activated_at, started_at)
+SELECT u.id, c.id, now(), now() FROM lms.users u, lms.courses c
+ WHERE u.email = 'seed' || :u || '@bench.example' AND c.slug = 'course-' || :c
+ON CONFLICT DO NOTHING;

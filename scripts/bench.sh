@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Benchmarks (not part of the tests): write path with pgbench, drain rate vs
+# the receiver's ceiling, commit-to-receipt latency, backlog growth. All
+# figures of one table are measured side by side in the same run.
+# Usage: scripts/bench.sh [write|drain|backlog|latency]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+echo "==> building and installing webhook_emitter (release)" >&2
+cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
+cargo build --release -q -p webhook_emitter_e2e --bin bench
+exec target/release/bench "$@"

@@ -1,0 +1,359 @@
+//! Benchmarks, measured side by side in one run (`make bench`):
+//! write path (pgbench), drain rate vs the receiver's own ceiling, commit-to-
+//! receipt latency at a steady rate, and cost per delivery vs backlog size.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use webhook_emitter_e2e::{wait_for, Client, Cluster, Receiver};
+
+const CONF: &str =
+    "webhook.max_concurrency = 32\nwebhook.max_per_endpoint = 32\nwebhook.batch_size = 1000\n\
+                    webhook.poll_interval = '1s'\nmax_wal_size = '4GB'";
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bench_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench")
+}
+
+fn pgbench_tps(cluster: &Cluster, db: &str, script: &str, secs: u64) -> f64 {
+    let out = Command::new("/usr/lib/postgresql/15/bin/pgbench")
+        .args([
+            "-n",
+            "-c",
+            "4",
+            "-j",
+            "2",
+            "-T",
+            &secs.to_string(),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "postgres",
+            "-f",
+        ])
+        .arg(bench_dir().join(script))
+        .arg(db)
+        .output()
+        .expect("pgbench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench failed: {}{}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    line[6..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn write_path(cluster: &Cluster, receiver: &Receiver) {
+    let secs = env_secs("BENCH_WRITE_SECS", 8);
+    let mut admin = cluster.client();
+    admin.batch_execute("CREATE DATABASE bench").unwrap();
+    let conn = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=bench",
+        cluster.port
+    );
+    // The worker serves database "postgres": nothing here is delivered, so
+    // this measures the writing transactions alone.
+    let mut c = Client::connect(&conn, postgres::NoTls).unwrap();
+    c.batch_execute("CREATE EXTENSION webhook_emitter").unwrap();
+    c.batch_execute(&std::fs::read_to_string(bench_dir().join("seed.sql")).unwrap())
+        .unwrap();
+    let tables: Vec<String> = c
+        .query(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'lms'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let set_triggers = |c: &mut Client, on: bool| {
+        for t in &tables {
+            let verb = if on { "ENABLE" } else { "DISABLE" };
+            c.batch_execute(&format!("ALTER TABLE {t} {verb} TRIGGER USER"))
+                .unwrap();
+        }
+    };
+    let set_webhooks = |c: &mut Client, n: i64| {
+        c.batch_execute("DELETE FROM webhook.webhooks").unwrap();
+        for i in 0..n {
+            c.execute(
+                "SELECT webhook.create_webhook('bench ' || $1::text, $2, ARRAY(SELECT topic FROM webhook.topics))",
+                &[&i.to_string(), &receiver.url("/bench")],
+            )
+            .unwrap();
+        }
+    };
+    let configs = [
+        "plain tables, no triggers",
+        "extension, 0 webhooks",
+        "extension, 1 webhook",
+        "extension, 5 webhooks",
+    ];
+    let scripts = [
+        ("sign-up (user + 2 groups + role)", "signup.sql"),
+        ("course enrollment", "enroll.sql"),
+        ("order + 2 items, paid", "order.sql"),
+    ];
+    let mut tps: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
+    // Two rounds in opposite order, so table growth favours no configuration.
+    let order: Vec<usize> = vec![0, 1, 2, 3, 3, 2, 1, 0];
+    for &cfg in &order {
+        set_triggers(&mut c, cfg != 0);
+        set_webhooks(&mut c, [0, 0, 1, 5][cfg]);
+        for (si, (_, file)) in scripts.iter().enumerate() {
+            tps.entry((cfg, si))
+                .or_default()
+                .push(pgbench_tps(cluster, "bench", file, secs));
+        }
+    }
+    let queued: i64 = c
+        .query_one("SELECT count(*) FROM webhook.deliveries", &[])
+        .unwrap()
+        .get(0);
+    println!("\n## Write path: pgbench TPS (4 clients, {secs} s per run, two rounds averaged, fsync off)\n");
+    println!(
+        "| workload | {} | ratio 1 webhook / plain | ratio 5 webhooks / plain |",
+        configs.join(" | ")
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (si, (name, _)) in scripts.iter().enumerate() {
+        let avg = |cfg: usize| {
+            let v = &tps[&(cfg, si)];
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | **{:.2}** | {:.2} |",
+            avg(0),
+            avg(1),
+            avg(2),
+            avg(3),
+            avg(2) / avg(0),
+            avg(3) / avg(0)
+        );
+    }
+    println!("\n({queued} deliveries were queued by the runs with webhooks.)");
+}
+
+fn rss_kb(pid: i32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Queue `n` events for one webhook in one transaction; time commit → last receipt.
+fn drain(cluster: &Cluster, n: i64) -> (f64, usize, usize) {
+    let receiver = Receiver::start_with(8);
+    let mut c = cluster.client();
+    c.batch_execute("DELETE FROM webhook.webhooks; DELETE FROM webhook.events")
+        .unwrap();
+    c.execute(
+        "SELECT webhook.create_webhook('drain', $1, '{group.created}')",
+        &[&receiver.url("/drain")],
+    )
+    .unwrap();
+    c.execute(
+        "SELECT count(webhook.enqueue('group.created', json_build_object('group_id', i, 'group_name', 'Group ' || i,
+                'description', 'A group for people who like fast webhooks.')))
+           FROM generate_series(1, $1::bigint) i",
+        &[&n],
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    receiver.wait_for(n as usize, Duration::from_secs(600));
+    let secs = t0.elapsed().as_secs_f64();
+    wait_for(Duration::from_secs(60), "all deliveries recorded", || {
+        let left: i64 = c
+            .query_one(
+                "SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        (left == 0).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let reqs = receiver.requests();
+    let unique: HashSet<String> = reqs
+        .iter()
+        .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+        .collect();
+    (n as f64 / secs, reqs.len(), unique.len())
+}
+
+/// The receiver's own ceiling: the same client library, headers and body, no Postgres.
+fn ceiling(n: usize, threads: usize) -> f64 {
+    let receiver = Arc::new(Receiver::start_with(8));
+    let body = r#"{"id" : "01J00000000000000000000000", "resource" : "group", "action" : "created", "domain_id" : "default", "tenant_id" : "default", "created_at" : "2026-01-01T00:00:00.000Z", "timestamp" : 1767225600, "payload" : {"group_id" : 1, "group_name" : "Group 1", "description" : "A group for people who like fast webhooks."}}"#;
+    let agent = ureq::AgentBuilder::new()
+        .max_idle_connections_per_host(threads)
+        .build();
+    let url = receiver.url("/ceiling");
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let agent = agent.clone();
+            let url = url.clone();
+            std::thread::spawn(move || {
+                for i in (t..n).step_by(threads) {
+                    let _ = agent
+                        .post(&url)
+                        .set("Content-Type", "application/json")
+                        .set("webhook-id", &format!("ceiling-{i}"))
+                        .set("webhook-timestamp", "1767225600")
+                        .set("webhook-type", "group.created")
+                        .send_string(body)
+                        .map(|r| r.into_string());
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+    let rate = n as f64 / t0.elapsed().as_secs_f64();
+    assert!(receiver.count() >= n);
+    rate
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn latency(cluster: &Cluster) {
+    let secs = env_secs("BENCH_LATENCY_SECS", 60);
+    let rate = 200u64;
+    let receiver = Receiver::start_with(4);
+    let mut c = cluster.client();
+    c.batch_execute("DELETE FROM webhook.webhooks").unwrap();
+    c.execute(
+        "SELECT webhook.create_webhook('latency', $1, '{group.created}')",
+        &[&receiver.url("/lat")],
+    )
+    .unwrap();
+    let mut committed: HashMap<String, Instant> = HashMap::new();
+    let start = Instant::now();
+    let total = secs * rate;
+    for i in 0..total {
+        let due = start + Duration::from_micros(i * 1_000_000 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let name = format!("lat-{i}");
+        c.execute("INSERT INTO lms.groups (name) VALUES ($1)", &[&name])
+            .unwrap();
+        committed.insert(name, Instant::now());
+    }
+    let reqs = receiver.wait_for(total as usize, Duration::from_secs(60));
+    let mut ms: Vec<f64> = reqs
+        .iter()
+        .filter_map(|r| {
+            let name = r.json()["payload"]["group_name"].as_str()?.to_owned();
+            Some(
+                r.at.saturating_duration_since(*committed.get(&name)?)
+                    .as_secs_f64()
+                    * 1000.0,
+            )
+        })
+        .collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "\n## Latency: commit to receipt at a steady {rate} events/s for {secs} s ({} events)\n",
+        ms.len()
+    );
+    println!("| p50 | p95 | p99 | max | target p99 < 50 ms |");
+    println!("|---:|---:|---:|---:|---|");
+    let p99 = percentile(&ms, 0.99);
+    println!(
+        "| {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.95),
+        p99,
+        ms[ms.len() - 1],
+        if p99 < 50.0 { "met" } else { "not met" }
+    );
+}
+
+fn main() {
+    let only = std::env::args().nth(1).unwrap_or_default();
+    let cluster = Cluster::start(CONF);
+    let worker = cluster.worker_pid();
+    println!(
+        "# webhook_emitter benchmarks ({} cores, {})",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        uname()
+    );
+    if only.is_empty() || only == "write" {
+        let receiver = Receiver::start();
+        write_path(&cluster, &receiver);
+    }
+    if only.is_empty() || only == "drain" {
+        let n = env_secs("BENCH_DRAIN_N", 100_000) as i64;
+        let (rate, requests, unique) = drain(&cluster, n);
+        let roof = ceiling(n as usize, 32);
+        println!("\n## Drain: {n} queued deliveries to a local receiver (32 in flight)\n");
+        println!("| deliveries/s end to end | receiver ceiling (same client, no Postgres) | ratio | requests | unique ids | lost | duplicates | worker peak RSS | target 5,000/s |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        println!(
+            "| {rate:.0} | {roof:.0} | {:.2} | {requests} | {unique} | {} | {} | {} MB | {} |",
+            rate / roof,
+            n as usize - unique,
+            requests - unique,
+            rss_kb(worker, "VmHWM:") / 1024,
+            if rate >= 5000.0 && unique == n as usize && requests == unique {
+                "met"
+            } else {
+                "not met"
+            }
+        );
+    }
+    if only.is_empty() || only == "backlog" {
+        println!("\n## Backlog growth: cost per delivery by queue size\n");
+        println!("| queued | deliveries/s | µs per delivery | vs 1k |");
+        println!("|---:|---:|---:|---:|");
+        let mut base = 0.0;
+        for n in [1_000i64, 10_000, 100_000] {
+            let (rate, _, _) = drain(&cluster, n);
+            let us = 1e6 / rate;
+            if base == 0.0 {
+                base = us;
+            }
+            println!("| {n} | {rate:.0} | {us:.0} | {:.2} |", us / base);
+        }
+    }
+    if only.is_empty() || only == "latency" {
+        latency(&cluster);
+    }
+}
+
+fn uname() -> String {
+    let out = Command::new("uname")
+        .arg("-srm")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    out.unwrap_or_default()
+}
