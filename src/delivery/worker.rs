@@ -98,6 +98,10 @@ struct Worker {
     in_flight: HashMap<i64, usize>,
     waiting: HashMap<i64, VecDeque<Job>>,
     outstanding: usize,
+    /// Webhooks the last claim skipped as saturated.
+    excluded: Vec<i64>,
+    /// One of them has room again: claim without waiting for the poll.
+    capacity_freed: bool,
     last_prune: Instant,
 }
 
@@ -115,6 +119,8 @@ impl Worker {
             in_flight: HashMap::new(),
             waiting: HashMap::new(),
             outstanding: 0,
+            excluded: Vec::new(),
+            capacity_freed: false,
             last_prune: Instant::now(),
         };
         w.rebuild_agent();
@@ -138,11 +144,20 @@ impl Worker {
         self.rebuild_agent();
     }
 
+    /// Requests in flight plus parked for one webhook.
+    fn load(&self, webhook_id: i64) -> usize {
+        self.in_flight.get(&webhook_id).copied().unwrap_or(0)
+            + self.waiting.get(&webhook_id).map_or(0, VecDeque::len)
+    }
+
+    /// Webhooks with a full in-flight window and as much parked again: a
+    /// claim skips them, so a slow endpoint cannot fill the whole window.
     fn saturated(&self) -> Vec<i64> {
+        let limit = self.settings.max_per_endpoint * 2;
         self.in_flight
-            .iter()
-            .filter(|(_, n)| **n >= self.settings.max_per_endpoint)
-            .map(|(id, _)| *id)
+            .keys()
+            .copied()
+            .filter(|id| self.load(*id) >= limit)
             .collect()
     }
 
@@ -160,6 +175,12 @@ impl Worker {
 
     fn finished(&mut self, webhook_id: i64) {
         self.outstanding = self.outstanding.saturating_sub(1);
+        if self.excluded.contains(&webhook_id)
+            && self.load(webhook_id) <= self.settings.max_per_endpoint * 2
+        {
+            // A webhook the last claim skipped has room again.
+            self.capacity_freed = true;
+        }
         if let Some(n) = self.in_flight.get_mut(&webhook_id) {
             *n = n.saturating_sub(1);
         }
@@ -224,17 +245,20 @@ impl Worker {
         n
     }
 
-    /// Claim due deliveries and hand them to the pool; returns how many.
-    fn claim_and_dispatch(&mut self) -> usize {
-        let Some(agent) = self.agent.clone() else {
-            return 0;
-        };
-        let room = (self.max_concurrency * 4).saturating_sub(self.outstanding) as i64;
+    /// Claim due deliveries and hand them to the pool. Returns whether more
+    /// may be due (the claim was full), or None when there was too little
+    /// room to be worth a claim (it waits until half the window is free).
+    fn claim_and_dispatch(&mut self) -> Option<bool> {
+        let agent = self.agent.clone()?;
+        let window = (self.max_concurrency * 4).max(self.settings.batch_size as usize);
+        let room = window.saturating_sub(self.outstanding) as i64;
         let limit = self.settings.batch_size.min(room);
-        if limit <= 0 {
-            return 0;
+        if limit <= 0 || (self.outstanding > 0 && room < (window / 2) as i64) {
+            return None;
         }
         let saturated = self.saturated();
+        self.excluded = saturated.clone();
+        self.capacity_freed = false;
         let lease = self.settings.lease();
         let cached: HashMap<i64, f64> = self.endpoints.iter().map(|(k, (v, _))| (*k, *v)).collect();
         let timeout = self.settings.request_timeout;
@@ -293,7 +317,7 @@ impl Worker {
             };
             self.dispatch(job);
         }
-        n
+        Some(n as i64 >= limit)
     }
 
     fn maybe_prune(&mut self) {
@@ -312,6 +336,25 @@ impl Worker {
         })
         .unwrap_or_else(|e| warning!("webhook_emitter: pruning failed: {e}"));
     }
+}
+
+/// Sleep on the latch for at most `timeout`; returns (keep running, the
+/// latch was set). Unlike `BackgroundWorker::wait_latch` it tells a commit
+/// wake-up from a timeout.
+fn wait_on_latch(timeout: Duration) -> (bool, bool) {
+    let flags = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
+    let ms = timeout.as_millis().min(i32::MAX as u128) as std::ffi::c_long;
+    let rc = unsafe {
+        let rc = pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION);
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+        rc
+    };
+    pg_sys::check_for_interrupts!();
+    let postmaster_died = rc & pg_sys::WL_POSTMASTER_DEATH as i32 != 0;
+    (
+        !postmaster_died && !BackgroundWorker::sigterm_received(),
+        rc & pg_sys::WL_LATCH_SET as i32 != 0,
+    )
 }
 
 fn wait_for_extension(poll: Duration) -> bool {
@@ -350,20 +393,38 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
         log!("webhook_emitter: {orphans} interrupted deliveries are due again");
     }
 
+    // Claims happen when a commit woke us, when the last claim was full (more
+    // is due), or when the poll interval passed (retries coming due); not on
+    // every tick spent waiting for HTTP results.
     let mut timeout = Duration::ZERO;
-    while BackgroundWorker::wait_latch(Some(timeout)) {
+    let mut wake_pending = true;
+    let mut more_due = false;
+    let mut last_claim = Instant::now();
+    loop {
+        let (alive, latch_set) = wait_on_latch(timeout);
+        if !alive {
+            break;
+        }
+        wake_pending |= latch_set;
         if BackgroundWorker::sighup_received() {
             worker.reload();
         }
         worker.record_finished();
-        let claimed = worker.claim_and_dispatch();
+        let poll = worker.settings.poll_interval;
+        if wake_pending || more_due || worker.capacity_freed || last_claim.elapsed() >= poll {
+            if let Some(full) = worker.claim_and_dispatch() {
+                more_due = full;
+                wake_pending = false;
+                last_claim = Instant::now();
+            }
+        }
         worker.maybe_prune();
         timeout = if worker.outstanding > 0 {
             BUSY_TICK
-        } else if claimed as i64 >= worker.settings.batch_size {
+        } else if more_due || wake_pending {
             Duration::ZERO
         } else {
-            worker.settings.poll_interval
+            poll.saturating_sub(last_claim.elapsed())
         };
     }
     // SIGTERM or postmaster death: keep what already finished; attempts

@@ -459,3 +459,107 @@ pub fn assert_shape(
         _ => {}
     }
 }
+
+/// A minimal HTTP/1.1 keep-alive receiver for benchmarks: a thread per
+/// connection, answers 200 at once, records the `webhook-id`, the arrival
+/// time and the body of every request.
+pub struct FastReceiver {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<(String, Instant, Vec<u8>)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FastReceiver {
+    pub fn start() -> FastReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (Arc::clone(&seen), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(stream) = conn else { continue };
+                let seen = Arc::clone(&seen2);
+                std::thread::spawn(move || serve_connection(stream, seen));
+            }
+        });
+        FastReceiver { port, seen, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn wait_for(&self, n: usize, timeout: Duration) {
+        wait_for(timeout, &format!("{n} requests at the receiver"), || {
+            (self.count() >= n).then_some(())
+        });
+    }
+}
+
+impl Drop for FastReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve_connection(
+    stream: std::net::TcpStream,
+    seen: Arc<Mutex<Vec<(String, Instant, Vec<u8>)>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let _ = stream.set_nodelay(true);
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut length = 0usize;
+        let mut id = String::new();
+        let mut line = String::new();
+        let mut first = true;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                if first {
+                    continue;
+                }
+                break;
+            }
+            first = false;
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("webhook-id") {
+                    id = v.trim().to_owned();
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let at = Instant::now();
+        if writer
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_err()
+        {
+            return;
+        }
+        seen.lock().unwrap().push((id, at, body));
+    }
+}

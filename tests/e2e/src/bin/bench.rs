@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use webhook_emitter_e2e::{wait_for, Client, Cluster, Receiver};
+use webhook_emitter_e2e::{wait_for, Client, Cluster, FastReceiver};
 
 const CONF: &str =
     "webhook.max_concurrency = 32\nwebhook.max_per_endpoint = 32\nwebhook.batch_size = 1000\n\
@@ -63,7 +63,7 @@ fn pgbench_tps(cluster: &Cluster, db: &str, script: &str, secs: u64) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn write_path(cluster: &Cluster, receiver: &Receiver) {
+fn write_path(cluster: &Cluster, receiver: &FastReceiver) {
     let secs = env_secs("BENCH_WRITE_SECS", 8);
     let mut admin = cluster.client();
     admin.batch_execute("CREATE DATABASE bench").unwrap();
@@ -165,7 +165,7 @@ fn rss_kb(pid: i32, field: &str) -> u64 {
 
 /// Queue `n` events for one webhook in one transaction; time commit → last receipt.
 fn drain(cluster: &Cluster, n: i64) -> (f64, usize, usize) {
-    let receiver = Receiver::start_with(8);
+    let receiver = FastReceiver::start();
     let mut c = cluster.client();
     c.batch_execute("DELETE FROM webhook.webhooks; DELETE FROM webhook.events")
         .unwrap();
@@ -195,17 +195,14 @@ fn drain(cluster: &Cluster, n: i64) -> (f64, usize, usize) {
         (left == 0).then_some(())
     });
     std::thread::sleep(Duration::from_millis(300));
-    let reqs = receiver.requests();
-    let unique: HashSet<String> = reqs
-        .iter()
-        .filter_map(|r| r.header("webhook-id").map(str::to_owned))
-        .collect();
-    (n as f64 / secs, reqs.len(), unique.len())
+    let seen = receiver.seen.lock().unwrap();
+    let unique: HashSet<&str> = seen.iter().map(|(id, _, _)| id.as_str()).collect();
+    (n as f64 / secs, seen.len(), unique.len())
 }
 
 /// The receiver's own ceiling: the same client library, headers and body, no Postgres.
 fn ceiling(n: usize, threads: usize) -> f64 {
-    let receiver = Arc::new(Receiver::start_with(8));
+    let receiver = Arc::new(FastReceiver::start());
     let body = r#"{"id" : "01J00000000000000000000000", "resource" : "group", "action" : "created", "domain_id" : "default", "tenant_id" : "default", "created_at" : "2026-01-01T00:00:00.000Z", "timestamp" : 1767225600, "payload" : {"group_id" : 1, "group_name" : "Group 1", "description" : "A group for people who like fast webhooks."}}"#;
     let agent = ureq::AgentBuilder::new()
         .max_idle_connections_per_host(threads)
@@ -245,7 +242,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn latency(cluster: &Cluster) {
     let secs = env_secs("BENCH_LATENCY_SECS", 60);
     let rate = 200u64;
-    let receiver = Receiver::start_with(4);
+    let receiver = FastReceiver::start();
     let mut c = cluster.client();
     c.batch_execute("DELETE FROM webhook.webhooks").unwrap();
     c.execute(
@@ -266,13 +263,15 @@ fn latency(cluster: &Cluster) {
             .unwrap();
         committed.insert(name, Instant::now());
     }
-    let reqs = receiver.wait_for(total as usize, Duration::from_secs(60));
-    let mut ms: Vec<f64> = reqs
+    receiver.wait_for(total as usize, Duration::from_secs(60));
+    let seen = receiver.seen.lock().unwrap();
+    let mut ms: Vec<f64> = seen
         .iter()
-        .filter_map(|r| {
-            let name = r.json()["payload"]["group_name"].as_str()?.to_owned();
+        .filter_map(|(_, at, body)| {
+            let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+            let name = body["payload"]["group_name"].as_str()?.to_owned();
             Some(
-                r.at.saturating_duration_since(*committed.get(&name)?)
+                at.saturating_duration_since(*committed.get(&name)?)
                     .as_secs_f64()
                     * 1000.0,
             )
@@ -308,7 +307,7 @@ fn main() {
         uname()
     );
     if only.is_empty() || only == "write" {
-        let receiver = Receiver::start();
+        let receiver = FastReceiver::start();
         write_path(&cluster, &receiver);
     }
     if only.is_empty() || only == "drain" {
