@@ -5,6 +5,8 @@
 # Works on a fresh Debian machine as root; installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
 scripts/deps.sh
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 
@@ -15,10 +17,13 @@ rm -rf "$PGRX_TEST_DIR"
 mkdir -p "$PGRX_TEST_DIR"
 chown postgres "$PGRX_TEST_DIR"
 echo "==> unit and in-database tests (cargo pgrx test)"
-cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DIR/data"
+cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DIR/data" 2>&1 | tee -a "$LOG"
 
 echo "==> installing the extension into PostgreSQL 15"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 
 echo "==> end-to-end tests (real clusters, real receivers)"
-cargo test -p webhook_emitter_e2e -- --test-threads=2
+cargo test -p webhook_emitter_e2e --test '*' -- --test-threads=2 2>&1 | tee -a "$LOG"
+
+# One closing line over both runners.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }' "$LOG"

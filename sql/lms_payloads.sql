@@ -32,17 +32,17 @@
 
 -- BrainCert timestamps: 2024-02-14T21:52:13.530Z
 CREATE FUNCTION lms.iso_utc(ts timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
 RETURN pg_catalog.to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 
 -- AOM timestamps: Aug 11, 2020 04:58 PM (UTC)
 CREATE FUNCTION lms.aom_date(ts timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
 RETURN pg_catalog.to_char(ts AT TIME ZONE 'UTC', 'Mon DD, YYYY HH12:MI AM');
 
 -- Money as a string with two decimals: 110.00
 CREATE FUNCTION lms.money_text(amount numeric) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
 RETURN pg_catalog.to_char(amount, 'FM999999999999990.00');
 
 -- "30 minutes"; a test without limit says "unlimited"
@@ -67,8 +67,10 @@ RETURN pg_catalog.btrim(coalesce(first_name, '') || ' ' || coalesce(last_name, '
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION lms.user_registration_fields_json(p_user_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT coalesce(json_agg(json_build_object(
                'field_id', f.field_id,
                'field_name', f.field_name,
@@ -77,11 +79,15 @@ AS $fn$
     FROM lms.user_registration_values v
     JOIN lms.registration_fields f ON f.field_id = v.field_id
     WHERE v.user_id = p_user_id
+    );
+END
 $fn$;
 
 CREATE FUNCTION lms.user_groups_json(p_user_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT coalesce(json_agg(json_build_object(
                'group_id', g.id::text,
                'group_name', g.name)
@@ -89,11 +95,15 @@ AS $fn$
     FROM lms.user_groups ug
     JOIN lms.groups g ON g.id = ug.group_id
     WHERE ug.user_id = p_user_id
+    );
+END
 $fn$;
 
 CREATE FUNCTION lms.user_roles_json(p_user_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT coalesce(json_agg(json_build_object(
                'role_id', r.id::text,
                'role_name', r.name)
@@ -101,12 +111,16 @@ AS $fn$
     FROM lms.user_roles ur
     JOIN lms.roles r ON r.id = ur.role_id
     WHERE ur.user_id = p_user_id
+    );
+END
 $fn$;
 
 -- [{id, first_name, last_name, bio}] of a course, in display order
 CREATE FUNCTION lms.course_instructors_json(p_course_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT coalesce(json_agg(json_build_object(
                'id', i.id,
                'first_name', i.first_name,
@@ -116,24 +130,32 @@ AS $fn$
     FROM lms.course_instructors ci
     JOIN lms.instructors i ON i.id = ci.instructor_id
     WHERE ci.course_id = p_course_id
+    );
+END
 $fn$;
 
 -- AOM {id, name} of a course's first instructor (null if it has none)
 CREATE FUNCTION lms.course_lead_instructor_json(p_course_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object('id', i.id, 'name', lms.full_name(i.first_name, i.last_name))
     FROM lms.course_instructors ci
     JOIN lms.instructors i ON i.id = ci.instructor_id
     WHERE ci.course_id = p_course_id
     ORDER BY ci.position, i.id
     LIMIT 1
+    );
+END
 $fn$;
 
 -- {email, first_name, id, last_name} as in the enrollment payloads
 CREATE FUNCTION lms.enrollment_user_json(p_user_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'email', u.email,
                'first_name', u.first_name,
@@ -141,7 +163,15 @@ AS $fn$
                'last_name', u.last_name)
     FROM lms.users u
     WHERE u.id = p_user_id
+    );
+END
 $fn$;
+
+-- Note: the builders are plpgsql, not SQL functions: PostgreSQL 15 plans a
+-- non-inlined SQL function anew on every call, plpgsql caches its plans.
+-- They carry no SET search_path (a per-call GUC save/restore): they are
+-- called from the SECURITY DEFINER trigger functions, which set it, and
+-- every name in them is schema-qualified.
 
 -- ---------------------------------------------------------------------------
 -- Payload builders (return null when the row does not exist)
@@ -149,8 +179,10 @@ $fn$;
 
 -- user.created (payload)
 CREATE FUNCTION lms.user_created_payload(p_user_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'name', lms.full_name(u.first_name, u.last_name),
                'user_id', u.id,
@@ -162,12 +194,16 @@ AS $fn$
                'roles', lms.user_roles_json(u.id))
     FROM lms.users u
     WHERE u.id = p_user_id
+    );
+END
 $fn$;
 
 -- user.updated / user.deleted (payload)
 CREATE FUNCTION lms.user_payload(p_user_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'id', u.id,
                'first_name', u.first_name,
@@ -178,12 +214,16 @@ AS $fn$
                'groups', lms.user_groups_json(u.id))
     FROM lms.users u
     WHERE u.id = p_user_id
+    );
+END
 $fn$;
 
 -- account.created (AOM body)
 CREATE FUNCTION lms.account_created_body(p_user_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'id', u.id,
                'first_name', u.first_name,
@@ -192,24 +232,32 @@ AS $fn$
                'date_registered', lms.aom_date(u.created_at))
     FROM lms.users u
     WHERE u.id = p_user_id
+    );
+END
 $fn$;
 
 -- group.created (payload)
 CREATE FUNCTION lms.group_payload(p_group_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'group_id', g.id,
                'group_name', g.name,
                'description', g.description)
     FROM lms.groups g
     WHERE g.id = p_group_id
+    );
+END
 $fn$;
 
 -- course.created / course.updated / course.deleted (payload)
 CREATE FUNCTION lms.course_payload(p_course_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'id', c.id,
                'name', c.name,
@@ -222,12 +270,16 @@ AS $fn$
                'instructors', lms.course_instructors_json(c.id))
     FROM lms.courses c
     WHERE c.id = p_course_id
+    );
+END
 $fn$;
 
 -- bundle.created / bundle.updated / bundle.deleted (payload)
 CREATE FUNCTION lms.bundle_payload(p_bundle_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'id', b.id,
                'name', b.name,
@@ -247,12 +299,16 @@ AS $fn$
                    WHERE bc.bundle_id = b.id))
     FROM lms.bundles b
     WHERE b.id = p_bundle_id
+    );
+END
 $fn$;
 
 -- test.created / test.updated / test.deleted (payload)
 CREATE FUNCTION lms.test_payload(p_test_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'id', t.id,
                'name', t.name,
@@ -271,12 +327,16 @@ AS $fn$
     FROM lms.tests t
     JOIN lms.instructors i ON i.id = t.instructor_id
     WHERE t.id = p_test_id
+    );
+END
 $fn$;
 
 -- live_class.created / live_class.updated / live_class.deleted (payload)
 CREATE FUNCTION lms.live_class_payload(p_live_class_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'class_id', lc.id,
                'name', lc.name,
@@ -298,13 +358,17 @@ AS $fn$
                    WHERE li.live_class_id = lc.id))
     FROM lms.live_classes lc
     WHERE lc.id = p_live_class_id
+    );
+END
 $fn$;
 
 -- product.created / product.deleted (payload). The document shows price,
 -- discount, shipping_charge and weight as strings; "id" is an extra key.
 CREATE FUNCTION lms.product_payload(p_product_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'product_type', p.product_type,
                'name', p.name,
@@ -323,12 +387,16 @@ AS $fn$
                'id', p.id)
     FROM lms.products p
     WHERE p.id = p_product_id
+    );
+END
 $fn$;
 
 -- course.enrollment (payload)
 CREATE FUNCTION lms.course_enrollment_payload(p_enrollment_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'activated_at', lms.iso_utc(e.activated_at),
                'course', json_build_object('id', c.id, 'name', c.name),
@@ -338,12 +406,16 @@ AS $fn$
     FROM lms.course_enrollments e
     JOIN lms.courses c ON c.id = e.course_id
     WHERE e.id = p_enrollment_id
+    );
+END
 $fn$;
 
 -- test.enrollment (payload)
 CREATE FUNCTION lms.test_enrollment_payload(p_enrollment_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'activated_at', lms.iso_utc(e.activated_at),
                'test', json_build_object('id', t.id, 'name', t.name),
@@ -353,12 +425,16 @@ AS $fn$
     FROM lms.test_enrollments e
     JOIN lms.tests t ON t.id = e.test_id
     WHERE e.id = p_enrollment_id
+    );
+END
 $fn$;
 
 -- live_class.enrollment (payload)
 CREATE FUNCTION lms.live_class_enrollment_payload(p_enrollment_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'class_id', lc.id,
                'live_class', json_build_object(
@@ -374,13 +450,17 @@ AS $fn$
     FROM lms.live_class_enrollments e
     JOIN lms.live_classes lc ON lc.id = e.live_class_id
     WHERE e.id = p_enrollment_id
+    );
+END
 $fn$;
 
 -- course.completed (payload). certificate_expiration_date is "" when the
 -- certificate does not expire (the document types it as a string).
 CREATE FUNCTION lms.course_completion_payload(p_completion_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'course', json_build_object(
                    'id', c.id,
@@ -399,13 +479,17 @@ AS $fn$
     JOIN lms.courses c ON c.id = cc.course_id
     JOIN lms.users u ON u.id = cc.user_id
     WHERE cc.id = p_completion_id
+    );
+END
 $fn$;
 
 -- test.completed (payload); attempt_id and completed_at are extra keys.
 -- Null while the attempt is not completed.
 CREATE FUNCTION lms.test_completed_payload(p_attempt_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'id', t.id,
                'name', t.name,
@@ -430,6 +514,8 @@ AS $fn$
     JOIN lms.users u ON u.id = a.user_id
     WHERE a.id = p_attempt_id
       AND a.completed_at IS NOT NULL
+    );
+END
 $fn$;
 
 -- Order amounts, shared by sale.new and the AOM order bodies:
@@ -441,11 +527,13 @@ $fn$;
 --   total          = total_amount + service_charge   (AOM order_total)
 CREATE FUNCTION lms.order_amounts(p_order_id bigint,
                                   OUT sub_total numeric, OUT total_amount numeric, OUT total numeric)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
     SELECT trim_scale(i.sub_total),
            trim_scale(greatest(i.items_total - c.coupon_total, 0)),
            trim_scale(greatest(i.items_total - c.coupon_total, 0) + o.service_charge)
+    INTO sub_total, total_amount, total
     FROM lms.orders o
     CROSS JOIN LATERAL (
         SELECT coalesce(sum(oi.price * oi.quantity), 0) AS sub_total,
@@ -456,13 +544,16 @@ AS $fn$
         SELECT coalesce(sum(oc.amount), 0) AS coupon_total
         FROM lms.order_coupons oc
         WHERE oc.order_id = o.id) c
-    WHERE o.id = p_order_id
+    WHERE o.id = p_order_id;
+END
 $fn$;
 
 -- sale.new (payload)
 CREATE FUNCTION lms.sale_payload(p_order_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'order_id', o.order_code,
                'order_date', lms.iso_utc(o.created_at),
@@ -500,12 +591,16 @@ AS $fn$
     JOIN lms.users u ON u.id = o.user_id
     CROSS JOIN LATERAL lms.order_amounts(o.id) amt
     WHERE o.id = p_order_id
+    );
+END
 $fn$;
 
 -- order.placed / order.failed / order.refunded / payment.pending (AOM body)
 CREATE FUNCTION lms.order_body(p_order_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'id', o.id,
                'date_created', lms.aom_date(o.created_at),
@@ -555,12 +650,16 @@ AS $fn$
     JOIN lms.users u ON u.id = o.user_id
     CROSS JOIN LATERAL lms.order_amounts(o.id) amt
     WHERE o.id = p_order_id
+    );
+END
 $fn$;
 
 -- quiz.submitted (AOM body); top-level id is the user's, as in the document
 CREATE FUNCTION lms.quiz_submission_body(p_submission_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'id', u.id,
                'first_name', u.first_name,
@@ -575,6 +674,8 @@ AS $fn$
     JOIN lms.courses c ON c.id = q.course_id
     JOIN lms.users u ON u.id = s.user_id
     WHERE s.id = p_submission_id
+    );
+END
 $fn$;
 
 -- assignment.submitted (AOM body); with p_evaluation the derived
@@ -582,8 +683,10 @@ $fn$;
 -- status, grade, feedback, date_evaluated.
 CREATE FUNCTION lms.assignment_submission_body(p_submission_id bigint, p_evaluation boolean DEFAULT false)
 RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT CASE WHEN p_evaluation THEN
                json_build_object(
                    'first_name', u.first_name,
@@ -612,12 +715,16 @@ AS $fn$
     JOIN lms.courses c ON c.id = a.course_id
     JOIN lms.users u ON u.id = s.user_id
     WHERE s.id = p_submission_id
+    );
+END
 $fn$;
 
 -- discussion.submitted (AOM body)
 CREATE FUNCTION lms.discussion_post_body(p_post_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'id', u.id,
                'first_name', u.first_name,
@@ -632,12 +739,16 @@ AS $fn$
     JOIN lms.courses c ON c.id = d.course_id
     JOIN lms.users u ON u.id = p.user_id
     WHERE p.id = p_post_id
+    );
+END
 $fn$;
 
 -- announcement.created (AOM body; "annoucement_date" is the document's spelling)
 CREATE FUNCTION lms.announcement_body(p_announcement_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
+BEGIN
+    RETURN (
     SELECT json_build_object(
                'receivers', (
                    SELECT coalesce(json_agg(json_build_object(
@@ -657,6 +768,8 @@ AS $fn$
     JOIN lms.users cu ON cu.id = an.created_by
     WHERE an.id = p_announcement_id
       AND an.published_at IS NOT NULL
+    );
+END
 $fn$;
 
 -- ---------------------------------------------------------------------------

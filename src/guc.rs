@@ -125,7 +125,7 @@ fn init_reloadable_gucs() {
         c"Delivered and dead deliveries (and their events) older than this are pruned.",
         c"",
         &RETENTION_S,
-        60,
+        1,
         i32::MAX,
         GucContext::Sighup,
         GucFlags::UNIT_S,

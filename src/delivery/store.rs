@@ -5,7 +5,7 @@
 use super::http::{EndpointRow, Outcome};
 use crate::error::Result;
 use pgrx::spi::SpiClient;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A claimed delivery, before its endpoint is attached.
 pub struct Claimed {
@@ -259,14 +259,20 @@ pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<
         None,
         &[retention.as_secs_f64().into(), batch.into()],
     )?;
+    // ULIDs sort by creation time: every id below this one is older.
+    let cutoff_ms = SystemTime::now()
+        .checked_sub(retention)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64);
+    let cutoff_id = ulid::Ulid::from_parts(cutoff_ms, 0).to_string();
     client.update(
         "DELETE FROM webhook.events e WHERE e.id IN (
              SELECT e2.id FROM webhook.events e2
-              WHERE e2.created_at < now() - make_interval(secs => $1)
+              WHERE e2.id < $1
                 AND NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = e2.id)
-              ORDER BY e2.created_at LIMIT $2)",
+              ORDER BY e2.id LIMIT $2)",
         None,
-        &[retention.as_secs_f64().into(), batch.into()],
+        &[cutoff_id.into(), batch.into()],
     )?;
     Ok(deleted.len())
 }

@@ -6,11 +6,14 @@
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PgAtomic, PgXactCallbackEvent};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// PGPROC number of the running worker, or -1.
 static WORKER_PROCNO: PgAtomic<AtomicI32> =
     unsafe { PgAtomic::new(c"webhook_emitter_worker_procno") };
+/// OID of the database the worker serves: commits elsewhere do not wake it.
+static WORKER_DATABASE: PgAtomic<AtomicU32> =
+    unsafe { PgAtomic::new(c"webhook_emitter_worker_database") };
 
 thread_local! {
     /// Local transaction id for which a commit callback is already registered.
@@ -22,12 +25,15 @@ static SHMEM_READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 /// Reserve the shared memory; only possible while preloading.
 pub fn init_shmem() {
     pg_shmem_init!(WORKER_PROCNO = AtomicI32::new(-1));
+    pg_shmem_init!(WORKER_DATABASE = AtomicU32::new(0));
     SHMEM_READY.store(true, Ordering::Relaxed);
 }
 
 /// Called by the worker once connected.
 pub fn publish_worker() {
     let procno = unsafe { (*pg_sys::MyProc).pgprocno };
+    let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    WORKER_DATABASE.get().store(database, Ordering::SeqCst);
     WORKER_PROCNO.get().store(procno, Ordering::SeqCst);
 }
 
@@ -60,6 +66,9 @@ fn set_worker_latch() {
 fn wake_worker_at_commit() {
     if !SHMEM_READY.load(Ordering::Relaxed) {
         return; // not preloaded: no worker to wake
+    }
+    if WORKER_DATABASE.get().load(Ordering::Relaxed) != unsafe { pg_sys::MyDatabaseId }.to_u32() {
+        return; // the worker serves another database
     }
     let lxid = unsafe { (*pg_sys::MyProc).lxid };
     if REGISTERED_FOR.with(|r| r.get()) == lxid {

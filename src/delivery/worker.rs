@@ -17,6 +17,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Pruning runs this often at most (more often for short retentions).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_BATCH: i64 = 1000;
 /// While requests are in flight the loop checks for results this often.
@@ -321,7 +322,8 @@ impl Worker {
     }
 
     fn maybe_prune(&mut self) {
-        if self.last_prune.elapsed() < PRUNE_EVERY {
+        let every = (self.settings.retention / 4).clamp(Duration::from_secs(1), PRUNE_EVERY);
+        if self.last_prune.elapsed() < every {
             return;
         }
         self.last_prune = Instant::now();

@@ -460,12 +460,15 @@ pub fn assert_shape(
     }
 }
 
+/// Requests a [`FastReceiver`] saw: webhook-id, arrival time, body.
+pub type SeenRequests = Arc<Mutex<Vec<(String, Instant, Vec<u8>)>>>;
+
 /// A minimal HTTP/1.1 keep-alive receiver for benchmarks: a thread per
 /// connection, answers 200 at once, records the `webhook-id`, the arrival
 /// time and the body of every request.
 pub struct FastReceiver {
     pub port: u16,
-    pub seen: Arc<Mutex<Vec<(String, Instant, Vec<u8>)>>>,
+    pub seen: SeenRequests,
     stop: Arc<AtomicBool>,
 }
 
