@@ -514,10 +514,7 @@ impl Drop for FastReceiver {
     }
 }
 
-fn serve_connection(
-    stream: std::net::TcpStream,
-    seen: Arc<Mutex<Vec<(String, Instant, Vec<u8>)>>>,
-) {
+fn serve_connection(stream: std::net::TcpStream, seen: SeenRequests) {
     use std::io::{BufRead, BufReader, Read, Write};
     let _ = stream.set_nodelay(true);
     let mut writer = match stream.try_clone() {

@@ -64,7 +64,7 @@ fn pgbench_tps(cluster: &Cluster, db: &str, script: &str, secs: u64) -> f64 {
 }
 
 fn write_path(cluster: &Cluster, receiver: &FastReceiver, durability: &str) {
-    let secs = env_secs("BENCH_WRITE_SECS", 8);
+    let secs = env_secs("BENCH_WRITE_SECS", 6);
     let mut admin = cluster.client();
     admin.batch_execute("CREATE DATABASE bench").unwrap();
     let conn = format!(
@@ -338,14 +338,15 @@ fn main() {
         let (rate, requests, unique) = drain(&cluster, n);
         let roof = ceiling(n as usize, 32);
         println!("\n## Drain: {n} queued deliveries to a local receiver (32 in flight)\n");
-        println!("| deliveries/s end to end | receiver ceiling (same client, no Postgres) | ratio | requests | unique ids | lost | duplicates | worker peak RSS | target 5,000/s |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        println!("| deliveries/s end to end | receiver ceiling (same client, no Postgres) | ratio | requests | unique ids | lost | duplicates | worker peak RSS (with shared buffers) | worker private RSS | target 5,000/s |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         println!(
-            "| {rate:.0} | {roof:.0} | {:.2} | {requests} | {unique} | {} | {} | {} MB | {} |",
+            "| {rate:.0} | {roof:.0} | {:.2} | {requests} | {unique} | {} | {} | {} MB | {} MB | {} |",
             rate / roof,
             n as usize - unique,
             requests - unique,
             rss_kb(worker, "VmHWM:") / 1024,
+            rss_kb(worker, "RssAnon:") / 1024,
             if rate >= 5000.0 && unique == n as usize && requests == unique {
                 "met"
             } else {
