@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use postgres::Client;
@@ -278,96 +277,79 @@ impl Reply {
 
 type Responder = dyn Fn(&Recorded) -> Reply + Send + Sync;
 
-/// A real HTTP server on 127.0.0.1 recording every request.
+/// A real HTTP/1.1 server on 127.0.0.1 (optionally HTTPS) recording every
+/// request: a thread per connection, keep-alive, Content-Length bodies.
 pub struct Receiver {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
     responder: Arc<Mutex<Arc<Responder>>>,
-    server: Arc<tiny_http::Server>,
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
 }
 
 impl Receiver {
     pub fn start() -> Receiver {
-        Self::start_with(4)
+        Self::serve(None)
     }
 
-    pub fn start_with(threads: usize) -> Receiver {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind receiver"));
-        let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
-        Self::serve(server, port, threads)
+    /// Kept for call sites that size the old thread pool; every connection
+    /// gets its own thread now.
+    pub fn start_with(_threads: usize) -> Receiver {
+        Self::serve(None)
     }
 
     /// Serve HTTPS with the given PEM certificate chain and key.
     pub fn start_https(cert_pem: &[u8], key_pem: &[u8]) -> Receiver {
-        let config = tiny_http::ServerConfig {
-            addr: tiny_http::ConfigListenAddr::from_socket_addrs("127.0.0.1:0").expect("addr"),
-            ssl: Some(tiny_http::SslConfig {
-                certificate: cert_pem.to_vec(),
-                private_key: key_pem.to_vec(),
-            }),
-        };
-        let server = Arc::new(tiny_http::Server::new(config).expect("bind https receiver"));
-        let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
-        Self::serve(server, port, 2)
+        let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
+            .collect::<Result<_, _>>()
+            .expect("certificate PEM");
+        let key = rustls_pemfile::private_key(&mut &key_pem[..])
+            .expect("key PEM")
+            .expect("a private key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server certificate");
+        Self::serve(Some(Arc::new(config)))
     }
 
-    fn serve(server: Arc<tiny_http::Server>, port: u16, threads: usize) -> Receiver {
+    fn serve(tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let default: Arc<Responder> = Arc::new(|_: &Recorded| Reply::status(200));
         let responder = Arc::new(Mutex::new(default));
         let stop = Arc::new(AtomicBool::new(false));
-        let handles = (0..threads)
-            .map(|_| {
-                let server = Arc::clone(&server);
-                let requests = Arc::clone(&requests);
-                let responder = Arc::clone(&responder);
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let Ok(Some(mut req)) = server.recv_timeout(Duration::from_millis(50))
-                        else {
-                            continue;
-                        };
-                        let mut body = Vec::new();
-                        let _ = std::io::Read::read_to_end(req.as_reader(), &mut body);
-                        let rec = Recorded {
-                            method: req.method().to_string(),
-                            path: req.url().to_string(),
-                            headers: req
-                                .headers()
-                                .iter()
-                                .map(|h| (h.field.to_string(), h.value.to_string()))
-                                .collect(),
-                            body,
-                            at: Instant::now(),
-                        };
-                        let reply = (responder.lock().unwrap().clone())(&rec);
-                        requests.lock().unwrap().push(rec);
-                        if !reply.delay.is_zero() {
-                            std::thread::sleep(reply.delay);
+        let (reqs, resp, stop2) = (
+            Arc::clone(&requests),
+            Arc::clone(&responder),
+            Arc::clone(&stop),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(tcp) = conn else { continue };
+                let _ = tcp.set_nodelay(true);
+                let (reqs, resp, tls) = (Arc::clone(&reqs), Arc::clone(&resp), tls.clone());
+                std::thread::spawn(move || match tls {
+                    Some(config) => {
+                        if let Ok(conn) = rustls::ServerConnection::new(config) {
+                            serve_http(rustls::StreamOwned::new(conn, tcp), &reqs, &resp);
                         }
-                        let mut resp = tiny_http::Response::from_string(reply.body)
-                            .with_status_code(reply.status);
-                        for (k, v) in reply.headers {
-                            if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes())
-                            {
-                                resp.add_header(h);
-                            }
-                        }
-                        let _ = req.respond(resp);
                     }
-                })
-            })
-            .collect();
+                    None => serve_http(tcp, &reqs, &resp),
+                });
+            }
+        });
         Receiver {
             port,
             requests,
             responder,
-            server,
             stop,
-            threads: handles,
         }
     }
 
@@ -399,9 +381,100 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.server.unblock();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        // Wake the accept loop so that it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        302 => "Found",
+        410 => "Gone",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// Serve HTTP/1.1 requests on one connection until the client closes it.
+fn serve_http<S: std::io::Read + std::io::Write>(
+    stream: S,
+    requests: &Mutex<Vec<Recorded>>,
+    responder: &Mutex<Arc<Responder>>,
+) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (method, path) = (method.to_owned(), path.to_owned());
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            match reader.read_line(&mut h) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        let length = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let rec = Recorded {
+            method,
+            path,
+            headers,
+            body,
+            at: Instant::now(),
+        };
+        let reply = (responder.lock().unwrap().clone())(&rec);
+        let close = rec
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        requests.lock().unwrap().push(rec);
+        if !reply.delay.is_zero() {
+            std::thread::sleep(reply.delay);
+        }
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n",
+            reply.status,
+            reason(reply.status),
+            reply.body.len()
+        );
+        for (k, v) in &reply.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&reply.body);
+        let stream = reader.get_mut();
+        if stream
+            .write_all(out.as_bytes())
+            .and_then(|_| stream.flush())
+            .is_err()
+            || close
+        {
+            return;
         }
     }
 }
@@ -562,4 +635,18 @@ fn serve_connection(stream: std::net::TcpStream, seen: SeenRequests) {
         }
         seen.lock().unwrap().push((id, at, body));
     }
+}
+
+/// Wait until `n` deliveries have status `delivered`.
+pub fn wait_delivered(client: &mut Client, n: i64, timeout: Duration) {
+    wait_for(timeout, &format!("{n} delivered deliveries"), || {
+        let done: i64 = client
+            .query_one(
+                "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'",
+                &[],
+            )
+            .ok()?
+            .get(0);
+        (done == n).then_some(())
+    });
 }

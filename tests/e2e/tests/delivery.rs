@@ -1,7 +1,7 @@
 //! The delivery engine against a real cluster and real receivers.
 
 use std::time::{Duration, Instant};
-use webhook_emitter_e2e::{wait_for, Cluster, Receiver, Reply};
+use webhook_emitter_e2e::{wait_delivered, wait_for, Cluster, Receiver, Reply};
 
 const FAST_RETRIES: &str = "webhook.retry_schedule = '0s,1s,1s,1s,1s,1s,1s,1s'";
 
@@ -132,16 +132,7 @@ fn receiver_outage_then_recovery_delivers_everything_with_original_ids() {
         .map(|r| r.get(0))
         .collect();
     ids.sort();
-    wait_for(Duration::from_secs(20), "every delivery to succeed", || {
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        (n == 30).then_some(())
-    });
+    wait_delivered(&mut c, 30, Duration::from_secs(20));
     let reqs = receiver.requests();
     let mut ok_ids: Vec<String> = Vec::new();
     for r in &reqs {

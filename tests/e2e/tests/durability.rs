@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::Duration;
-use webhook_emitter_e2e::{wait_for, Cluster, Receiver, Reply};
+use webhook_emitter_e2e::{wait_delivered, Cluster, Receiver, Reply};
 
 #[test]
 fn sigkill_and_immediate_stop_under_backlog_lose_nothing() {
@@ -46,20 +46,7 @@ fn sigkill_and_immediate_stop_under_backlog_lose_nothing() {
     cluster.pg_ctl_stop("immediate");
     cluster.pg_ctl_start();
     let mut c = cluster.client();
-    wait_for(
-        Duration::from_secs(120),
-        "every delivery to be delivered",
-        || {
-            let n: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
-            (n == 10_000).then_some(())
-        },
-    );
+    wait_delivered(&mut c, 10_000, Duration::from_secs(120));
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in receiver.requests() {
         let id = r.header("webhook-id").unwrap().to_owned();
