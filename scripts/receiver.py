@@ -9,6 +9,7 @@ port, out_path = int(sys.argv[1]), sys.argv[2]
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
