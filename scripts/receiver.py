@@ -26,4 +26,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the worker opens many connections at once
+    daemon_threads = True
+
+
+Server(("127.0.0.1", port), Handler).serve_forever()
