@@ -59,7 +59,7 @@ pub fn sample_event(client: &SpiClient, topic: &str) -> Result<StoredEvent> {
     if row.is_empty() {
         return Err(WebhookError::invalid(
             "topic",
-            format!("unknown topic {topic:?}; see SELECT topic FROM webhook.topics"),
+            format!("unknown topic {topic:?}; the allowed topics are listed in webhook.topics"),
         ));
     }
     Ok(StoredEvent {

@@ -2,7 +2,7 @@
 //! as a real delivery would be sent, and log it as a test delivery.
 
 use crate::api::preview::sample_event;
-use crate::delivery::http::{self, AgentSettings, Endpoint, Job};
+use crate::delivery::http::{self, AgentSettings, Attempt, Endpoint, Job};
 use crate::delivery::policy::AddressPolicy;
 use crate::delivery::store;
 use crate::error::{OrRaise, Result, WebhookError};
@@ -55,12 +55,14 @@ fn send_test(
             pool_size: 1,
         })?;
         let job = Job {
-            delivery_id: 0,
-            attempt: 1,
-            event_id: event.id.clone(),
-            topic: topic.clone(),
-            tenant_id: event.tenant_id.clone(),
-            body: event.body.clone(),
+            attempt: Attempt {
+                delivery_id: 0,
+                attempt: 1,
+                event_id: event.id.clone(),
+                topic: topic.clone(),
+                tenant_id: event.tenant_id.clone(),
+                body: event.body.clone(),
+            },
             endpoint: Arc::new(endpoint),
             agent,
         };

@@ -84,14 +84,19 @@ impl Endpoint {
     }
 }
 
-/// One delivery attempt to make.
-pub struct Job {
+/// One attempt of one delivery: what the claim returns and the request sends.
+pub struct Attempt {
     pub delivery_id: i64,
     pub attempt: i32,
     pub event_id: String,
     pub topic: String,
     pub tenant_id: String,
     pub body: String,
+}
+
+/// An attempt with the endpoint and client that make it.
+pub struct Job {
+    pub attempt: Attempt,
     pub endpoint: Arc<Endpoint>,
     /// The HTTP client (cheap to clone; rebuilt when settings change).
     pub agent: ureq::Agent,
@@ -210,12 +215,13 @@ fn excerpt_of(resp: ureq::Response, keep: usize) -> (Option<serde_json::Value>, 
 pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
     let ep = &job.endpoint;
     let agent = &job.agent;
+    let job_attempt = &job.attempt;
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let mut out = Outcome {
-        delivery_id: job.delivery_id,
+        delivery_id: job_attempt.delivery_id,
         webhook_id: ep.id,
-        attempt: job.attempt,
+        attempt: job_attempt.attempt,
         started_at,
         duration_ms: 0.0,
         status_code: None,
@@ -225,10 +231,10 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         retry_after: None,
     };
     let facts = EventFacts {
-        id: &job.event_id,
-        topic: &job.topic,
-        tenant_id: &job.tenant_id,
-        body: &job.body,
+        id: &job_attempt.event_id,
+        topic: &job_attempt.topic,
+        tenant_id: &job_attempt.tenant_id,
+        body: &job_attempt.body,
     };
     let body = match render_body(&facts, ep.content_type, ep.template.as_ref()) {
         Ok(b) => b,
@@ -242,16 +248,16 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         .post(&ep.url)
         .timeout(ep.timeout)
         .set("Content-Type", ep.content_type.as_str())
-        .set("webhook-id", &job.event_id)
+        .set("webhook-id", &job_attempt.event_id)
         .set("webhook-timestamp", &timestamp.to_string())
-        .set("webhook-type", &job.topic);
+        .set("webhook-type", &job_attempt.topic);
     if let Some(auth) = &ep.authorization {
         req = req.set("Authorization", auth);
     }
     if let Some(key) = &ep.secret_key {
         req = req.set(
             "webhook-signature",
-            &signature::sign(key, &job.event_id, timestamp, body.as_bytes()),
+            &signature::sign(key, &job_attempt.event_id, timestamp, body.as_bytes()),
         );
     }
     for (name, value) in &ep.headers {

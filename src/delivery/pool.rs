@@ -99,9 +99,9 @@ fn worker_thread(jobs: Arc<Mutex<Receiver<Job>>>, results: Sender<Outcome>, exce
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| http::send(&job, excerpt_bytes)))
             .unwrap_or_else(|_| Outcome {
-                delivery_id: job.delivery_id,
+                delivery_id: job.attempt.delivery_id,
                 webhook_id: job.endpoint.id,
-                attempt: job.attempt,
+                attempt: job.attempt.attempt,
                 started_at: SystemTime::now(),
                 duration_ms: 0.0,
                 status_code: None,

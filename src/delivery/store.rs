@@ -2,19 +2,14 @@
 //! outcomes, pruning. Every statement takes SPI arguments; none is built
 //! from data. Runs only on the worker's main thread.
 
-use super::http::{EndpointRow, Outcome};
+use super::http::{Attempt, EndpointRow, Outcome};
 use crate::error::Result;
 use pgrx::spi::SpiClient;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A claimed delivery, before its endpoint is attached.
 pub struct Claimed {
-    pub delivery_id: i64,
-    pub attempt: i32,
-    pub event_id: String,
-    pub topic: String,
-    pub tenant_id: String,
-    pub body: String,
+    pub attempt: Attempt,
     pub webhook_id: i64,
     pub webhook_version: f64,
 }
@@ -77,12 +72,14 @@ pub fn claim(
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         out.push(Claimed {
-            delivery_id: row.get(1)?.unwrap_or_default(),
-            attempt: row.get(2)?.unwrap_or_default(),
-            event_id: row.get(3)?.unwrap_or_default(),
-            topic: row.get(4)?.unwrap_or_default(),
-            tenant_id: row.get(5)?.unwrap_or_default(),
-            body: row.get(6)?.unwrap_or_default(),
+            attempt: Attempt {
+                delivery_id: row.get(1)?.unwrap_or_default(),
+                attempt: row.get(2)?.unwrap_or_default(),
+                event_id: row.get(3)?.unwrap_or_default(),
+                topic: row.get(4)?.unwrap_or_default(),
+                tenant_id: row.get(5)?.unwrap_or_default(),
+                body: row.get(6)?.unwrap_or_default(),
+            },
             webhook_id: row.get(7)?.unwrap_or_default(),
             webhook_version: row.get(8)?.unwrap_or_default(),
         });

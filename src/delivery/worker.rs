@@ -307,12 +307,7 @@ impl Worker {
             };
             self.outstanding += 1;
             let job = Job {
-                delivery_id: c.delivery_id,
                 attempt: c.attempt,
-                event_id: c.event_id,
-                topic: c.topic,
-                tenant_id: c.tenant_id,
-                body: c.body,
                 endpoint: Arc::clone(endpoint),
                 agent: agent.clone(),
             };
