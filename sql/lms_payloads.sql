@@ -1160,148 +1160,173 @@ FROM PUBLIC;
 -- Triggers
 -- ---------------------------------------------------------------------------
 
--- users
-CREATE CONSTRAINT TRIGGER users_webhook_insert
-    AFTER INSERT ON lms.users DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.users_webhook_tg();
-CREATE CONSTRAINT TRIGGER users_webhook_update
-    AFTER UPDATE ON lms.users DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
-    EXECUTE FUNCTION lms.users_webhook_tg();
-CREATE TRIGGER users_webhook_delete
-    BEFORE DELETE ON lms.users
-    FOR EACH ROW EXECUTE FUNCTION lms.users_webhook_tg();
-
--- groups
-CREATE CONSTRAINT TRIGGER groups_webhook_insert
-    AFTER INSERT ON lms.groups DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.groups_webhook_tg();
-
--- courses
-CREATE CONSTRAINT TRIGGER courses_webhook_insert
-    AFTER INSERT ON lms.courses DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('course');
-CREATE CONSTRAINT TRIGGER courses_webhook_update
-    AFTER UPDATE ON lms.courses DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
-    EXECUTE FUNCTION lms.catalog_webhook_tg('course');
-CREATE TRIGGER courses_webhook_delete
-    BEFORE DELETE ON lms.courses
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('course');
-
--- bundles
-CREATE CONSTRAINT TRIGGER bundles_webhook_insert
-    AFTER INSERT ON lms.bundles DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('bundle');
-CREATE CONSTRAINT TRIGGER bundles_webhook_update
-    AFTER UPDATE ON lms.bundles DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
-    EXECUTE FUNCTION lms.catalog_webhook_tg('bundle');
-CREATE TRIGGER bundles_webhook_delete
-    BEFORE DELETE ON lms.bundles
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('bundle');
-
--- tests
-CREATE CONSTRAINT TRIGGER tests_webhook_insert
-    AFTER INSERT ON lms.tests DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('test');
-CREATE CONSTRAINT TRIGGER tests_webhook_update
-    AFTER UPDATE ON lms.tests DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
-    EXECUTE FUNCTION lms.catalog_webhook_tg('test');
-CREATE TRIGGER tests_webhook_delete
-    BEFORE DELETE ON lms.tests
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('test');
-
--- live_classes
-CREATE CONSTRAINT TRIGGER live_classes_webhook_insert
-    AFTER INSERT ON lms.live_classes DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('live_class');
-CREATE CONSTRAINT TRIGGER live_classes_webhook_update
-    AFTER UPDATE ON lms.live_classes DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
-    EXECUTE FUNCTION lms.catalog_webhook_tg('live_class');
-CREATE TRIGGER live_classes_webhook_delete
-    BEFORE DELETE ON lms.live_classes
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('live_class');
-
--- products (no product.updated topic)
-CREATE CONSTRAINT TRIGGER products_webhook_insert
-    AFTER INSERT ON lms.products DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('product');
-CREATE TRIGGER products_webhook_delete
-    BEFORE DELETE ON lms.products
-    FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('product');
-
--- course_enrollments
-CREATE CONSTRAINT TRIGGER course_enrollments_webhook_insert
-    AFTER INSERT ON lms.course_enrollments DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.course_enrollments_webhook_tg();
-CREATE TRIGGER course_enrollments_webhook_enrolled
-    AFTER INSERT ON lms.course_enrollments
-    REFERENCING NEW TABLE AS new_enrollments
-    FOR EACH STATEMENT EXECUTE FUNCTION lms.course_enrolled_webhook_tg();
-
--- test_enrollments
-CREATE CONSTRAINT TRIGGER test_enrollments_webhook_insert
-    AFTER INSERT ON lms.test_enrollments DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.test_enrollments_webhook_tg();
-
--- live_class_enrollments
-CREATE CONSTRAINT TRIGGER live_class_enrollments_webhook_insert
-    AFTER INSERT ON lms.live_class_enrollments DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.live_class_enrollments_webhook_tg();
-
--- course_completions
-CREATE CONSTRAINT TRIGGER course_completions_webhook_insert
-    AFTER INSERT ON lms.course_completions DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.course_completions_webhook_tg();
-
--- test_attempts
-CREATE CONSTRAINT TRIGGER test_attempts_webhook_insert
-    AFTER INSERT ON lms.test_attempts DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (NEW.completed_at IS NOT NULL)
-    EXECUTE FUNCTION lms.test_attempts_webhook_tg();
-CREATE CONSTRAINT TRIGGER test_attempts_webhook_update
-    AFTER UPDATE OF completed_at ON lms.test_attempts DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (OLD.completed_at IS NULL AND NEW.completed_at IS NOT NULL)
-    EXECUTE FUNCTION lms.test_attempts_webhook_tg();
-
--- orders
-CREATE CONSTRAINT TRIGGER orders_webhook_insert
-    AFTER INSERT ON lms.orders DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.orders_webhook_tg();
-CREATE CONSTRAINT TRIGGER orders_webhook_update
-    AFTER UPDATE OF status ON lms.orders DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION lms.orders_webhook_tg();
-
--- quiz_submissions
-CREATE CONSTRAINT TRIGGER quiz_submissions_webhook_insert
-    AFTER INSERT ON lms.quiz_submissions DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.quiz_submissions_webhook_tg();
-
--- assignment_submissions
-CREATE CONSTRAINT TRIGGER assignment_submissions_webhook_insert
-    AFTER INSERT ON lms.assignment_submissions DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.assignment_submissions_webhook_tg();
-CREATE CONSTRAINT TRIGGER assignment_submissions_webhook_update
-    AFTER UPDATE OF status ON lms.assignment_submissions DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
-                       AND NEW.status IN ('evaluated', 'rejected'))
-    EXECUTE FUNCTION lms.assignment_submissions_webhook_tg();
-
--- discussion_posts
-CREATE CONSTRAINT TRIGGER discussion_posts_webhook_insert
-    AFTER INSERT ON lms.discussion_posts DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION lms.discussion_posts_webhook_tg();
-
--- announcements
-CREATE CONSTRAINT TRIGGER announcements_webhook_insert
-    AFTER INSERT ON lms.announcements DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (NEW.published_at IS NOT NULL)
-    EXECUTE FUNCTION lms.announcements_webhook_tg();
-CREATE CONSTRAINT TRIGGER announcements_webhook_update
-    AFTER UPDATE OF published_at ON lms.announcements DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (OLD.published_at IS NULL AND NEW.published_at IS NOT NULL)
-    EXECUTE FUNCTION lms.announcements_webhook_tg();
+-- Triggers on the tables that exist: all of them on a fresh install or a
+-- CREATE EXTENSION over kept tables; none while a dump is being restored
+-- (the dump brings the tables, and their triggers, after this script).
+DO $triggers$
+BEGIN
+    -- users
+    IF pg_catalog.to_regclass('lms.users') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER users_webhook_insert
+            AFTER INSERT ON lms.users DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.users_webhook_tg();
+        CREATE CONSTRAINT TRIGGER users_webhook_update
+            AFTER UPDATE ON lms.users DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+            EXECUTE FUNCTION lms.users_webhook_tg();
+        CREATE TRIGGER users_webhook_delete
+            BEFORE DELETE ON lms.users
+            FOR EACH ROW EXECUTE FUNCTION lms.users_webhook_tg();
+    END IF;
+    -- groups
+    IF pg_catalog.to_regclass('lms.groups') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER groups_webhook_insert
+            AFTER INSERT ON lms.groups DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.groups_webhook_tg();
+    END IF;
+    -- courses
+    IF pg_catalog.to_regclass('lms.courses') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER courses_webhook_insert
+            AFTER INSERT ON lms.courses DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('course');
+        CREATE CONSTRAINT TRIGGER courses_webhook_update
+            AFTER UPDATE ON lms.courses DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+            EXECUTE FUNCTION lms.catalog_webhook_tg('course');
+        CREATE TRIGGER courses_webhook_delete
+            BEFORE DELETE ON lms.courses
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('course');
+    END IF;
+    -- bundles
+    IF pg_catalog.to_regclass('lms.bundles') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER bundles_webhook_insert
+            AFTER INSERT ON lms.bundles DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('bundle');
+        CREATE CONSTRAINT TRIGGER bundles_webhook_update
+            AFTER UPDATE ON lms.bundles DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+            EXECUTE FUNCTION lms.catalog_webhook_tg('bundle');
+        CREATE TRIGGER bundles_webhook_delete
+            BEFORE DELETE ON lms.bundles
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('bundle');
+    END IF;
+    -- tests
+    IF pg_catalog.to_regclass('lms.tests') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER tests_webhook_insert
+            AFTER INSERT ON lms.tests DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('test');
+        CREATE CONSTRAINT TRIGGER tests_webhook_update
+            AFTER UPDATE ON lms.tests DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+            EXECUTE FUNCTION lms.catalog_webhook_tg('test');
+        CREATE TRIGGER tests_webhook_delete
+            BEFORE DELETE ON lms.tests
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('test');
+    END IF;
+    -- live_classes
+    IF pg_catalog.to_regclass('lms.live_classes') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER live_classes_webhook_insert
+            AFTER INSERT ON lms.live_classes DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('live_class');
+        CREATE CONSTRAINT TRIGGER live_classes_webhook_update
+            AFTER UPDATE ON lms.live_classes DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+            EXECUTE FUNCTION lms.catalog_webhook_tg('live_class');
+        CREATE TRIGGER live_classes_webhook_delete
+            BEFORE DELETE ON lms.live_classes
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('live_class');
+    END IF;
+    -- products (no product.updated topic)
+    IF pg_catalog.to_regclass('lms.products') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER products_webhook_insert
+            AFTER INSERT ON lms.products DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('product');
+        CREATE TRIGGER products_webhook_delete
+            BEFORE DELETE ON lms.products
+            FOR EACH ROW EXECUTE FUNCTION lms.catalog_webhook_tg('product');
+    END IF;
+    -- course_enrollments
+    IF pg_catalog.to_regclass('lms.course_enrollments') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER course_enrollments_webhook_insert
+            AFTER INSERT ON lms.course_enrollments DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.course_enrollments_webhook_tg();
+        CREATE TRIGGER course_enrollments_webhook_enrolled
+            AFTER INSERT ON lms.course_enrollments
+            REFERENCING NEW TABLE AS new_enrollments
+            FOR EACH STATEMENT EXECUTE FUNCTION lms.course_enrolled_webhook_tg();
+    END IF;
+    -- test_enrollments
+    IF pg_catalog.to_regclass('lms.test_enrollments') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER test_enrollments_webhook_insert
+            AFTER INSERT ON lms.test_enrollments DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.test_enrollments_webhook_tg();
+    END IF;
+    -- live_class_enrollments
+    IF pg_catalog.to_regclass('lms.live_class_enrollments') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER live_class_enrollments_webhook_insert
+            AFTER INSERT ON lms.live_class_enrollments DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.live_class_enrollments_webhook_tg();
+    END IF;
+    -- course_completions
+    IF pg_catalog.to_regclass('lms.course_completions') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER course_completions_webhook_insert
+            AFTER INSERT ON lms.course_completions DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.course_completions_webhook_tg();
+    END IF;
+    -- test_attempts
+    IF pg_catalog.to_regclass('lms.test_attempts') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER test_attempts_webhook_insert
+            AFTER INSERT ON lms.test_attempts DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (NEW.completed_at IS NOT NULL)
+            EXECUTE FUNCTION lms.test_attempts_webhook_tg();
+        CREATE CONSTRAINT TRIGGER test_attempts_webhook_update
+            AFTER UPDATE OF completed_at ON lms.test_attempts DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (OLD.completed_at IS NULL AND NEW.completed_at IS NOT NULL)
+            EXECUTE FUNCTION lms.test_attempts_webhook_tg();
+    END IF;
+    -- orders
+    IF pg_catalog.to_regclass('lms.orders') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER orders_webhook_insert
+            AFTER INSERT ON lms.orders DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.orders_webhook_tg();
+        CREATE CONSTRAINT TRIGGER orders_webhook_update
+            AFTER UPDATE OF status ON lms.orders DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+            EXECUTE FUNCTION lms.orders_webhook_tg();
+    END IF;
+    -- quiz_submissions
+    IF pg_catalog.to_regclass('lms.quiz_submissions') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER quiz_submissions_webhook_insert
+            AFTER INSERT ON lms.quiz_submissions DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.quiz_submissions_webhook_tg();
+    END IF;
+    -- assignment_submissions
+    IF pg_catalog.to_regclass('lms.assignment_submissions') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER assignment_submissions_webhook_insert
+            AFTER INSERT ON lms.assignment_submissions DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.assignment_submissions_webhook_tg();
+        CREATE CONSTRAINT TRIGGER assignment_submissions_webhook_update
+            AFTER UPDATE OF status ON lms.assignment_submissions DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                               AND NEW.status IN ('evaluated', 'rejected'))
+            EXECUTE FUNCTION lms.assignment_submissions_webhook_tg();
+    END IF;
+    -- discussion_posts
+    IF pg_catalog.to_regclass('lms.discussion_posts') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER discussion_posts_webhook_insert
+            AFTER INSERT ON lms.discussion_posts DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION lms.discussion_posts_webhook_tg();
+    END IF;
+    -- announcements
+    IF pg_catalog.to_regclass('lms.announcements') IS NOT NULL THEN
+        CREATE CONSTRAINT TRIGGER announcements_webhook_insert
+            AFTER INSERT ON lms.announcements DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (NEW.published_at IS NOT NULL)
+            EXECUTE FUNCTION lms.announcements_webhook_tg();
+        CREATE CONSTRAINT TRIGGER announcements_webhook_update
+            AFTER UPDATE OF published_at ON lms.announcements DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (OLD.published_at IS NULL AND NEW.published_at IS NOT NULL)
+            EXECUTE FUNCTION lms.announcements_webhook_tg();
+    END IF;
+END
+$triggers$;

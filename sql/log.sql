@@ -1,4 +1,30 @@
--- webhook_emitter: delivery log views, replay.
+-- webhook_emitter: the webhook list, delivery log views, replay.
+
+-- Secrets masked: what everyone (and the admin UI list) may read.
+CREATE VIEW webhook.webhook_list AS
+SELECT id, name, url, description, topics, content_type,
+       auth_username,
+       CASE WHEN auth_password IS NULL THEN NULL ELSE '********' END AS auth_password,
+       body_template, enabled,
+       CASE WHEN signing_secret IS NULL THEN NULL ELSE 'whsec_********' END AS signing_secret,
+       headers, timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
+       (SELECT count(*) FROM webhook.deliveries d WHERE d.webhook_id = webhooks.id AND d.status = 'held') AS held
+FROM webhook.webhooks;
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords and signing secrets masked; held = deliveries kept while disabled.';
+
+-- AOM's "search endpoints by event".
+CREATE FUNCTION webhook.webhooks_for_topic(topic text) RETURNS SETOF webhook.webhook_list
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    IF NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = topic) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('topic: unknown topic %L', topic), HINT = 'See SELECT topic FROM webhook.topics.';
+    END IF;
+    RETURN QUERY SELECT * FROM webhook.webhook_list l WHERE topic = ANY (l.topics) ORDER BY l.id;
+END
+$$;
+
 
 -- Failed and dead deliveries of the last 24 hours, newest first.
 CREATE VIEW webhook.recent_failures AS
@@ -24,12 +50,13 @@ SELECT w.id AS webhook_id, w.name, w.enabled, w.disabled_reason, w.failing_since
        percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p95_ms,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p99_ms,
        (SELECT count(*) FROM webhook.deliveries p
-         WHERE p.webhook_id = w.id AND p.status IN ('pending', 'failed', 'delivering')) AS backlog
+         WHERE p.webhook_id = w.id AND p.status IN ('pending', 'failed', 'delivering')) AS backlog,
+       (SELECT count(*) FROM webhook.deliveries h WHERE h.webhook_id = w.id AND h.status = 'held') AS held
 FROM webhook.webhooks w
 LEFT JOIN webhook.deliveries d ON d.webhook_id = w.id AND d.last_attempt_at > now() - interval '24 hours'
 LEFT JOIN webhook.attempts a ON a.delivery_id = d.id AND a.started_at > now() - interval '24 hours'
 GROUP BY w.id;
-COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles, backlog (last 24 h).';
+COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog and held deliveries.';
 
 -- Re-queue one failed or dead delivery; the event (and its id) is unchanged.
 CREATE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS void

@@ -13,13 +13,16 @@ CREATE TABLE webhook.events (
 -- pruning finds old events through the primary key.
 COMMENT ON TABLE webhook.events IS 'Queued events; the body is the document delivered (before per-webhook rendering).';
 
--- One row per (event, webhook): the delivery log.
+-- One row per (event, webhook): the delivery log. A delivery of a disabled
+-- webhook is "held": kept, not sent, until the webhook is enabled again.
 CREATE TABLE webhook.deliveries (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id         text   NOT NULL,  -- no FK: one check less per queued row; pruning removes both
-    webhook_id       bigint NOT NULL,   -- no FK: the write path must not lock webhook rows
-    status           text   NOT NULL DEFAULT 'pending'
-                     CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead')),
+    -- The FK keeps a delete from racing a writer: enqueue locks the webhooks
+    -- it fans out to (FOR KEY SHARE), so a delete either waits for the
+    -- writer and cascades to its deliveries, or the writer skips the webhook.
+    webhook_id       bigint NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
+    status           text   NOT NULL DEFAULT 'pending',
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     lease_until      timestamptz,
@@ -28,15 +31,21 @@ CREATE TABLE webhook.deliveries (
     last_error       text,
     delivered_at     timestamptz,
     is_test          boolean NOT NULL DEFAULT false,
-    created_at       timestamptz NOT NULL DEFAULT now()
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT deliveries_status_check
+        CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held'))
 );
 CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at)
     WHERE status IN ('pending', 'failed');
 CREATE INDEX deliveries_webhook_idx ON webhook.deliveries (webhook_id, created_at);
 CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
 CREATE INDEX deliveries_finished_idx ON webhook.deliveries (created_at)
-    WHERE status IN ('delivered', 'dead');
-COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead.';
+    WHERE status IN ('delivered', 'dead', 'held');
+CREATE INDEX deliveries_held_idx ON webhook.deliveries (webhook_id, created_at)
+    WHERE status = 'held';
+CREATE INDEX deliveries_leased_idx ON webhook.deliveries (lease_until)
+    WHERE status = 'delivering';
+COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead, or held while the webhook is disabled.';
 
 -- One row per HTTP attempt.
 CREATE TABLE webhook.attempts (
@@ -53,21 +62,41 @@ CREATE TABLE webhook.attempts (
 CREATE INDEX attempts_delivery_idx ON webhook.attempts (delivery_id);
 COMMENT ON TABLE webhook.attempts IS 'Every HTTP attempt: timing, status code, response excerpt, error.';
 
--- Deleting a webhook removes its deliveries (there is no FK, see above).
-CREATE FUNCTION webhook.forget_webhook_deliveries() RETURNS trigger
+-- The queue is the installation's data: pg_dump dumps it (and the identity
+-- sequences), so a restore keeps pending deliveries and their event bodies.
+SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_id_seq', '');
+
+-- A webhook disabled (by hand, by a 410, by webhook.disable_after) holds
+-- its queued deliveries; enabled again, it gets them oldest first.
+CREATE FUNCTION webhook.hold_or_release_deliveries() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    DELETE FROM webhook.deliveries d WHERE d.webhook_id = OLD.id;
-    RETURN OLD;
+    IF NEW.enabled THEN
+        UPDATE webhook.deliveries d SET status = 'pending', next_attempt_at = d.created_at, lease_until = NULL
+         WHERE d.webhook_id = NEW.id AND d.status = 'held';
+        IF FOUND THEN
+            PERFORM webhook.wake_worker_at_commit();
+        END IF;
+    ELSE
+        UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
+         WHERE d.webhook_id = NEW.id AND d.status IN ('pending', 'failed');
+    END IF;
+    RETURN NULL;
 END
 $$;
-CREATE TRIGGER forget_webhook_deliveries AFTER DELETE ON webhook.webhooks
-    FOR EACH ROW EXECUTE FUNCTION webhook.forget_webhook_deliveries();
+CREATE TRIGGER hold_or_release_deliveries AFTER UPDATE OF enabled ON webhook.webhooks
+    FOR EACH ROW WHEN (OLD.enabled IS DISTINCT FROM NEW.enabled)
+    EXECUTE FUNCTION webhook.hold_or_release_deliveries();
 
 -- The write path ---------------------------------------------------------------
 
--- True when an event of this topic would be delivered to anyone. Triggers call
--- it first so that nobody pays for payloads nobody receives.
+-- True when an event of this topic would be queued for anyone (a disabled
+-- webhook holds its events). Triggers call it first so that nobody pays for
+-- payloads nobody receives.
 CREATE FUNCTION webhook.topic_wanted(topic text) RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 #variable_conflict use_variable
@@ -75,12 +104,13 @@ BEGIN
     -- plpgsql rather than SQL: its plan is cached across calls; no SET
     -- clause (names are qualified) to keep the per-call cost low.
     RETURN (SELECT s.enabled AND EXISTS (
-                SELECT FROM webhook.webhooks w WHERE w.enabled AND w.topics @> ARRAY[topic])
+                SELECT FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic])
             FROM webhook.settings s);
 END
 $$;
 
--- Queue an event for every enabled webhook subscribed to the topic. BrainCert
+-- Queue an event for every webhook subscribed to the topic (held for the
+-- disabled ones). BrainCert
 -- topics get their envelope here; AOM bodies are queued as given.
 -- Not SECURITY DEFINER and no SET clause (each costs a per-call GUC
 -- save/restore on the write path): the lms triggers that call it run as the
@@ -94,11 +124,14 @@ DECLARE
     queued bigint;
 BEGIN
     -- One statement (each statement has a fixed executor cost on the write
-    -- path): the event row only when the switch is on and an enabled
-    -- webhook subscribes, and one delivery per such webhook.
+    -- path): the event row only when the switch is on and a webhook
+    -- subscribes, and one delivery per such webhook. FOR KEY SHARE: a
+    -- concurrent delete_webhook waits for this transaction (and cascades to
+    -- what it queued) or has removed the webhook, which is then skipped.
     WITH s AS (SELECT tenant_id FROM webhook.settings WHERE enabled),
          t AS (SELECT c.source, c.resource, c.action FROM webhook.topics c WHERE c.topic = topic),
-         w AS (SELECT wh.id FROM webhook.webhooks wh WHERE wh.enabled AND wh.topics @> ARRAY[topic]),
+         w AS (SELECT wh.id, wh.enabled FROM webhook.webhooks wh WHERE wh.topics @> ARRAY[topic]
+               FOR KEY SHARE),
          e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
                SELECT event_id, topic,
                       CASE WHEN t.source = 'braincert' THEN json_build_object(
@@ -115,8 +148,8 @@ BEGIN
                FROM s, t
                WHERE EXISTS (SELECT FROM w)
                RETURNING id)
-    INSERT INTO webhook.deliveries (event_id, webhook_id)
-    SELECT e.id, w.id FROM e, w;
+    INSERT INTO webhook.deliveries (event_id, webhook_id, status)
+    SELECT e.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END FROM e, w;
     GET DIAGNOSTICS queued = ROW_COUNT;
     IF queued = 0 THEN
         IF NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = topic) THEN

@@ -19,6 +19,17 @@ CREATE TABLE webhook.settings (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE webhook.settings IS 'Installation-wide switch (enabled) and the tenant id sent as tenant_id/domain_id.';
+-- A restore brings the dumped row back after CREATE EXTENSION inserted the
+-- default one: an insert replaces the row, so there is always exactly one.
+CREATE FUNCTION webhook.settings_replace_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM webhook.settings;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER settings_replace_row BEFORE INSERT ON webhook.settings
+    FOR EACH ROW EXECUTE FUNCTION webhook.settings_replace_row();
 INSERT INTO webhook.settings DEFAULT VALUES;
 SELECT pg_catalog.pg_extension_config_dump('webhook.settings', '');
 
@@ -59,6 +70,7 @@ CREATE TABLE webhook.webhooks (
 COMMENT ON TABLE webhook.webhooks IS 'Registered endpoints. Passwords and signing secrets are readable only by webhook_admin; others use webhook.webhook_list.';
 CREATE INDEX webhooks_topics_idx ON webhook.webhooks USING gin (topics);
 SELECT pg_catalog.pg_extension_config_dump('webhook.webhooks', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.webhooks_id_seq', '');
 
 -- Validates every INSERT/UPDATE, whether from the API functions or plain DML.
 CREATE FUNCTION webhook.validate_webhook() RETURNS trigger
@@ -150,17 +162,6 @@ $$;
 
 CREATE TRIGGER validate_webhook BEFORE INSERT OR UPDATE ON webhook.webhooks
     FOR EACH ROW EXECUTE FUNCTION webhook.validate_webhook();
-
--- Secrets masked: what everyone (and the admin UI list) may read.
-CREATE VIEW webhook.webhook_list AS
-SELECT id, name, url, description, topics, content_type,
-       auth_username,
-       CASE WHEN auth_password IS NULL THEN NULL ELSE '********' END AS auth_password,
-       body_template, enabled,
-       CASE WHEN signing_secret IS NULL THEN NULL ELSE 'whsec_********' END AS signing_secret,
-       headers, timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at
-FROM webhook.webhooks;
-COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords and signing secrets masked.';
 
 -- Management API -----------------------------------------------------------
 
@@ -263,11 +264,29 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION webhook.enable_webhook(id bigint) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT webhook.update_webhook(enable_webhook.id, enabled => true);
-END;
+-- Enable a webhook: the deliveries it held while disabled go out oldest
+-- first, or are dropped with discard_held. Returns how many it held.
+CREATE FUNCTION webhook.enable_webhook(id bigint, discard_held boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    held bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+    END IF;
+    IF coalesce(discard_held, false) THEN
+        DELETE FROM webhook.deliveries d WHERE d.webhook_id = id AND d.status = 'held';
+        GET DIAGNOSTICS held = ROW_COUNT;
+    ELSE
+        SELECT count(*) INTO held FROM webhook.deliveries d WHERE d.webhook_id = id AND d.status = 'held';
+    END IF;
+    -- Releasing the rest is the hold_or_release_deliveries trigger's job.
+    PERFORM webhook.update_webhook(id, enabled => true);
+    RETURN held;
+END
+$$;
+COMMENT ON FUNCTION webhook.enable_webhook IS 'Enable a webhook; its held deliveries go out oldest first (or are dropped with discard_held => true). Returns how many were held.';
 
 CREATE FUNCTION webhook.disable_webhook(id bigint, reason text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -279,19 +298,6 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
     END IF;
-END
-$$;
-
--- AOM's "search endpoints by event".
-CREATE FUNCTION webhook.webhooks_for_topic(topic text) RETURNS SETOF webhook.webhook_list
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-BEGIN
-    IF NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = topic) THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('topic: unknown topic %L', topic), HINT = 'See SELECT topic FROM webhook.topics.';
-    END IF;
-    RETURN QUERY SELECT * FROM webhook.webhook_list l WHERE topic = ANY (l.topics) ORDER BY l.id;
 END
 $$;
 

@@ -6,6 +6,7 @@ pub mod policy;
 pub mod pool;
 pub mod retry;
 pub mod store;
+pub mod types;
 pub mod wakeup;
 pub mod worker;
 

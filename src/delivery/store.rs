@@ -3,6 +3,7 @@
 //! from data. Runs only on the worker's main thread.
 
 use super::http::{Attempt, EndpointRow, Outcome};
+use super::types::DeliveryStatus;
 use crate::error::Result;
 use pgrx::spi::SpiClient;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,8 +18,8 @@ pub struct Claimed {
 /// How a finished attempt changes its delivery.
 pub struct Verdict {
     pub outcome: Outcome,
-    /// "delivered", "failed" (retry after `retry_in`) or "dead".
-    pub status: &'static str,
+    /// Delivered, Failed (retry after `retry_in`) or Dead.
+    pub status: DeliveryStatus,
     pub retry_in: Option<Duration>,
 }
 
@@ -129,7 +130,7 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
         return Ok(());
     }
     let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
-    let statuses: Vec<String> = verdicts.iter().map(|v| v.status.to_owned()).collect();
+    let statuses: Vec<&str> = verdicts.iter().map(|v| v.status.as_str()).collect();
     let delays: Vec<Option<f64>> = verdicts
         .iter()
         .map(|v| v.retry_in.map(|d| d.as_secs_f64()))
@@ -139,14 +140,17 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
         .map(|v| v.outcome.status_code.map(i32::from))
         .collect();
     let errors: Vec<Option<String>> = verdicts.iter().map(|v| v.outcome.error.clone()).collect();
+    // A failure of a webhook disabled meanwhile is held, not retried.
     client.update(
         "UPDATE webhook.deliveries d
-            SET status = r.status, lease_until = NULL, last_status_code = r.code, last_error = r.err,
+            SET status = CASE WHEN r.status = 'failed' AND NOT w.enabled THEN 'held' ELSE r.status END,
+                lease_until = NULL, last_status_code = r.code, last_error = r.err,
                 next_attempt_at = CASE WHEN r.delay IS NULL THEN d.next_attempt_at
                                        ELSE now() + make_interval(secs => r.delay) END,
                 delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
-           FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[]) AS r(id, status, delay, code, err)
-          WHERE d.id = r.id AND d.status = 'delivering'",
+           FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[]) AS r(id, status, delay, code, err),
+                webhook.webhooks w
+          WHERE d.id = r.id AND d.status = 'delivering' AND w.id = d.webhook_id",
         None,
         &[ids.clone().into(), statuses.into(), delays.into(), codes.clone().into(), errors.clone().into()],
     )?;
@@ -189,14 +193,17 @@ fn record_health(
 ) -> Result<()> {
     let mut ok: Vec<i64> = verdicts
         .iter()
-        .filter(|v| v.status == "delivered")
+        .filter(|v| v.status == DeliveryStatus::Delivered)
         .map(|v| v.outcome.webhook_id)
         .collect();
     ok.sort_unstable();
     ok.dedup();
     let mut failing: Vec<i64> = verdicts
         .iter()
-        .filter(|v| v.status != "delivered" && ok.binary_search(&v.outcome.webhook_id).is_err())
+        .filter(|v| {
+            v.status != DeliveryStatus::Delivered
+                && ok.binary_search(&v.outcome.webhook_id).is_err()
+        })
         .map(|v| v.outcome.webhook_id)
         .collect();
     failing.sort_unstable();
@@ -244,13 +251,48 @@ fn record_health(
     Ok(())
 }
 
+/// Deliveries whose lease ran out and that this worker does not hold (a
+/// lost job) are due again.
+pub fn release_expired_leases(client: &mut SpiClient, held_by_worker: Vec<i64>) -> Result<usize> {
+    let t = client.update(
+        "UPDATE webhook.deliveries SET status = 'failed', next_attempt_at = now(), lease_until = NULL,
+                last_error = 'lease expired: the attempt was lost; sending again'
+         WHERE status = 'delivering' AND lease_until < now() AND id <> ALL ($1)",
+        None,
+        &[held_by_worker.into()],
+    )?;
+    Ok(t.len())
+}
+
+/// Held deliveries follow their webhook's enabled flag. The enable/disable
+/// trigger does this at once; this sweep catches deliveries queued by a
+/// writer that saw the flag before a concurrent change committed.
+pub fn sync_held(client: &mut SpiClient) -> Result<usize> {
+    let released = client.update(
+        "UPDATE webhook.deliveries d SET status = 'pending', next_attempt_at = d.created_at
+           FROM webhook.webhooks w
+          WHERE w.id = d.webhook_id AND w.enabled AND d.status = 'held'",
+        None,
+        &[],
+    )?;
+    let held = client.update(
+        "UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
+           FROM webhook.webhooks w
+          WHERE w.id = d.webhook_id AND NOT w.enabled AND d.status IN ('pending', 'failed')
+            AND d.created_at > now() - interval '1 day'",
+        None,
+        &[],
+    )?;
+    Ok(released.len() + held.len())
+}
+
 /// Delete up to `batch` finished deliveries (and orphaned events) older
 /// than `retention`; small batches keep locks short and bloat low.
 pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<usize> {
     let deleted = client.update(
         "WITH old AS (
              SELECT id FROM webhook.deliveries
-              WHERE status IN ('delivered', 'dead') AND created_at < now() - make_interval(secs => $1)
+              WHERE status IN ('delivered', 'dead', 'held') AND created_at < now() - make_interval(secs => $1)
               ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
          DELETE FROM webhook.deliveries d USING old WHERE d.id = old.id RETURNING d.id",
         None,

@@ -3,23 +3,30 @@
 //! It sleeps on its latch, which committing writers set (see `wakeup`),
 //! with `webhook.poll_interval` as a fallback.
 
-use super::http::{self, AgentSettings, Endpoint, Job, Outcome};
+use super::http::{self, AgentSettings, Attempt, Endpoint, Job, Outcome};
 use super::policy::AddressPolicy;
 use super::pool::Pool;
 use super::retry::RetrySchedule;
 use super::store::{self, Claimed, Verdict};
+use super::types::DeliveryStatus;
 use super::wakeup;
 use crate::guc;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Pruning runs this often at most (more often for short retentions).
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
-const PRUNE_BATCH: i64 = 1000;
+/// Maintenance (pruning, held deliveries, expired leases) runs this often
+/// at most (more often for short retentions).
+const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
+/// Rows per pruning transaction: short locks, little bloat per commit.
+const PRUNE_BATCH: i64 = 5000;
+/// Time one loop turn may spend pruning; a turn that runs out of it comes
+/// back on the next turn, so pruning keeps pace with any drain rate without
+/// holding up claims for long.
+const PRUNE_BUDGET: Duration = Duration::from_millis(100);
 /// While requests are in flight the loop checks for results this often.
 const BUSY_TICK: Duration = Duration::from_millis(2);
 
@@ -103,7 +110,14 @@ struct Worker {
     excluded: Vec<i64>,
     /// One of them has room again: claim without waiting for the poll.
     capacity_freed: bool,
-    last_prune: Instant,
+    /// Attempts that failed before any request (unusable webhook settings),
+    /// recorded with the next batch of outcomes.
+    failed_early: Vec<Outcome>,
+    /// Deliveries claimed and not yet recorded (their leases are live).
+    in_hand: HashSet<i64>,
+    last_maintenance: Instant,
+    /// The last pruning turn ran out of budget: more is old enough.
+    prune_behind: bool,
 }
 
 impl Worker {
@@ -122,7 +136,10 @@ impl Worker {
             outstanding: 0,
             excluded: Vec::new(),
             capacity_freed: false,
-            last_prune: Instant::now(),
+            failed_early: Vec::new(),
+            in_hand: HashSet::new(),
+            last_maintenance: Instant::now(),
+            prune_behind: false,
         };
         w.rebuild_agent();
         w
@@ -198,14 +215,14 @@ impl Worker {
         if outcome.delivered() {
             return Verdict {
                 outcome,
-                status: "delivered",
+                status: DeliveryStatus::Delivered,
                 retry_in: None,
             };
         }
         if outcome.gone() {
             return Verdict {
                 outcome,
-                status: "dead",
+                status: DeliveryStatus::Dead,
                 retry_in: None,
             };
         }
@@ -216,12 +233,12 @@ impl Worker {
         ) {
             Some(d) => Verdict {
                 outcome,
-                status: "failed",
+                status: DeliveryStatus::Failed,
                 retry_in: Some(d),
             },
             None => Verdict {
                 outcome,
-                status: "dead",
+                status: DeliveryStatus::Dead,
                 retry_in: None,
             },
         }
@@ -230,11 +247,16 @@ impl Worker {
     /// Record finished attempts; returns how many.
     fn record_finished(&mut self) -> usize {
         let outcomes = self.pool.drain();
+        for o in &outcomes {
+            self.finished(o.webhook_id);
+        }
+        let mut outcomes = outcomes;
+        outcomes.append(&mut self.failed_early);
         if outcomes.is_empty() {
             return 0;
         }
         for o in &outcomes {
-            self.finished(o.webhook_id);
+            self.in_hand.remove(&o.delivery_id);
         }
         let n = outcomes.len();
         let verdicts: Vec<Verdict> = outcomes.into_iter().map(|o| self.verdict(o)).collect();
@@ -292,18 +314,34 @@ impl Worker {
             })
         }))
         .unwrap_or_else(|e| error!("webhook_emitter: claiming deliveries failed: {e}"));
+        let mut unusable: HashMap<i64, String> = HashMap::new();
         for (id, version, endpoint) in fresh {
             match endpoint {
                 Ok(ep) => {
                     self.endpoints.insert(id, (version, Arc::new(ep)));
                 }
-                Err(e) => warning!("webhook_emitter: webhook {id} has unusable settings: {e}"),
+                Err(e) => {
+                    warning!("webhook_emitter: webhook {id} has unusable settings: {e}");
+                    self.endpoints.remove(&id);
+                    unusable.insert(id, e);
+                }
             }
         }
         let n = claimed.len();
         for c in claimed {
+            self.in_hand.insert(c.attempt.delivery_id);
             let Some((_, endpoint)) = self.endpoints.get(&c.webhook_id) else {
-                continue; // stays "delivering" until its lease ends; logged above
+                // Fails like an attempt (and is retried on the schedule), so
+                // it never sits "delivering"; other webhooks are unaffected.
+                let why = unusable
+                    .get(&c.webhook_id)
+                    .map_or("its settings could not be loaded", String::as_str);
+                self.failed_early.push(failed_before_sending(
+                    &c.attempt,
+                    c.webhook_id,
+                    format!("webhook {} has unusable settings: {why}", c.webhook_id),
+                ));
+                continue;
             };
             self.outstanding += 1;
             let job = Job {
@@ -316,22 +354,80 @@ impl Worker {
         Some(n as i64 >= limit)
     }
 
-    fn maybe_prune(&mut self) {
-        let every = (self.settings.retention / 4).clamp(Duration::from_secs(1), PRUNE_EVERY);
-        if self.last_prune.elapsed() < every {
+    /// Pruning, held deliveries and expired leases, every `MAINTAIN_EVERY`
+    /// (sooner for short retentions); pruning continues on the next loop
+    /// turns while it has more to do.
+    fn maybe_maintain(&mut self) {
+        let every = (self.settings.retention / 4).clamp(Duration::from_secs(1), MAINTAIN_EVERY);
+        let due = self.last_maintenance.elapsed() >= every;
+        if !due && !self.prune_behind {
             return;
         }
-        self.last_prune = Instant::now();
         let retention = self.settings.retention;
+        let started = Instant::now();
+        let mut pruned = 0;
+        self.prune_behind = false;
+        while started.elapsed() < PRUNE_BUDGET {
+            let n = BackgroundWorker::transaction(AssertUnwindSafe(|| {
+                Spi::connect_mut(|client| store::prune(client, retention, PRUNE_BATCH))
+            }))
+            .unwrap_or_else(|e| {
+                warning!("webhook_emitter: pruning failed: {e}");
+                0
+            });
+            pruned += n;
+            if (n as i64) < PRUNE_BATCH {
+                break;
+            }
+            self.prune_behind = started.elapsed() >= PRUNE_BUDGET;
+        }
+        if pruned > 0 {
+            debug1!("webhook_emitter: pruned {pruned} deliveries");
+        }
+        if !due {
+            return;
+        }
+        self.last_maintenance = Instant::now();
+        let mine = self.in_hand();
         BackgroundWorker::transaction(AssertUnwindSafe(|| {
-            Spi::connect_mut(|client| store::prune(client, retention, PRUNE_BATCH))
+            Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
+                Ok((
+                    store::release_expired_leases(client, mine)?,
+                    store::sync_held(client)?,
+                ))
+            })
         }))
-        .map(|n| {
-            if n > 0 {
-                debug1!("webhook_emitter: pruned {n} deliveries")
+        .map(|(leases, held)| {
+            if leases > 0 {
+                log!("webhook_emitter: {leases} deliveries with an expired lease are due again");
+            }
+            if held > 0 {
+                debug1!("webhook_emitter: {held} deliveries moved to or from held");
             }
         })
-        .unwrap_or_else(|e| warning!("webhook_emitter: pruning failed: {e}"));
+        .unwrap_or_else(|e| warning!("webhook_emitter: maintenance failed: {e}"));
+    }
+
+    /// Ids of the deliveries this worker holds: in flight, parked, or
+    /// waiting to be recorded.
+    fn in_hand(&self) -> Vec<i64> {
+        self.in_hand.iter().copied().collect()
+    }
+}
+
+/// The outcome of an attempt that could not even be made.
+fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> Outcome {
+    Outcome {
+        delivery_id: attempt.delivery_id,
+        webhook_id,
+        attempt: attempt.attempt,
+        started_at: std::time::SystemTime::now(),
+        duration_ms: 0.0,
+        status_code: None,
+        response_headers: None,
+        response_excerpt: None,
+        error: Some(error),
+        retry_after: None,
     }
 }
 
@@ -415,10 +511,10 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
                 last_claim = Instant::now();
             }
         }
-        worker.maybe_prune();
+        worker.maybe_maintain();
         timeout = if worker.outstanding > 0 {
             BUSY_TICK
-        } else if more_due || wake_pending {
+        } else if more_due || wake_pending || worker.prune_behind {
             Duration::ZERO
         } else {
             poll.saturating_sub(last_claim.elapsed())

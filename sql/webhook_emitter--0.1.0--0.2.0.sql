@@ -1,0 +1,218 @@
+-- webhook_emitter 0.1.0 -> 0.2.0. Run by ALTER EXTENSION webhook_emitter UPDATE;
+-- what changes is listed in CHANGELOG.md. A fresh 0.2.0 install and an
+-- upgraded 0.1.0 have the same schema (tests/e2e/tests/upgrade.rs).
+\echo Use "ALTER EXTENSION webhook_emitter UPDATE" to load this file. \quit
+
+-- 1. The lms tables (and their rows) are the installation's data: they are
+--    no longer members of the extension, so DROP EXTENSION keeps them and
+--    pg_dump dumps them like any application table (with their sequences).
+DO $$
+DECLARE
+    member record;
+BEGIN
+    FOR member IN
+        SELECT c.oid::regclass AS rel, c.relkind
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid = d.objid
+         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'e'
+           AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'webhook_emitter')
+           AND c.relnamespace = 'lms'::regnamespace AND c.relkind IN ('r', 'S')
+         ORDER BY c.relkind DESC
+    LOOP
+        EXECUTE pg_catalog.format('ALTER EXTENSION webhook_emitter DROP %s %s',
+            CASE member.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, member.rel);
+    END LOOP;
+    ALTER EXTENSION webhook_emitter DROP SCHEMA lms;
+END
+$$;
+
+-- 2. Dump and restore: the restored settings row replaces the default one;
+--    the queue and the identity sequences are dumped.
+CREATE FUNCTION webhook.settings_replace_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM webhook.settings;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER settings_replace_row BEFORE INSERT ON webhook.settings
+    FOR EACH ROW EXECUTE FUNCTION webhook.settings_replace_row();
+
+SELECT pg_catalog.pg_extension_config_dump('webhook.webhooks_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_id_seq', '');
+
+-- 3. Held deliveries and no orphans: a disabled webhook holds its events;
+--    deliveries reference their webhook (deleting it cascades).
+ALTER TABLE webhook.deliveries DROP CONSTRAINT deliveries_status_check;
+ALTER TABLE webhook.deliveries ADD CONSTRAINT deliveries_status_check
+    CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held'));
+DROP TRIGGER forget_webhook_deliveries ON webhook.webhooks;
+DROP FUNCTION webhook.forget_webhook_deliveries();
+DELETE FROM webhook.deliveries d WHERE NOT EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = d.webhook_id);
+ALTER TABLE webhook.deliveries ADD CONSTRAINT deliveries_webhook_id_fkey
+    FOREIGN KEY (webhook_id) REFERENCES webhook.webhooks (id) ON DELETE CASCADE;
+DROP INDEX webhook.deliveries_finished_idx;
+CREATE INDEX deliveries_finished_idx ON webhook.deliveries (created_at)
+    WHERE status IN ('delivered', 'dead', 'held');
+CREATE INDEX deliveries_held_idx ON webhook.deliveries (webhook_id, created_at)
+    WHERE status = 'held';
+CREATE INDEX deliveries_leased_idx ON webhook.deliveries (lease_until)
+    WHERE status = 'delivering';
+COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead, or held while the webhook is disabled.';
+UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
+  FROM webhook.webhooks w
+ WHERE w.id = d.webhook_id AND NOT w.enabled AND d.status IN ('pending', 'failed');
+
+CREATE FUNCTION webhook.hold_or_release_deliveries() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.enabled THEN
+        UPDATE webhook.deliveries d SET status = 'pending', next_attempt_at = d.created_at, lease_until = NULL
+         WHERE d.webhook_id = NEW.id AND d.status = 'held';
+        IF FOUND THEN
+            PERFORM webhook.wake_worker_at_commit();
+        END IF;
+    ELSE
+        UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
+         WHERE d.webhook_id = NEW.id AND d.status IN ('pending', 'failed');
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER hold_or_release_deliveries AFTER UPDATE OF enabled ON webhook.webhooks
+    FOR EACH ROW WHEN (OLD.enabled IS DISTINCT FROM NEW.enabled)
+    EXECUTE FUNCTION webhook.hold_or_release_deliveries();
+
+CREATE OR REPLACE FUNCTION webhook.topic_wanted(topic text) RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+#variable_conflict use_variable
+BEGIN
+    -- plpgsql rather than SQL: its plan is cached across calls; no SET
+    -- clause (names are qualified) to keep the per-call cost low.
+    RETURN (SELECT s.enabled AND EXISTS (
+                SELECT FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic])
+            FROM webhook.settings s);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION webhook.enqueue(topic text, body json) RETURNS text
+LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    event_id text := webhook.new_event_id();
+    ts timestamptz := clock_timestamp();
+    queued bigint;
+BEGIN
+    -- One statement (each statement has a fixed executor cost on the write
+    -- path): the event row only when the switch is on and a webhook
+    -- subscribes, and one delivery per such webhook. FOR KEY SHARE: a
+    -- concurrent delete_webhook waits for this transaction (and cascades to
+    -- what it queued) or has removed the webhook, which is then skipped.
+    WITH s AS (SELECT tenant_id FROM webhook.settings WHERE enabled),
+         t AS (SELECT c.source, c.resource, c.action FROM webhook.topics c WHERE c.topic = topic),
+         w AS (SELECT wh.id, wh.enabled FROM webhook.webhooks wh WHERE wh.topics @> ARRAY[topic]
+               FOR KEY SHARE),
+         e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
+               SELECT event_id, topic,
+                      CASE WHEN t.source = 'braincert' THEN json_build_object(
+                          'id', event_id,
+                          'resource', t.resource,
+                          'action', t.action,
+                          'domain_id', s.tenant_id,
+                          'tenant_id', s.tenant_id,
+                          'created_at', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                          'timestamp', floor(extract(epoch FROM ts))::bigint,
+                          'payload', body)
+                      ELSE body END,
+                      s.tenant_id, ts
+               FROM s, t
+               WHERE EXISTS (SELECT FROM w)
+               RETURNING id)
+    INSERT INTO webhook.deliveries (event_id, webhook_id, status)
+    SELECT e.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END FROM e, w;
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    IF queued = 0 THEN
+        IF NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = topic) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('topic: unknown topic %L', topic), HINT = 'See SELECT topic FROM webhook.topics.';
+        END IF;
+        RETURN NULL;  -- switch off or nobody subscribed: nothing queued
+    END IF;
+    PERFORM webhook.wake_worker_at_commit();
+    RETURN event_id;
+END
+$$;
+COMMENT ON FUNCTION webhook.enqueue IS 'Queue an event (called by the lms triggers); returns its id, or NULL when nobody subscribes.';
+
+DROP FUNCTION webhook.enable_webhook(bigint);
+CREATE FUNCTION webhook.enable_webhook(id bigint, discard_held boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    held bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+    END IF;
+    IF coalesce(discard_held, false) THEN
+        DELETE FROM webhook.deliveries d WHERE d.webhook_id = id AND d.status = 'held';
+        GET DIAGNOSTICS held = ROW_COUNT;
+    ELSE
+        SELECT count(*) INTO held FROM webhook.deliveries d WHERE d.webhook_id = id AND d.status = 'held';
+    END IF;
+    -- Releasing the rest is the hold_or_release_deliveries trigger's job.
+    PERFORM webhook.update_webhook(id, enabled => true);
+    RETURN held;
+END
+$$;
+COMMENT ON FUNCTION webhook.enable_webhook IS 'Enable a webhook; its held deliveries go out oldest first (or are dropped with discard_held => true). Returns how many were held.';
+
+CREATE OR REPLACE VIEW webhook.webhook_list AS
+SELECT id, name, url, description, topics, content_type,
+       auth_username,
+       CASE WHEN auth_password IS NULL THEN NULL ELSE '********' END AS auth_password,
+       body_template, enabled,
+       CASE WHEN signing_secret IS NULL THEN NULL ELSE 'whsec_********' END AS signing_secret,
+       headers, timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
+       (SELECT count(*) FROM webhook.deliveries d WHERE d.webhook_id = webhooks.id AND d.status = 'held') AS held
+FROM webhook.webhooks;
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords and signing secrets masked; held = deliveries kept while disabled.';
+
+CREATE OR REPLACE VIEW webhook.webhook_health AS
+SELECT w.id AS webhook_id, w.name, w.enabled, w.disabled_reason, w.failing_since,
+       count(a.id) AS attempts_24h,
+       count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS successes_24h,
+       round(100.0 * count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) / nullif(count(a.id), 0), 1)
+           AS success_rate_pct,
+       max(a.started_at) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS last_success_at,
+       max(a.started_at) FILTER (WHERE a.status_code IS NULL OR a.status_code NOT BETWEEN 200 AND 299) AS last_failure_at,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p50_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p95_ms,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p99_ms,
+       (SELECT count(*) FROM webhook.deliveries p
+         WHERE p.webhook_id = w.id AND p.status IN ('pending', 'failed', 'delivering')) AS backlog,
+       (SELECT count(*) FROM webhook.deliveries h WHERE h.webhook_id = w.id AND h.status = 'held') AS held
+FROM webhook.webhooks w
+LEFT JOIN webhook.deliveries d ON d.webhook_id = w.id AND d.last_attempt_at > now() - interval '24 hours'
+LEFT JOIN webhook.attempts a ON a.delivery_id = d.id AND a.started_at > now() - interval '24 hours'
+GROUP BY w.id;
+COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog and held deliveries.';
+
+-- Privileges, as a fresh install sets them (sql/grants.sql).
+REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
+GRANT USAGE ON SCHEMA webhook TO PUBLIC;
+
+GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
+    webhook.deliveries, webhook.attempts, webhook.recent_failures, webhook.webhook_health TO PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
+    webhook.xml_to_json(text) TO PUBLIC;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
+GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
+GRANT SELECT ON webhook.events TO webhook_admin;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
