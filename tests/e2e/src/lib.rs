@@ -1,4 +1,5 @@
-//! End-to-end harness: a throwaway PostgreSQL 15 cluster with
+//! End-to-end harness: a throwaway PostgreSQL cluster (15 by default;
+//! `WEBHOOK_PG_BIN` names another installation's bin directory) with
 //! webhook_emitter preloaded, and real HTTP receivers on 127.0.0.1 that
 //! record every request. Both are torn down on drop, also when a test fails.
 
@@ -11,7 +12,11 @@ use std::time::{Duration, Instant};
 
 pub use postgres::Client;
 
-pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Bin directory of the PostgreSQL under test: `WEBHOOK_PG_BIN`, or
+/// Debian's PostgreSQL 15.
+pub fn pg_bin() -> String {
+    std::env::var("WEBHOOK_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
+}
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -24,8 +29,8 @@ extern "C" {
 }
 
 /// Run a PostgreSQL binary, as the postgres user when we are root.
-fn pg_command(bin: &str) -> Command {
-    let path = format!("{PG_BIN}/{bin}");
+pub fn pg_command(bin: &str) -> Command {
+    let path = format!("{}/{bin}", pg_bin());
     if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--", &path]);
@@ -52,6 +57,15 @@ impl Cluster {
     /// initdb + start with the extension preloaded; `extra_conf` lines are
     /// appended to postgresql.conf. The extension is created in `postgres`.
     pub fn start(extra_conf: &str) -> Cluster {
+        let cluster = Self::start_bare(extra_conf);
+        let mut c = cluster.client();
+        c.batch_execute("CREATE EXTENSION webhook_emitter")
+            .expect("CREATE EXTENSION");
+        cluster
+    }
+
+    /// Like `start`, without creating the extension anywhere.
+    pub fn start_bare(extra_conf: &str) -> Cluster {
         let base = std::env::temp_dir().join(format!(
             "webhook_e2e_{}_{}",
             std::process::id(),
@@ -102,9 +116,6 @@ impl Cluster {
         // Written as root: make sure postgres can still read it.
         std::fs::write(data.join("postgresql.conf"), existing).expect("write conf");
         cluster.pg_ctl_start();
-        let mut c = cluster.client();
-        c.batch_execute("CREATE EXTENSION webhook_emitter")
-            .expect("CREATE EXTENSION");
         cluster
     }
 
@@ -166,9 +177,35 @@ impl Cluster {
     }
 
     pub fn client(&self) -> Client {
+        self.client_db("postgres")
+    }
+
+    /// Run a client program (pg_dump, pg_restore, psql, ...) against this
+    /// cluster as the postgres user; panics with its stderr if it fails.
+    pub fn run(&self, bin: &str, args: &[&str]) -> Vec<u8> {
+        let port = self.port.to_string();
+        let out = pg_command(bin)
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{bin}: {e}"));
+        assert!(
+            out.status.success(),
+            "{bin} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// A connection to database `db`.
+    pub fn client_db(&self, db: &str) -> Client {
+        let conn = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={db}",
+            self.port
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match Client::connect(&self.conn_string(), postgres::NoTls) {
+            match Client::connect(&conn, postgres::NoTls) {
                 Ok(c) => return c,
                 Err(e) if Instant::now() < deadline => {
                     let _ = e;

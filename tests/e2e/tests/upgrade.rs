@@ -1,0 +1,201 @@
+//! Released versions are upgraded, never dropped: a database on 0.1.0 with
+//! webhooks, settings, LMS rows and queued deliveries takes
+//! `ALTER EXTENSION webhook_emitter UPDATE`, keeps all of it, delivers what
+//! was queued, and ends with exactly the schema of a fresh install.
+//! Needs the archived 0.1.0 install script in the extension directory
+//! (scripts/install.sh puts it there). Runs offline.
+
+use postgres::Client;
+use std::time::Duration;
+use webhook_emitter_e2e::{wait_for, Cluster, Receiver};
+
+const FINGERPRINT: &str = include_str!("../sql/schema_fingerprint.sql");
+
+/// Everything that defines the extension's objects, one line each, sorted.
+fn fingerprint(c: &mut Client) -> Vec<String> {
+    c.query(FINGERPRINT, &[])
+        .expect("fingerprint query")
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+/// `pg_dump --schema-only`, without the per-run \restrict keys.
+fn schema_dump(cluster: &Cluster, db: &str) -> Vec<String> {
+    let out = cluster.run("pg_dump", &["--schema-only", "-d", db]);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn rows_as_json(c: &mut Client, query: &str) -> Vec<String> {
+    c.query(
+        &format!("SELECT row_to_json(t)::text FROM ({query}) t ORDER BY 1"),
+        &[],
+    )
+    .expect(query)
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+fn assert_same(what: &str, upgraded: &[String], fresh: &[String]) {
+    let only_upgraded: Vec<_> = upgraded.iter().filter(|l| !fresh.contains(l)).collect();
+    let only_fresh: Vec<_> = fresh.iter().filter(|l| !upgraded.contains(l)).collect();
+    assert!(
+        only_upgraded.is_empty() && only_fresh.is_empty(),
+        "{what} differs.\nonly after the upgrade:\n{only_upgraded:#?}\nonly in a fresh install:\n{only_fresh:#?}"
+    );
+}
+
+#[test]
+fn upgrading_from_0_1_0_keeps_everything_and_equals_a_fresh_install() {
+    // The worker serves "postgres" at first, where nothing is installed, so
+    // what 0.1.0 queues in "school" stays queued until after the upgrade.
+    let cluster = Cluster::start_bare("");
+    let receiver = Receiver::start();
+    let mut admin = cluster.client();
+    admin.batch_execute("CREATE DATABASE school").unwrap();
+    admin.batch_execute("CREATE DATABASE fresh").unwrap();
+    let mut c = cluster.client_db("school");
+    c.batch_execute("CREATE EXTENSION webhook_emitter VERSION '0.1.0'")
+        .unwrap();
+    c.execute(
+        "SELECT webhook.create_webhook('ERP', $1, '{user.created,group.created}',
+             content_type => 'application/xml', auth_username => 'erp', auth_password => 'pw',
+             generate_signing_secret => true, headers => '{\"X-Team\": \"lms\"}')",
+        &[&receiver.url("/erp")],
+    )
+    .unwrap();
+    c.execute(
+        "SELECT webhook.create_webhook('Chat', $1, '{group.created}',
+             body_template => '{\"text\": \"{{payload.group_name}}\", \"id\": \"{{$event_id}}\"}')",
+        &[&receiver.url("/chat")],
+    )
+    .unwrap();
+    c.batch_execute(
+        "SELECT webhook.set_tenant_id('acme-academy');
+         INSERT INTO lms.users (first_name, last_name, email) VALUES ('Ada', 'Lovelace', 'ada@example.com');
+         INSERT INTO lms.groups (name) VALUES ('Physics'), ('Chemistry');
+         -- one delivery that already failed once
+         UPDATE webhook.deliveries SET status = 'failed', attempts = 1, next_attempt_at = now(),
+                last_error = 'receiver answered HTTP 500'
+          WHERE id = (SELECT min(id) FROM webhook.deliveries);",
+    )
+    .unwrap();
+    let queued: i64 = c
+        .query_one(
+            "SELECT count(*) FROM webhook.deliveries WHERE status IN ('pending', 'failed')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(queued, 5, "3 events for ERP and 2 for Chat are queued");
+    let webhooks_before = rows_as_json(&mut c, "SELECT * FROM webhook.webhooks");
+    let settings_before = rows_as_json(&mut c, "SELECT * FROM webhook.settings");
+    let lms_rows = |c: &mut Client| {
+        let mut rows = rows_as_json(c, "SELECT * FROM lms.users");
+        rows.extend(rows_as_json(c, "SELECT * FROM lms.groups"));
+        rows
+    };
+    let lms_before = lms_rows(&mut c);
+    let deliveries_before = rows_as_json(
+        &mut c,
+        "SELECT id, event_id, webhook_id, status, attempts FROM webhook.deliveries",
+    );
+
+    c.batch_execute("ALTER EXTENSION webhook_emitter UPDATE")
+        .unwrap();
+    let version: String = c
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'webhook_emitter'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "0.2.0");
+    assert_eq!(
+        rows_as_json(&mut c, "SELECT * FROM webhook.webhooks"),
+        webhooks_before
+    );
+    assert_eq!(
+        rows_as_json(&mut c, "SELECT * FROM webhook.settings"),
+        settings_before
+    );
+    assert_eq!(lms_rows(&mut c), lms_before);
+    assert_eq!(
+        rows_as_json(
+            &mut c,
+            "SELECT id, event_id, webhook_id, status, attempts FROM webhook.deliveries"
+        ),
+        deliveries_before
+    );
+    let lms_members: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_depend d JOIN pg_class k ON k.oid = d.objid
+              WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e' AND k.relnamespace = 'lms'::regnamespace",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(lms_members, 0, "lms tables are no longer extension members");
+
+    // Same schema as a fresh 0.2.0 install: the extension's own objects
+    // (which pg_dump leaves out) and everything pg_dump shows.
+    let mut f = cluster.client_db("fresh");
+    f.batch_execute("CREATE EXTENSION webhook_emitter").unwrap();
+    assert_same(
+        "the extension's catalog",
+        &fingerprint(&mut c),
+        &fingerprint(&mut f),
+    );
+    assert_same(
+        "pg_dump --schema-only",
+        &schema_dump(&cluster, "school"),
+        &schema_dump(&cluster, "fresh"),
+    );
+
+    // The new library serves "school" after a restart: everything queued
+    // under 0.1.0 is delivered, with auth, signature and template.
+    drop((c, f));
+    admin
+        .batch_execute("ALTER SYSTEM SET webhook.database = 'school'")
+        .unwrap();
+    drop(admin);
+    cluster.pg_ctl_stop("fast");
+    cluster.pg_ctl_start();
+    let got = receiver.wait_for(5, Duration::from_secs(30));
+    let mut c = cluster.client_db("school");
+    wait_for(Duration::from_secs(20), "every delivery delivered", || {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered'",
+                &[],
+            )
+            .ok()?
+            .get(0);
+        (n == 0).then_some(())
+    });
+    let erp: Vec<_> = got.iter().filter(|r| r.path == "/erp").collect();
+    assert_eq!(erp.len(), 3);
+    for r in &erp {
+        assert!(r
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Basic ")));
+        assert!(r
+            .header("webhook-signature")
+            .is_some_and(|s| s.starts_with("v1,")));
+        assert_eq!(r.header("x-team"), Some("lms"));
+        assert!(r.body_text().starts_with("<?xml"));
+    }
+    let chat: Vec<_> = got.iter().filter(|r| r.path == "/chat").collect();
+    assert_eq!(chat.len(), 2);
+    let mut names: Vec<String> = chat
+        .iter()
+        .map(|r| r.json()["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Chemistry", "Physics"]);
+}
