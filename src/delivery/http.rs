@@ -2,6 +2,7 @@
 //! answer. Runs on delivery threads and in Send Test; never calls Postgres.
 
 use super::policy::AddressPolicy;
+use super::redact::{redact_location, scrub};
 use crate::error::{Result, WebhookError};
 use crate::render::template::Template;
 use crate::render::{render_body, signature, ContentType, EventFacts};
@@ -268,7 +269,13 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         Ok(resp) => Some(resp),
         Err(ureq::Error::Status(_, resp)) => Some(resp),
         Err(ureq::Error::Transport(t)) => {
-            out.error = Some(t.to_string());
+            // ureq's text starts with the full URL (query string included)
+            // and the log is readable by PUBLIC: redact every copy.
+            let mut text = scrub(&t.to_string(), &ep.url);
+            if let Some(u) = t.url() {
+                text = scrub(&text, u.as_str());
+            }
+            out.error = Some(text);
             None
         }
     };
@@ -277,9 +284,11 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         out.status_code = Some(code);
         out.retry_after = retry_after(&resp);
         if (300..400).contains(&code) {
+            let target = resp
+                .header("location")
+                .map_or_else(|| "?".to_owned(), |l| redact_location(&ep.url, l));
             out.error = Some(format!(
-                "redirect {code} to {} not followed; update the webhook URL",
-                resp.header("location").unwrap_or("?")
+                "redirect {code} to {target} not followed; update the webhook URL"
             ));
         } else if !(200..300).contains(&code) {
             out.error = Some(format!("receiver answered HTTP {code}"));

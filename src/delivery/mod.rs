@@ -4,6 +4,7 @@
 pub mod http;
 pub mod policy;
 pub mod pool;
+pub mod redact;
 pub mod retry;
 pub mod store;
 pub mod wakeup;
