@@ -3,6 +3,11 @@
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
+use std::time::Duration;
+
+/// Range of webhook.request_timeout in milliseconds (timeout_ms has the same).
+const REQUEST_TIMEOUT_MIN_MS: i32 = 100;
+const REQUEST_TIMEOUT_MAX_MS: i32 = 300_000;
 
 pub static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
@@ -87,8 +92,8 @@ fn init_reloadable_gucs() {
         c"Default HTTP request timeout; a webhook's timeout_ms overrides it.",
         c"",
         &REQUEST_TIMEOUT_MS,
-        100,
-        300_000,
+        REQUEST_TIMEOUT_MIN_MS,
+        REQUEST_TIMEOUT_MAX_MS,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
@@ -164,4 +169,13 @@ pub fn string(setting: &GucSetting<Option<CString>>) -> String {
         .get()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// webhook.request_timeout, clamped to its range (never trusting the raw
+/// integer in a conversion).
+pub fn request_timeout() -> Duration {
+    let ms = REQUEST_TIMEOUT_MS
+        .get()
+        .clamp(REQUEST_TIMEOUT_MIN_MS, REQUEST_TIMEOUT_MAX_MS);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(10_000))
 }

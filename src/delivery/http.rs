@@ -1,7 +1,7 @@
 //! One HTTP attempt: render the body, sign it, POST it, classify the
 //! answer. Runs on delivery threads and in Send Test; never calls Postgres.
 
-use super::policy::AddressPolicy;
+use super::policy::{AddressPolicy, DnsDeadline, DNS_TIMEOUT};
 use super::redact::{redact_location, scrub};
 use crate::error::{Result, WebhookError};
 use crate::render::template::Template;
@@ -20,6 +20,13 @@ pub const USER_AGENT: &str = concat!(
 /// Most response bytes read to keep a connection reusable; beyond this the
 /// connection is dropped instead of drained.
 const MAX_DRAIN_BYTES: u64 = 256 * 1024;
+/// Longest TCP connect (per agent: less when webhook.request_timeout is
+/// shorter). ureq's request timeout does not cover it once this is set.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Request timeouts are clamped to the range webhook.request_timeout and
+/// timeout_ms allow, whatever a caller passes.
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Most response headers kept per attempt, the truncation marker included.
 const MAX_HEADERS: usize = 50;
 /// Most bytes of header names plus values kept per attempt, marker included.
@@ -84,11 +91,15 @@ impl Endpoint {
                 .map(signature::decode_secret)
                 .transpose()?,
             headers,
-            timeout: row.timeout_ms.map_or(default_timeout, |ms| {
-                Duration::from_millis(ms.max(1) as u64)
-            }),
+            timeout: clamp_timeout(row.timeout_ms.map_or(default_timeout, |ms| {
+                Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+            })),
         })
     }
+}
+
+fn clamp_timeout(t: Duration) -> Duration {
+    t.clamp(MIN_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT)
 }
 
 /// One attempt of one delivery: what the claim returns and the request sends.
@@ -168,13 +179,18 @@ fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
 }
 
 /// An HTTP client with connection reuse, no redirects, and the address policy.
+/// Called on the main thread (worker, Send Test), which may read settings.
 pub fn build_agent(settings: &AgentSettings) -> Result<ureq::Agent> {
     let policy = settings.policy.clone();
+    // ureq takes the connect timeout per agent, not per request: bound it by
+    // the default request timeout (a shorter timeout_ms still ends the
+    // request at its own deadline right after connecting).
+    let connect = CONNECT_TIMEOUT.min(crate::guc::request_timeout());
     Ok(ureq::AgentBuilder::new()
         .resolver(move |netloc: &str| policy.resolve(netloc))
         .redirects(0)
         .user_agent(USER_AGENT)
-        .timeout_connect(Duration::from_secs(10))
+        .timeout_connect(connect)
         .max_idle_connections(settings.pool_size.max(8) * 2)
         .max_idle_connections_per_host(settings.pool_size.max(8))
         .no_delay(true)
@@ -319,7 +335,10 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
     for (name, value) in &ep.headers {
         req = req.set(name, value);
     }
+    // DNS gets its own deadline (ureq's timeout does not cover it).
+    let dns_deadline = DnsDeadline::set(ep.timeout.min(DNS_TIMEOUT));
     let result = req.send_bytes(body.as_bytes());
+    drop(dns_deadline);
     let response = match result {
         Ok(resp) => Some(resp),
         Err(ureq::Error::Status(_, resp)) => Some(resp),

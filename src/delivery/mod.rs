@@ -7,6 +7,7 @@ pub mod pool;
 pub mod redact;
 pub mod retry;
 pub mod store;
+pub mod threads;
 pub mod wakeup;
 pub mod worker;
 

@@ -13,10 +13,45 @@
 //! only the exact IPv6 address or CIDR listed in `webhook.allowed_hosts`
 //! opens them.
 
+use super::threads::spawn_quiet;
 use crate::error::{Result, WebhookError};
 use ipnet::IpNet;
+use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Longest DNS lookup, unless the request's own timeout is shorter.
+pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+/// getaddrinfo cannot be cancelled: a lookup past its deadline is abandoned
+/// on its helper thread. So that a dead resolver cannot pile up threads, at
+/// most this many lookups may be pending; more fail at once.
+const MAX_PENDING_LOOKUPS: usize = 256;
+static PENDING_LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Deadline of lookups made on this thread; see [`DnsDeadline`].
+    static DNS_BUDGET: Cell<Duration> = const { Cell::new(DNS_TIMEOUT) };
+}
+
+/// Bounds this thread's DNS lookups by a timeout until dropped. ureq calls
+/// the resolver on the requesting thread and gives it no deadline, so each
+/// request sets one around its call.
+pub struct DnsDeadline(Duration);
+
+impl DnsDeadline {
+    pub fn set(timeout: Duration) -> DnsDeadline {
+        DnsDeadline(DNS_BUDGET.with(|b| b.replace(timeout)))
+    }
+}
+
+impl Drop for DnsDeadline {
+    fn drop(&mut self) {
+        DNS_BUDGET.with(|b| b.set(self.0));
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AddressPolicy {
@@ -60,7 +95,10 @@ impl AddressPolicy {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase();
-        let addrs: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+        let addrs = match netloc.parse::<SocketAddr>() {
+            Ok(literal) => vec![literal], // an IP address needs no lookup
+            Err(_) => lookup(netloc, &host, DNS_BUDGET.with(Cell::get))?,
+        };
         self.check(&host, addrs)
     }
 
@@ -84,6 +122,44 @@ impl AddressPolicy {
             ));
         }
         Ok(allowed)
+    }
+}
+
+/// getaddrinfo on a helper thread, waited for at most `timeout`.
+fn lookup(netloc: &str, host: &str, timeout: Duration) -> io::Result<Vec<SocketAddr>> {
+    if PENDING_LOOKUPS.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_LOOKUPS {
+        PENDING_LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("DNS lookup of {host} not started: {MAX_PENDING_LOOKUPS} earlier lookups are still unanswered"),
+        ));
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = netloc.to_owned();
+    let spawned = spawn_quiet("webhook-dns".into(), move || {
+        let result = name
+            .to_socket_addrs()
+            .map(|addrs| addrs.collect::<Vec<_>>());
+        PENDING_LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+        // The requester may have given up already; nobody to tell then.
+        let _ = tx.send(result);
+    });
+    if let Err(e) = spawned {
+        PENDING_LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+        return Err(e);
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "DNS lookup of {host} timed out after {} ms",
+                timeout.as_millis()
+            ),
+        )),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(io::Error::other(format!("DNS lookup of {host} failed")))
+        }
     }
 }
 
@@ -271,5 +347,15 @@ mod tests {
         }
         let open = AddressPolicy::parse("127.0.0.1").unwrap();
         assert!(open.resolve("127.0.0.1:80").is_ok());
+    }
+
+    #[test]
+    fn a_lookup_past_its_deadline_is_a_timeout_error() {
+        // Nothing answers within a zero budget; the lookup is abandoned.
+        let p = AddressPolicy::default();
+        let deadline = DnsDeadline::set(Duration::ZERO);
+        let err = p.resolve("localhost:80").unwrap_err().to_string();
+        drop(deadline);
+        assert!(err.contains("DNS lookup of localhost timed out"), "{err}");
     }
 }

@@ -2,6 +2,7 @@
 //! Postgres call ever happens off the worker's main thread.
 
 use super::http::{self, Job, Outcome};
+use super::threads::spawn_quiet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -19,21 +20,17 @@ impl Pool {
         let (job_tx, job_rx) = channel::<Job>();
         let (result_tx, result_rx) = channel::<Outcome>();
         let job_rx = Arc::new(Mutex::new(job_rx));
-        // Signals must reach only the main thread: Postgres' handlers set
-        // the latch through FFI, which must never run on these threads.
-        // Threads inherit the mask in force when they are spawned.
-        let previous_mask = block_all_signals();
+        // Signals must reach only the main thread (see `threads`).
         let threads = (0..size.max(1))
             .filter_map(|i| {
                 let jobs = Arc::clone(&job_rx);
                 let results = result_tx.clone();
-                std::thread::Builder::new()
-                    .name(format!("webhook-http-{i}"))
-                    .spawn(move || worker_thread(jobs, results, excerpt_bytes))
-                    .ok()
+                spawn_quiet(format!("webhook-http-{i}"), move || {
+                    worker_thread(jobs, results, excerpt_bytes)
+                })
+                .ok()
             })
             .collect();
-        restore_signals(&previous_mask);
         Pool {
             jobs: Some(job_tx),
             results: result_rx,
@@ -58,24 +55,6 @@ impl Pool {
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return out,
             }
         }
-    }
-}
-
-fn block_all_signals() -> libc::sigset_t {
-    // SAFETY: plain libc calls on local, initialised sigset_t values.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut previous: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        previous
-    }
-}
-
-fn restore_signals(previous: &libc::sigset_t) {
-    // SAFETY: restores a mask obtained from pthread_sigmask.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, previous, std::ptr::null_mut());
     }
 }
 
