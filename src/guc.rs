@@ -8,6 +8,8 @@ use std::time::Duration;
 /// Range of webhook.request_timeout in milliseconds (timeout_ms has the same).
 const REQUEST_TIMEOUT_MIN_MS: i32 = 100;
 const REQUEST_TIMEOUT_MAX_MS: i32 = 300_000;
+/// Most bytes of a response body webhook.response_excerpt_bytes may keep.
+const RESPONSE_EXCERPT_MAX: i32 = 1_048_576;
 
 pub static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
@@ -157,7 +159,7 @@ fn init_reloadable_gucs() {
         c"",
         &RESPONSE_EXCERPT_BYTES,
         0,
-        1_048_576,
+        RESPONSE_EXCERPT_MAX,
         GucContext::Sighup,
         GucFlags::UNIT_BYTE,
     );
@@ -178,4 +180,9 @@ pub fn request_timeout() -> Duration {
         .get()
         .clamp(REQUEST_TIMEOUT_MIN_MS, REQUEST_TIMEOUT_MAX_MS);
     Duration::from_millis(u64::try_from(ms).unwrap_or(10_000))
+}
+
+/// webhook.response_excerpt_bytes, clamped to its range.
+pub fn response_excerpt_bytes() -> usize {
+    usize::try_from(RESPONSE_EXCERPT_BYTES.get().clamp(0, RESPONSE_EXCERPT_MAX)).unwrap_or(0)
 }

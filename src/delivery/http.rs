@@ -96,6 +96,11 @@ impl Endpoint {
             })),
         })
     }
+
+    /// The longest one attempt can take: DNS, connect, then the request.
+    pub fn max_attempt_duration(&self) -> Duration {
+        self.timeout.min(DNS_TIMEOUT) + CONNECT_TIMEOUT + self.timeout
+    }
 }
 
 fn clamp_timeout(t: Duration) -> Duration {
