@@ -16,6 +16,12 @@ pub enum WebhookError {
     },
     /// A referenced object does not exist.
     NotFound { what: &'static str, key: String },
+    /// Input nested too deeply or too large to process safely: `field`
+    /// names the input, `message` says what the limit is.
+    TooComplex {
+        field: &'static str,
+        message: String,
+    },
     /// A body could not be rendered (template or XML mapping).
     Render(String),
     /// An SPI call failed; this is a bug or a damaged installation.
@@ -33,11 +39,20 @@ impl WebhookError {
         }
     }
 
+    /// Shorthand for input beyond a nesting or size limit (54001).
+    pub fn too_complex(field: &'static str, message: impl Into<String>) -> Self {
+        WebhookError::TooComplex {
+            field,
+            message: message.into(),
+        }
+    }
+
     /// The SQLSTATE this error is reported with.
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         match self {
             WebhookError::InvalidField { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             WebhookError::NotFound { .. } => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            WebhookError::TooComplex { .. } => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
             WebhookError::Render(_) => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
             WebhookError::Internal(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
@@ -53,7 +68,8 @@ impl WebhookError {
 impl fmt::Display for WebhookError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WebhookError::InvalidField { field, message } => write!(f, "{field}: {message}"),
+            WebhookError::InvalidField { field, message }
+            | WebhookError::TooComplex { field, message } => write!(f, "{field}: {message}"),
             WebhookError::NotFound { what, key } => write!(f, "{what} {key} does not exist"),
             WebhookError::Render(m) => write!(f, "cannot render body: {m}"),
             WebhookError::Internal(m) => write!(f, "internal error: {m}"),

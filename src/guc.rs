@@ -3,6 +3,13 @@
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
+use std::time::Duration;
+
+/// Range of webhook.request_timeout in milliseconds (timeout_ms has the same).
+const REQUEST_TIMEOUT_MIN_MS: i32 = 100;
+const REQUEST_TIMEOUT_MAX_MS: i32 = 300_000;
+/// Most bytes of a response body webhook.response_excerpt_bytes may keep.
+const RESPONSE_EXCERPT_MAX: i32 = 1_048_576;
 
 pub static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
@@ -87,8 +94,8 @@ fn init_reloadable_gucs() {
         c"Default HTTP request timeout; a webhook's timeout_ms overrides it.",
         c"",
         &REQUEST_TIMEOUT_MS,
-        100,
-        300_000,
+        REQUEST_TIMEOUT_MIN_MS,
+        REQUEST_TIMEOUT_MAX_MS,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
@@ -152,7 +159,7 @@ fn init_reloadable_gucs() {
         c"",
         &RESPONSE_EXCERPT_BYTES,
         0,
-        1_048_576,
+        RESPONSE_EXCERPT_MAX,
         GucContext::Sighup,
         GucFlags::UNIT_BYTE,
     );
@@ -164,4 +171,18 @@ pub fn string(setting: &GucSetting<Option<CString>>) -> String {
         .get()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// webhook.request_timeout, clamped to its range (never trusting the raw
+/// integer in a conversion).
+pub fn request_timeout() -> Duration {
+    let ms = REQUEST_TIMEOUT_MS
+        .get()
+        .clamp(REQUEST_TIMEOUT_MIN_MS, REQUEST_TIMEOUT_MAX_MS);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(10_000))
+}
+
+/// webhook.response_excerpt_bytes, clamped to its range.
+pub fn response_excerpt_bytes() -> usize {
+    usize::try_from(RESPONSE_EXCERPT_BYTES.get().clamp(0, RESPONSE_EXCERPT_MAX)).unwrap_or(0)
 }

@@ -1,17 +1,31 @@
 //! "Send Test": post a topic's sample body to a webhook right now, exactly
 //! as a real delivery would be sent, and log it as a test delivery.
+//!
+//! The request runs on a helper thread (signals blocked, no Postgres calls)
+//! while the session waits in short latch sleeps that check for interrupts,
+//! so query cancel and statement_timeout stop it with their usual errors.
+//! Only plain reads happen before the request: no webhook row is locked
+//! while it runs.
 
-use crate::api::preview::sample_event;
-use crate::delivery::http::{self, AgentSettings, Attempt, Endpoint, Job};
+use crate::api::preview::{sample_event, StoredEvent};
+use crate::delivery::http::{self, AgentSettings, Attempt, Endpoint, Job, Outcome};
 use crate::delivery::policy::AddressPolicy;
 use crate::delivery::store;
+use crate::delivery::threads::spawn_quiet;
 use crate::error::{OrRaise, Result, WebhookError};
 use crate::guc;
 use pgrx::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, TryRecvError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 type TestResult = (Option<i32>, Option<String>, f64, Option<String>, i64);
+
+/// How long each sleep between interrupt checks lasts.
+const WAIT_SLICE: Duration = Duration::from_millis(10);
+/// Grace beyond the attempt's own deadlines before the session gives up.
+const WAIT_MARGIN: Duration = Duration::from_secs(1);
 
 /// Post `topic`'s sample body (default: the webhook's first topic) to webhook
 /// `webhook_id`, synchronously, with its content type, template, auth,
@@ -32,14 +46,21 @@ fn send_test(
         name!(delivery_id, i64),
     ),
 > {
-    let result = Spi::connect_mut(|client| -> Result<TestResult> {
-        let timeout = Duration::from_millis(guc::REQUEST_TIMEOUT_MS.get().max(100) as u64);
+    let (endpoint, topic, event) = Spi::connect(|client| -> Result<_> {
+        // Plain SELECTs: they take no row locks.
         let (row, _) = store::load_endpoints(client, vec![webhook_id])?
             .into_iter()
             .next()
-            .ok_or(WebhookError::NotFound { what: "webhook", key: webhook_id.to_string() })?;
+            .ok_or(WebhookError::NotFound {
+                what: "webhook",
+                key: webhook_id.to_string(),
+            })?;
         let topics: Vec<String> = client
-            .select("SELECT topics FROM webhook.webhooks WHERE id = $1", Some(1), &[webhook_id.into()])?
+            .select(
+                "SELECT topics FROM webhook.webhooks WHERE id = $1",
+                Some(1),
+                &[webhook_id.into()],
+            )?
             .first()
             .get::<Vec<String>>(1)?
             .unwrap_or_default();
@@ -48,65 +69,162 @@ fn send_test(
             None => topics.first().cloned().unwrap_or_default(),
         };
         let event = sample_event(client, &topic)?;
-        let endpoint = Endpoint::from_row(row, timeout)?;
-        let agent = http::build_agent(&AgentSettings {
-            policy: AddressPolicy::parse(&guc::string(&guc::ALLOWED_HOSTS))?,
-            ca_file: Some(guc::string(&guc::CA_FILE)).filter(|s| !s.is_empty()),
-            pool_size: 1,
-        })?;
-        let job = Job {
-            attempt: Attempt {
-                delivery_id: 0,
-                attempt: 1,
-                event_id: event.id.clone(),
-                topic: topic.clone(),
-                tenant_id: event.tenant_id.clone(),
-                body: event.body.clone(),
-            },
-            endpoint: Arc::new(endpoint),
-            agent,
-        };
-        let outcome = http::send(&job, guc::RESPONSE_EXCERPT_BYTES.get().max(0) as usize);
-        let status = if outcome.delivered() { "delivered" } else { "dead" };
-        let delivery_id: i64 = client
-            .update(
-                "WITH e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, is_test)
-                            VALUES ($1, $2, $3::json, $4, true) RETURNING id)
-                 INSERT INTO webhook.deliveries (event_id, webhook_id, status, attempts, is_test,
-                        last_attempt_at, last_status_code, last_error, delivered_at)
-                 SELECT e.id, $5, $6, 1, true, now(), $7, $8, CASE WHEN $6 = 'delivered' THEN now() END FROM e
-                 RETURNING id",
-                None,
-                &[
-                    event.id.as_str().into(),
-                    topic.as_str().into(),
-                    event.body.as_str().into(),
-                    event.tenant_id.as_str().into(),
-                    webhook_id.into(),
-                    status.into(),
-                    outcome.status_code.map(i32::from).into(),
-                    outcome.error.clone().into(),
-                ],
-            )?
-            .first()
-            .get::<i64>(1)?
-            .unwrap_or_default();
-        client.update(
-            "INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code,
-                    response_headers, response_excerpt, error)
-             VALUES ($1, 1, now(), $2, $3, $4::jsonb, $5, $6)",
-            None,
-            &[
-                delivery_id.into(),
-                outcome.duration_ms.into(),
-                outcome.status_code.map(i32::from).into(),
-                outcome.response_headers.as_ref().map(|h| h.to_string()).into(),
-                outcome.response_excerpt.clone().into(),
-                outcome.error.clone().into(),
-            ],
-        )?;
-        Ok((outcome.status_code.map(i32::from), outcome.response_excerpt, outcome.duration_ms, outcome.error, delivery_id))
+        let endpoint = Endpoint::from_row(row, guc::request_timeout())?;
+        Ok((endpoint, topic, event))
+    })
+    .or_raise();
+    let agent = http::build_agent(&AgentSettings {
+        policy: AddressPolicy::parse(&guc::string(&guc::ALLOWED_HOSTS)).or_raise(),
+        ca_file: Some(guc::string(&guc::CA_FILE)).filter(|s| !s.is_empty()),
+        pool_size: 1,
+    })
+    .or_raise();
+    let job = Job {
+        attempt: Attempt {
+            delivery_id: 0,
+            attempt: 1,
+            event_id: event.id.clone(),
+            topic: topic.clone(),
+            tenant_id: event.tenant_id.clone(),
+            body: event.body.clone(),
+        },
+        endpoint: Arc::new(endpoint),
+        agent,
+    };
+    let outcome = send_interruptibly(job, guc::response_excerpt_bytes());
+    let result = Spi::connect_mut(|client| -> Result<TestResult> {
+        let delivery_id = record(client, webhook_id, &topic, &event, &outcome)?;
+        Ok((
+            outcome.status_code.map(i32::from),
+            outcome.response_excerpt.clone(),
+            outcome.duration_ms,
+            outcome.error.clone(),
+            delivery_id,
+        ))
     })
     .or_raise();
     TableIterator::once(result)
+}
+
+/// Run the request on a helper thread; wait for it in short slices,
+/// checking for cancel and statement_timeout between them (which raise and
+/// abandon the thread: it only holds its own data and ends on its deadline).
+fn send_interruptibly(job: Job, excerpt_bytes: usize) -> Outcome {
+    let limit = job.endpoint.max_attempt_duration() + WAIT_MARGIN;
+    let failed = {
+        let (webhook_id, started_at) = (job.endpoint.id, SystemTime::now());
+        move |error: String| Outcome {
+            delivery_id: 0,
+            webhook_id,
+            attempt: 1,
+            started_at,
+            duration_ms: 0.0,
+            status_code: None,
+            response_headers: None,
+            response_excerpt: None,
+            error: Some(error),
+            retry_after: None,
+        }
+    };
+    let (tx, rx) = channel();
+    let spawned = spawn_quiet("webhook-send-test".into(), move || {
+        let outcome = catch_unwind(AssertUnwindSafe(|| http::send(&job, excerpt_bytes)));
+        // The session may have been cancelled meanwhile: nobody to tell.
+        let _ = tx.send(outcome.ok());
+    });
+    if let Err(e) = spawned {
+        return failed(format!("cannot start the request thread: {e}"));
+    }
+    let started = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(Some(outcome)) => return outcome,
+            Ok(None) | Err(TryRecvError::Disconnected) => {
+                return failed("internal error while sending (panic)".into())
+            }
+            Err(TryRecvError::Empty) => {}
+        }
+        if started.elapsed() >= limit {
+            return failed(format!(
+                "no answer within {} ms; the request was abandoned",
+                limit.as_millis()
+            ));
+        }
+        sleep_interruptibly(WAIT_SLICE);
+    }
+}
+
+/// Sleep on the latch (which cancel and timeout signals set), then raise
+/// any pending interrupt: query cancel, statement_timeout, termination.
+fn sleep_interruptibly(slice: Duration) {
+    let flags = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32;
+    let ms = slice.as_millis().min(1000) as std::ffi::c_long;
+    // SAFETY: the session's own latch, on the session's main thread.
+    unsafe {
+        pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION);
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+    check_for_interrupts!();
+}
+
+/// Log the test as a delivery with one attempt; returns the delivery id.
+fn record(
+    client: &mut pgrx::spi::SpiClient,
+    webhook_id: i64,
+    topic: &str,
+    event: &StoredEvent,
+    outcome: &Outcome,
+) -> Result<i64> {
+    let status = if outcome.delivered() {
+        "delivered"
+    } else {
+        "dead"
+    };
+    // text columns cannot hold NUL; a receiver may send it.
+    let excerpt = outcome
+        .response_excerpt
+        .as_ref()
+        .map(|s| s.replace('\0', ""));
+    let delivery_id: i64 = client
+        .update(
+            "WITH e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, is_test)
+                        VALUES ($1, $2, $3::json, $4, true) RETURNING id)
+             INSERT INTO webhook.deliveries (event_id, webhook_id, status, attempts, is_test,
+                    last_attempt_at, last_status_code, last_error, delivered_at)
+             SELECT e.id, $5, $6, 1, true, now(), $7, $8, CASE WHEN $6 = 'delivered' THEN now() END FROM e
+             RETURNING id",
+            None,
+            &[
+                event.id.as_str().into(),
+                topic.into(),
+                event.body.as_str().into(),
+                event.tenant_id.as_str().into(),
+                webhook_id.into(),
+                status.into(),
+                outcome.status_code.map(i32::from).into(),
+                outcome.error.clone().into(),
+            ],
+        )?
+        .first()
+        .get::<i64>(1)?
+        .unwrap_or_default();
+    client.update(
+        "INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code,
+                response_headers, response_excerpt, error)
+         VALUES ($1, 1, now(), $2, $3, $4::jsonb, $5, $6)",
+        None,
+        &[
+            delivery_id.into(),
+            outcome.duration_ms.into(),
+            outcome.status_code.map(i32::from).into(),
+            outcome
+                .response_headers
+                .as_ref()
+                .map(|h| h.to_string())
+                .into(),
+            excerpt.into(),
+            outcome.error.clone().into(),
+        ],
+    )?;
+    Ok(delivery_id)
 }

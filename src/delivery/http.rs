@@ -1,7 +1,8 @@
 //! One HTTP attempt: render the body, sign it, POST it, classify the
 //! answer. Runs on delivery threads and in Send Test; never calls Postgres.
 
-use super::policy::AddressPolicy;
+use super::policy::{AddressPolicy, DnsDeadline, DNS_TIMEOUT};
+use super::redact::{redact_location, scrub};
 use crate::error::{Result, WebhookError};
 use crate::render::template::Template;
 use crate::render::{render_body, signature, ContentType, EventFacts};
@@ -19,6 +20,19 @@ pub const USER_AGENT: &str = concat!(
 /// Most response bytes read to keep a connection reusable; beyond this the
 /// connection is dropped instead of drained.
 const MAX_DRAIN_BYTES: u64 = 256 * 1024;
+/// Longest TCP connect (per agent: less when webhook.request_timeout is
+/// shorter). ureq's request timeout does not cover it once this is set.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Request timeouts are clamped to the range webhook.request_timeout and
+/// timeout_ms allow, whatever a caller passes.
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Most response headers kept per attempt, the truncation marker included.
+const MAX_HEADERS: usize = 50;
+/// Most bytes of header names plus values kept per attempt, marker included.
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Added (with value "true") when headers were dropped or cut short.
+pub const TRUNCATED_HEADER: &str = "x-webhook-emitter-truncated";
 
 /// A webhook's delivery settings, parsed once and shared by its jobs.
 #[derive(Debug)]
@@ -77,11 +91,20 @@ impl Endpoint {
                 .map(signature::decode_secret)
                 .transpose()?,
             headers,
-            timeout: row.timeout_ms.map_or(default_timeout, |ms| {
-                Duration::from_millis(ms.max(1) as u64)
-            }),
+            timeout: clamp_timeout(row.timeout_ms.map_or(default_timeout, |ms| {
+                Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+            })),
         })
     }
+
+    /// The longest one attempt can take: DNS, connect, then the request.
+    pub fn max_attempt_duration(&self) -> Duration {
+        self.timeout.min(DNS_TIMEOUT) + CONNECT_TIMEOUT + self.timeout
+    }
+}
+
+fn clamp_timeout(t: Duration) -> Duration {
+    t.clamp(MIN_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT)
 }
 
 /// One attempt of one delivery: what the claim returns and the request sends.
@@ -161,13 +184,18 @@ fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
 }
 
 /// An HTTP client with connection reuse, no redirects, and the address policy.
+/// Called on the main thread (worker, Send Test), which may read settings.
 pub fn build_agent(settings: &AgentSettings) -> Result<ureq::Agent> {
     let policy = settings.policy.clone();
+    // ureq takes the connect timeout per agent, not per request: bound it by
+    // the default request timeout (a shorter timeout_ms still ends the
+    // request at its own deadline right after connecting).
+    let connect = CONNECT_TIMEOUT.min(crate::guc::request_timeout());
     Ok(ureq::AgentBuilder::new()
         .resolver(move |netloc: &str| policy.resolve(netloc))
         .redirects(0)
         .user_agent(USER_AGENT)
-        .timeout_connect(Duration::from_secs(10))
+        .timeout_connect(connect)
         .max_idle_connections(settings.pool_size.max(8) * 2)
         .max_idle_connections_per_host(settings.pool_size.max(8))
         .no_delay(true)
@@ -193,13 +221,62 @@ fn retry_after(resp: &ureq::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-fn excerpt_of(resp: ureq::Response, keep: usize) -> (Option<serde_json::Value>, Option<String>) {
-    let mut headers = serde_json::Map::new();
-    for name in resp.headers_names() {
-        if let Some(v) = resp.header(&name) {
-            headers.insert(name, serde_json::Value::String(v.to_owned()));
+/// The longest prefix of `s` of at most `max` bytes ending on a char boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Response headers as kept in the log: at most [`MAX_HEADERS`] entries and
+/// [`MAX_HEADER_BYTES`] of names and values, like the body excerpt, so a
+/// hostile receiver cannot bloat the attempt log. What is cut is marked.
+fn cap_headers(pairs: Vec<(String, String)>) -> serde_json::Value {
+    let total = pairs.len();
+    let mut kept: Vec<(String, String)> = Vec::new();
+    // Room for the marker is reserved up front.
+    let mut budget = MAX_HEADER_BYTES - TRUNCATED_HEADER.len() - "true".len();
+    let mut truncated = false;
+    for (name, value) in pairs.into_iter().take(MAX_HEADERS) {
+        if name.len() > budget {
+            truncated = true;
+            break;
+        }
+        budget -= name.len();
+        let short = prefix(&value, budget);
+        budget -= short.len();
+        truncated = short.len() < value.len();
+        kept.push((name, short.to_owned()));
+        if truncated {
+            break;
         }
     }
+    if truncated || kept.len() < total {
+        kept.truncate(MAX_HEADERS - 1);
+        kept.push((TRUNCATED_HEADER.to_owned(), "true".to_owned()));
+    }
+    serde_json::Value::Object(
+        kept.into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect(),
+    )
+}
+
+fn excerpt_of(resp: ureq::Response, keep: usize) -> (Option<serde_json::Value>, Option<String>) {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for name in resp.headers_names() {
+        // A repeated name keeps its first value, as before.
+        if pairs.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        if let Some(v) = resp.header(&name) {
+            let v = v.to_owned();
+            pairs.push((name, v));
+        }
+    }
+    let headers = cap_headers(pairs);
     // Read (and so free the connection for reuse) up to MAX_DRAIN_BYTES.
     let mut buf = Vec::new();
     let _ = resp
@@ -208,7 +285,7 @@ fn excerpt_of(resp: ureq::Response, keep: usize) -> (Option<serde_json::Value>, 
         .read_to_end(&mut buf);
     buf.truncate(keep);
     let text = String::from_utf8_lossy(&buf).into_owned();
-    (Some(serde_json::Value::Object(headers)), Some(text))
+    (Some(headers), Some(text))
 }
 
 /// Render, sign and POST one job. Never panics on bad input or network errors.
@@ -263,12 +340,21 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
     for (name, value) in &ep.headers {
         req = req.set(name, value);
     }
+    // DNS gets its own deadline (ureq's timeout does not cover it).
+    let dns_deadline = DnsDeadline::set(ep.timeout.min(DNS_TIMEOUT));
     let result = req.send_bytes(body.as_bytes());
+    drop(dns_deadline);
     let response = match result {
         Ok(resp) => Some(resp),
         Err(ureq::Error::Status(_, resp)) => Some(resp),
         Err(ureq::Error::Transport(t)) => {
-            out.error = Some(t.to_string());
+            // ureq's text starts with the full URL (query string included)
+            // and the log is readable by PUBLIC: redact every copy.
+            let mut text = scrub(&t.to_string(), &ep.url);
+            if let Some(u) = t.url() {
+                text = scrub(&text, u.as_str());
+            }
+            out.error = Some(text);
             None
         }
     };
@@ -277,9 +363,11 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         out.status_code = Some(code);
         out.retry_after = retry_after(&resp);
         if (300..400).contains(&code) {
+            let target = resp
+                .header("location")
+                .map_or_else(|| "?".to_owned(), |l| redact_location(&ep.url, l));
             out.error = Some(format!(
-                "redirect {code} to {} not followed; update the webhook URL",
-                resp.header("location").unwrap_or("?")
+                "redirect {code} to {target} not followed; update the webhook URL"
             ));
         } else if !(200..300).contains(&code) {
             out.error = Some(format!("receiver answered HTTP {code}"));
@@ -290,4 +378,48 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
     }
     out.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bytes(v: &serde_json::Value) -> usize {
+        v.as_object().map_or(0, |m| {
+            m.iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                .sum()
+        })
+    }
+
+    #[test]
+    fn response_headers_are_capped_in_count_and_bytes() {
+        let few = vec![("a".to_string(), "1".to_string()), ("b".into(), "2".into())];
+        assert_eq!(cap_headers(few), json!({"a": "1", "b": "2"}));
+
+        let exactly: Vec<_> = (0..MAX_HEADERS)
+            .map(|i| (format!("h{i}"), "v".to_string()))
+            .collect();
+        let h = cap_headers(exactly);
+        assert_eq!(h.as_object().map(|m| m.len()), Some(MAX_HEADERS));
+        assert!(h.get(TRUNCATED_HEADER).is_none());
+
+        let many: Vec<_> = (0..200)
+            .map(|i| (format!("x-h{i}"), "v".repeat(10)))
+            .collect();
+        let h = cap_headers(many);
+        assert_eq!(h.as_object().map(|m| m.len()), Some(MAX_HEADERS));
+        assert_eq!(h[TRUNCATED_HEADER], "true");
+        assert!(h.get("x-h0").is_some() && h.get("x-h49").is_none());
+
+        let huge: Vec<_> = (0..10)
+            .map(|i| (format!("x-big{i}"), "é".repeat(5000)))
+            .collect();
+        let h = cap_headers(huge);
+        assert!(bytes(&h) <= MAX_HEADER_BYTES, "{}", bytes(&h));
+        assert_eq!(h[TRUNCATED_HEADER], "true");
+        let cut = h["x-big0"].as_str().unwrap_or_default();
+        assert!(cut.len() > 8000 && cut.chars().all(|c| c == 'é'));
+    }
 }

@@ -4,8 +4,10 @@
 pub mod http;
 pub mod policy;
 pub mod pool;
+pub mod redact;
 pub mod retry;
 pub mod store;
+pub mod threads;
 pub mod types;
 pub mod wakeup;
 pub mod worker;

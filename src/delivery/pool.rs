@@ -2,49 +2,92 @@
 //! Postgres call ever happens off the worker's main thread.
 
 use super::http::{self, Job, Outcome};
+use super::threads::spawn_quiet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
+/// Two lanes of threads, each with its own queue: first attempts and
+/// retries. Retries mostly go to endpoints that were failing, often slowly
+/// (timeouts); in their own lane they cannot hold every thread while fresh
+/// deliveries to healthy endpoints wait.
 pub struct Pool {
-    jobs: Option<Sender<Job>>,
+    fresh: Option<Sender<Job>>,
+    retries: Option<Sender<Job>>,
     results: Receiver<Outcome>,
     threads: Vec<JoinHandle<()>>,
 }
 
+/// Threads for (first attempts, retries) out of `size`: a quarter for
+/// retries, at least one each (so `size` 1 runs two threads).
+fn lane_sizes(size: usize) -> (usize, usize) {
+    let retries = (size / 4).max(1);
+    (size.saturating_sub(retries).max(1), retries)
+}
+
+/// Start one lane of `threads` threads; returns its queue.
+fn start_lane(
+    name: &str,
+    threads: usize,
+    results: &Sender<Outcome>,
+    excerpt_bytes: usize,
+    handles: &mut Vec<JoinHandle<()>>,
+) -> Sender<Job> {
+    let (job_tx, job_rx) = channel::<Job>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    for i in 0..threads {
+        let jobs = Arc::clone(&job_rx);
+        let results = results.clone();
+        // Signals must reach only the main thread (see `threads`).
+        let spawned = spawn_quiet(format!("{name}-{i}"), move || {
+            worker_thread(jobs, results, excerpt_bytes)
+        });
+        if let Ok(handle) = spawned {
+            handles.push(handle);
+        }
+    }
+    job_tx
+}
+
 impl Pool {
     pub fn new(size: usize, excerpt_bytes: usize) -> Pool {
-        let (job_tx, job_rx) = channel::<Job>();
         let (result_tx, result_rx) = channel::<Outcome>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        // Signals must reach only the main thread: Postgres' handlers set
-        // the latch through FFI, which must never run on these threads.
-        // Threads inherit the mask in force when they are spawned.
-        let previous_mask = block_all_signals();
-        let threads = (0..size.max(1))
-            .filter_map(|i| {
-                let jobs = Arc::clone(&job_rx);
-                let results = result_tx.clone();
-                std::thread::Builder::new()
-                    .name(format!("webhook-http-{i}"))
-                    .spawn(move || worker_thread(jobs, results, excerpt_bytes))
-                    .ok()
-            })
-            .collect();
-        restore_signals(&previous_mask);
+        let (fresh_threads, retry_threads) = lane_sizes(size);
+        let mut threads = Vec::with_capacity(fresh_threads + retry_threads);
+        let fresh = start_lane(
+            "webhook-http",
+            fresh_threads,
+            &result_tx,
+            excerpt_bytes,
+            &mut threads,
+        );
+        let retries = start_lane(
+            "webhook-retry",
+            retry_threads,
+            &result_tx,
+            excerpt_bytes,
+            &mut threads,
+        );
         Pool {
-            jobs: Some(job_tx),
+            fresh: Some(fresh),
+            retries: Some(retries),
             results: result_rx,
             threads,
         }
     }
 
+    /// Queue a job on its lane: attempt 1 is fresh, later ones are retries.
     pub fn submit(&self, job: Job) {
-        if let Some(tx) = &self.jobs {
+        let lane = if job.attempt.attempt > 1 {
+            &self.retries
+        } else {
+            &self.fresh
+        };
+        if let Some(tx) = lane {
             // Threads exit only when the sender is dropped; a send error means
-            // every thread died, and the lease brings the delivery back.
+            // every thread of the lane died, and the lease brings the delivery back.
             let _ = tx.send(job);
         }
     }
@@ -61,27 +104,10 @@ impl Pool {
     }
 }
 
-fn block_all_signals() -> libc::sigset_t {
-    // SAFETY: plain libc calls on local, initialised sigset_t values.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut previous: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        previous
-    }
-}
-
-fn restore_signals(previous: &libc::sigset_t) {
-    // SAFETY: restores a mask obtained from pthread_sigmask.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, previous, std::ptr::null_mut());
-    }
-}
-
 impl Drop for Pool {
     fn drop(&mut self) {
-        self.jobs.take();
+        self.fresh.take();
+        self.retries.take();
         // Do not join: a thread may be blocked on a slow receiver; the
         // process is exiting and unfinished attempts are retried later.
         self.threads.clear();
@@ -113,5 +139,21 @@ fn worker_thread(jobs: Arc<Mutex<Receiver<Job>>>, results: Sender<Outcome>, exce
         if results.send(outcome).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_get_a_quarter_and_each_lane_a_thread() {
+        assert_eq!(lane_sizes(0), (1, 1));
+        assert_eq!(lane_sizes(1), (1, 1));
+        assert_eq!(lane_sizes(2), (1, 1));
+        assert_eq!(lane_sizes(7), (6, 1));
+        assert_eq!(lane_sizes(8), (6, 2));
+        assert_eq!(lane_sizes(64), (48, 16));
+        assert_eq!(lane_sizes(1024), (768, 256));
     }
 }

@@ -5,13 +5,25 @@ use crate::error::{Result, WebhookError};
 use rand::Rng;
 use std::time::Duration;
 
+/// Longest delay a schedule item may ask for, and the longest wait after
+/// any failure whatever Retry-After says: the wait becomes a SQL interval
+/// (make_interval), which overflows long before Duration does.
+pub const MAX_DELAY: Duration = Duration::from_secs(30 * 86_400);
+/// Most delays (attempts) a schedule may list.
+pub const MAX_ATTEMPTS: usize = 100;
+
+const FIELD: &str = "webhook.retry_schedule";
+const ALLOWED: &str = "each delay is a whole number with unit ms, s, min, h or d, \
+     from 0s to 30d, at most 100 delays, e.g. 0s,5s,5min,30min,2h";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrySchedule {
     /// `delays[i]` is the wait before attempt `i + 1`; its length is the
-    /// number of attempts before a delivery is dead.
+    /// number of attempts before a delivery is dead. Each is <= MAX_DELAY.
     delays: Vec<Duration>,
 }
 
+/// One item, or None when it is not a delay or longer than [`MAX_DELAY`].
 fn parse_delay(item: &str) -> Option<Duration> {
     let item = item.trim();
     let split = item
@@ -19,26 +31,40 @@ fn parse_delay(item: &str) -> Option<Duration> {
         .unwrap_or(item.len());
     let (num, unit) = item.split_at(split);
     let n: u64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" | "sec" => n,
-        "ms" => return Some(Duration::from_millis(n)),
-        "m" | "min" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let delay = match unit.trim() {
+        "" | "s" | "sec" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        "d" => Duration::from_secs(n.checked_mul(86_400)?),
         _ => return None,
     };
-    Some(Duration::from_secs(secs))
+    (delay <= MAX_DELAY).then_some(delay)
+}
+
+/// `base` scaled by `factor`, never panicking and never above [`MAX_DELAY`].
+fn scaled(base: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(base.as_secs_f64() * factor)
+        .unwrap_or(base)
+        .min(MAX_DELAY)
 }
 
 impl RetrySchedule {
     pub fn parse(s: &str) -> Result<Self> {
-        let delays = s
-            .split(',')
+        let items: Vec<&str> = s.split(',').collect();
+        if items.len() > MAX_ATTEMPTS {
+            return Err(WebhookError::invalid(
+                FIELD,
+                format!("lists {} delays; {ALLOWED}", items.len()),
+            ));
+        }
+        let delays = items
+            .into_iter()
             .map(|item| {
                 parse_delay(item).ok_or_else(|| {
                     WebhookError::invalid(
-                        "webhook.retry_schedule",
-                        format!("{item:?} is not a delay; use e.g. 0s,5s,5min,30min,2h"),
+                        FIELD,
+                        format!("{:?} is not an allowed delay; {ALLOWED}", item.trim()),
                     )
                 })
             })
@@ -48,7 +74,7 @@ impl RetrySchedule {
 
     /// The wait before the next attempt after attempt `attempt` (1-based)
     /// failed, or None when it was the last. `retry_after` (from a 429/503)
-    /// lengthens the wait, up to `max_retry_after`.
+    /// lengthens the wait, up to `max_retry_after`; never above [`MAX_DELAY`].
     pub fn after_failure(
         &self,
         attempt: i32,
@@ -60,12 +86,13 @@ impl RetrySchedule {
         let jittered = if base.is_zero() {
             base
         } else {
-            base.mul_f64(rand::thread_rng().gen_range(0.9..1.1))
+            scaled(base, rand::thread_rng().gen_range(0.9..1.1))
         };
-        Some(match retry_after {
+        let wait = match retry_after {
             Some(ra) => jittered.max(ra.min(max_retry_after)),
             None => jittered,
-        })
+        };
+        Some(wait.min(MAX_DELAY))
     }
 }
 
@@ -109,5 +136,49 @@ mod tests {
             (180..=220).contains(&ms),
             "200ms with 10% jitter gave {ms}ms"
         );
+    }
+
+    #[test]
+    fn out_of_range_schedules_are_refused_with_the_setting_name() {
+        let hundred = vec!["1s"; MAX_ATTEMPTS].join(",");
+        assert!(RetrySchedule::parse(&hundred).is_ok());
+        assert!(RetrySchedule::parse("0s, 30d, 720h, 43200min").is_ok());
+        let too_many = vec!["1s"; MAX_ATTEMPTS + 1].join(",");
+        for bad in [
+            "999999999999h",
+            "31d",
+            "2592001s",
+            "18446744073709551615d",
+            "99999999999999999999999s",
+            "-1s",
+            "1.5s",
+            "",
+            "1s,,2s",
+            too_many.as_str(),
+        ] {
+            let err = RetrySchedule::parse(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("webhook.retry_schedule: ") && err.contains("30d"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn waits_never_exceed_the_cap() {
+        let s = RetrySchedule::parse("0s,30d,30d").unwrap();
+        for _ in 0..100 {
+            let d = s.after_failure(1, None, Duration::MAX).unwrap();
+            assert!(d <= MAX_DELAY && d >= MAX_DELAY.mul_f64(0.89), "{d:?}");
+        }
+        let huge = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(s.after_failure(2, huge, Duration::MAX), Some(MAX_DELAY));
+        assert_eq!(scaled(Duration::MAX, 1.1), MAX_DELAY);
+        assert_eq!(
+            scaled(Duration::from_secs(10), f64::NAN),
+            Duration::from_secs(10)
+        );
+        assert!(s.after_failure(i32::MAX, None, Duration::MAX).is_none());
+        assert!(s.after_failure(-1, None, Duration::MAX).is_none());
     }
 }

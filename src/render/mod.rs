@@ -10,6 +10,31 @@ use crate::error::{Result, WebhookError};
 use serde_json::Value;
 use template::{RenderContext, Template};
 
+/// Deepest nesting (JSON arrays/objects, XML elements, template levels) any
+/// parser or renderer here accepts. Every recursion over input is bounded by
+/// it, so hostile input gets an error instead of overflowing the stack (a
+/// backend crash). serde_json's own parser stops at 128 too.
+pub const MAX_DEPTH: usize = 128;
+
+/// Largest document read back from XML or re-rendered from a stored body.
+pub const MAX_INPUT_BYTES: usize = 64 * 1024 * 1024;
+
+/// The error for input nested deeper than [`MAX_DEPTH`].
+pub fn too_deep(field: &'static str) -> WebhookError {
+    WebhookError::too_complex(
+        field,
+        format!("nesting deeper than {MAX_DEPTH} levels is not supported; flatten the document"),
+    )
+}
+
+/// The error for input larger than `limit` bytes.
+pub fn too_large(field: &'static str, len: usize, limit: usize) -> WebhookError {
+    WebhookError::too_complex(
+        field,
+        format!("is {len} bytes; at most {limit} bytes are supported"),
+    )
+}
+
 /// The two body formats the vendor documents offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentType {
@@ -58,6 +83,9 @@ pub fn render_body(
         // The stored text is already the document: send it byte for byte.
         return Ok(event.body.to_owned());
     }
+    if event.body.len() > MAX_INPUT_BYTES {
+        return Err(too_large("body", event.body.len(), MAX_INPUT_BYTES));
+    }
     let body: Value = serde_json::from_str(event.body).map_err(|e| {
         WebhookError::Render(format!(
             "stored body of event {} is not JSON: {e}",
@@ -70,13 +98,13 @@ pub fn render_body(
             topic: event.topic,
             tenant_id: event.tenant_id,
             body: &body,
-        }),
+        })?,
         None => body,
     };
-    Ok(match content_type {
-        ContentType::Json => value.to_string(),
+    match content_type {
+        ContentType::Json => Ok(value.to_string()),
         ContentType::Xml => xml::to_xml(&value),
-    })
+    }
 }
 
 #[cfg(test)]

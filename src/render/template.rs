@@ -10,7 +10,11 @@
 //! with numbers indexing arrays (`payload.groups.0.group_name`). Four names
 //! starting with `$` refer to the event itself: `$event_id`, `$topic`,
 //! `$tenant_id` and `$body` (the whole body).
+//!
+//! A template is at most [`MAX_TEMPLATE_BYTES`] long and [`MAX_DEPTH`] levels
+//! deep, so the recursive walks below are bounded.
 
+use super::{too_deep, MAX_DEPTH};
 use crate::error::{Result, WebhookError};
 use serde_json::{Map, Value};
 
@@ -52,57 +56,74 @@ pub struct RenderContext<'a> {
 
 const FIELD: &str = "body_template";
 
+/// Longest template text accepted.
+pub const MAX_TEMPLATE_BYTES: usize = 1024 * 1024;
+
 impl Template {
     /// Parse a template, reporting the first problem with its location.
     pub fn parse(text: &str) -> Result<Template> {
+        if text.len() > MAX_TEMPLATE_BYTES {
+            return Err(WebhookError::invalid(
+                FIELD,
+                format!(
+                    "is {} bytes; at most {MAX_TEMPLATE_BYTES} bytes are allowed",
+                    text.len()
+                ),
+            ));
+        }
         let value: Value = serde_json::from_str(text).map_err(|e| {
             WebhookError::invalid(
                 FIELD,
                 format!("must be a JSON document with {{{{path}}}} placeholders in strings; {e}"),
             )
         })?;
-        Self::from_value(value)
+        Self::from_value(value, 0)
     }
 
-    fn from_value(value: Value) -> Result<Template> {
+    /// Recursive: `depth` is checked although serde_json already limits it,
+    /// so a value built any other way is bounded too.
+    fn from_value(value: Value, depth: usize) -> Result<Template> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep(FIELD));
+        }
         Ok(match value {
             Value::String(s) => parse_string(&s)?,
             Value::Array(items) => Template::Array(
                 items
                     .into_iter()
-                    .map(Self::from_value)
+                    .map(|v| Self::from_value(v, depth + 1))
                     .collect::<Result<_>>()?,
             ),
             Value::Object(map) => Template::Object(
                 map.into_iter()
-                    .map(|(k, v)| Ok((k, Self::from_value(v)?)))
+                    .map(|(k, v)| Ok((k, Self::from_value(v, depth + 1)?)))
                     .collect::<Result<_>>()?,
             ),
             other => Template::Literal(other),
         })
     }
 
-    /// Every body path the template reads.
+    /// Every body path the template reads, in document order. Walks with
+    /// its own stack: no recursion, whatever the depth.
     pub fn body_paths(&self) -> Vec<&[String]> {
-        let mut out = Vec::new();
-        self.collect_paths(&mut out);
-        out
-    }
-
-    fn collect_paths<'a>(&'a self, out: &mut Vec<&'a [String]>) {
-        match self {
-            Template::Whole(Path::Body(p)) => out.push(p),
-            Template::Interpolated(parts) => {
-                for part in parts {
-                    if let Part::Value(Path::Body(p)) = part {
-                        out.push(p);
+        let mut out: Vec<&[String]> = Vec::new();
+        let mut todo = vec![self];
+        while let Some(t) = todo.pop() {
+            match t {
+                Template::Whole(Path::Body(p)) => out.push(p),
+                Template::Interpolated(parts) => {
+                    for part in parts {
+                        if let Part::Value(Path::Body(p)) = part {
+                            out.push(p);
+                        }
                     }
                 }
+                Template::Array(items) => todo.extend(items.iter().rev()),
+                Template::Object(fields) => todo.extend(fields.iter().rev().map(|(_, t)| t)),
+                _ => {}
             }
-            Template::Array(items) => items.iter().for_each(|t| t.collect_paths(out)),
-            Template::Object(fields) => fields.iter().for_each(|(_, t)| t.collect_paths(out)),
-            _ => {}
         }
+        out
     }
 
     /// Reject placeholders that can never resolve: each body path must exist
@@ -127,8 +148,16 @@ impl Template {
 
     /// Render against an event. Paths that do not resolve give null (whole
     /// values) or nothing (inside text), so a receiver always gets a body.
-    pub fn render(&self, ctx: &RenderContext) -> Value {
-        match self {
+    pub fn render(&self, ctx: &RenderContext) -> Result<Value> {
+        self.render_at(ctx, 0)
+    }
+
+    /// Recursive over the template, so bounded by [`MAX_DEPTH`].
+    fn render_at(&self, ctx: &RenderContext, depth: usize) -> Result<Value> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep(FIELD));
+        }
+        Ok(match self {
             Template::Literal(v) => v.clone(),
             Template::Whole(path) => resolve(path, ctx).unwrap_or(Value::Null),
             Template::Interpolated(parts) => {
@@ -145,15 +174,20 @@ impl Template {
                 }
                 Value::String(s)
             }
-            Template::Array(items) => Value::Array(items.iter().map(|t| t.render(ctx)).collect()),
+            Template::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|t| t.render_at(ctx, depth + 1))
+                    .collect::<Result<_>>()?,
+            ),
             Template::Object(fields) => {
                 let mut map = Map::with_capacity(fields.len());
                 for (k, t) in fields {
-                    map.insert(k.clone(), t.render(ctx));
+                    map.insert(k.clone(), t.render_at(ctx, depth + 1)?);
                 }
                 Value::Object(map)
             }
-        }
+        })
     }
 }
 
@@ -276,7 +310,7 @@ mod tests {
             r#"{"uid":"{{payload.user_id}}","g":"{{ payload.groups }}","msg":"Hi {{payload.email}} ({{$topic}})","first":"{{payload.groups.0.group_name}}","n":1}"#,
         )
         .unwrap();
-        let out = t.render(&ctx(&body));
+        let out = t.render(&ctx(&body)).unwrap();
         assert_eq!(
             out,
             json!({"uid": 7, "g": [{"group_name": "A"}], "msg": "Hi a@b (user.created)", "first": "A", "n": 1})
@@ -321,6 +355,38 @@ mod tests {
     fn missing_values_render_as_null_or_nothing() {
         let body = json!({});
         let t = Template::parse(r#"{"a":"{{x.y}}","b":"<{{x}}>"}"#).unwrap();
-        assert_eq!(t.render(&ctx(&body)), json!({"a": null, "b": "<>"}));
+        assert_eq!(
+            t.render(&ctx(&body)).unwrap(),
+            json!({"a": null, "b": "<>"})
+        );
+    }
+
+    #[test]
+    fn deep_or_huge_templates_are_errors_not_crashes() {
+        let n = 100_000;
+        let deep = format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let err = Template::parse(&deep).unwrap_err().to_string();
+        assert!(err.starts_with("body_template: "), "{err}");
+        let huge = format!("\"{}\"", "x".repeat(MAX_TEMPLATE_BYTES));
+        assert!(Template::parse(&huge).is_err());
+
+        // A template tree built in Rust, deeper than any parser allows:
+        // render stops at the limit and paths are collected without recursion.
+        let mut t = Template::Whole(Path::Body(vec!["a".into()]));
+        for _ in 0..n {
+            t = Template::Array(vec![t]);
+        }
+        assert_eq!(t.body_paths().len(), 1);
+        assert!(matches!(
+            t.render(&ctx(&json!({}))),
+            Err(WebhookError::TooComplex { .. })
+        ));
+        // Take the tree apart iteratively: its own Drop would recurse.
+        let mut todo = vec![t];
+        while let Some(t) = todo.pop() {
+            if let Template::Array(items) = t {
+                todo.extend(items);
+            }
+        }
     }
 }

@@ -14,7 +14,9 @@
 //!   with `encoding="json"`; a key like that uses `key-json` instead of `key`.
 //!
 //! The mapping is lossless: [`from_xml`] reads it back to the same JSON.
+//! Both directions stop at [`MAX_DEPTH`] levels of nesting.
 
+use super::{too_deep, too_large, MAX_DEPTH, MAX_INPUT_BYTES};
 use crate::error::{Result, WebhookError};
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
@@ -25,13 +27,13 @@ use std::borrow::Cow;
 
 const ROOT: &str = "webhook";
 
-/// Render a JSON value as an XML document.
-pub fn to_xml(value: &Value) -> String {
+/// Render a JSON value as an XML document (at most [`MAX_DEPTH`] levels).
+pub fn to_xml(value: &Value) -> Result<String> {
     let mut writer = Writer::new(Vec::with_capacity(1024));
     // Writing into a Vec cannot fail; errors are ignored deliberately.
     let _ = writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
-    write_element(&mut writer, ROOT, None, value);
-    String::from_utf8(writer.into_inner()).unwrap_or_default()
+    write_element(&mut writer, ROOT, None, value, 0)?;
+    Ok(String::from_utf8(writer.into_inner()).unwrap_or_default())
 }
 
 fn is_xml_char(c: char) -> bool {
@@ -90,7 +92,18 @@ fn raw_attr(name: &'static [u8], escaped: String) -> Attribute<'static> {
     }
 }
 
-fn write_element(w: &mut Writer<Vec<u8>>, name: &str, key: Option<&str>, value: &Value) {
+/// Write `value` (nested `depth` levels down) as element `name`. Recursive,
+/// so the depth is checked: a value built in Rust has no parser limit.
+fn write_element(
+    w: &mut Writer<Vec<u8>>,
+    name: &str,
+    key: Option<&str>,
+    value: &Value,
+    depth: usize,
+) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep("body"));
+    }
     let mut start = BytesStart::new(name);
     if let Some(key) = key {
         if key.chars().all(is_xml_char) {
@@ -129,26 +142,31 @@ fn write_element(w: &mut Writer<Vec<u8>>, name: &str, key: Option<&str>, value: 
     };
     if empty {
         let _ = w.write_event(Event::Empty(start));
-        return;
+        return Ok(());
     }
     let _ = w.write_event(Event::Start(start));
     match value {
         Value::Object(map) => {
             for (k, v) in map {
                 if is_safe_name(k) {
-                    write_element(w, k, None, v);
+                    write_element(w, k, None, v, depth + 1)?;
                 } else {
-                    write_element(w, "entry", Some(k), v);
+                    write_element(w, "entry", Some(k), v, depth + 1)?;
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| write_element(w, "item", None, v)),
+        Value::Array(items) => {
+            for v in items {
+                write_element(w, "item", None, v, depth + 1)?;
+            }
+        }
         _ => {
             let t = text.unwrap_or_default();
             let _ = w.write_event(Event::Text(BytesText::from_escaped(t)));
         }
     }
     let _ = w.write_event(Event::End(BytesEnd::new(name)));
+    Ok(())
 }
 
 /// One element being read back.
@@ -212,13 +230,22 @@ fn close_frame(f: Frame) -> Result<(String, Value)> {
     Ok((f.key.unwrap_or_default(), value))
 }
 
-/// Read a document written by [`to_xml`] back into JSON.
+/// Read a document written by [`to_xml`] back into JSON. The reader keeps its
+/// own stack, but the value it builds is dropped and serialised recursively,
+/// so elements deeper than [`MAX_DEPTH`] are refused (the root is level 0).
 pub fn from_xml(xml: &str) -> Result<Value> {
+    if xml.len() > MAX_INPUT_BYTES {
+        return Err(too_large("xml", xml.len(), MAX_INPUT_BYTES));
+    }
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Value> = None;
     loop {
-        match reader.read_event().map_err(|e| bad(e.to_string()))? {
+        let event = reader.read_event().map_err(|e| bad(e.to_string()))?;
+        if matches!(event, Event::Start(_) | Event::Empty(_)) && stack.len() > MAX_DEPTH {
+            return Err(too_deep("xml"));
+        }
+        match event {
             Event::Start(e) => stack.push(open_frame(&e)?),
             Event::Empty(e) => {
                 let (k, v) = close_frame(open_frame(&e)?)?;
@@ -267,7 +294,7 @@ mod tests {
             "ctrl": "bell\u{7}nul\u{0}",
             "1bad key": "k", "xmlish": 1, "": "empty key", "k\u{1}": "ctrl key"
         });
-        let xml = to_xml(&v);
+        let xml = to_xml(&v).unwrap();
         assert!(
             xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><webhook type=\"object\">"),
             "{xml}"
@@ -279,7 +306,54 @@ mod tests {
     #[test]
     fn scalars_at_the_root_round_trip() {
         for v in [json!(null), json!("s"), json!(3), json!([])] {
-            assert_eq!(from_xml(&to_xml(&v)).unwrap(), v);
+            assert_eq!(from_xml(&to_xml(&v).unwrap()).unwrap(), v);
         }
+    }
+
+    /// `levels` arrays nested in each other, built without recursion.
+    fn nested(levels: usize) -> Value {
+        let mut v = json!([]);
+        for _ in 1..levels {
+            v = Value::Array(vec![v]);
+        }
+        v
+    }
+
+    /// Drop a deep value without recursing (its own Drop would overflow).
+    fn flatten_drop(v: Value) {
+        let mut todo = vec![v];
+        while let Some(v) = todo.pop() {
+            if let Value::Array(items) = v {
+                todo.extend(items);
+            }
+        }
+    }
+
+    #[test]
+    fn depth_limit_is_the_same_both_ways() {
+        let ok = nested(MAX_DEPTH + 1);
+        assert_eq!(from_xml(&to_xml(&ok).unwrap()).unwrap(), ok);
+        let deep = nested(MAX_DEPTH + 2);
+        assert!(matches!(
+            to_xml(&deep),
+            Err(WebhookError::TooComplex { field: "body", .. })
+        ));
+        flatten_drop(deep);
+    }
+
+    #[test]
+    fn hostile_depth_is_an_error_not_a_crash() {
+        let n = 100_000;
+        let xml = format!("{}{}", "<a type=\"array\">".repeat(n), "</a>".repeat(n));
+        let err = from_xml(&xml).unwrap_err();
+        assert!(
+            err.to_string().starts_with("xml: nesting deeper than"),
+            "{err}"
+        );
+        let empties = format!("{}<b/>{}", "<a type=\"array\">".repeat(n), "</a>".repeat(n));
+        assert!(from_xml(&empties).is_err());
+        let deep = nested(n);
+        assert!(to_xml(&deep).is_err());
+        flatten_drop(deep);
     }
 }
