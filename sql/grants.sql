@@ -1,8 +1,11 @@
 -- webhook_emitter: the privilege model (run last).
 --   PUBLIC        : the topic catalog, the settings, webhooks with secrets
 --                   masked (webhook_list), the delivery log (deliveries,
---                   attempts and the health views). Not event bodies, not
---                   passwords or signing secrets, no changes.
+--                   attempts without the response excerpt and headers, the
+--                   health views). Not event bodies, not passwords, signing
+--                   secrets, URL tokens or header values, not what a
+--                   receiver answered (an echoing receiver would hand out
+--                   the request's credentials), no changes.
 --   webhook_admin : everything needed to manage webhooks: the management
 --                   functions, the full webhooks table (secrets included),
 --                   events, Send Test, replay, settings.
@@ -14,11 +17,13 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
-    webhook.deliveries, webhook.attempts, webhook.recent_failures, webhook.webhook_health TO PUBLIC;
+    webhook.deliveries, webhook.recent_failures, webhook.webhook_health TO PUBLIC;
+GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, error)
+    ON webhook.attempts TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
-    webhook.xml_to_json(text) TO PUBLIC;
+    webhook.redact_url(text) TO PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
 GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
-GRANT SELECT ON webhook.events TO webhook_admin;
+GRANT SELECT ON webhook.events, webhook.attempts TO webhook_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;

@@ -1,16 +1,19 @@
 -- webhook_emitter: the webhook list, delivery log views, replay.
 
--- Secrets masked: what everyone (and the admin UI list) may read.
+-- Secrets masked: what everyone (and the admin UI list) may read. The URL's
+-- query string and userinfo and the extra header values may hold tokens.
 CREATE VIEW webhook.webhook_list AS
-SELECT id, name, url, description, topics, content_type,
+SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_type,
        auth_username,
        CASE WHEN auth_password IS NULL THEN NULL ELSE '********' END AS auth_password,
        body_template, enabled,
        CASE WHEN signing_secret IS NULL THEN NULL ELSE 'whsec_********' END AS signing_secret,
-       headers, timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
+       (SELECT coalesce(jsonb_object_agg(h.name, '********'), '{}') FROM jsonb_each(headers) AS h(name, value))
+           AS headers,
+       timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
        (SELECT count(*) FROM webhook.deliveries d WHERE d.webhook_id = webhooks.id AND d.status = 'held') AS held
 FROM webhook.webhooks;
-COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords and signing secrets masked; held = deliveries kept while disabled.';
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, signing secrets, header values and the URL query string masked; held = deliveries kept while disabled.';
 
 -- AOM's "search endpoints by event".
 CREATE FUNCTION webhook.webhooks_for_topic(topic text) RETURNS SETOF webhook.webhook_list

@@ -171,16 +171,28 @@ END
 $$;
 COMMENT ON FUNCTION webhook.enable_webhook IS 'Enable a webhook; its held deliveries go out oldest first (or are dropped with discard_held => true). Returns how many were held.';
 
+-- 4. Hardening: PUBLIC sees webhook URLs without query string or userinfo,
+--    header names without values, and attempts without what the receiver
+--    answered (excerpt and headers are admin-only; see grants below).
+CREATE FUNCTION webhook."redact_url"(
+	"url" TEXT /* & str */
+) RETURNS TEXT /* String */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'redact_url_wrapper';
+
 CREATE OR REPLACE VIEW webhook.webhook_list AS
-SELECT id, name, url, description, topics, content_type,
+SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_type,
        auth_username,
        CASE WHEN auth_password IS NULL THEN NULL ELSE '********' END AS auth_password,
        body_template, enabled,
        CASE WHEN signing_secret IS NULL THEN NULL ELSE 'whsec_********' END AS signing_secret,
-       headers, timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
+       (SELECT coalesce(jsonb_object_agg(h.name, '********'), '{}') FROM jsonb_each(headers) AS h(name, value))
+           AS headers,
+       timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
        (SELECT count(*) FROM webhook.deliveries d WHERE d.webhook_id = webhooks.id AND d.status = 'held') AS held
 FROM webhook.webhooks;
-COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords and signing secrets masked; held = deliveries kept while disabled.';
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, signing secrets, header values and the URL query string masked; held = deliveries kept while disabled.';
 
 CREATE OR REPLACE VIEW webhook.webhook_health AS
 SELECT w.id AS webhook_id, w.name, w.enabled, w.disabled_reason, w.failing_since,
@@ -208,11 +220,13 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
-    webhook.deliveries, webhook.attempts, webhook.recent_failures, webhook.webhook_health TO PUBLIC;
+    webhook.deliveries, webhook.recent_failures, webhook.webhook_health TO PUBLIC;
+GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, error)
+    ON webhook.attempts TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
-    webhook.xml_to_json(text) TO PUBLIC;
+    webhook.redact_url(text) TO PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
 GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
-GRANT SELECT ON webhook.events TO webhook_admin;
+GRANT SELECT ON webhook.events, webhook.attempts TO webhook_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;

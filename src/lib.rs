@@ -27,7 +27,12 @@ extension_sql_file!(
     name = "queue",
     requires = ["topics_data"]
 );
-extension_sql_file!("../sql/log.sql", name = "log", requires = ["queue"]);
+// The webhook list masks URLs with webhook.redact_url (a Rust function).
+extension_sql_file!(
+    "../sql/log.sql",
+    name = "log",
+    requires = ["queue", api::redact::redact_url]
+);
 extension_sql_file!(
     "../sql/lms_schema.sql",
     name = "lms_schema",

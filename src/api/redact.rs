@@ -8,6 +8,6 @@ use pgrx::prelude::*;
 /// fragment as `#<redacted>`, without user:password@; text that is not a
 /// URL gives `<unparseable URL>`.
 #[pg_extern(immutable, parallel_safe)]
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     crate::delivery::redact::redact_url(url)
 }

@@ -60,11 +60,13 @@ fn secs(v: i32) -> Duration {
 }
 
 impl Settings {
-    fn load(max_concurrency: usize) -> Settings {
+    /// Read the GUCs; a value that does not parse keeps `previous`'s (the
+    /// last good one), or the default at start.
+    fn load(max_concurrency: usize, previous: Option<&Settings>) -> Settings {
         let schedule =
             RetrySchedule::parse(&guc::string(&guc::RETRY_SCHEDULE)).unwrap_or_else(|e| {
-                warning!("webhook_emitter: {e}; using the default schedule");
-                RetrySchedule::default()
+                warning!("webhook_emitter: {e}; keeping the last valid schedule");
+                previous.map_or_else(RetrySchedule::default, |p| p.schedule.clone())
             });
         let policy = AddressPolicy::parse(&guc::string(&guc::ALLOWED_HOSTS)).unwrap_or_else(|e| {
             warning!("webhook_emitter: {e}; only public addresses are allowed");
@@ -123,7 +125,7 @@ struct Worker {
 impl Worker {
     fn new() -> Worker {
         let max_concurrency = guc::MAX_CONCURRENCY.get().max(1) as usize;
-        let settings = Settings::load(max_concurrency);
+        let settings = Settings::load(max_concurrency, None);
         let excerpt = guc::RESPONSE_EXCERPT_BYTES.get().max(0) as usize;
         let mut w = Worker {
             agent: None,
@@ -157,7 +159,7 @@ impl Worker {
 
     fn reload(&mut self) {
         unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-        self.settings = Settings::load(self.max_concurrency);
+        self.settings = Settings::load(self.max_concurrency, Some(&self.settings));
         self.endpoints.clear();
         self.rebuild_agent();
     }
