@@ -186,6 +186,9 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
     record_health(client, verdicts, disable_after)
 }
 
+/// Endpoint health never waits on a lock: a webhook row an admin holds
+/// (an open transaction on it) is skipped now and updated with a later
+/// batch of outcomes, so delivery never stalls behind it.
 fn record_health(
     client: &mut SpiClient,
     verdicts: &[Verdict],
@@ -216,14 +219,14 @@ fn record_health(
     gone.dedup();
     if !ok.is_empty() {
         client.update(
-            "UPDATE webhook.webhooks SET failing_since = NULL WHERE id = ANY ($1) AND failing_since IS NOT NULL",
+            "UPDATE webhook.webhooks SET failing_since = NULL WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND failing_since IS NOT NULL",
             None,
             &[ok.into()],
         )?;
     }
     if !failing.is_empty() {
         client.update(
-            "UPDATE webhook.webhooks SET failing_since = now() WHERE id = ANY ($1) AND failing_since IS NULL",
+            "UPDATE webhook.webhooks SET failing_since = now() WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND failing_since IS NULL",
             None,
             &[failing.clone().into()],
         )?;
@@ -232,7 +235,7 @@ fn record_health(
                 "UPDATE webhook.webhooks
                     SET enabled = false, disabled_at = now(),
                         disabled_reason = format('failing without a success since %s (longer than webhook.disable_after)', failing_since)
-                  WHERE id = ANY ($1) AND enabled AND failing_since < now() - make_interval(secs => $2)",
+                  WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND enabled AND failing_since < now() - make_interval(secs => $2)",
                 None,
                 &[failing.into(), disable_after.as_secs_f64().into()],
             )?;
@@ -243,7 +246,7 @@ fn record_health(
             "UPDATE webhook.webhooks
                 SET enabled = false, disabled_at = now(),
                     disabled_reason = format('receiver answered 410 Gone at %s', now())
-              WHERE id = ANY ($1) AND enabled",
+              WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND enabled",
             None,
             &[gone.into()],
         )?;

@@ -389,3 +389,35 @@ fn deleting_a_webhook_while_a_writer_queues_for_it_leaves_no_orphans_and_no_erro
         0
     );
 }
+
+#[test]
+fn an_admin_transaction_holding_a_webhook_row_does_not_stall_delivery() {
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.execute(
+        "SELECT webhook.create_webhook('locked', $1, '{group.created}')",
+        &[&receiver.url("/")],
+    )
+    .unwrap();
+    // An admin's transaction left open on the webhook row.
+    let mut admin = cluster.client();
+    admin
+        .batch_execute("BEGIN; UPDATE webhook.webhooks SET description = 'x' WHERE id = 1;")
+        .unwrap();
+    c.batch_execute("INSERT INTO lms.groups (name) SELECT 'g' || i FROM generate_series(1, 20) i")
+        .unwrap();
+    receiver.wait_for(20, Duration::from_secs(20));
+    wait_for(
+        Duration::from_secs(10),
+        "20 deliveries recorded as delivered",
+        || {
+            let n = count(
+                &mut c,
+                "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'",
+            );
+            (n == 20).then_some(())
+        },
+    );
+    admin.batch_execute("COMMIT").unwrap();
+}
