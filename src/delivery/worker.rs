@@ -77,7 +77,7 @@ impl Settings {
             batch_size: i64::from(guc::BATCH_SIZE.get()),
             max_per_endpoint: guc::MAX_PER_ENDPOINT.get().max(1) as usize,
             poll_interval: Duration::from_millis(guc::POLL_INTERVAL_MS.get().max(10) as u64),
-            request_timeout: Duration::from_millis(guc::REQUEST_TIMEOUT_MS.get().max(100) as u64),
+            request_timeout: guc::request_timeout(),
             schedule,
             max_retry_after: secs(guc::MAX_RETRY_AFTER_S.get()),
             disable_after: secs(guc::DISABLE_AFTER_S.get()),
@@ -126,7 +126,7 @@ impl Worker {
     fn new() -> Worker {
         let max_concurrency = guc::MAX_CONCURRENCY.get().max(1) as usize;
         let settings = Settings::load(max_concurrency, None);
-        let excerpt = guc::RESPONSE_EXCERPT_BYTES.get().max(0) as usize;
+        let excerpt = guc::response_excerpt_bytes();
         let mut w = Worker {
             agent: None,
             pool: Pool::new(max_concurrency, excerpt),
