@@ -8,10 +8,11 @@
 //! while it runs.
 
 use crate::api::preview::{sample_event, StoredEvent};
-use crate::delivery::http::{self, AgentSettings, Attempt, Endpoint, Job, Outcome};
+use crate::delivery::http::{self, AgentSettings, Endpoint};
 use crate::delivery::policy::AddressPolicy;
 use crate::delivery::store;
 use crate::delivery::threads::spawn_quiet;
+use crate::delivery::types::{Attempt, Job, Outcome};
 use crate::error::{OrRaise, Result, WebhookError};
 use crate::guc;
 use pgrx::prelude::*;

@@ -3,6 +3,7 @@
 
 use super::policy::{AddressPolicy, DnsDeadline, DNS_TIMEOUT};
 use super::redact::{redact_location, scrub};
+use super::types::{Job, Outcome};
 use crate::error::{Result, WebhookError};
 use crate::render::template::Template;
 use crate::render::{render_body, signature, ContentType, EventFacts};
@@ -105,48 +106,6 @@ impl Endpoint {
 
 fn clamp_timeout(t: Duration) -> Duration {
     t.clamp(MIN_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT)
-}
-
-/// One attempt of one delivery: what the claim returns and the request sends.
-pub struct Attempt {
-    pub delivery_id: i64,
-    pub attempt: i32,
-    pub event_id: String,
-    pub topic: String,
-    pub tenant_id: String,
-    pub body: String,
-}
-
-/// An attempt with the endpoint and client that make it.
-pub struct Job {
-    pub attempt: Attempt,
-    pub endpoint: Arc<Endpoint>,
-    /// The HTTP client (cheap to clone; rebuilt when settings change).
-    pub agent: ureq::Agent,
-}
-
-/// What happened to one attempt.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub delivery_id: i64,
-    pub webhook_id: i64,
-    pub attempt: i32,
-    pub started_at: SystemTime,
-    pub duration_ms: f64,
-    pub status_code: Option<u16>,
-    pub response_headers: Option<serde_json::Value>,
-    pub response_excerpt: Option<String>,
-    pub error: Option<String>,
-    pub retry_after: Option<Duration>,
-}
-
-impl Outcome {
-    pub fn delivered(&self) -> bool {
-        self.error.is_none() && self.status_code.is_some_and(|c| (200..300).contains(&c))
-    }
-    pub fn gone(&self) -> bool {
-        self.status_code == Some(410)
-    }
 }
 
 /// Settings shared by every request of one agent.

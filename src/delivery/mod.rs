@@ -1,6 +1,7 @@
 //! Delivery: the background worker that claims queued deliveries, sends
 //! them over HTTP on worker threads, and records outcomes and retries.
 
+pub mod admission;
 pub mod http;
 pub mod policy;
 pub mod pool;
@@ -8,6 +9,7 @@ pub mod redact;
 pub mod retry;
 pub mod store;
 pub mod threads;
+pub mod txn;
 pub mod types;
 pub mod wakeup;
 pub mod worker;

@@ -1,18 +1,20 @@
 //! The delivery threads. They only run HTTP (ureq) and rendering: no
 //! Postgres call ever happens off the worker's main thread.
 
-use super::http::{self, Job, Outcome};
+use super::http;
 use super::threads::spawn_quiet;
+use super::types::{Job, Outcome};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-/// Two lanes of threads, each with its own queue: first attempts and
-/// retries. Retries mostly go to endpoints that were failing, often slowly
-/// (timeouts); in their own lane they cannot hold every thread while fresh
-/// deliveries to healthy endpoints wait.
+/// Two lanes of threads, each with its own queue: first attempts, and
+/// retries plus endpoints known to be slow (see `admission`). Retries
+/// mostly go to endpoints that were failing, often slowly (timeouts); in
+/// their own lane they cannot hold every thread while fresh deliveries to
+/// healthy endpoints wait.
 pub struct Pool {
     fresh: Option<Sender<Job>>,
     retries: Option<Sender<Job>>,
@@ -78,9 +80,10 @@ impl Pool {
         }
     }
 
-    /// Queue a job on its lane: attempt 1 is fresh, later ones are retries.
-    pub fn submit(&self, job: Job) {
-        let lane = if job.attempt.attempt > 1 {
+    /// Queue a job on its lane: first attempts to endpoints not known to
+    /// be slow are fresh; retries and slow endpoints share the other lane.
+    pub fn submit(&self, job: Job, slow_endpoint: bool) {
+        let lane = if slow_endpoint || job.attempt.attempt > 1 {
             &self.retries
         } else {
             &self.fresh

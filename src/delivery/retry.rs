@@ -1,6 +1,7 @@
 //! The retry schedule: delays before each attempt, parsed from
 //! `webhook.retry_schedule` ("0s,5s,5min,30min,2h,..."), with jitter.
 
+use super::types::{DeliveryStatus, Outcome, Verdict};
 use crate::error::{Result, WebhookError};
 use rand::Rng;
 use std::time::Duration;
@@ -93,6 +94,37 @@ impl RetrySchedule {
             None => jittered,
         };
         Some(wait.min(MAX_DELAY))
+    }
+
+    /// What a finished attempt means for its delivery: delivered, dead (410,
+    /// or no retry left), or failed and due again after the schedule's delay.
+    pub fn verdict(&self, outcome: Outcome, max_retry_after: Duration) -> Verdict {
+        if outcome.delivered() {
+            return Verdict {
+                outcome,
+                status: DeliveryStatus::Delivered,
+                retry_in: None,
+            };
+        }
+        if outcome.gone() {
+            return Verdict {
+                outcome,
+                status: DeliveryStatus::Dead,
+                retry_in: None,
+            };
+        }
+        match self.after_failure(outcome.attempt, outcome.retry_after, max_retry_after) {
+            Some(d) => Verdict {
+                outcome,
+                status: DeliveryStatus::Failed,
+                retry_in: Some(d),
+            },
+            None => Verdict {
+                outcome,
+                status: DeliveryStatus::Dead,
+                retry_in: None,
+            },
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 //! outcomes, pruning. Every statement takes SPI arguments; none is built
 //! from data. Runs only on the worker's main thread.
 
-use super::http::{Attempt, EndpointRow, Outcome};
-use super::types::DeliveryStatus;
+use super::http::EndpointRow;
+use super::types::{Attempt, DeliveryStatus, Verdict};
 use crate::error::Result;
 use pgrx::spi::SpiClient;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,14 +13,6 @@ pub struct Claimed {
     pub attempt: Attempt,
     pub webhook_id: i64,
     pub webhook_version: f64,
-}
-
-/// How a finished attempt changes its delivery.
-pub struct Verdict {
-    pub outcome: Outcome,
-    /// Delivered, Failed (retry after `retry_in`) or Dead.
-    pub status: DeliveryStatus,
-    pub retry_in: Option<Duration>,
 }
 
 pub fn extension_ready(client: &SpiClient) -> Result<bool> {
@@ -251,6 +243,31 @@ fn record_health(
             &[gone.into()],
         )?;
     }
+    Ok(())
+}
+
+/// A delivery whose outcome could not be recorded: `failed`, due again
+/// after `retry_in`, or `dead` when no retry is left; `error` says why.
+pub fn mark_unrecordable(
+    client: &mut SpiClient,
+    delivery_id: i64,
+    retry_in: Option<Duration>,
+    error: &str,
+) -> Result<()> {
+    client.update(
+        "UPDATE webhook.deliveries
+            SET status = CASE WHEN $2::float8 IS NULL THEN 'dead' ELSE 'failed' END,
+                next_attempt_at = CASE WHEN $2::float8 IS NULL THEN next_attempt_at
+                                       ELSE now() + make_interval(secs => $2::float8) END,
+                lease_until = NULL, last_error = $3
+          WHERE id = $1 AND status = 'delivering'",
+        None,
+        &[
+            delivery_id.into(),
+            retry_in.map(|d| d.as_secs_f64()).into(),
+            error.into(),
+        ],
+    )?;
     Ok(())
 }
 

@@ -3,18 +3,19 @@
 //! It sleeps on its latch, which committing writers set (see `wakeup`),
 //! with `webhook.poll_interval` as a fallback.
 
-use super::http::{self, AgentSettings, Attempt, Endpoint, Job, Outcome};
+use super::admission::{Admission, Admitted};
+use super::http::{self, AgentSettings, Endpoint};
 use super::policy::AddressPolicy;
 use super::pool::Pool;
 use super::retry::RetrySchedule;
-use super::store::{self, Claimed, Verdict};
-use super::types::DeliveryStatus;
+use super::store::{self, Claimed};
+use super::txn;
+use super::types::{Attempt, DeliveryStatus, Job, Outcome, Verdict};
 use super::wakeup;
 use crate::guc;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::panic::AssertUnwindSafe;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,17 +97,13 @@ impl Settings {
     }
 }
 
-/// Claimed deliveries plus the endpoints whose settings changed.
-type ClaimBatch = (Vec<Claimed>, Vec<(i64, f64, Result<Endpoint, String>)>);
-
 struct Worker {
     settings: Settings,
     agent: Option<ureq::Agent>,
     pool: Pool,
     max_concurrency: usize,
     endpoints: HashMap<i64, (f64, Arc<Endpoint>)>,
-    in_flight: HashMap<i64, usize>,
-    waiting: HashMap<i64, VecDeque<Job>>,
+    admission: Admission,
     outstanding: usize,
     /// Webhooks the last claim skipped as saturated.
     excluded: Vec<i64>,
@@ -120,6 +117,8 @@ struct Worker {
     last_maintenance: Instant,
     /// The last pruning turn ran out of budget: more is old enough.
     prune_behind: bool,
+    /// After a failed claim, the next one waits until then.
+    claim_backoff: Option<Instant>,
 }
 
 impl Worker {
@@ -130,11 +129,9 @@ impl Worker {
         let mut w = Worker {
             agent: None,
             pool: Pool::new(max_concurrency, excerpt),
-            settings,
             max_concurrency,
             endpoints: HashMap::new(),
-            in_flight: HashMap::new(),
-            waiting: HashMap::new(),
+            admission: Admission::new(max_concurrency, settings.max_per_endpoint),
             outstanding: 0,
             excluded: Vec::new(),
             capacity_freed: false,
@@ -142,6 +139,8 @@ impl Worker {
             in_hand: HashSet::new(),
             last_maintenance: Instant::now(),
             prune_behind: false,
+            claim_backoff: None,
+            settings,
         };
         w.rebuild_agent();
         w
@@ -160,89 +159,32 @@ impl Worker {
     fn reload(&mut self) {
         unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         self.settings = Settings::load(self.max_concurrency, Some(&self.settings));
+        self.admission
+            .configure(self.max_concurrency, self.settings.max_per_endpoint);
         self.endpoints.clear();
         self.rebuild_agent();
     }
 
-    /// Requests in flight plus parked for one webhook.
-    fn load(&self, webhook_id: i64) -> usize {
-        self.in_flight.get(&webhook_id).copied().unwrap_or(0)
-            + self.waiting.get(&webhook_id).map_or(0, VecDeque::len)
+    fn submit(&mut self, admitted: Admitted) {
+        self.pool.submit(admitted.job, admitted.slow_lane);
     }
 
-    /// Webhooks with a full in-flight window and as much parked again: a
-    /// claim skips them, so a slow endpoint cannot fill the whole window.
-    fn saturated(&self) -> Vec<i64> {
-        let limit = self.settings.max_per_endpoint * 2;
-        self.in_flight
-            .keys()
-            .copied()
-            .filter(|id| self.load(*id) >= limit)
-            .collect()
-    }
-
-    /// Send now if the endpoint has a free slot, else park the job.
+    /// Send now if the endpoint has room, else park the job.
     fn dispatch(&mut self, job: Job) {
-        let id = job.endpoint.id;
-        let n = self.in_flight.entry(id).or_insert(0);
-        if *n < self.settings.max_per_endpoint {
-            *n += 1;
-            self.pool.submit(job);
-        } else {
-            self.waiting.entry(id).or_default().push_back(job);
+        if let Some(admitted) = self.admission.admit(job) {
+            self.submit(admitted);
         }
     }
 
-    fn finished(&mut self, webhook_id: i64) {
+    fn finished(&mut self, outcome: &Outcome) {
         self.outstanding = self.outstanding.saturating_sub(1);
-        if self.excluded.contains(&webhook_id)
-            && self.load(webhook_id) <= self.settings.max_per_endpoint * 2
-        {
+        let id = outcome.webhook_id;
+        for admitted in self.admission.finished(outcome) {
+            self.submit(admitted);
+        }
+        if self.excluded.contains(&id) && self.admission.load(id) < self.admission.limit(id) {
             // A webhook the last claim skipped has room again.
             self.capacity_freed = true;
-        }
-        if let Some(n) = self.in_flight.get_mut(&webhook_id) {
-            *n = n.saturating_sub(1);
-        }
-        let next = self
-            .waiting
-            .get_mut(&webhook_id)
-            .and_then(VecDeque::pop_front);
-        if let Some(job) = next {
-            self.dispatch(job);
-        }
-    }
-
-    fn verdict(&self, outcome: Outcome) -> Verdict {
-        if outcome.delivered() {
-            return Verdict {
-                outcome,
-                status: DeliveryStatus::Delivered,
-                retry_in: None,
-            };
-        }
-        if outcome.gone() {
-            return Verdict {
-                outcome,
-                status: DeliveryStatus::Dead,
-                retry_in: None,
-            };
-        }
-        match self.settings.schedule.after_failure(
-            outcome.attempt,
-            outcome.retry_after,
-            self.settings.max_retry_after,
-        ) {
-            Some(d) => Verdict {
-                outcome,
-                status: DeliveryStatus::Failed,
-                retry_in: Some(d),
-            },
-            None => Verdict {
-                outcome,
-                status: DeliveryStatus::Dead,
-                retry_in: None,
-            },
         }
     }
 
@@ -250,7 +192,7 @@ impl Worker {
     fn record_finished(&mut self) -> usize {
         let outcomes = self.pool.drain();
         for o in &outcomes {
-            self.finished(o.webhook_id);
+            self.finished(o);
         }
         let mut outcomes = outcomes;
         outcomes.append(&mut self.failed_early);
@@ -261,13 +203,59 @@ impl Worker {
             self.in_hand.remove(&o.delivery_id);
         }
         let n = outcomes.len();
-        let verdicts: Vec<Verdict> = outcomes.into_iter().map(|o| self.verdict(o)).collect();
+        let verdicts: Vec<Verdict> = outcomes
+            .into_iter()
+            .map(|o| {
+                self.settings
+                    .schedule
+                    .verdict(o, self.settings.max_retry_after)
+            })
+            .collect();
         let disable_after = self.settings.disable_after;
-        BackgroundWorker::transaction(AssertUnwindSafe(|| {
-            Spi::connect_mut(|client| store::record(client, &verdicts, disable_after))
-        }))
-        .unwrap_or_else(|e| error!("webhook_emitter: recording outcomes failed: {e}"));
+        let recorded =
+            txn::run(|| Spi::connect_mut(|client| store::record(client, &verdicts, disable_after)));
+        if let Err(e) = recorded {
+            warning!(
+                "webhook_emitter: recording {n} outcomes failed: {e}; recording them one by one"
+            );
+            for verdict in &verdicts {
+                self.record_alone(verdict, disable_after);
+            }
+        }
         n
+    }
+
+    /// Record one outcome in its own transaction, after its batch failed. An
+    /// outcome that cannot be recorded (a row or a trigger that rejects it)
+    /// ends its delivery `failed` (`dead` when no retry is left) with the
+    /// error as `last_error`; only if even that fails does the lease bring
+    /// it back later. Other deliveries are never held up by it.
+    fn record_alone(&self, verdict: &Verdict, disable_after: Duration) {
+        let one = std::slice::from_ref(verdict);
+        let Err(e) =
+            txn::run(|| Spi::connect_mut(|client| store::record(client, one, disable_after)))
+        else {
+            return;
+        };
+        let id = verdict.outcome.delivery_id;
+        let retry_in = match verdict.status {
+            DeliveryStatus::Delivered | DeliveryStatus::Failed => self
+                .settings
+                .schedule
+                .after_failure(verdict.outcome.attempt, None, self.settings.max_retry_after),
+            _ => None,
+        };
+        let error = format!(
+            "recording the outcome of attempt {} failed: {e}",
+            verdict.outcome.attempt
+        );
+        warning!("webhook_emitter: delivery {id}: {error}");
+        let marked = txn::run(|| {
+            Spi::connect_mut(|client| store::mark_unrecordable(client, id, retry_in, &error))
+        });
+        if let Err(e) = marked {
+            warning!("webhook_emitter: delivery {id} could not be marked failed either ({e}); its lease will bring it back");
+        }
     }
 
     /// Claim due deliveries and hand them to the pool. Returns whether more
@@ -281,54 +269,33 @@ impl Worker {
         if limit <= 0 || (self.outstanding > 0 && room < (window / 2) as i64) {
             return None;
         }
-        let saturated = self.saturated();
+        if self
+            .claim_backoff
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return None;
+        }
+        let saturated = self.admission.saturated();
         self.excluded = saturated.clone();
         self.capacity_freed = false;
         let lease = self.settings.lease();
-        let cached: HashMap<i64, f64> = self.endpoints.iter().map(|(k, (v, _))| (*k, *v)).collect();
-        let timeout = self.settings.request_timeout;
-        let (claimed, fresh) = BackgroundWorker::transaction(AssertUnwindSafe(|| {
-            Spi::connect_mut(|client| -> crate::error::Result<ClaimBatch> {
-                let claimed = store::claim(client, limit, saturated, lease)?;
-                let mut stale: Vec<i64> = claimed
-                    .iter()
-                    .filter(|c| cached.get(&c.webhook_id) != Some(&c.webhook_version))
-                    .map(|c| c.webhook_id)
-                    .collect();
-                stale.sort_unstable();
-                stale.dedup();
-                let fresh = if stale.is_empty() {
-                    Vec::new()
-                } else {
-                    store::load_endpoints(client, stale)?
-                        .into_iter()
-                        .map(|(row, version)| {
-                            let id = row.id;
-                            (
-                                id,
-                                version,
-                                Endpoint::from_row(row, timeout).map_err(|e| e.to_string()),
-                            )
-                        })
-                        .collect()
-                };
-                Ok((claimed, fresh))
-            })
-        }))
-        .unwrap_or_else(|e| error!("webhook_emitter: claiming deliveries failed: {e}"));
-        let mut unusable: HashMap<i64, String> = HashMap::new();
-        for (id, version, endpoint) in fresh {
-            match endpoint {
-                Ok(ep) => {
-                    self.endpoints.insert(id, (version, Arc::new(ep)));
-                }
-                Err(e) => {
-                    warning!("webhook_emitter: webhook {id} has unusable settings: {e}");
-                    self.endpoints.remove(&id);
-                    unusable.insert(id, e);
-                }
+        let claimed = match txn::run(|| {
+            Spi::connect_mut(|client| store::claim(client, limit, saturated, lease))
+        }) {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                // Nothing was claimed (the transaction rolled back); try
+                // again after a poll interval rather than spin on the error.
+                warning!(
+                    "webhook_emitter: claiming deliveries failed: {e}; retrying in {:?}",
+                    self.settings.poll_interval
+                );
+                self.claim_backoff = Some(Instant::now() + self.settings.poll_interval);
+                return Some(false);
             }
-        }
+        };
+        self.claim_backoff = None;
+        let unusable = self.refresh_endpoints(&claimed);
         let n = claimed.len();
         for c in claimed {
             self.in_hand.insert(c.attempt.delivery_id);
@@ -356,6 +323,64 @@ impl Worker {
         Some(n as i64 >= limit)
     }
 
+    /// Load the settings of claimed webhooks that are new or changed since
+    /// they were cached. Returns why each webhook that cannot be used
+    /// (settings that fail validation, or that cannot even be read) fails.
+    fn refresh_endpoints(&mut self, claimed: &[Claimed]) -> HashMap<i64, String> {
+        let mut stale: Vec<i64> = claimed
+            .iter()
+            .filter(|c| {
+                self.endpoints.get(&c.webhook_id).map(|(v, _)| *v) != Some(c.webhook_version)
+            })
+            .map(|c| c.webhook_id)
+            .collect();
+        stale.sort_unstable();
+        stale.dedup();
+        let mut unusable = HashMap::new();
+        if stale.is_empty() {
+            return unusable;
+        }
+        let rows = match txn::run(|| {
+            Spi::connect(|client| store::load_endpoints(client, stale.clone()))
+        }) {
+            Ok(rows) => rows,
+            // One row that cannot be read must not keep the others from
+            // loading: read them one by one.
+            Err(_) => stale
+                .iter()
+                .filter_map(|&id| {
+                    match txn::run(|| {
+                        Spi::connect(|client| store::load_endpoints(client, vec![id]))
+                    }) {
+                        Ok(rows) => Some(rows),
+                        Err(e) => {
+                            unusable.insert(id, format!("its row cannot be read: {e}"));
+                            None
+                        }
+                    }
+                })
+                .flatten()
+                .collect(),
+        };
+        let timeout = self.settings.request_timeout;
+        for (row, version) in rows {
+            let id = row.id;
+            match Endpoint::from_row(row, timeout) {
+                Ok(ep) => {
+                    self.endpoints.insert(id, (version, Arc::new(ep)));
+                }
+                Err(e) => {
+                    unusable.insert(id, e.to_string());
+                }
+            }
+        }
+        for (id, why) in &unusable {
+            warning!("webhook_emitter: webhook {id} has unusable settings: {why}");
+            self.endpoints.remove(id);
+        }
+        unusable
+    }
+
     /// Pruning, held deliveries and expired leases, every `MAINTAIN_EVERY`
     /// (sooner for short retentions); pruning continues on the next loop
     /// turns while it has more to do.
@@ -370,9 +395,9 @@ impl Worker {
         let mut pruned = 0;
         self.prune_behind = false;
         while started.elapsed() < PRUNE_BUDGET {
-            let n = BackgroundWorker::transaction(AssertUnwindSafe(|| {
+            let n = txn::run(|| {
                 Spi::connect_mut(|client| store::prune(client, retention, PRUNE_BATCH))
-            }))
+            })
             .unwrap_or_else(|e| {
                 warning!("webhook_emitter: pruning failed: {e}");
                 0
@@ -391,14 +416,14 @@ impl Worker {
         }
         self.last_maintenance = Instant::now();
         let mine = self.in_hand();
-        BackgroundWorker::transaction(AssertUnwindSafe(|| {
+        txn::run(|| {
             Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
                 Ok((
                     store::release_expired_leases(client, mine)?,
                     store::sync_held(client)?,
                 ))
             })
-        }))
+        })
         .map(|(leases, held)| {
             if leases > 0 {
                 log!("webhook_emitter: {leases} deliveries with an expired lease are due again");
@@ -454,9 +479,10 @@ fn wait_on_latch(timeout: Duration) -> (bool, bool) {
 
 fn wait_for_extension(poll: Duration) -> bool {
     loop {
-        let ready = BackgroundWorker::transaction(|| Spi::connect(store::extension_ready));
-        if matches!(ready, Ok(true)) {
-            return true;
+        match txn::run(|| Spi::connect(store::extension_ready)) {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) => warning!("webhook_emitter: cannot check for the extension: {e}"),
         }
         if !BackgroundWorker::wait_latch(Some(poll.max(Duration::from_secs(1)))) {
             return false;
@@ -482,8 +508,12 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
         wakeup::withdraw_worker();
         return;
     }
-    let orphans =
-        BackgroundWorker::transaction(|| Spi::connect_mut(store::release_orphans)).unwrap_or(0);
+    let orphans = txn::run(|| Spi::connect_mut(store::release_orphans)).unwrap_or_else(|e| {
+        warning!(
+            "webhook_emitter: releasing interrupted deliveries failed: {e}; their leases will"
+        );
+        0
+    });
     if orphans > 0 {
         log!("webhook_emitter: {orphans} interrupted deliveries are due again");
     }
@@ -516,6 +546,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
         worker.maybe_maintain();
         timeout = if worker.outstanding > 0 {
             BUSY_TICK
+        } else if let Some(until) = worker.claim_backoff {
+            until.saturating_duration_since(Instant::now())
         } else if more_due || wake_pending || worker.prune_behind {
             Duration::ZERO
         } else {

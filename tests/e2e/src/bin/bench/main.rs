@@ -1,6 +1,9 @@
 //! Benchmarks, measured side by side in one run (`make bench`):
 //! write path (pgbench), drain rate vs the receiver's own ceiling, commit-to-
-//! receipt latency at a steady rate, and cost per delivery vs backlog size.
+//! receipt latency at a steady rate, cost per delivery vs backlog size, and
+//! a soak (steady rate, short retention: the log stays flat).
+
+mod soak;
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
@@ -370,6 +373,14 @@ fn main() {
     }
     if only.is_empty() || only == "latency" {
         latency(&cluster);
+    }
+    if only.is_empty() || only == "soak" {
+        drop(cluster);
+        soak::soak(
+            CONF,
+            env_secs("BENCH_SOAK_SECS", 600),
+            env_secs("BENCH_SOAK_RATE", 2000),
+        );
     }
 }
 

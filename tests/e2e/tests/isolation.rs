@@ -1,0 +1,231 @@
+//! One bad row, one hung endpoint or one lost job never stops everyone:
+//! failures stay with their delivery or webhook, the worker keeps its pid,
+//! slow endpoints cannot take the healthy ones' threads, expired leases
+//! come back, and pruning keeps up with the drain.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use webhook_emitter_e2e::{wait_for, Client, Cluster, Receiver, Reply};
+
+fn count(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).map(|r| r.get(0)).unwrap_or(-1)
+}
+
+fn create(c: &mut Client, name: &str, url: &str) {
+    c.execute(
+        "SELECT webhook.create_webhook($1, $2, '{group.created}')",
+        &[&name, &url],
+    )
+    .unwrap();
+}
+
+/// Status and last_error of every delivery of the named webhook.
+fn deliveries_of(c: &mut Client, name: &str) -> Vec<(String, String)> {
+    c.query(
+        "SELECT d.status, coalesce(d.last_error, '') FROM webhook.deliveries d
+           JOIN webhook.webhooks w ON w.id = d.webhook_id WHERE w.name = $1 ORDER BY d.id",
+        &[&name],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[test]
+fn an_outcome_that_cannot_be_recorded_fails_only_its_delivery() {
+    // Before the fix an ERROR in the worker's recording ended the worker:
+    // a crash loop, and the healthy webhook got the same batch again after
+    // every restart.
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    let pid = cluster.worker_pid();
+    create(&mut c, "audited", &receiver.url("/audited"));
+    create(&mut c, "healthy", &receiver.url("/healthy"));
+    // A DBA's rule (or a later version's) that rejects one webhook's rows.
+    c.batch_execute(
+        "CREATE FUNCTION public.audit_rule() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.status = 'delivered' AND NEW.webhook_id =
+              (SELECT id FROM webhook.webhooks WHERE name = 'audited') THEN
+             RAISE EXCEPTION 'rejected by the audit rule';
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER audit_rule BEFORE UPDATE ON webhook.deliveries
+           FOR EACH ROW EXECUTE FUNCTION public.audit_rule();
+         INSERT INTO lms.groups (name) SELECT 'g' || i FROM generate_series(1, 5) i;",
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(20), "every outcome recorded", || {
+        let healthy = deliveries_of(&mut c, "healthy");
+        let audited = deliveries_of(&mut c, "audited");
+        (healthy.iter().filter(|(s, _)| s == "delivered").count() == 5
+            && audited.iter().filter(|(s, _)| s == "failed").count() == 5)
+            .then_some(())
+    });
+    for (_, error) in deliveries_of(&mut c, "audited") {
+        assert!(
+            error.contains("recording the outcome") && error.contains("rejected by the audit rule"),
+            "{error}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let healthy: Vec<String> = receiver
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/healthy")
+        .map(|r| r.header("webhook-id").unwrap_or_default().to_owned())
+        .collect();
+    let unique: HashSet<&String> = healthy.iter().collect();
+    assert_eq!(
+        (healthy.len(), unique.len()),
+        (5, 5),
+        "duplicates to the healthy webhook"
+    );
+    assert_eq!(cluster.worker_pid(), pid, "the worker restarted");
+    assert!(cluster.log().contains("rejected by the audit rule"));
+}
+
+#[test]
+fn a_webhook_row_that_fails_validation_fails_only_its_deliveries() {
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    let pid = cluster.worker_pid();
+    create(&mut c, "broken", &receiver.url("/broken"));
+    create(&mut c, "healthy", &receiver.url("/healthy"));
+    // Written with triggers off, as a careless restore or a manual fix would.
+    c.batch_execute(
+        "SET session_replication_role = replica;
+         UPDATE webhook.webhooks SET content_type = 'text/csv', updated_at = now() WHERE name = 'broken';
+         SET session_replication_role = origin;
+         INSERT INTO lms.groups (name) SELECT 'g' || i FROM generate_series(1, 3) i;",
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(20), "both webhooks' outcomes", || {
+        let healthy = deliveries_of(&mut c, "healthy");
+        let broken = deliveries_of(&mut c, "broken");
+        (healthy.iter().filter(|(s, _)| s == "delivered").count() == 3
+            && broken.iter().filter(|(s, _)| s == "failed").count() == 3)
+            .then_some(())
+    });
+    for (_, error) in deliveries_of(&mut c, "broken") {
+        assert!(
+            error.contains("unusable settings") && error.contains("content_type"),
+            "{error}"
+        );
+    }
+    assert!(receiver.requests().iter().all(|r| r.path == "/healthy"));
+    assert_eq!(cluster.worker_pid(), pid, "the worker restarted");
+}
+
+#[test]
+fn endpoints_that_never_answer_do_not_starve_a_healthy_one() {
+    // Default pool: 64 threads. Before the fix, four hung endpoints with 16
+    // requests in flight each held every thread for the whole timeout.
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    receiver.respond_with(|r| {
+        if r.path.starts_with("/hung") {
+            Reply {
+                delay: Duration::from_secs(25),
+                ..Reply::status(200)
+            }
+        } else {
+            Reply::status(200)
+        }
+    });
+    let mut c = cluster.client();
+    for i in 0..4 {
+        c.execute(
+            "SELECT webhook.create_webhook($1, $2, '{group.created}', timeout_ms => 20000)",
+            &[&format!("hung{i}"), &receiver.url(&format!("/hung{i}"))],
+        )
+        .unwrap();
+    }
+    c.batch_execute("INSERT INTO lms.groups (name) SELECT 'g' || i FROM generate_series(1, 16) i")
+        .unwrap();
+    // Every hung endpoint has requests in flight now.
+    wait_for(
+        Duration::from_secs(10),
+        "the hung endpoints to be busy",
+        || {
+            let paths: HashSet<String> =
+                receiver.requests().iter().map(|r| r.path.clone()).collect();
+            (paths.len() == 4).then_some(())
+        },
+    );
+    create(&mut c, "healthy", &receiver.url("/healthy"));
+    let started = Instant::now();
+    c.batch_execute("INSERT INTO lms.groups (name) VALUES ('after')")
+        .unwrap();
+    wait_for(Duration::from_secs(15), "the healthy delivery", || {
+        receiver
+            .requests()
+            .iter()
+            .any(|r| r.path == "/healthy")
+            .then_some(())
+    });
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "the healthy endpoint waited {waited:?} behind hung ones"
+    );
+}
+
+#[test]
+fn a_delivery_whose_lease_expired_is_sent_again() {
+    // A job the worker lost (here: marked delivering by hand, as a worker
+    // that lost it would have left it) came back only after a restart.
+    let cluster = Cluster::start("webhook.retention = '4s'");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    let pid = cluster.worker_pid();
+    create(&mut c, "w", &receiver.url("/w"));
+    c.batch_execute(
+        "BEGIN;
+         SELECT webhook.enqueue('group.created', json_build_object('group_id', 1,
+                'group_name', 'leased', 'description', 'd'));
+         UPDATE webhook.deliveries SET status = 'delivering', attempts = 1,
+                lease_until = now() + interval '2 seconds';
+         COMMIT;",
+    )
+    .unwrap();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivering'"
+        ),
+        1
+    );
+    let requests = receiver.wait_for(1, Duration::from_secs(15));
+    assert_eq!(requests[0].json()["payload"]["group_name"], "leased");
+    assert_eq!(cluster.worker_pid(), pid, "it took a restart");
+    assert!(cluster.log().contains("expired lease"));
+}
+
+#[test]
+fn pruning_keeps_pace_with_the_drain() {
+    // Before the fix pruning removed 1,000 rows per interval: 30,000
+    // delivered rows took half an hour to go.
+    let cluster = Cluster::start("webhook.retention = '2s'\nwebhook.batch_size = 1000");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    create(&mut c, "w", &receiver.url("/w"));
+    c.batch_execute(
+        "SELECT count(webhook.enqueue('group.created', json_build_object('group_id', i, 'group_name', 'g' || i,
+                 'description', 'd'))) FROM generate_series(1, 30000) i",
+    )
+    .unwrap();
+    receiver.wait_for(30_000, Duration::from_secs(120));
+    wait_for(Duration::from_secs(30), "the log pruned", || {
+        let left = count(
+            &mut c,
+            "SELECT (SELECT count(*) FROM webhook.deliveries) + (SELECT count(*) FROM webhook.events)
+                  + (SELECT count(*) FROM webhook.attempts)",
+        );
+        (left == 0).then_some(())
+    });
+}
