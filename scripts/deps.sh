@@ -43,6 +43,15 @@ fi
 PG18_CONFIG=$(pg18_config)
 chmod -R a+rX "$PG18_VENV"
 
+# The official Prometheus client's text-format parser, which the metrics
+# test checks webhook.metrics() with.
+TOOLS_VENV=/opt/webhook_emitter/tools
+if ! "$TOOLS_VENV/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+    echo "==> installing prometheus-client (the metrics test's parser) into $TOOLS_VENV"
+    python3 -m venv "$TOOLS_VENV"
+    "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check "prometheus-client==0.21.1"
+fi
+
 if ! cargo pgrx --version 2>/dev/null | grep -q '0\.18\.1'; then
     echo "==> installing cargo-pgrx 0.18.1 (about 5 minutes)"
     cargo install cargo-pgrx --version 0.18.1 --locked

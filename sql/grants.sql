@@ -2,7 +2,7 @@
 --   PUBLIC        : the topic catalog, the settings, webhooks with secrets
 --                   masked (webhook_list), the delivery log (deliveries,
 --                   attempts without the response excerpt and headers, the
---                   health views). Not event bodies, not passwords, signing
+--                   health views, the metrics). Not event bodies, not passwords, signing
 --                   secrets, URL tokens or header values, not what a
 --                   receiver answered (an echoing receiver would hand out
 --                   the request's credentials), no changes.
@@ -17,11 +17,13 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
-    webhook.deliveries, webhook.recent_failures, webhook.webhook_health TO PUBLIC;
+    webhook.deliveries, webhook.recent_failures, webhook.webhook_health,
+    webhook.delivery_counters TO PUBLIC;
 GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, error)
     ON webhook.attempts TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
-    webhook.redact_url(text) TO PUBLIC;
+    webhook.redact_url(text), webhook.metrics(), webhook.latency_buckets(),
+    webhook.prometheus_label(text) TO PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
 GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;

@@ -11,9 +11,11 @@ SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_ty
        (SELECT coalesce(jsonb_object_agg(h.name, '********'), '{}') FROM jsonb_each(headers) AS h(name, value))
            AS headers,
        timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
-       (SELECT count(*) FROM webhook.deliveries d WHERE d.webhook_id = webhooks.id AND d.status = 'held') AS held
+       (SELECT count(*) FROM webhook.deliveries d WHERE d.webhook_id = webhooks.id AND d.status = 'held') AS held,
+       CASE WHEN bearer_token IS NULL THEN NULL ELSE '********' END AS bearer_token,
+       previous_signing_secret_until, rate_limit_per_second
 FROM webhook.webhooks;
-COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, signing secrets, header values and the URL query string masked; held = deliveries kept while disabled.';
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, header values and the URL query string masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap.';
 
 -- AOM's "search endpoints by event".
 CREATE FUNCTION webhook.webhooks_for_topic(topic text) RETURNS SETOF webhook.webhook_list

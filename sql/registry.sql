@@ -65,6 +65,11 @@ CREATE TABLE webhook.webhooks (
     failing_since   timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- Added in 0.2.0 (after the 0.1.0 columns, as ALTER TABLE puts them).
+    previous_signing_secret       text,        -- still signed with until ..._until
+    previous_signing_secret_until timestamptz,
+    bearer_token                  text,
+    rate_limit_per_second         integer,
     CONSTRAINT webhooks_name_key UNIQUE (name)
 );
 COMMENT ON TABLE webhook.webhooks IS 'Registered endpoints. Passwords and signing secrets are readable only by webhook_admin; others use webhook.webhook_list.';
@@ -139,6 +144,26 @@ BEGIN
         IF NEW.signing_secret IS NOT NULL THEN
             PERFORM webhook.check_signing_secret(NEW.signing_secret);
         END IF;
+        IF (NEW.previous_signing_secret IS NULL) <> (NEW.previous_signing_secret_until IS NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'previous_signing_secret, previous_signing_secret_until: give both or neither (update_webhook(id, rotate_signing_secret => true) sets them)';
+        END IF;
+        IF NEW.previous_signing_secret IS NOT NULL THEN
+            PERFORM webhook.check_signing_secret(NEW.previous_signing_secret);
+        END IF;
+        IF NEW.bearer_token IS NOT NULL AND (NEW.bearer_token = '' OR length(NEW.bearer_token) > 4096
+                OR NEW.bearer_token ~ '[[:cntrl:][:space:]]') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'bearer_token: must be 1 to 4096 characters without spaces or control characters';
+        END IF;
+        IF NEW.bearer_token IS NOT NULL AND NEW.auth_username IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'bearer_token: cannot be combined with auth_username/auth_password (both are sent as the Authorization header); use one of them';
+        END IF;
+        IF NEW.rate_limit_per_second IS NOT NULL AND NEW.rate_limit_per_second NOT BETWEEN 1 AND 100000 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('rate_limit_per_second: %s is out of range; allowed: 1 to 100000 requests per second, or NULL for no limit', NEW.rate_limit_per_second);
+        END IF;
         IF NEW.timeout_ms IS NOT NULL AND NEW.timeout_ms NOT BETWEEN 100 AND 300000 THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('timeout_ms: %s is out of range; allowed: 100 to 300000 milliseconds, or NULL for webhook.request_timeout', NEW.timeout_ms);
@@ -186,7 +211,9 @@ CREATE FUNCTION webhook.create_webhook(
     signing_secret text DEFAULT NULL,
     generate_signing_secret boolean DEFAULT false,
     headers jsonb DEFAULT '{}',
-    timeout_ms integer DEFAULT NULL
+    timeout_ms integer DEFAULT NULL,
+    bearer_token text DEFAULT NULL,
+    rate_limit_per_second integer DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
@@ -198,11 +225,12 @@ BEGIN
             MESSAGE = 'signing_secret: give a secret or generate_signing_secret => true, not both';
     END IF;
     INSERT INTO webhook.webhooks AS w (name, url, topics, content_type, description, auth_username,
-        auth_password, body_template, enabled, signing_secret, headers, timeout_ms)
+        auth_password, body_template, enabled, signing_secret, headers, timeout_ms, bearer_token,
+        rate_limit_per_second)
     VALUES (name, url, topics, coalesce(content_type, 'application/json'), description, auth_username,
         auth_password, body_template, coalesce(enabled, true),
         CASE WHEN generate_signing_secret THEN webhook.generate_signing_secret() ELSE signing_secret END,
-        coalesce(headers, '{}'), timeout_ms)
+        coalesce(headers, '{}'), timeout_ms, bearer_token, rate_limit_per_second)
     RETURNING w.id INTO new_id;
     RETURN new_id;
 END
@@ -226,17 +254,30 @@ CREATE FUNCTION webhook.update_webhook(
     clear_auth boolean DEFAULT false,
     clear_body_template boolean DEFAULT false,
     clear_signing_secret boolean DEFAULT false,
-    rotate_signing_secret boolean DEFAULT false
+    rotate_signing_secret boolean DEFAULT false,
+    rotation_overlap interval DEFAULT '24 hours',
+    bearer_token text DEFAULT NULL,
+    clear_bearer_token boolean DEFAULT false,
+    rate_limit_per_second integer DEFAULT NULL,
+    clear_rate_limit boolean DEFAULT false
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
+DECLARE
+    overlap interval := coalesce(rotation_overlap, interval '0');
 BEGIN
     IF (clear_auth AND (auth_username IS NOT NULL OR auth_password IS NOT NULL))
        OR (clear_body_template AND body_template IS NOT NULL)
        OR ((clear_signing_secret OR rotate_signing_secret) AND signing_secret IS NOT NULL)
-       OR (clear_signing_secret AND rotate_signing_secret) THEN
+       OR (clear_signing_secret AND rotate_signing_secret)
+       OR (clear_bearer_token AND bearer_token IS NOT NULL)
+       OR (clear_rate_limit AND rate_limit_per_second IS NOT NULL) THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'clear_*/rotate_signing_secret: cannot both set and clear the same setting';
+    END IF;
+    IF overlap < interval '0' OR overlap > interval '30 days' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('rotation_overlap: %s is out of range; allowed: 0 to 30 days', overlap);
     END IF;
     UPDATE webhook.webhooks w SET
         name = coalesce(name, w.name),
@@ -251,8 +292,23 @@ BEGIN
         signing_secret = CASE WHEN clear_signing_secret THEN NULL
                               WHEN rotate_signing_secret THEN webhook.generate_signing_secret()
                               ELSE coalesce(signing_secret, w.signing_secret) END,
+        -- Rotation keeps the old secret signing for the overlap; any other
+        -- change of the secret replaces it at once.
+        previous_signing_secret = CASE
+            WHEN rotate_signing_secret AND w.signing_secret IS NOT NULL AND overlap > interval '0'
+                THEN w.signing_secret
+            WHEN clear_signing_secret OR rotate_signing_secret OR signing_secret IS NOT NULL THEN NULL
+            ELSE w.previous_signing_secret END,
+        previous_signing_secret_until = CASE
+            WHEN rotate_signing_secret AND w.signing_secret IS NOT NULL AND overlap > interval '0'
+                THEN now() + overlap
+            WHEN clear_signing_secret OR rotate_signing_secret OR signing_secret IS NOT NULL THEN NULL
+            ELSE w.previous_signing_secret_until END,
         headers = coalesce(headers, w.headers),
-        timeout_ms = coalesce(timeout_ms, w.timeout_ms)
+        timeout_ms = coalesce(timeout_ms, w.timeout_ms),
+        bearer_token = CASE WHEN clear_bearer_token THEN NULL ELSE coalesce(bearer_token, w.bearer_token) END,
+        rate_limit_per_second = CASE WHEN clear_rate_limit THEN NULL
+                                     ELSE coalesce(rate_limit_per_second, w.rate_limit_per_second) END
     WHERE w.id = id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);

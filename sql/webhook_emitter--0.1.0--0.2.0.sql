@@ -214,9 +214,150 @@ LEFT JOIN webhook.attempts a ON a.delivery_id = d.id AND a.started_at > now() - 
 GROUP BY w.id;
 COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog and held deliveries.';
 
--- 5. Isolation: the worker's health bookkeeping and enable/disable do not
+-- 5. Endpoint settings: signing secret rotation with an overlap, bearer
+--    token auth, a per-endpoint rate limit.
+ALTER TABLE webhook.webhooks
+    ADD COLUMN previous_signing_secret text,
+    ADD COLUMN previous_signing_secret_until timestamptz,
+    ADD COLUMN bearer_token text,
+    ADD COLUMN rate_limit_per_second integer;
+DROP FUNCTION webhook.create_webhook(text, text, text[], text, text, text, text, text, boolean, text, boolean, jsonb, integer);
+CREATE FUNCTION webhook.create_webhook(
+    name text,
+    url text,
+    topics text[],
+    content_type text DEFAULT 'application/json',
+    description text DEFAULT NULL,
+    auth_username text DEFAULT NULL,
+    auth_password text DEFAULT NULL,
+    body_template text DEFAULT NULL,
+    enabled boolean DEFAULT true,
+    signing_secret text DEFAULT NULL,
+    generate_signing_secret boolean DEFAULT false,
+    headers jsonb DEFAULT '{}',
+    timeout_ms integer DEFAULT NULL,
+    bearer_token text DEFAULT NULL,
+    rate_limit_per_second integer DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    new_id bigint;
+BEGIN
+    IF generate_signing_secret AND signing_secret IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'signing_secret: give a secret or generate_signing_secret => true, not both';
+    END IF;
+    INSERT INTO webhook.webhooks AS w (name, url, topics, content_type, description, auth_username,
+        auth_password, body_template, enabled, signing_secret, headers, timeout_ms, bearer_token,
+        rate_limit_per_second)
+    VALUES (name, url, topics, coalesce(content_type, 'application/json'), description, auth_username,
+        auth_password, body_template, coalesce(enabled, true),
+        CASE WHEN generate_signing_secret THEN webhook.generate_signing_secret() ELSE signing_secret END,
+        coalesce(headers, '{}'), timeout_ms, bearer_token, rate_limit_per_second)
+    RETURNING w.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION webhook.create_webhook IS 'Register a webhook; returns its id. Raises 22023 naming the field on bad input.';
+DROP FUNCTION webhook.update_webhook(bigint, text, text, text[], text, text, text, text, text, boolean, text, jsonb, integer, boolean, boolean, boolean, boolean);
+CREATE FUNCTION webhook.update_webhook(
+    id bigint,
+    name text DEFAULT NULL,
+    url text DEFAULT NULL,
+    topics text[] DEFAULT NULL,
+    content_type text DEFAULT NULL,
+    description text DEFAULT NULL,
+    auth_username text DEFAULT NULL,
+    auth_password text DEFAULT NULL,
+    body_template text DEFAULT NULL,
+    enabled boolean DEFAULT NULL,
+    signing_secret text DEFAULT NULL,
+    headers jsonb DEFAULT NULL,
+    timeout_ms integer DEFAULT NULL,
+    clear_auth boolean DEFAULT false,
+    clear_body_template boolean DEFAULT false,
+    clear_signing_secret boolean DEFAULT false,
+    rotate_signing_secret boolean DEFAULT false,
+    rotation_overlap interval DEFAULT '24 hours',
+    bearer_token text DEFAULT NULL,
+    clear_bearer_token boolean DEFAULT false,
+    rate_limit_per_second integer DEFAULT NULL,
+    clear_rate_limit boolean DEFAULT false
+) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    overlap interval := coalesce(rotation_overlap, interval '0');
+BEGIN
+    IF (clear_auth AND (auth_username IS NOT NULL OR auth_password IS NOT NULL))
+       OR (clear_body_template AND body_template IS NOT NULL)
+       OR ((clear_signing_secret OR rotate_signing_secret) AND signing_secret IS NOT NULL)
+       OR (clear_signing_secret AND rotate_signing_secret)
+       OR (clear_bearer_token AND bearer_token IS NOT NULL)
+       OR (clear_rate_limit AND rate_limit_per_second IS NOT NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'clear_*/rotate_signing_secret: cannot both set and clear the same setting';
+    END IF;
+    IF overlap < interval '0' OR overlap > interval '30 days' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('rotation_overlap: %s is out of range; allowed: 0 to 30 days', overlap);
+    END IF;
+    UPDATE webhook.webhooks w SET
+        name = coalesce(name, w.name),
+        url = coalesce(url, w.url),
+        topics = coalesce(topics, w.topics),
+        content_type = coalesce(content_type, w.content_type),
+        description = coalesce(description, w.description),
+        auth_username = CASE WHEN clear_auth THEN NULL ELSE coalesce(auth_username, w.auth_username) END,
+        auth_password = CASE WHEN clear_auth THEN NULL ELSE coalesce(auth_password, w.auth_password) END,
+        body_template = CASE WHEN clear_body_template THEN NULL ELSE coalesce(body_template, w.body_template) END,
+        enabled = coalesce(enabled, w.enabled),
+        signing_secret = CASE WHEN clear_signing_secret THEN NULL
+                              WHEN rotate_signing_secret THEN webhook.generate_signing_secret()
+                              ELSE coalesce(signing_secret, w.signing_secret) END,
+        -- Rotation keeps the old secret signing for the overlap; any other
+        -- change of the secret replaces it at once.
+        previous_signing_secret = CASE
+            WHEN rotate_signing_secret AND w.signing_secret IS NOT NULL AND overlap > interval '0'
+                THEN w.signing_secret
+            WHEN clear_signing_secret OR rotate_signing_secret OR signing_secret IS NOT NULL THEN NULL
+            ELSE w.previous_signing_secret END,
+        previous_signing_secret_until = CASE
+            WHEN rotate_signing_secret AND w.signing_secret IS NOT NULL AND overlap > interval '0'
+                THEN now() + overlap
+            WHEN clear_signing_secret OR rotate_signing_secret OR signing_secret IS NOT NULL THEN NULL
+            ELSE w.previous_signing_secret_until END,
+        headers = coalesce(headers, w.headers),
+        timeout_ms = coalesce(timeout_ms, w.timeout_ms),
+        bearer_token = CASE WHEN clear_bearer_token THEN NULL ELSE coalesce(bearer_token, w.bearer_token) END,
+        rate_limit_per_second = CASE WHEN clear_rate_limit THEN NULL
+                                     ELSE coalesce(rate_limit_per_second, w.rate_limit_per_second) END
+    WHERE w.id = id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook.update_webhook IS 'Change only the given settings of a webhook (NULL = unchanged; clear_* to remove optional ones).';
+CREATE OR REPLACE VIEW webhook.webhook_list AS
+SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_type,
+       auth_username,
+       CASE WHEN auth_password IS NULL THEN NULL ELSE '********' END AS auth_password,
+       body_template, enabled,
+       CASE WHEN signing_secret IS NULL THEN NULL ELSE 'whsec_********' END AS signing_secret,
+       (SELECT coalesce(jsonb_object_agg(h.name, '********'), '{}') FROM jsonb_each(headers) AS h(name, value))
+           AS headers,
+       timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
+       (SELECT count(*) FROM webhook.deliveries d WHERE d.webhook_id = webhooks.id AND d.status = 'held') AS held,
+       CASE WHEN bearer_token IS NULL THEN NULL ELSE '********' END AS bearer_token,
+       previous_signing_secret_until, rate_limit_per_second
+FROM webhook.webhooks;
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, header values and the URL query string masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap.';
+
+-- 6. Isolation: the worker's health bookkeeping and enable/disable do not
 --    re-validate a webhook's settings, so a row that fails validation
---    (written with triggers off) fails only its own deliveries.
+--    (written with triggers off) fails only its own deliveries. (Also validates the 0.2.0 settings.)
 CREATE OR REPLACE FUNCTION webhook.validate_webhook() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -283,6 +424,26 @@ BEGIN
         IF NEW.signing_secret IS NOT NULL THEN
             PERFORM webhook.check_signing_secret(NEW.signing_secret);
         END IF;
+        IF (NEW.previous_signing_secret IS NULL) <> (NEW.previous_signing_secret_until IS NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'previous_signing_secret, previous_signing_secret_until: give both or neither (update_webhook(id, rotate_signing_secret => true) sets them)';
+        END IF;
+        IF NEW.previous_signing_secret IS NOT NULL THEN
+            PERFORM webhook.check_signing_secret(NEW.previous_signing_secret);
+        END IF;
+        IF NEW.bearer_token IS NOT NULL AND (NEW.bearer_token = '' OR length(NEW.bearer_token) > 4096
+                OR NEW.bearer_token ~ '[[:cntrl:][:space:]]') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'bearer_token: must be 1 to 4096 characters without spaces or control characters';
+        END IF;
+        IF NEW.bearer_token IS NOT NULL AND NEW.auth_username IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'bearer_token: cannot be combined with auth_username/auth_password (both are sent as the Authorization header); use one of them';
+        END IF;
+        IF NEW.rate_limit_per_second IS NOT NULL AND NEW.rate_limit_per_second NOT BETWEEN 1 AND 100000 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('rate_limit_per_second: %s is out of range; allowed: 1 to 100000 requests per second, or NULL for no limit', NEW.rate_limit_per_second);
+        END IF;
         IF NEW.timeout_ms IS NOT NULL AND NEW.timeout_ms NOT BETWEEN 100 AND 300000 THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('timeout_ms: %s is out of range; allowed: 100 to 300000 milliseconds, or NULL for webhook.request_timeout', NEW.timeout_ms);
@@ -312,17 +473,131 @@ BEGIN
 END
 $$;
 
+-- 7. Metrics for Prometheus (sql/metrics.sql).
+CREATE TABLE webhook.delivery_counters (
+    webhook_id     bigint NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
+    topic          text   NOT NULL,
+    delivered      bigint NOT NULL DEFAULT 0,
+    failed         bigint NOT NULL DEFAULT 0,  -- attempts that failed and will be retried
+    dead           bigint NOT NULL DEFAULT 0,
+    retried        bigint NOT NULL DEFAULT 0,  -- attempts after the first
+    -- Queued-to-delivered latency: cumulative counts for each bound of
+    -- webhook.latency_buckets(), their sum (seconds) and count.
+    latency_le     bigint[] NOT NULL,
+    latency_sum    double precision NOT NULL DEFAULT 0,
+    latency_count  bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (webhook_id, topic)
+);
+COMMENT ON TABLE webhook.delivery_counters IS 'Monotonic delivery counters per webhook and topic (kept when the log is pruned); see webhook.metrics().';
+SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_counters', '');
+
+-- Upper bounds (seconds) of the latency histogram's buckets, +Inf aside.
+CREATE FUNCTION webhook.latency_buckets() RETURNS double precision[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ARRAY[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600]::double precision[];
+
+-- Called by the worker with each recorded batch: delivery ids and the
+-- status each attempt ended in (delivered, failed, dead; held counts as
+-- failed). Deliveries are already updated (delivered_at set).
+CREATE FUNCTION webhook.count_outcomes(ids bigint[], statuses text[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO webhook.delivery_counters AS c
+        (webhook_id, topic, delivered, failed, dead, retried, latency_le, latency_sum, latency_count)
+    SELECT d.webhook_id, e.topic,
+           count(*) FILTER (WHERE r.status = 'delivered'),
+           count(*) FILTER (WHERE r.status IN ('failed', 'held')),
+           count(*) FILTER (WHERE r.status = 'dead'),
+           count(*) FILTER (WHERE d.attempts > 1),
+           (SELECT array_agg(count_le ORDER BY i) FROM (
+                SELECT b.i, count(*) FILTER (WHERE l.status = 'delivered' AND l.latency <= b.le) AS count_le
+                  FROM unnest(webhook.latency_buckets()) WITH ORDINALITY AS b(le, i)
+                  CROSS JOIN unnest(array_agg(r.status), array_agg(extract(epoch FROM d.delivered_at - d.created_at)::float8))
+                       AS l(status, latency)
+                 GROUP BY b.i) per_bucket),
+           coalesce(sum(extract(epoch FROM d.delivered_at - d.created_at)::float8) FILTER (WHERE r.status = 'delivered'), 0),
+           count(*) FILTER (WHERE r.status = 'delivered')
+      FROM unnest(ids, statuses) AS r(id, status)
+      JOIN webhook.deliveries d ON d.id = r.id
+      JOIN webhook.events e ON e.id = d.event_id
+     GROUP BY d.webhook_id, e.topic
+    ON CONFLICT (webhook_id, topic) DO UPDATE SET
+        delivered = c.delivered + excluded.delivered,
+        failed = c.failed + excluded.failed,
+        dead = c.dead + excluded.dead,
+        retried = c.retried + excluded.retried,
+        latency_le = (SELECT array_agg(coalesce(o, 0) + coalesce(n, 0) ORDER BY i)
+                        FROM unnest(c.latency_le, excluded.latency_le) WITH ORDINALITY AS u(o, n, i)),
+        latency_sum = c.latency_sum + excluded.latency_sum,
+        latency_count = c.latency_count + excluded.latency_count;
+END;
+
+-- A label value in the text exposition format: \, " and newline escaped.
+CREATE FUNCTION webhook.prometheus_label(value text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN '"' || replace(replace(replace(value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n') || '"';
+
+-- Every metric in the Prometheus text format (version 0.0.4).
+CREATE FUNCTION webhook.metrics() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH hooks AS (
+        SELECT w.id, 'webhook=' || webhook.prometheus_label(w.name) || ',webhook_id="' || w.id || '"' AS labels
+          FROM webhook.webhook_list w),
+    counters AS (
+        SELECT c.*, h.labels || ',topic=' || webhook.prometheus_label(c.topic) AS labels
+          FROM webhook.delivery_counters c JOIN hooks h ON h.id = c.webhook_id),
+    queue AS (
+        SELECT h.labels,
+               count(d.id) FILTER (WHERE d.status = 'delivering') AS in_flight,
+               count(d.id) FILTER (WHERE d.status = 'pending') AS pending,
+               count(d.id) FILTER (WHERE d.status = 'failed') AS retrying,
+               count(d.id) FILTER (WHERE d.status = 'held') AS held,
+               coalesce(extract(epoch FROM now() - min(d.created_at) FILTER (WHERE d.status IN ('pending', 'failed'))), 0)
+                   AS oldest_pending
+          FROM hooks h
+          LEFT JOIN webhook.deliveries d ON d.webhook_id = h.id AND d.status IN ('delivering', 'pending', 'failed', 'held')
+         GROUP BY h.labels),
+    lines (family, series, ord, line) AS (
+        SELECT 1, '', 0, E'# HELP webhook_deliveries_total Finished delivery attempts by outcome (failed: will be retried; dead: given up).\n# TYPE webhook_deliveries_total counter'
+        UNION ALL SELECT 1, c.labels, o.ord, format('webhook_deliveries_total{%s,outcome="%s"} %s', c.labels, o.outcome, o.n)
+          FROM counters c, LATERAL (VALUES (1, 'delivered', c.delivered), (2, 'failed', c.failed), (3, 'dead', c.dead)) AS o(ord, outcome, n)
+        UNION ALL SELECT 2, '', 0, E'# HELP webhook_retries_total Attempts after the first.\n# TYPE webhook_retries_total counter'
+        UNION ALL SELECT 2, c.labels, 1, format('webhook_retries_total{%s} %s', c.labels, c.retried) FROM counters c
+        UNION ALL SELECT 3, '', 0, E'# HELP webhook_in_flight Deliveries being sent now.\n# TYPE webhook_in_flight gauge'
+        UNION ALL SELECT 3, q.labels, 1, format('webhook_in_flight{%s} %s', q.labels, q.in_flight) FROM queue q
+        UNION ALL SELECT 4, '', 0, E'# HELP webhook_backlog Deliveries waiting: pending (never tried), retrying (failed, due again later), held (webhook disabled).\n# TYPE webhook_backlog gauge'
+        UNION ALL SELECT 4, q.labels, b.ord, format('webhook_backlog{%s,state="%s"} %s', q.labels, b.state, b.n)
+          FROM queue q, LATERAL (VALUES (1, 'pending', q.pending), (2, 'retrying', q.retrying), (3, 'held', q.held)) AS b(ord, state, n)
+        UNION ALL SELECT 5, '', 0, E'# HELP webhook_oldest_pending_age_seconds Age of the oldest delivery not yet delivered (0 when none).\n# TYPE webhook_oldest_pending_age_seconds gauge'
+        UNION ALL SELECT 5, q.labels, 1, format('webhook_oldest_pending_age_seconds{%s} %s', q.labels, round(q.oldest_pending::numeric, 3))
+          FROM queue q
+        UNION ALL SELECT 6, '', 0, E'# HELP webhook_delivery_latency_seconds Time from queueing to a successful delivery.\n# TYPE webhook_delivery_latency_seconds histogram'
+        UNION ALL SELECT 6, c.labels, b.i::int, format('webhook_delivery_latency_seconds_bucket{%s,le="%s"} %s', c.labels, b.le, coalesce(c.latency_le[b.i::int], 0))
+          FROM counters c, unnest(webhook.latency_buckets()) WITH ORDINALITY AS b(le, i)
+        UNION ALL SELECT 6, c.labels, 1000, format('webhook_delivery_latency_seconds_bucket{%s,le="+Inf"} %s', c.labels, c.latency_count)
+          FROM counters c
+        UNION ALL SELECT 6, c.labels, 1001, format('webhook_delivery_latency_seconds_sum{%s} %s', c.labels, round(c.latency_sum::numeric, 6))
+          FROM counters c
+        UNION ALL SELECT 6, c.labels, 1002, format('webhook_delivery_latency_seconds_count{%s} %s', c.labels, c.latency_count)
+          FROM counters c)
+    SELECT string_agg(line, E'\n' ORDER BY family, series, ord) || E'\n' FROM lines;
+END;
+COMMENT ON FUNCTION webhook.metrics IS 'Delivery metrics in the Prometheus text format: counters per webhook and topic, backlog gauges, a latency histogram.';
+
 -- Privileges, as a fresh install sets them (sql/grants.sql).
 REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
-    webhook.deliveries, webhook.recent_failures, webhook.webhook_health TO PUBLIC;
+    webhook.deliveries, webhook.recent_failures, webhook.webhook_health,
+    webhook.delivery_counters TO PUBLIC;
 GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, error)
     ON webhook.attempts TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
-    webhook.redact_url(text) TO PUBLIC;
+    webhook.redact_url(text), webhook.metrics(), webhook.latency_buckets(),
+    webhook.prometheus_label(text) TO PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
 GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;

@@ -33,10 +33,11 @@ extension_sql_file!(
     name = "log",
     requires = ["queue", api::redact::redact_url]
 );
+extension_sql_file!("../sql/metrics.sql", name = "metrics", requires = ["log"]);
 extension_sql_file!(
     "../sql/lms_schema.sql",
     name = "lms_schema",
-    requires = ["log"]
+    requires = ["metrics"]
 );
 extension_sql_file!(
     "../sql/lms_payloads.sql",

@@ -1,4 +1,5 @@
-//! How many requests each endpoint may have in flight, and on which lane.
+//! How many requests each endpoint may have in flight, on which lane, and
+//! when they may start.
 //!
 //! A fixed pool of blocking HTTP threads is only as good as the share one
 //! endpoint can take of it. Endpoints start "unproven" with a modest share
@@ -9,12 +10,22 @@
 //! more marks it slow: it keeps the modest share and sends on the slow
 //! lane (shared with retries), away from the threads fresh deliveries to
 //! healthy endpoints use.
+//!
+//! It also paces endpoints: a webhook's `rate_limit_per_second` is a token
+//! bucket holding a fiftieth of a second's worth (at least one request),
+//! so no second sees more than the limit plus that; a 429 or 503 with
+//! `Retry-After` pauses that endpoint alone (up to a minute here; the
+//! delivery itself is retried after the full delay).
 
 use super::types::{Job, Outcome};
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// An attempt at least this long marks its endpoint slow.
 const SLOW_MS: f64 = 1000.0;
+/// Longest pause a `Retry-After` imposes on an endpoint's other jobs
+/// (they are claimed, under a lease, while they wait).
+const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Speed {
@@ -27,6 +38,68 @@ struct Load {
     in_flight: usize,
     waiting: VecDeque<Job>,
     speed: Speed,
+    /// Requests the rate limit allows to start now (token bucket).
+    tokens: f64,
+    refilled: Instant,
+    paused_until: Option<Instant>,
+}
+
+impl Load {
+    fn new() -> Load {
+        Load {
+            in_flight: 0,
+            waiting: VecDeque::new(),
+            speed: Speed::Unproven,
+            tokens: 1.0,
+            refilled: Instant::now(),
+            paused_until: None,
+        }
+    }
+
+    /// Whether a request to this endpoint may start now; takes a token.
+    fn may_start(&mut self, rate_limit: Option<u32>, now: Instant) -> bool {
+        if self.paused_until.is_some_and(|until| now < until) {
+            return false;
+        }
+        self.paused_until = None;
+        let Some(rate) = rate_limit else {
+            return true;
+        };
+        let rate = f64::from(rate);
+        let burst = (rate / 50.0).max(1.0);
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Start the parked jobs that fit the window, the rate and any pause.
+    fn release(&mut self, cap: usize, now: Instant, out: &mut Vec<Admitted>) {
+        while self.in_flight < cap {
+            let Some(rate) = self.waiting.front().map(|j| j.endpoint.rate_limit) else {
+                break;
+            };
+            if !self.may_start(rate, now) {
+                break;
+            }
+            if let Some(job) = self.waiting.pop_front() {
+                self.in_flight += 1;
+                out.push(Admitted {
+                    job,
+                    slow_lane: self.speed == Speed::Slow,
+                });
+            }
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.in_flight == 0 && self.waiting.is_empty()
+    }
 }
 
 /// A job to hand to the pool now, and whether it goes on the slow lane.
@@ -91,21 +164,14 @@ impl Admission {
             .collect()
     }
 
-    /// Send now if the endpoint has a free slot, else park the job.
+    /// Send now if the endpoint has a free slot (and a token), else park.
     pub fn admit(&mut self, job: Job) -> Option<Admitted> {
         let id = job.endpoint.id;
-        let (modest, max) = (self.modest, self.max_per_endpoint);
-        let load = self.endpoints.entry(id).or_insert(Load {
-            in_flight: 0,
-            waiting: VecDeque::new(),
-            speed: Speed::Unproven,
-        });
-        let cap = if load.speed == Speed::Fast {
-            max
-        } else {
-            modest
-        };
-        if load.in_flight < cap && load.waiting.is_empty() {
+        let rate = job.endpoint.rate_limit;
+        let speed = self.endpoints.get(&id).map_or(Speed::Unproven, |l| l.speed);
+        let cap = self.cap(speed);
+        let load = self.endpoints.entry(id).or_insert_with(Load::new);
+        if load.in_flight < cap && load.waiting.is_empty() && load.may_start(rate, Instant::now()) {
             load.in_flight += 1;
             Some(Admitted {
                 job,
@@ -117,8 +183,8 @@ impl Admission {
         }
     }
 
-    /// An attempt finished: learn the endpoint's speed from it and release
-    /// the parked jobs that now fit.
+    /// An attempt finished: learn the endpoint's speed (and any pause it
+    /// asked for) from it and release the parked jobs that now fit.
     pub fn finished(&mut self, outcome: &Outcome) -> Vec<Admitted> {
         let (modest, max) = (self.modest, self.max_per_endpoint);
         let Some(load) = self.endpoints.get_mut(&outcome.webhook_id) else {
@@ -130,26 +196,41 @@ impl Admission {
         } else if outcome.status_code.is_some() {
             load.speed = Speed::Fast;
         }
+        let now = Instant::now();
+        if matches!(outcome.status_code, Some(429 | 503)) {
+            if let Some(wait) = outcome.retry_after {
+                load.paused_until = Some(now + wait.min(MAX_PAUSE));
+            }
+        }
         let cap = if load.speed == Speed::Fast {
             max
         } else {
             modest
         };
         let mut out = Vec::new();
-        while load.in_flight < cap {
-            let Some(job) = load.waiting.pop_front() else {
-                break;
-            };
-            load.in_flight += 1;
-            out.push(Admitted {
-                job,
-                slow_lane: load.speed == Speed::Slow,
-            });
-        }
-        if load.in_flight == 0 && load.waiting.is_empty() && load.speed != Speed::Slow {
+        load.release(cap, now, &mut out);
+        if load.idle() && load.speed != Speed::Slow && load.paused_until.is_none() {
             // Idle endpoints are forgotten (a fast one proves itself again
-            // at once); slow ones stay marked until they answer quickly.
+            // at once); slow and paused ones stay marked.
             self.endpoints.remove(&outcome.webhook_id);
+        }
+        out
+    }
+
+    /// Parked jobs whose rate-limit token or pause has come due.
+    pub fn release_due(&mut self) -> Vec<Admitted> {
+        let (modest, max) = (self.modest, self.max_per_endpoint);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for load in self.endpoints.values_mut() {
+            if !load.waiting.is_empty() {
+                let cap = if load.speed == Speed::Fast {
+                    max
+                } else {
+                    modest
+                };
+                load.release(cap, now, &mut out);
+            }
         }
         out
     }

@@ -44,8 +44,12 @@ pub struct Endpoint {
     pub template: Option<Template>,
     pub authorization: Option<String>,
     pub secret_key: Option<Vec<u8>>,
+    /// The secret a rotation replaced, still signing until the overlap ends.
+    pub previous_key: Option<(Vec<u8>, SystemTime)>,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// Most requests started per second (None: no limit).
+    pub rate_limit: Option<u32>,
 }
 
 /// Raw webhook columns as read from `webhook.webhooks`.
@@ -59,12 +63,28 @@ pub struct EndpointRow {
     pub signing_secret: Option<String>,
     pub headers: serde_json::Value,
     pub timeout_ms: Option<i32>,
+    pub previous_signing_secret: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub previous_signing_secret_until: Option<f64>,
+    pub bearer_token: Option<String>,
+    pub rate_limit_per_second: Option<i32>,
 }
 
 impl Endpoint {
     pub fn from_row(row: EndpointRow, default_timeout: Duration) -> Result<Endpoint> {
-        let authorization = match (row.auth_username, row.auth_password) {
-            (Some(u), Some(p)) => Some(format!("Basic {}", B64.encode(format!("{u}:{p}")))),
+        let authorization = match (row.auth_username, row.auth_password, row.bearer_token) {
+            (Some(u), Some(p), _) => Some(format!("Basic {}", B64.encode(format!("{u}:{p}")))),
+            (_, _, Some(token)) => Some(format!("Bearer {token}")),
+            _ => None,
+        };
+        let previous_key = match (
+            row.previous_signing_secret,
+            row.previous_signing_secret_until,
+        ) {
+            (Some(secret), Some(until)) if until.is_finite() && until > 0.0 => Some((
+                signature::decode_secret(&secret)?,
+                UNIX_EPOCH + Duration::from_secs_f64(until.min(1e11)),
+            )),
             _ => None,
         };
         let headers = row
@@ -91,10 +111,15 @@ impl Endpoint {
                 .as_deref()
                 .map(signature::decode_secret)
                 .transpose()?,
+            previous_key,
             headers,
             timeout: clamp_timeout(row.timeout_ms.map_or(default_timeout, |ms| {
                 Duration::from_millis(u64::try_from(ms).unwrap_or(0))
             })),
+            rate_limit: row
+                .rate_limit_per_second
+                .and_then(|r| u32::try_from(r).ok())
+                .filter(|r| *r > 0),
         })
     }
 
@@ -291,10 +316,22 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         req = req.set("Authorization", auth);
     }
     if let Some(key) = &ep.secret_key {
-        req = req.set(
-            "webhook-signature",
-            &signature::sign(key, &job_attempt.event_id, timestamp, body.as_bytes()),
-        );
+        let mut signatures =
+            signature::sign(key, &job_attempt.event_id, timestamp, body.as_bytes());
+        // During a rotation's overlap both secrets sign (space-separated,
+        // as Standard Webhooks allows): receivers verify with either.
+        if let Some((previous, until)) = &ep.previous_key {
+            if SystemTime::now() < *until {
+                signatures.push(' ');
+                signatures.push_str(&signature::sign(
+                    previous,
+                    &job_attempt.event_id,
+                    timestamp,
+                    body.as_bytes(),
+                ));
+            }
+        }
+        req = req.set("webhook-signature", &signatures);
     }
     for (name, value) in &ep.headers {
         req = req.set(name, value);

@@ -82,7 +82,9 @@ pub fn claim(
 
 const ENDPOINT_COLUMNS: &str =
     "SELECT id, url, content_type, body_template, auth_username, auth_password,
-        signing_secret, headers::text, timeout_ms, extract(epoch FROM updated_at)::float8
+        signing_secret, headers::text, timeout_ms, extract(epoch FROM updated_at)::float8,
+        previous_signing_secret, extract(epoch FROM previous_signing_secret_until)::float8,
+        bearer_token, rate_limit_per_second
    FROM webhook.webhooks WHERE id = ANY ($1)";
 
 /// Webhook settings by id, with their version (updated_at).
@@ -102,6 +104,10 @@ pub fn load_endpoints(client: &SpiClient, ids: Vec<i64>) -> Result<Vec<(Endpoint
                 signing_secret: row.get(7)?,
                 headers: serde_json::from_str(&headers).unwrap_or_default(),
                 timeout_ms: row.get(9)?,
+                previous_signing_secret: row.get(11)?,
+                previous_signing_secret_until: row.get(12)?,
+                bearer_token: row.get(13)?,
+                rate_limit_per_second: row.get(14)?,
             },
             row.get(10)?.unwrap_or_default(),
         ));
@@ -144,7 +150,13 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
                 webhook.webhooks w
           WHERE d.id = r.id AND d.status = 'delivering' AND w.id = d.webhook_id",
         None,
-        &[ids.clone().into(), statuses.into(), delays.into(), codes.clone().into(), errors.clone().into()],
+        &[ids.clone().into(), statuses.clone().into(), delays.into(), codes.clone().into(), errors.clone().into()],
+    )?;
+    // Monotonic counters for webhook.metrics(), in the same transaction.
+    client.update(
+        "SELECT webhook.count_outcomes($1, $2)",
+        None,
+        &[ids.clone().into(), statuses.into()],
     )?;
     let attempts: Vec<i32> = verdicts.iter().map(|v| v.outcome.attempt).collect();
     let started: Vec<f64> = verdicts

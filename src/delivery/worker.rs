@@ -176,6 +176,13 @@ impl Worker {
         }
     }
 
+    /// Start parked jobs whose rate-limit token or pause came due.
+    fn release_due(&mut self) {
+        for admitted in self.admission.release_due() {
+            self.submit(admitted);
+        }
+    }
+
     fn finished(&mut self, outcome: &Outcome) {
         self.outstanding = self.outstanding.saturating_sub(1);
         let id = outcome.webhook_id;
@@ -535,6 +542,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
             worker.reload();
         }
         worker.record_finished();
+        worker.release_due();
         let poll = worker.settings.poll_interval;
         if wake_pending || more_due || worker.capacity_freed || last_claim.elapsed() >= poll {
             if let Some(full) = worker.claim_and_dispatch() {

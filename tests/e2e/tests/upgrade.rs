@@ -116,10 +116,27 @@ fn upgrading_from_0_1_0_keeps_everything_and_equals_a_fresh_install() {
         .unwrap()
         .get(0);
     assert_eq!(version, "0.2.0");
+    // The 0.1.0 columns are unchanged; the columns 0.2.0 adds are unset.
+    let columns_0_1_0 =
+        "id, name, url, description, topics, content_type, auth_username, auth_password,
+        body_template, enabled, signing_secret, headers, timeout_ms, disabled_reason, disabled_at,
+        failing_since, created_at, updated_at";
     assert_eq!(
-        rows_as_json(&mut c, "SELECT * FROM webhook.webhooks"),
+        rows_as_json(
+            &mut c,
+            &format!("SELECT {columns_0_1_0} FROM webhook.webhooks")
+        ),
         webhooks_before
     );
+    let added_set: i64 = c
+        .query_one(
+            "SELECT count(*) FROM webhook.webhooks WHERE num_nonnulls(previous_signing_secret,
+                previous_signing_secret_until, bearer_token, rate_limit_per_second) > 0",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(added_set, 0);
     assert_eq!(
         rows_as_json(&mut c, "SELECT * FROM webhook.settings"),
         settings_before

@@ -62,9 +62,9 @@ pub fn soak(conf: &str, secs: u64, rate: u64) {
             writer
                 .execute(
                     "INSERT INTO lms.groups (name, description)
-                     SELECT 'soak ' || i, 'A group that exists to keep the queue busy.'
+                     SELECT 'soak ' || $2::bigint || '.' || i, 'A group that exists to keep the queue busy.'
                        FROM generate_series(1, $1::bigint) i",
-                    &[&per_tick],
+                    &[&per_tick, &(ticks as i64)],
                 )
                 .expect("insert");
             ticks += 1;
