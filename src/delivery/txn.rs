@@ -39,6 +39,12 @@ pub fn run<R, E: std::fmt::Display>(body: impl FnOnce() -> Result<R, E>) -> Resu
         // which also pops the snapshot.
         unsafe { pg_sys::AbortCurrentTransaction() };
     }
+    // A background worker never goes idle the way a client backend does, so
+    // nothing else sends its table statistics: without this, autovacuum
+    // never learns of the rows the worker inserts and deletes (attempts
+    // above all) and the tables bloat without bound. Rate-limited inside
+    // PostgreSQL (at most about once a second).
+    unsafe { pg_sys::pgstat_report_stat(false) };
     outcome
 }
 

@@ -228,4 +228,22 @@ fn pruning_keeps_pace_with_the_drain() {
         );
         (left == 0).then_some(())
     });
+    // Autovacuum reclaims the space only if it hears of the worker's inserts
+    // and deletes: before the fix the worker never reported them, and
+    // attempts (written only by the worker) grew by its whole insert volume.
+    wait_for(
+        Duration::from_secs(10),
+        "the worker's table statistics",
+        || {
+            let (ins, del) = c
+                .query_one(
+                    "SELECT n_tup_ins, n_tup_del FROM pg_stat_user_tables
+                  WHERE schemaname = 'webhook' AND relname = 'attempts'",
+                    &[],
+                )
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
+                .ok()?;
+            (ins >= 30_000 && del >= 30_000).then_some(())
+        },
+    );
 }

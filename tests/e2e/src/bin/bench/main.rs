@@ -374,6 +374,9 @@ fn main() {
     if only.is_empty() || only == "latency" {
         latency(&cluster);
     }
+    if only.is_empty() || only == "ratelimit" {
+        rate_limit(&cluster, 200);
+    }
     if only.is_empty() || only == "soak" {
         drop(cluster);
         soak::soak(
@@ -382,6 +385,43 @@ fn main() {
             env_secs("BENCH_SOAK_RATE", 2000),
         );
     }
+}
+
+/// A rate-limited webhook with a deep backlog: requests counted over 10 s
+/// (after a 2 s warm-up) against the limit.
+fn rate_limit(cluster: &Cluster, limit: i64) {
+    let receiver = FastReceiver::start();
+    let mut c = cluster.client();
+    c.batch_execute("DELETE FROM webhook.webhooks").unwrap();
+    c.execute(
+        "SELECT webhook.create_webhook('limited', $1, '{group.created}', rate_limit_per_second => $2::int)",
+        &[&receiver.url("/limited"), &(limit as i32)],
+    )
+    .unwrap();
+    c.execute(
+        "SELECT count(webhook.enqueue('group.created', json_build_object('group_id', i, 'group_name', 'Group ' || i,
+                'description', 'rate limited'))) FROM generate_series(1, $1::bigint) i",
+        &[&(limit * 14)],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let before = receiver.count();
+    std::thread::sleep(Duration::from_secs(10));
+    let during = receiver.count() - before;
+    let rate = during as f64 / 10.0;
+    let ratio = rate / limit as f64;
+    println!("\n## Rate limit: one webhook limited to {limit}/s, backlog of {} events, counted over 10 s\n", limit * 14);
+    println!("| limit/s | measured/s | ratio | target within 5% |");
+    println!("|---:|---:|---:|---|");
+    println!(
+        "| {limit} | {rate:.1} | {ratio:.3} | {} |",
+        if (0.95..=1.05).contains(&ratio) {
+            "met"
+        } else {
+            "not met"
+        }
+    );
+    c.batch_execute("DELETE FROM webhook.webhooks").unwrap();
 }
 
 fn uname() -> String {
