@@ -79,8 +79,8 @@ impl Load {
     }
 
     /// Start the parked jobs that fit the window, the rate and any pause.
-    fn release(&mut self, cap: usize, now: Instant, out: &mut Vec<Admitted>) {
-        while self.in_flight < cap {
+    fn release(&mut self, caps: Caps, now: Instant, out: &mut Vec<Admitted>) {
+        while self.in_flight < caps.of(self.speed) {
             let Some(rate) = self.waiting.front().map(|j| j.endpoint.rate_limit) else {
                 break;
             };
@@ -108,17 +108,31 @@ pub struct Admitted {
     pub slow_lane: bool,
 }
 
-pub struct Admission {
-    max_per_endpoint: usize,
+/// In-flight caps: `max` for endpoints proven fast, `modest` otherwise.
+#[derive(Clone, Copy)]
+struct Caps {
     modest: usize,
+    max: usize,
+}
+
+impl Caps {
+    fn of(self, speed: Speed) -> usize {
+        match speed {
+            Speed::Fast => self.max,
+            Speed::Unproven | Speed::Slow => self.modest,
+        }
+    }
+}
+
+pub struct Admission {
+    caps: Caps,
     endpoints: HashMap<i64, Load>,
 }
 
 impl Admission {
     pub fn new(max_concurrency: usize, max_per_endpoint: usize) -> Admission {
         let mut a = Admission {
-            max_per_endpoint: 1,
-            modest: 1,
+            caps: Caps { modest: 1, max: 1 },
             endpoints: HashMap::new(),
         };
         a.configure(max_concurrency, max_per_endpoint);
@@ -127,15 +141,11 @@ impl Admission {
 
     /// Apply (re)loaded settings; jobs already in flight are not affected.
     pub fn configure(&mut self, max_concurrency: usize, max_per_endpoint: usize) {
-        self.max_per_endpoint = max_per_endpoint.max(1);
-        self.modest = (max_concurrency / 8).clamp(1, self.max_per_endpoint);
-    }
-
-    fn cap(&self, speed: Speed) -> usize {
-        match speed {
-            Speed::Fast => self.max_per_endpoint,
-            Speed::Unproven | Speed::Slow => self.modest,
-        }
+        let max = max_per_endpoint.max(1);
+        self.caps = Caps {
+            modest: (max_concurrency / 8).clamp(1, max),
+            max,
+        };
     }
 
     /// Requests in flight plus parked for one webhook.
@@ -152,7 +162,7 @@ impl Admission {
             .endpoints
             .get(&webhook_id)
             .map_or(Speed::Unproven, |l| l.speed);
-        self.cap(speed) * 2
+        self.caps.of(speed) * 2
     }
 
     /// Webhooks with a full window and as much parked again.
@@ -168,10 +178,12 @@ impl Admission {
     pub fn admit(&mut self, job: Job) -> Option<Admitted> {
         let id = job.endpoint.id;
         let rate = job.endpoint.rate_limit;
-        let speed = self.endpoints.get(&id).map_or(Speed::Unproven, |l| l.speed);
-        let cap = self.cap(speed);
+        let caps = self.caps;
         let load = self.endpoints.entry(id).or_insert_with(Load::new);
-        if load.in_flight < cap && load.waiting.is_empty() && load.may_start(rate, Instant::now()) {
+        if load.in_flight < caps.of(load.speed)
+            && load.waiting.is_empty()
+            && load.may_start(rate, Instant::now())
+        {
             load.in_flight += 1;
             Some(Admitted {
                 job,
@@ -186,7 +198,7 @@ impl Admission {
     /// An attempt finished: learn the endpoint's speed (and any pause it
     /// asked for) from it and release the parked jobs that now fit.
     pub fn finished(&mut self, outcome: &Outcome) -> Vec<Admitted> {
-        let (modest, max) = (self.modest, self.max_per_endpoint);
+        let caps = self.caps;
         let Some(load) = self.endpoints.get_mut(&outcome.webhook_id) else {
             return Vec::new();
         };
@@ -202,13 +214,8 @@ impl Admission {
                 load.paused_until = Some(now + wait.min(MAX_PAUSE));
             }
         }
-        let cap = if load.speed == Speed::Fast {
-            max
-        } else {
-            modest
-        };
         let mut out = Vec::new();
-        load.release(cap, now, &mut out);
+        load.release(caps, now, &mut out);
         if load.idle() && load.speed != Speed::Slow && load.paused_until.is_none() {
             // Idle endpoints are forgotten (a fast one proves itself again
             // at once); slow and paused ones stay marked.
@@ -219,17 +226,12 @@ impl Admission {
 
     /// Parked jobs whose rate-limit token or pause has come due.
     pub fn release_due(&mut self) -> Vec<Admitted> {
-        let (modest, max) = (self.modest, self.max_per_endpoint);
+        let caps = self.caps;
         let now = Instant::now();
         let mut out = Vec::new();
         for load in self.endpoints.values_mut() {
             if !load.waiting.is_empty() {
-                let cap = if load.speed == Speed::Fast {
-                    max
-                } else {
-                    modest
-                };
-                load.release(cap, now, &mut out);
+                load.release(caps, now, &mut out);
             }
         }
         out

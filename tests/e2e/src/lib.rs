@@ -216,6 +216,15 @@ impl Cluster {
         }
     }
 
+    /// A connection to database postgres as `user` (e.g. a role without grants).
+    pub fn client_as(&self, user: &str) -> Client {
+        let conn = format!(
+            "host=127.0.0.1 port={} user={user} dbname=postgres",
+            self.port
+        );
+        Client::connect(&conn, postgres::NoTls).expect("connect")
+    }
+
     /// PID of the delivery worker, once it runs.
     pub fn worker_pid(&self) -> i32 {
         let mut c = self.client();
@@ -264,6 +273,30 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The server's message of a failed statement (what a DBA reads).
+pub fn db_message(err: &postgres::Error) -> String {
+    err.as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_else(|| format!("not a server error: {err}"))
+}
+
+/// Whether the official Standard Webhooks library accepts the request's
+/// signature with `secret`.
+pub fn verify_signature(secret: &str, rec: &Recorded) -> bool {
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &rec.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    standardwebhooks::Webhook::new(secret)
+        .map(|w| w.verify(&rec.body, &headers).is_ok())
+        .unwrap_or(false)
 }
 
 /// One request as the receiver saw it.

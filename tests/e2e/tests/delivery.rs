@@ -1,25 +1,9 @@
 //! The delivery engine against a real cluster and real receivers.
 
 use std::time::{Duration, Instant};
-use webhook_emitter_e2e::{wait_delivered, wait_for, Cluster, Receiver, Reply};
+use webhook_emitter_e2e::{verify_signature, wait_delivered, wait_for, Cluster, Receiver, Reply};
 
 const FAST_RETRIES: &str = "webhook.retry_schedule = '0s,1s,1s,1s,1s,1s,1s,1s'";
-
-fn verify(secret: &str, rec: &webhook_emitter_e2e::Recorded) -> bool {
-    let mut headers = http::HeaderMap::new();
-    for (k, v) in &rec.headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(k.as_bytes()),
-            http::HeaderValue::from_str(v),
-        ) {
-            headers.insert(name, value);
-        }
-    }
-    standardwebhooks::Webhook::new(secret)
-        .unwrap()
-        .verify(&rec.body, &headers)
-        .is_ok()
-}
 
 #[test]
 fn committed_write_arrives_signed_rolled_back_one_never() {
@@ -78,11 +62,11 @@ fn committed_write_arrives_signed_rolled_back_one_never() {
         .unwrap()
         .starts_with("webhook_emitter/"));
     assert!(
-        verify(&secret, json),
+        verify_signature(&secret, json),
         "signature does not verify with the standardwebhooks crate"
     );
     assert!(
-        !verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", json),
+        !verify_signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", json),
         "a wrong secret verified"
     );
     assert_eq!(xml.header("authorization"), Some("Basic Ym9iOnMzY3JldA=="));

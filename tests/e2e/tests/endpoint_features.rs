@@ -2,36 +2,15 @@
 //! overlap, bearer tokens, per-endpoint rate limits and Retry-After pauses,
 //! and metrics in the Prometheus text format.
 
-use postgres::NoTls;
 use std::time::{Duration, Instant};
-use webhook_emitter_e2e::{wait_for, Client, Cluster, Receiver, Recorded, Reply};
-
-fn verify(secret: &str, rec: &Recorded) -> bool {
-    let mut headers = http::HeaderMap::new();
-    for (k, v) in &rec.headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(k.as_bytes()),
-            http::HeaderValue::from_str(v),
-        ) {
-            headers.insert(name, value);
-        }
-    }
-    standardwebhooks::Webhook::new(secret)
-        .unwrap()
-        .verify(&rec.body, &headers)
-        .is_ok()
-}
+use webhook_emitter_e2e::{
+    db_message, verify_signature, wait_for, Client, Cluster, Receiver, Reply,
+};
 
 fn secret(c: &mut Client) -> String {
     c.query_one("SELECT signing_secret FROM webhook.webhooks", &[])
         .unwrap()
         .get(0)
-}
-
-fn db_message(err: &postgres::Error) -> String {
-    err.as_db_error()
-        .map(|e| e.message().to_owned())
-        .unwrap_or_else(|| format!("not a server error: {err}"))
 }
 
 fn insert_group(c: &mut Client, name: &str) {
@@ -69,11 +48,11 @@ fn a_rotated_secret_overlaps_then_only_the_new_one_signs() {
     let signatures = during.header("webhook-signature").unwrap().to_owned();
     assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
     assert!(
-        verify(&new, &during),
+        verify_signature(&new, &during),
         "the new secret verifies during the overlap"
     );
     assert!(
-        verify(&old, &during),
+        verify_signature(&old, &during),
         "the old secret verifies during the overlap"
     );
 
@@ -88,9 +67,9 @@ fn a_rotated_secret_overlaps_then_only_the_new_one_signs() {
             .count(),
         1
     );
-    assert!(verify(&new, &after));
+    assert!(verify_signature(&new, &after));
     assert!(
-        !verify(&old, &after),
+        !verify_signature(&old, &after),
         "the old secret still verifies after the overlap"
     );
 
@@ -135,14 +114,7 @@ fn a_bearer_token_is_sent_and_hidden() {
         .get(0);
     assert_eq!(listed, "********");
     c.batch_execute("CREATE ROLE reader LOGIN").unwrap();
-    let mut reader = Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=reader dbname=postgres",
-            cluster.port
-        ),
-        NoTls,
-    )
-    .unwrap();
+    let mut reader = cluster.client_as("reader");
     assert!(reader
         .query("SELECT bearer_token FROM webhook.webhooks", &[])
         .is_err());
@@ -296,14 +268,7 @@ fn metrics_are_valid_prometheus_text_and_survive_pruning() {
         (n == 0).then_some(())
     });
     c.batch_execute("CREATE ROLE scraper LOGIN").unwrap();
-    let mut scraper = Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=scraper dbname=postgres",
-            cluster.port
-        ),
-        NoTls,
-    )
-    .unwrap();
+    let mut scraper = cluster.client_as("scraper");
     let text: String = scraper
         .query_one("SELECT webhook.metrics()", &[])
         .unwrap()

@@ -6,21 +6,9 @@
 use postgres::error::SqlState;
 use postgres::NoTls;
 use std::time::{Duration, Instant};
-use webhook_emitter_e2e::{free_port, wait_delivered, wait_for, Client, Cluster, Receiver, Reply};
-
-fn connect_as(cluster: &Cluster, user: &str) -> Client {
-    let conn = format!(
-        "host=127.0.0.1 port={} user={user} dbname=postgres",
-        cluster.port
-    );
-    Client::connect(&conn, NoTls).expect("connect")
-}
-
-fn db_message(err: &postgres::Error) -> String {
-    err.as_db_error()
-        .map(|e| e.message().to_owned())
-        .unwrap_or_else(|| format!("not a server error: {err}"))
-}
+use webhook_emitter_e2e::{
+    db_message, free_port, wait_delivered, wait_for, Client, Cluster, Receiver, Reply,
+};
 
 /// Every delivery's last_error and every attempt's error, one per line.
 fn logged_errors(c: &mut Client) -> String {
@@ -66,7 +54,7 @@ fn deep_input_is_an_error_and_the_server_keeps_running() {
     let deep = "SELECT webhook.xml_to_json(repeat('<a type=\"array\">', 300000) || repeat('</a>', 300000))";
 
     // A role without grants gets an error (refused or denied), not a crash.
-    let mut nobody = connect_as(&cluster, "nobody");
+    let mut nobody = cluster.client_as("nobody");
     let err = nobody.query_one(deep, &[]).unwrap_err();
     assert!(err.as_db_error().is_some(), "{err}");
     nobody.query_one("SELECT 1", &[]).unwrap();

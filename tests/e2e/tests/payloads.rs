@@ -10,14 +10,6 @@ fn examples_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/examples")
 }
 
-fn connect_db(cluster: &Cluster, db: &str) -> Client {
-    let conn = format!(
-        "host=127.0.0.1 port={} user=postgres dbname={db}",
-        cluster.port
-    );
-    Client::connect(&conn, postgres::NoTls).expect("connect")
-}
-
 fn bodies(c: &mut Client, topic: &str) -> Vec<Value> {
     c.query(
         "SELECT body::text FROM webhook.events WHERE topic = $1 ORDER BY created_at",
@@ -37,7 +29,7 @@ fn every_topic_matches_its_documented_shape_in_json_and_xml() {
     // A template database: extension, one JSON and one XML webhook on every topic, base data.
     admin.batch_execute("CREATE DATABASE lms_template").unwrap();
     {
-        let mut t = connect_db(&cluster, "lms_template");
+        let mut t = cluster.client_db("lms_template");
         t.batch_execute("CREATE EXTENSION webhook_emitter").unwrap();
         let url = receiver.url("/all");
         t.execute(
@@ -71,7 +63,7 @@ fn every_topic_matches_its_documented_shape_in_json_and_xml() {
         admin
             .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE lms_template"))
             .unwrap();
-        let mut c = connect_db(&cluster, &db);
+        let mut c = cluster.client_db(&db);
         let sql = std::fs::read_to_string(fixture(&format!("topics/{topic}.sql"))).unwrap();
         let mut tx = c.transaction().unwrap();
         tx.batch_execute(&sql)
