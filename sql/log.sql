@@ -13,9 +13,14 @@ SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_ty
        timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
        (SELECT count(*) FROM webhook.deliveries d WHERE d.webhook_id = webhooks.id AND d.status = 'held') AS held,
        CASE WHEN bearer_token IS NULL THEN NULL ELSE '********' END AS bearer_token,
-       previous_signing_secret_until, rate_limit_per_second
+       previous_signing_secret_until, rate_limit_per_second, ordering, ordering_key,
+       client_certificate,
+       CASE WHEN client_key IS NULL THEN NULL ELSE '********' END AS client_key,
+       webhook.redact_url(oauth2_token_url) AS oauth2_token_url, oauth2_client_id,
+       CASE WHEN oauth2_client_secret IS NULL THEN NULL ELSE '********' END AS oauth2_client_secret,
+       oauth2_scope
 FROM webhook.webhooks;
-COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, header values and the URL query string masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap.';
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, client keys, OAuth2 client secrets, header values and URL query strings masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap.';
 
 -- AOM's "search endpoints by event".
 CREATE FUNCTION webhook.webhooks_for_topic(topic text) RETURNS SETOF webhook.webhook_list

@@ -32,11 +32,19 @@ CREATE TABLE webhook.deliveries (
     delivered_at     timestamptz,
     is_test          boolean NOT NULL DEFAULT false,
     created_at       timestamptz NOT NULL DEFAULT now(),
+    -- 0.2.0: the sequence an ordered webhook's delivery belongs to ('' for
+    -- fifo, the value at ordering_key for per_key); NULL when unordered.
+    order_key        text,
     CONSTRAINT deliveries_status_check
         CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held'))
 );
+-- Unordered deliveries are claimed by due time; ordered ones only at the
+-- head of their sequence, found through deliveries_sequence_idx, so a long
+-- blocked sequence is never scanned by the claim.
 CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at)
-    WHERE status IN ('pending', 'failed');
+    WHERE status IN ('pending', 'failed') AND order_key IS NULL;
+CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_key, id)
+    WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');
 CREATE INDEX deliveries_webhook_idx ON webhook.deliveries (webhook_id, created_at);
 CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
 CREATE INDEX deliveries_finished_idx ON webhook.deliveries (created_at)
@@ -130,7 +138,8 @@ BEGIN
     -- what it queued) or has removed the webhook, which is then skipped.
     WITH s AS (SELECT tenant_id FROM webhook.settings WHERE enabled),
          t AS (SELECT c.source, c.resource, c.action FROM webhook.topics c WHERE c.topic = topic),
-         w AS (SELECT wh.id, wh.enabled FROM webhook.webhooks wh WHERE wh.topics @> ARRAY[topic]
+         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key FROM webhook.webhooks wh
+               WHERE wh.topics @> ARRAY[topic]
                FOR KEY SHARE),
          e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
                SELECT event_id, topic,
@@ -147,9 +156,13 @@ BEGIN
                       s.tenant_id, ts
                FROM s, t
                WHERE EXISTS (SELECT FROM w)
-               RETURNING id)
-    INSERT INTO webhook.deliveries (event_id, webhook_id, status)
-    SELECT e.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END FROM e, w;
+               RETURNING events.id, events.body)
+    INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key)
+    SELECT e.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END,
+           CASE w.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
+                -- An event with no value at the key joins the '' sequence.
+                ELSE coalesce(e.body #>> string_to_array(w.ordering_key, '.'), '') END
+    FROM e, w;
     GET DIAGNOSTICS queued = ROW_COUNT;
     IF queued = 0 THEN
         IF NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = topic) THEN

@@ -114,7 +114,8 @@ BEGIN
     -- what it queued) or has removed the webhook, which is then skipped.
     WITH s AS (SELECT tenant_id FROM webhook.settings WHERE enabled),
          t AS (SELECT c.source, c.resource, c.action FROM webhook.topics c WHERE c.topic = topic),
-         w AS (SELECT wh.id, wh.enabled FROM webhook.webhooks wh WHERE wh.topics @> ARRAY[topic]
+         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key FROM webhook.webhooks wh
+               WHERE wh.topics @> ARRAY[topic]
                FOR KEY SHARE),
          e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
                SELECT event_id, topic,
@@ -131,9 +132,13 @@ BEGIN
                       s.tenant_id, ts
                FROM s, t
                WHERE EXISTS (SELECT FROM w)
-               RETURNING id)
-    INSERT INTO webhook.deliveries (event_id, webhook_id, status)
-    SELECT e.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END FROM e, w;
+               RETURNING events.id, events.body)
+    INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key)
+    SELECT e.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END,
+           CASE w.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
+                -- An event with no value at the key joins the '' sequence.
+                ELSE coalesce(e.body #>> string_to_array(w.ordering_key, '.'), '') END
+    FROM e, w;
     GET DIAGNOSTICS queued = ROW_COUNT;
     IF queued = 0 THEN
         IF NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = topic) THEN
@@ -215,12 +220,46 @@ GROUP BY w.id;
 COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog and held deliveries.';
 
 -- 5. Endpoint settings: signing secret rotation with an overlap, bearer
---    token auth, a per-endpoint rate limit.
+--    token auth, a per-endpoint rate limit, ordered delivery, mTLS client
+--    certificates, OAuth2 client credentials.
 ALTER TABLE webhook.webhooks
     ADD COLUMN previous_signing_secret text,
     ADD COLUMN previous_signing_secret_until timestamptz,
     ADD COLUMN bearer_token text,
-    ADD COLUMN rate_limit_per_second integer;
+    ADD COLUMN rate_limit_per_second integer,
+    ADD COLUMN ordering text NOT NULL DEFAULT 'none'
+        CONSTRAINT webhooks_ordering_check CHECK (ordering IN ('none', 'fifo', 'per_key')),
+    ADD COLUMN ordering_key text,
+    ADD COLUMN client_certificate text,
+    ADD COLUMN client_key text,
+    ADD COLUMN oauth2_token_url text,
+    ADD COLUMN oauth2_client_id text,
+    ADD COLUMN oauth2_client_secret text,
+    ADD COLUMN oauth2_scope text;
+-- Ordered deliveries carry their sequence's key and are claimed only at
+-- the head of it; the due-time index keeps only unordered ones.
+ALTER TABLE webhook.deliveries ADD COLUMN order_key text;
+DROP INDEX webhook.deliveries_due_idx;
+CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at)
+    WHERE status IN ('pending', 'failed') AND order_key IS NULL;
+CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_key, id)
+    WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');
+CREATE FUNCTION webhook."check_client_certificate"(
+	"certificate" TEXT, /* & str */
+	"key" TEXT /* & str */
+) RETURNS void
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'check_client_certificate_wrapper';
+CREATE FUNCTION webhook."check_oauth2"(
+	"token_url" TEXT, /* Option < & str > */
+	"client_id" TEXT, /* Option < & str > */
+	"client_secret" TEXT, /* Option < & str > */
+	"scope" TEXT /* Option < & str > */
+) RETURNS void
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'check_oauth2_wrapper';
 DROP FUNCTION webhook.create_webhook(text, text, text[], text, text, text, text, text, boolean, text, boolean, jsonb, integer);
 CREATE FUNCTION webhook.create_webhook(
     name text,
@@ -237,7 +276,15 @@ CREATE FUNCTION webhook.create_webhook(
     headers jsonb DEFAULT '{}',
     timeout_ms integer DEFAULT NULL,
     bearer_token text DEFAULT NULL,
-    rate_limit_per_second integer DEFAULT NULL
+    rate_limit_per_second integer DEFAULT NULL,
+    ordering text DEFAULT 'none',
+    ordering_key text DEFAULT NULL,
+    client_certificate text DEFAULT NULL,
+    client_key text DEFAULT NULL,
+    oauth2_token_url text DEFAULT NULL,
+    oauth2_client_id text DEFAULT NULL,
+    oauth2_client_secret text DEFAULT NULL,
+    oauth2_scope text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
@@ -250,11 +297,14 @@ BEGIN
     END IF;
     INSERT INTO webhook.webhooks AS w (name, url, topics, content_type, description, auth_username,
         auth_password, body_template, enabled, signing_secret, headers, timeout_ms, bearer_token,
-        rate_limit_per_second)
+        rate_limit_per_second, ordering, ordering_key, client_certificate, client_key,
+        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope)
     VALUES (name, url, topics, coalesce(content_type, 'application/json'), description, auth_username,
         auth_password, body_template, coalesce(enabled, true),
         CASE WHEN generate_signing_secret THEN webhook.generate_signing_secret() ELSE signing_secret END,
-        coalesce(headers, '{}'), timeout_ms, bearer_token, rate_limit_per_second)
+        coalesce(headers, '{}'), timeout_ms, bearer_token, rate_limit_per_second,
+        coalesce(ordering, 'none'), ordering_key, client_certificate, client_key,
+        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope)
     RETURNING w.id INTO new_id;
     RETURN new_id;
 END
@@ -283,7 +333,17 @@ CREATE FUNCTION webhook.update_webhook(
     bearer_token text DEFAULT NULL,
     clear_bearer_token boolean DEFAULT false,
     rate_limit_per_second integer DEFAULT NULL,
-    clear_rate_limit boolean DEFAULT false
+    clear_rate_limit boolean DEFAULT false,
+    ordering text DEFAULT NULL,
+    ordering_key text DEFAULT NULL,
+    client_certificate text DEFAULT NULL,
+    client_key text DEFAULT NULL,
+    clear_client_certificate boolean DEFAULT false,
+    oauth2_token_url text DEFAULT NULL,
+    oauth2_client_id text DEFAULT NULL,
+    oauth2_client_secret text DEFAULT NULL,
+    oauth2_scope text DEFAULT NULL,
+    clear_oauth2 boolean DEFAULT false
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
@@ -295,7 +355,10 @@ BEGIN
        OR ((clear_signing_secret OR rotate_signing_secret) AND signing_secret IS NOT NULL)
        OR (clear_signing_secret AND rotate_signing_secret)
        OR (clear_bearer_token AND bearer_token IS NOT NULL)
-       OR (clear_rate_limit AND rate_limit_per_second IS NOT NULL) THEN
+       OR (clear_rate_limit AND rate_limit_per_second IS NOT NULL)
+       OR (clear_client_certificate AND (client_certificate IS NOT NULL OR client_key IS NOT NULL))
+       OR (clear_oauth2 AND (oauth2_token_url IS NOT NULL OR oauth2_client_id IS NOT NULL
+                             OR oauth2_client_secret IS NOT NULL OR oauth2_scope IS NOT NULL)) THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'clear_*/rotate_signing_secret: cannot both set and clear the same setting';
     END IF;
@@ -332,7 +395,19 @@ BEGIN
         timeout_ms = coalesce(timeout_ms, w.timeout_ms),
         bearer_token = CASE WHEN clear_bearer_token THEN NULL ELSE coalesce(bearer_token, w.bearer_token) END,
         rate_limit_per_second = CASE WHEN clear_rate_limit THEN NULL
-                                     ELSE coalesce(rate_limit_per_second, w.rate_limit_per_second) END
+                                     ELSE coalesce(rate_limit_per_second, w.rate_limit_per_second) END,
+        ordering = coalesce(ordering, w.ordering),
+        -- Back to unordered or fifo: a key path no longer applies.
+        ordering_key = CASE WHEN ordering IS NOT NULL AND ordering <> 'per_key' AND ordering_key IS NULL THEN NULL
+                            ELSE coalesce(ordering_key, w.ordering_key) END,
+        client_certificate = CASE WHEN clear_client_certificate THEN NULL
+                                  ELSE coalesce(client_certificate, w.client_certificate) END,
+        client_key = CASE WHEN clear_client_certificate THEN NULL ELSE coalesce(client_key, w.client_key) END,
+        oauth2_token_url = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_token_url, w.oauth2_token_url) END,
+        oauth2_client_id = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_client_id, w.oauth2_client_id) END,
+        oauth2_client_secret = CASE WHEN clear_oauth2 THEN NULL
+                                    ELSE coalesce(oauth2_client_secret, w.oauth2_client_secret) END,
+        oauth2_scope = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_scope, w.oauth2_scope) END
     WHERE w.id = id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
@@ -351,9 +426,53 @@ SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_ty
        timeout_ms, disabled_reason, disabled_at, failing_since, created_at, updated_at,
        (SELECT count(*) FROM webhook.deliveries d WHERE d.webhook_id = webhooks.id AND d.status = 'held') AS held,
        CASE WHEN bearer_token IS NULL THEN NULL ELSE '********' END AS bearer_token,
-       previous_signing_secret_until, rate_limit_per_second
+       previous_signing_secret_until, rate_limit_per_second, ordering, ordering_key,
+       client_certificate,
+       CASE WHEN client_key IS NULL THEN NULL ELSE '********' END AS client_key,
+       webhook.redact_url(oauth2_token_url) AS oauth2_token_url, oauth2_client_id,
+       CASE WHEN oauth2_client_secret IS NULL THEN NULL ELSE '********' END AS oauth2_client_secret,
+       oauth2_scope
 FROM webhook.webhooks;
-COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, header values and the URL query string masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap.';
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, client keys, OAuth2 client secrets, header values and URL query strings masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap.';
+
+-- Ordered delivery: 'fifo' sends a webhook's events one at a time in queue
+-- order; 'per_key' does so per value at ordering_key (a dotted path into the
+-- body as delivered), which every subscribed topic's sample must carry.
+CREATE FUNCTION webhook.check_ordering(ordering text, ordering_key text, topics text[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    missing text;
+BEGIN
+    IF ordering IS NULL OR ordering NOT IN ('none', 'fifo', 'per_key') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('ordering: %L is not supported; allowed: none, fifo, per_key', ordering);
+    END IF;
+    IF ordering <> 'per_key' THEN
+        IF ordering_key IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('ordering_key: applies only with ordering => ''per_key'' (ordering is %L)', ordering);
+        END IF;
+        RETURN;
+    END IF;
+    IF ordering_key IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'ordering_key: required with ordering => ''per_key'': a dotted path into the body, e.g. ''payload.user_id''';
+    END IF;
+    IF length(ordering_key) > 200 OR ordering_key !~ '^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('ordering_key: %L is not a dotted path of names (letters, digits, _; at most 200 characters), e.g. ''payload.user_id''', ordering_key);
+    END IF;
+    SELECT string_agg(c.topic, ', ' ORDER BY c.topic) INTO missing
+    FROM webhook.topics c
+    WHERE c.topic = ANY (topics) AND (c.sample_body #> string_to_array(ordering_key, '.')) IS NULL;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('ordering_key: %L is not in the body of %s; every subscribed topic must carry the key', ordering_key, missing),
+            HINT = 'See the topics'' sample_body in webhook.topics.';
+    END IF;
+END
+$$;
 
 -- 6. Isolation: the worker's health bookkeeping and enable/disable do not
 --    re-validate a webhook's settings, so a row that fails validation
@@ -443,6 +562,23 @@ BEGIN
         IF NEW.rate_limit_per_second IS NOT NULL AND NEW.rate_limit_per_second NOT BETWEEN 1 AND 100000 THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('rate_limit_per_second: %s is out of range; allowed: 1 to 100000 requests per second, or NULL for no limit', NEW.rate_limit_per_second);
+        END IF;
+        PERFORM webhook.check_ordering(NEW.ordering, NEW.ordering_key, NEW.topics);
+        IF (NEW.client_certificate IS NULL) <> (NEW.client_key IS NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'client_certificate, client_key: mTLS needs both a PEM certificate and its PEM private key, or neither';
+        END IF;
+        IF NEW.client_certificate IS NOT NULL THEN
+            IF NEW.url NOT ILIKE 'https://%' THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = 'client_certificate: a client certificate is presented only over TLS; the url must start with https://';
+            END IF;
+            PERFORM webhook.check_client_certificate(NEW.client_certificate, NEW.client_key);
+        END IF;
+        PERFORM webhook.check_oauth2(NEW.oauth2_token_url, NEW.oauth2_client_id, NEW.oauth2_client_secret, NEW.oauth2_scope);
+        IF NEW.oauth2_token_url IS NOT NULL AND (NEW.auth_username IS NOT NULL OR NEW.bearer_token IS NOT NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'oauth2_token_url: OAuth2 cannot be combined with auth_username/auth_password or bearer_token (each is sent as the Authorization header); use one of them';
         END IF;
         IF NEW.timeout_ms IS NOT NULL AND NEW.timeout_ms NOT BETWEEN 100 AND 300000 THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',

@@ -74,11 +74,14 @@ fn send_test(
         Ok((endpoint, topic, event))
     })
     .or_raise();
-    let agent = http::build_agent(&AgentSettings {
-        policy: AddressPolicy::parse(&guc::string(&guc::ALLOWED_HOSTS)).or_raise(),
-        ca_file: Some(guc::string(&guc::CA_FILE)).filter(|s| !s.is_empty()),
-        pool_size: 1,
-    })
+    let agent = http::build_agent(
+        &AgentSettings {
+            policy: AddressPolicy::parse(&guc::string(&guc::ALLOWED_HOSTS)).or_raise(),
+            ca_file: Some(guc::string(&guc::CA_FILE)).filter(|s| !s.is_empty()),
+            pool_size: 1,
+        },
+        endpoint.client_identity.as_ref(),
+    )
     .or_raise();
     let job = Job {
         attempt: Attempt {

@@ -34,7 +34,11 @@ const RESERVED_HEADERS: &[&str] = &[
 
 /// Check a webhook URL: absolute http(s) with a host and no credentials.
 pub fn validate_url(raw: &str) -> Result<Url> {
-    let field = "url";
+    validate_url_field("url", raw)
+}
+
+/// [`validate_url`] for another URL setting, named `field` in errors.
+fn validate_url_field(field: &'static str, raw: &str) -> Result<Url> {
     if raw.is_empty() {
         return Err(WebhookError::invalid(
             field,
@@ -143,11 +147,75 @@ pub fn validate_template(text: &str, samples: &Value) -> Result<Template> {
     Ok(template)
 }
 
+/// Check OAuth2 client credentials: token URL, client id and secret all
+/// given (or none, and no scope), each of sane length without control
+/// characters.
+pub fn validate_oauth2(
+    token_url: Option<&str>,
+    client_id: Option<&str>,
+    client_secret: Option<&str>,
+    scope: Option<&str>,
+) -> Result<()> {
+    let Some(url) = token_url else {
+        if client_id.is_some() || client_secret.is_some() || scope.is_some() {
+            return Err(WebhookError::invalid(
+                "oauth2_token_url",
+                "is required with oauth2_client_id, oauth2_client_secret or oauth2_scope",
+            ));
+        }
+        return Ok(());
+    };
+    validate_url_field("oauth2_token_url", url)?;
+    let fields: [(&'static str, Option<&str>, usize, bool); 3] = [
+        ("oauth2_client_id", client_id, 1024, true),
+        ("oauth2_client_secret", client_secret, 4096, true),
+        ("oauth2_scope", scope, 1024, false),
+    ];
+    for (field, value, max, required) in fields {
+        match value {
+            None if required => {
+                return Err(WebhookError::invalid(
+                    field,
+                    "is required with oauth2_token_url (client credentials need the client id and secret)",
+                ))
+            }
+            None => {}
+            Some(v) if v.is_empty() || v.len() > max || v.chars().any(char::is_control) => {
+                return Err(WebhookError::invalid(
+                    field,
+                    format!("must be 1 to {max} characters without control characters"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Raises `22023` unless `url` is an absolute http(s) URL with a host and no
 /// embedded credentials.
 #[pg_extern(immutable, parallel_safe)]
 fn check_url(url: &str) {
     validate_url(url).or_raise();
+}
+
+/// Raises `22023` unless `certificate` is a PEM certificate chain and `key`
+/// the PEM private key of its first certificate.
+#[pg_extern(immutable, parallel_safe)]
+fn check_client_certificate(certificate: &str, key: &str) {
+    crate::delivery::auth::ClientIdentity::from_pem(certificate, key).or_raise();
+}
+
+/// Raises `22023` naming the field unless the OAuth2 client credentials
+/// are complete and well-formed (or all NULL).
+#[pg_extern(immutable, parallel_safe)]
+fn check_oauth2(
+    token_url: Option<&str>,
+    client_id: Option<&str>,
+    client_secret: Option<&str>,
+    scope: Option<&str>,
+) {
+    validate_oauth2(token_url, client_id, client_secret, scope).or_raise();
 }
 
 /// Raises `22023` unless `headers` is an object of valid header names to

@@ -1,6 +1,7 @@
 //! One HTTP attempt: render the body, sign it, POST it, classify the
 //! answer. Runs on delivery threads and in Send Test; never calls Postgres.
 
+use super::auth::{ClientIdentity, OAuth2};
 use super::policy::{AddressPolicy, DnsDeadline, DNS_TIMEOUT};
 use super::redact::{redact_location, scrub};
 use super::types::{Job, Outcome};
@@ -50,6 +51,16 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// Most requests started per second (None: no limit).
     pub rate_limit: Option<u32>,
+    /// Ordered delivery (fifo or per_key): the worker claims again as soon
+    /// as one of its outcomes is recorded, since that frees the next.
+    pub ordered: bool,
+    /// The mTLS certificate and key this endpoint presents.
+    pub client_identity: Option<ClientIdentity>,
+    /// OAuth2 client credentials; the token replaces `authorization`.
+    pub oauth2: Option<OAuth2>,
+    /// This endpoint's own HTTP client, when it presents a client
+    /// certificate (the shared client presents none).
+    pub agent: Option<ureq::Agent>,
 }
 
 /// Raw webhook columns as read from `webhook.webhooks`.
@@ -68,6 +79,13 @@ pub struct EndpointRow {
     pub previous_signing_secret_until: Option<f64>,
     pub bearer_token: Option<String>,
     pub rate_limit_per_second: Option<i32>,
+    pub ordering: String,
+    pub client_certificate: Option<String>,
+    pub client_key: Option<String>,
+    pub oauth2_token_url: Option<String>,
+    pub oauth2_client_id: Option<String>,
+    pub oauth2_client_secret: Option<String>,
+    pub oauth2_scope: Option<String>,
 }
 
 impl Endpoint {
@@ -96,6 +114,20 @@ impl Endpoint {
                     .collect()
             })
             .unwrap_or_default();
+        let client_identity = match (&row.client_certificate, &row.client_key) {
+            (Some(cert), Some(key)) => Some(ClientIdentity::from_pem(cert, key)?),
+            _ => None,
+        };
+        let oauth2 = match (
+            row.oauth2_token_url,
+            row.oauth2_client_id,
+            row.oauth2_client_secret,
+        ) {
+            (Some(url), Some(id), Some(secret)) => {
+                Some(OAuth2::new(url, id, secret, row.oauth2_scope))
+            }
+            _ => None,
+        };
         Ok(Endpoint {
             id: row.id,
             url: row.url,
@@ -120,6 +152,10 @@ impl Endpoint {
                 .rate_limit_per_second
                 .and_then(|r| u32::try_from(r).ok())
                 .filter(|r| *r > 0),
+            ordered: row.ordering != "none",
+            client_identity,
+            oauth2,
+            agent: None,
         })
     }
 
@@ -140,7 +176,10 @@ pub struct AgentSettings {
     pub pool_size: usize,
 }
 
-fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
+fn tls_config(
+    ca_file: Option<&str>,
+    identity: Option<&ClientIdentity>,
+) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -158,6 +197,9 @@ fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
                 .map_err(|e| WebhookError::invalid("webhook.ca_file", format!("{path}: {e}")))?;
         }
     }
+    if let Some(identity) = identity {
+        return Ok(Arc::new(identity.client_config(roots)?));
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -167,9 +209,13 @@ fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-/// An HTTP client with connection reuse, no redirects, and the address policy.
-/// Called on the main thread (worker, Send Test), which may read settings.
-pub fn build_agent(settings: &AgentSettings) -> Result<ureq::Agent> {
+/// An HTTP client with connection reuse, no redirects, and the address
+/// policy, presenting `identity` (mTLS) when given. Called on the main
+/// thread (worker, Send Test), which may read settings.
+pub fn build_agent(
+    settings: &AgentSettings,
+    identity: Option<&ClientIdentity>,
+) -> Result<ureq::Agent> {
     let policy = settings.policy.clone();
     // ureq takes the connect timeout per agent, not per request: bound it by
     // the default request timeout (a shorter timeout_ms still ends the
@@ -183,7 +229,7 @@ pub fn build_agent(settings: &AgentSettings) -> Result<ureq::Agent> {
         .max_idle_connections(settings.pool_size.max(8) * 2)
         .max_idle_connections_per_host(settings.pool_size.max(8))
         .no_delay(true)
-        .tls_config(tls_config(settings.ca_file.as_deref())?)
+        .tls_config(tls_config(settings.ca_file.as_deref(), identity)?)
         .build())
 }
 
@@ -305,17 +351,7 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         }
     };
     let timestamp = unix_now();
-    let mut req = agent
-        .post(&ep.url)
-        .timeout(ep.timeout)
-        .set("Content-Type", ep.content_type.as_str())
-        .set("webhook-id", &job_attempt.event_id)
-        .set("webhook-timestamp", &timestamp.to_string())
-        .set("webhook-type", &job_attempt.topic);
-    if let Some(auth) = &ep.authorization {
-        req = req.set("Authorization", auth);
-    }
-    if let Some(key) = &ep.secret_key {
+    let signatures = ep.secret_key.as_ref().map(|key| {
         let mut signatures =
             signature::sign(key, &job_attempt.event_id, timestamp, body.as_bytes());
         // During a rotation's overlap both secrets sign (space-separated,
@@ -331,15 +367,56 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
                 ));
             }
         }
-        req = req.set("webhook-signature", &signatures);
-    }
-    for (name, value) in &ep.headers {
-        req = req.set(name, value);
-    }
-    // DNS gets its own deadline (ureq's timeout does not cover it).
-    let dns_deadline = DnsDeadline::set(ep.timeout.min(DNS_TIMEOUT));
-    let result = req.send_bytes(body.as_bytes());
-    drop(dns_deadline);
+        signatures
+    });
+    let post = |authorization: Option<&str>| {
+        let mut req = agent
+            .post(&ep.url)
+            .timeout(ep.timeout)
+            .set("Content-Type", ep.content_type.as_str())
+            .set("webhook-id", &job_attempt.event_id)
+            .set("webhook-timestamp", &timestamp.to_string())
+            .set("webhook-type", &job_attempt.topic);
+        if let Some(auth) = authorization {
+            req = req.set("Authorization", auth);
+        }
+        if let Some(signatures) = &signatures {
+            req = req.set("webhook-signature", signatures);
+        }
+        for (name, value) in &ep.headers {
+            req = req.set(name, value);
+        }
+        // DNS gets its own deadline (ureq's timeout does not cover it).
+        let dns_deadline = DnsDeadline::set(ep.timeout.min(DNS_TIMEOUT));
+        let result = req.send_bytes(body.as_bytes());
+        drop(dns_deadline);
+        result
+    };
+    let result = match &ep.oauth2 {
+        None => post(ep.authorization.as_deref()),
+        Some(oauth) => {
+            let sent = oauth.access_token(agent, ep.timeout, None).map(|token| {
+                let result = post(Some(&format!("Bearer {token}")));
+                (token, result)
+            });
+            // A 401 means the cached token was revoked or expired early:
+            // fetch a new one once and send again.
+            let sent = match sent {
+                Ok((token, Err(ureq::Error::Status(401, _)))) => oauth
+                    .access_token(agent, ep.timeout, Some(&token))
+                    .map(|fresh| post(Some(&format!("Bearer {fresh}")))),
+                other => other.map(|(_, result)| result),
+            };
+            match sent {
+                Ok(result) => result,
+                Err(e) => {
+                    out.error = Some(e);
+                    out.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+                    return out;
+                }
+            }
+        }
+    };
     let response = match result {
         Ok(resp) => Some(resp),
         Err(ureq::Error::Status(_, resp)) => Some(resp),

@@ -2,6 +2,7 @@
 //! them over HTTP on worker threads, and records outcomes and retries.
 
 pub mod admission;
+pub mod auth;
 pub mod http;
 pub mod policy;
 pub mod pool;

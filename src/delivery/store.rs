@@ -37,6 +37,12 @@ pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
 }
 
 /// Lease up to `limit` due deliveries of enabled webhooks not in `saturated`.
+///
+/// Unordered deliveries are taken by due time. An ordered webhook's
+/// delivery is taken only at the head of its sequence (no earlier one of
+/// the same webhook and key still pending, failed, delivering or held): a
+/// skip scan over `deliveries_sequence_idx` visits one row per sequence, so
+/// a long sequence blocked behind a retry costs the claim nothing.
 pub fn claim(
     client: &mut SpiClient,
     limit: i64,
@@ -44,19 +50,46 @@ pub fn claim(
     lease: Duration,
 ) -> Result<Vec<Claimed>> {
     let rows = client.update(
-        "WITH due AS (
-             SELECT d.id FROM webhook.deliveries d
-             WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
-               AND d.webhook_id <> ALL ($2)
-               AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = d.webhook_id AND w.enabled)
-             ORDER BY d.next_attempt_at
-             LIMIT $1
-             FOR UPDATE OF d SKIP LOCKED)
+        "WITH RECURSIVE heads AS (
+             (SELECT d.webhook_id, d.order_key, d.id, d.status, d.next_attempt_at
+                FROM webhook.deliveries d
+               WHERE d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering', 'held')
+               ORDER BY d.webhook_id, d.order_key, d.id LIMIT 1)
+             UNION ALL
+             SELECT n.* FROM heads h CROSS JOIN LATERAL (
+                 SELECT d.webhook_id, d.order_key, d.id, d.status, d.next_attempt_at
+                   FROM webhook.deliveries d
+                  WHERE d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering', 'held')
+                    AND (d.webhook_id, d.order_key) > (h.webhook_id, h.order_key)
+                  ORDER BY d.webhook_id, d.order_key, d.id LIMIT 1) n),
+         ready_heads AS (
+             SELECT h.id FROM heads h
+              WHERE h.status IN ('pending', 'failed') AND h.next_attempt_at <= now()
+                AND h.webhook_id <> ALL ($2)
+              LIMIT $1),
+         due_unordered AS (
+             SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
+              WHERE d.status IN ('pending', 'failed') AND d.order_key IS NULL
+                AND d.next_attempt_at <= now()
+                AND d.webhook_id <> ALL ($2)
+                AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = d.webhook_id AND w.enabled)
+              ORDER BY d.next_attempt_at
+              LIMIT $1
+              FOR UPDATE OF d SKIP LOCKED),
+         due_heads AS (
+             SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
+              WHERE d.id IN (SELECT id FROM ready_heads)
+                AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
+                AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = d.webhook_id AND w.enabled)
+              FOR UPDATE OF d SKIP LOCKED),
+         picked AS (
+             SELECT id FROM (SELECT * FROM due_unordered UNION ALL SELECT * FROM due_heads) due
+              ORDER BY next_attempt_at LIMIT $1)
          UPDATE webhook.deliveries d
             SET status = 'delivering', attempts = d.attempts + 1, last_attempt_at = now(),
                 lease_until = now() + make_interval(secs => $3)
-           FROM due, webhook.events e, webhook.webhooks w
-          WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.webhook_id
+           FROM picked, webhook.events e, webhook.webhooks w
+          WHERE d.id = picked.id AND e.id = d.event_id AND w.id = d.webhook_id
          RETURNING d.id, d.attempts, e.id, e.topic, e.tenant_id, e.body::text, w.id,
                    extract(epoch FROM w.updated_at)::float8",
         None,
@@ -84,7 +117,8 @@ const ENDPOINT_COLUMNS: &str =
     "SELECT id, url, content_type, body_template, auth_username, auth_password,
         signing_secret, headers::text, timeout_ms, extract(epoch FROM updated_at)::float8,
         previous_signing_secret, extract(epoch FROM previous_signing_secret_until)::float8,
-        bearer_token, rate_limit_per_second
+        bearer_token, rate_limit_per_second, ordering, client_certificate, client_key,
+        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope
    FROM webhook.webhooks WHERE id = ANY ($1)";
 
 /// Webhook settings by id, with their version (updated_at).
@@ -108,6 +142,13 @@ pub fn load_endpoints(client: &SpiClient, ids: Vec<i64>) -> Result<Vec<(Endpoint
                 previous_signing_secret_until: row.get(12)?,
                 bearer_token: row.get(13)?,
                 rate_limit_per_second: row.get(14)?,
+                ordering: row.get(15)?.unwrap_or_default(),
+                client_certificate: row.get(16)?,
+                client_key: row.get(17)?,
+                oauth2_token_url: row.get(18)?,
+                oauth2_client_id: row.get(19)?,
+                oauth2_client_secret: row.get(20)?,
+                oauth2_scope: row.get(21)?,
             },
             row.get(10)?.unwrap_or_default(),
         ));

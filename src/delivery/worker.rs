@@ -109,6 +109,9 @@ struct Worker {
     excluded: Vec<i64>,
     /// One of them has room again: claim without waiting for the poll.
     capacity_freed: bool,
+    /// An ordered webhook's outcome was recorded, which may make the next
+    /// delivery of its sequence claimable: claim without waiting.
+    sequence_advanced: bool,
     /// Attempts that failed before any request (unusable webhook settings),
     /// recorded with the next batch of outcomes.
     failed_early: Vec<Outcome>,
@@ -135,6 +138,7 @@ impl Worker {
             outstanding: 0,
             excluded: Vec::new(),
             capacity_freed: false,
+            sequence_advanced: false,
             failed_early: Vec::new(),
             in_hand: HashSet::new(),
             last_maintenance: Instant::now(),
@@ -147,7 +151,7 @@ impl Worker {
     }
 
     fn rebuild_agent(&mut self) {
-        self.agent = match http::build_agent(&self.settings.agent) {
+        self.agent = match http::build_agent(&self.settings.agent, None) {
             Ok(a) => Some(a),
             Err(e) => {
                 warning!("webhook_emitter: cannot build the HTTP client: {e}; deliveries wait until it is fixed");
@@ -209,6 +213,11 @@ impl Worker {
         for o in &outcomes {
             self.in_hand.remove(&o.delivery_id);
         }
+        self.sequence_advanced |= outcomes.iter().any(|o| {
+            self.endpoints
+                .get(&o.webhook_id)
+                .is_some_and(|(_, ep)| ep.ordered)
+        });
         let n = outcomes.len();
         let verdicts: Vec<Verdict> = outcomes
             .into_iter()
@@ -285,6 +294,7 @@ impl Worker {
         let saturated = self.admission.saturated();
         self.excluded = saturated.clone();
         self.capacity_freed = false;
+        self.sequence_advanced = false;
         let lease = self.settings.lease();
         let claimed = match txn::run(|| {
             Spi::connect_mut(|client| store::claim(client, limit, saturated, lease))
@@ -323,7 +333,8 @@ impl Worker {
             let job = Job {
                 attempt: c.attempt,
                 endpoint: Arc::clone(endpoint),
-                agent: agent.clone(),
+                // An endpoint with a client certificate has its own client.
+                agent: endpoint.agent.clone().unwrap_or_else(|| agent.clone()),
             };
             self.dispatch(job);
         }
@@ -372,7 +383,15 @@ impl Worker {
         let timeout = self.settings.request_timeout;
         for (row, version) in rows {
             let id = row.id;
-            match Endpoint::from_row(row, timeout) {
+            let built = Endpoint::from_row(row, timeout).and_then(|mut ep| {
+                if ep.client_identity.is_some() {
+                    let agent =
+                        http::build_agent(&self.settings.agent, ep.client_identity.as_ref())?;
+                    ep.agent = Some(agent);
+                }
+                Ok(ep)
+            });
+            match built {
                 Ok(ep) => {
                     self.endpoints.insert(id, (version, Arc::new(ep)));
                 }
@@ -544,7 +563,12 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
         worker.record_finished();
         worker.release_due();
         let poll = worker.settings.poll_interval;
-        if wake_pending || more_due || worker.capacity_freed || last_claim.elapsed() >= poll {
+        if wake_pending
+            || more_due
+            || worker.capacity_freed
+            || worker.sequence_advanced
+            || last_claim.elapsed() >= poll
+        {
             if let Some(full) = worker.claim_and_dispatch() {
                 more_due = full;
                 wake_pending = false;
@@ -556,7 +580,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
             BUSY_TICK
         } else if let Some(until) = worker.claim_backoff {
             until.saturating_duration_since(Instant::now())
-        } else if more_due || wake_pending || worker.prune_behind {
+        } else if more_due || wake_pending || worker.sequence_advanced || worker.prune_behind {
             Duration::ZERO
         } else {
             poll.saturating_sub(last_claim.elapsed())

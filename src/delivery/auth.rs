@@ -1,0 +1,267 @@
+//! Endpoint authentication beyond a fixed header: an mTLS client identity
+//! (PEM certificate chain and key) and OAuth2 client credentials (a token
+//! fetched from the token URL, cached until it expires, refreshed on 401).
+//! Token requests run on delivery threads and never call Postgres.
+
+use super::policy::{DnsDeadline, DNS_TIMEOUT};
+use super::redact::scrub;
+use crate::error::{Result, WebhookError};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most bytes of a token endpoint's answer read.
+const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
+/// Most bytes of a token endpoint's error answer quoted in the attempt log.
+const ERROR_EXCERPT: usize = 200;
+/// A token is refreshed this long before its `expires_in` runs out (or a
+/// tenth of its lifetime, when that is shorter).
+const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+
+/// A client certificate chain and its private key, parsed and checked.
+pub struct ClientIdentity {
+    pub certs: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ClientIdentity({} certificates, key hidden)",
+            self.certs.len()
+        )
+    }
+}
+
+impl ClientIdentity {
+    /// Parse PEM text; the key must belong to the first certificate.
+    pub fn from_pem(certificate: &str, key: &str) -> Result<ClientIdentity> {
+        let certs: Vec<CertificateDer<'static>> =
+            rustls_pemfile::certs(&mut certificate.as_bytes())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| {
+                    WebhookError::invalid(
+                        "client_certificate",
+                        format!("is not valid PEM ({e}); expected -----BEGIN CERTIFICATE-----"),
+                    )
+                })?;
+        if certs.is_empty() {
+            return Err(WebhookError::invalid(
+                "client_certificate",
+                "holds no certificate; expected PEM text starting with -----BEGIN CERTIFICATE-----",
+            ));
+        }
+        let key = rustls_pemfile::private_key(&mut key.as_bytes())
+            .map_err(|e| WebhookError::invalid("client_key", format!("is not valid PEM ({e})")))?
+            .ok_or_else(|| {
+                WebhookError::invalid(
+                    "client_key",
+                    "holds no private key; expected PEM text such as -----BEGIN PRIVATE KEY-----",
+                )
+            })?;
+        let identity = ClientIdentity { certs, key };
+        // Building a config checks the key type and that it matches.
+        identity.client_config(rustls::RootCertStore::empty())?;
+        Ok(identity)
+    }
+
+    /// A TLS client configuration presenting this identity.
+    pub fn client_config(&self, roots: rustls::RootCertStore) -> Result<rustls::ClientConfig> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| WebhookError::Internal(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(self.certs.clone(), self.key.clone_key())
+            .map_err(|e| {
+                WebhookError::invalid(
+                    "client_key",
+                    format!("cannot be used with client_certificate: {e}"),
+                )
+            })
+    }
+}
+
+/// OAuth2 client credentials (RFC 6749 section 4.4) and the cached token.
+pub struct OAuth2 {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: Option<String>,
+    /// Locked while a token is fetched, so concurrent requests to one
+    /// endpoint fetch it once.
+    token: Mutex<Option<Token>>,
+}
+
+impl std::fmt::Debug for OAuth2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2")
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Token {
+    access_token: String,
+    /// None: the endpoint gave no expires_in; kept until a 401.
+    refresh_at: Option<Instant>,
+}
+
+impl OAuth2 {
+    pub fn new(
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    ) -> OAuth2 {
+        OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The access token to send: the cached one while it is fresh (unless
+    /// `stale`, the token a 401 just refused), else a new one.
+    pub fn access_token(
+        &self,
+        agent: &ureq::Agent,
+        timeout: Duration,
+        stale: Option<&str>,
+    ) -> std::result::Result<String, String> {
+        // A poisoned lock only means another thread panicked mid-fetch.
+        let mut slot = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = slot.as_ref() {
+            let fresh = t.refresh_at.is_none_or(|at| Instant::now() < at);
+            if fresh && stale != Some(t.access_token.as_str()) {
+                return Ok(t.access_token.clone());
+            }
+        }
+        *slot = None;
+        let token = self.fetch(agent, timeout)?;
+        let value = token.access_token.clone();
+        *slot = Some(token);
+        Ok(value)
+    }
+
+    fn fetch(&self, agent: &ureq::Agent, timeout: Duration) -> std::result::Result<Token, String> {
+        let basic = B64.encode(format!(
+            "{}:{}",
+            form_encode(&self.client_id),
+            form_encode(&self.client_secret)
+        ));
+        let mut form = String::from("grant_type=client_credentials");
+        if let Some(scope) = &self.scope {
+            form.push_str("&scope=");
+            form.push_str(&form_encode(scope));
+        }
+        let fail = |what: String| format!("OAuth2 token request failed: {what}");
+        let dns_deadline = DnsDeadline::set(timeout.min(DNS_TIMEOUT));
+        let result = agent
+            .post(&self.token_url)
+            .timeout(timeout)
+            .set("Authorization", &format!("Basic {basic}"))
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .set("Accept", "application/json")
+            .send_string(&form);
+        drop(dns_deadline);
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(ureq::Error::Status(code, resp)) => {
+                let mut text = String::new();
+                let _ = resp
+                    .into_reader()
+                    .take(ERROR_EXCERPT as u64)
+                    .read_to_string(&mut text);
+                return Err(fail(format!(
+                    "the token endpoint answered HTTP {code}: {}",
+                    text.trim()
+                )));
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(fail(scrub(&t.to_string(), &self.token_url)));
+            }
+        };
+        let mut raw = Vec::new();
+        resp.into_reader()
+            .take(MAX_TOKEN_RESPONSE)
+            .read_to_end(&mut raw)
+            .map_err(|e| fail(format!("reading the answer: {e}")))?;
+        parse_token(&raw, Instant::now()).map_err(fail)
+    }
+}
+
+/// Parse a token endpoint's JSON answer (access_token, token_type,
+/// expires_in) into a cached token.
+fn parse_token(raw: &[u8], now: Instant) -> std::result::Result<Token, String> {
+    let v: serde_json::Value = serde_json::from_slice(raw)
+        .map_err(|e| format!("the token endpoint's answer is not JSON ({e})"))?;
+    let access_token = v
+        .get("access_token")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty() && !t.chars().any(|c| c.is_control() || c == ' '))
+        .ok_or("the token endpoint's answer has no usable access_token")?
+        .to_owned();
+    if let Some(kind) = v.get("token_type").and_then(|t| t.as_str()) {
+        if !kind.eq_ignore_ascii_case("bearer") {
+            return Err(format!(
+                "token_type {kind:?} is not supported; only Bearer tokens are"
+            ));
+        }
+    }
+    let lifetime = v.get("expires_in").and_then(|e| {
+        e.as_u64()
+            .or_else(|| e.as_str().and_then(|s| s.parse().ok()))
+    });
+    let refresh_at = lifetime.map(|secs| {
+        let lifetime = Duration::from_secs(secs.min(365 * 24 * 3600));
+        now + lifetime.saturating_sub(EXPIRY_MARGIN.min(lifetime / 10))
+    });
+    Ok(Token {
+        access_token,
+        refresh_at,
+    })
+}
+
+/// application/x-www-form-urlencoded, as RFC 6749 asks for the client id
+/// and secret in Basic auth too.
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_answers_are_parsed_with_their_expiry() {
+        let now = Instant::now();
+        let t = parse_token(
+            br#"{"access_token":"abc","token_type":"bearer","expires_in":3600}"#,
+            now,
+        )
+        .unwrap();
+        assert_eq!(t.access_token, "abc");
+        assert_eq!(t.refresh_at, Some(now + Duration::from_secs(3570)));
+        let short = parse_token(br#"{"access_token":"x","expires_in":"10"}"#, now).unwrap();
+        assert_eq!(short.refresh_at, Some(now + Duration::from_secs(9)));
+        let forever = parse_token(br#"{"access_token":"x"}"#, now).unwrap();
+        assert_eq!(forever.refresh_at, None);
+        assert!(parse_token(br#"{"access_token":"x","token_type":"mac"}"#, now).is_err());
+        assert!(parse_token(br#"{"token_type":"bearer"}"#, now).is_err());
+        assert!(parse_token(br#"{"access_token":"a b"}"#, now).is_err());
+        assert!(parse_token(b"<html>", now).is_err());
+    }
+
+    #[test]
+    fn credentials_are_form_encoded() {
+        assert_eq!(form_encode("a b&c:d"), "a+b%26c%3Ad");
+    }
+}
