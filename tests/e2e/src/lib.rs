@@ -385,6 +385,35 @@ impl Receiver {
         Self::serve(Some(Arc::new(config)))
     }
 
+    /// Serve HTTPS that demands a client certificate issued by the CA in
+    /// `client_ca_pem` (mutual TLS): a client without one fails the handshake.
+    pub fn start_https_mtls(cert_pem: &[u8], key_pem: &[u8], client_ca_pem: &[u8]) -> Receiver {
+        let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
+            .collect::<Result<_, _>>()
+            .expect("certificate PEM");
+        let key = rustls_pemfile::private_key(&mut &key_pem[..])
+            .expect("key PEM")
+            .expect("a private key");
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in rustls_pemfile::certs(&mut &client_ca_pem[..]) {
+            roots.add(ca.expect("client CA PEM")).expect("client CA");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .expect("client verifier");
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .expect("server certificate");
+        Self::serve(Some(Arc::new(config)))
+    }
+
     fn serve(tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -719,4 +748,51 @@ pub fn wait_delivered(client: &mut Client, n: i64, timeout: Duration) {
             .get(0);
         (done == n).then_some(())
     });
+}
+
+/// A throwaway certificate authority for TLS tests: it issues server
+/// certificates (for 127.0.0.1 and localhost) and client certificates.
+pub struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa { cert, key }
+    }
+
+    /// The CA certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A certificate for `names` (DNS names or IP addresses) and its key,
+    /// both PEM; `client` marks it for client authentication.
+    pub fn issue(&self, names: &[&str], client: bool) -> (String, String) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::generate().expect("leaf key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).expect("leaf params");
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().cloned().unwrap_or_default(),
+        );
+        params.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("leaf certificate");
+        (cert.pem(), key.serialize_pem())
+    }
 }

@@ -1,33 +1,18 @@
 //! HTTPS is verified: a receiver with a certificate from a locally generated
 //! CA is reached when webhook.ca_file names that CA, and refused otherwise.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use std::time::Duration;
-use webhook_emitter_e2e::{Cluster, Receiver};
+use webhook_emitter_e2e::{Cluster, Receiver, TestCa};
 
 #[test]
 fn https_receiver_trusted_only_through_the_configured_ca() {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "webhook_emitter test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let ca = TestCa::new("webhook_emitter test CA");
+    let (leaf, leaf_key) = ca.issue(&["127.0.0.1", "localhost"], false);
 
     let ca_file = std::env::temp_dir().join(format!("webhook_e2e_ca_{}.pem", std::process::id()));
     std::fs::write(&ca_file, ca.pem()).unwrap();
     let cluster = Cluster::start(&format!("webhook.ca_file = '{}'", ca_file.display()));
-    let receiver =
-        Receiver::start_https(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes());
+    let receiver = Receiver::start_https(leaf.as_bytes(), leaf_key.as_bytes());
     let url = format!("https://127.0.0.1:{}/tls", receiver.port);
     let mut c = cluster.client();
     let id: i64 = c
