@@ -29,3 +29,6 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
 GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
 GRANT SELECT ON webhook.events, webhook.attempts TO webhook_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
+
+-- Ask the launcher for this database's delivery worker (at commit).
+SELECT webhook.request_worker();

@@ -721,6 +721,13 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION webhook.metrics IS 'Delivery metrics in the Prometheus text format: counters per webhook and topic, backlog gauges, a latency histogram.';
 
+-- 8. One delivery worker per database, started by the launcher; CREATE
+--    EXTENSION and this upgrade ask for this database's worker.
+CREATE FUNCTION webhook."request_worker"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'request_worker_wrapper';
+
 -- Privileges, as a fresh install sets them (sql/grants.sql).
 REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
@@ -739,3 +746,6 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
 GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
 GRANT SELECT ON webhook.events, webhook.attempts TO webhook_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
+
+-- Ask the launcher for this database's delivery worker (at commit).
+SELECT webhook.request_worker();

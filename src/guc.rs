@@ -11,8 +11,7 @@ const REQUEST_TIMEOUT_MAX_MS: i32 = 300_000;
 /// Most bytes of a response body webhook.response_excerpt_bytes may keep.
 const RESPONSE_EXCERPT_MAX: i32 = 1_048_576;
 
-pub static DATABASE: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(64);
 pub static MAX_PER_ENDPOINT: GucSetting<i32> = GucSetting::<i32>::new(16);
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(500);
@@ -40,8 +39,8 @@ pub fn init() {
 fn init_postmaster_gucs() {
     GucRegistry::define_string_guc(
         c"webhook.database",
-        c"Database the delivery worker connects to (where CREATE EXTENSION webhook_emitter ran).",
-        c"",
+        c"Only this database gets a delivery worker (empty: every database where the extension exists).",
+        c"By default the launcher starts a worker in every database with the extension; naming one restricts delivery to it, as in 0.1.0.",
         &DATABASE,
         GucContext::Postmaster,
         GucFlags::default(),

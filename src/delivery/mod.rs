@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod auth;
 pub mod http;
+pub mod launcher;
 pub mod policy;
 pub mod pool;
 pub mod redact;
@@ -24,5 +25,5 @@ pub fn init() {
         return;
     }
     wakeup::init_shmem();
-    worker::register();
+    launcher::register();
 }

@@ -15,12 +15,17 @@ pub struct Claimed {
     pub webhook_version: f64,
 }
 
-pub fn extension_ready(client: &SpiClient) -> Result<bool> {
+/// The installed version of the extension in this database, if any.
+pub fn extension_version(client: &SpiClient) -> Result<Option<String>> {
     Ok(client
-        .select("SELECT to_regclass('webhook.deliveries') IS NOT NULL AND to_regclass('webhook.attempts') IS NOT NULL", None, &[])?
+        .select(
+            "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'webhook_emitter'",
+            None,
+            &[],
+        )?
         .first()
-        .get::<bool>(1)?
-        .unwrap_or(false))
+        .get::<String>(1)
+        .unwrap_or(None))
 }
 
 /// Attempts interrupted by a crash or restart become due again at once.

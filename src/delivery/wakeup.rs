@@ -1,32 +1,77 @@
-//! Waking the worker at commit: the worker publishes its PGPROC number in
-//! shared memory; a transaction that queued deliveries registers a commit
-//! callback that sets the worker's latch. A rolled-back transaction never
-//! reaches the callback, so it wakes nobody.
+//! Shared memory that ties backends, the launcher and the per-database
+//! delivery workers together: one slot per database (its worker's PGPROC
+//! number, whether the extension was found there, whether a DROP/CREATE
+//! DATABASE needs it free), and the launcher's PGPROC number.
+//!
+//! Waking at commit: a transaction that queued deliveries registers a
+//! commit callback that sets the latch of its database's worker. A
+//! rolled-back transaction never reaches the callback, so it wakes nobody.
 
 use pgrx::prelude::*;
-use pgrx::{pg_shmem_init, PgAtomic, PgXactCallbackEvent};
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgXactCallbackEvent};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
-/// PGPROC number of the running worker, or -1.
-static WORKER_PROCNO: PgAtomic<AtomicI32> =
-    unsafe { PgAtomic::new(c"webhook_emitter_worker_procno") };
-/// OID of the database the worker serves: commits elsewhere do not wake it.
-static WORKER_DATABASE: PgAtomic<AtomicU32> =
-    unsafe { PgAtomic::new(c"webhook_emitter_worker_database") };
+/// Databases that can have a delivery worker at the same time.
+pub const MAX_DATABASES: usize = 128;
+/// "Not marked absent" in `absent_generation`.
+const NOT_ABSENT: u32 = u32::MAX;
+
+/// The shared table. Slots are claimed by compare-and-swap on `database`
+/// and freed by the launcher when their database is gone.
+pub struct Registry {
+    launcher_procno: AtomicI32,
+    /// Someone asked the launcher to look at the databases again.
+    rescan: AtomicBool,
+    database: [AtomicU32; MAX_DATABASES],
+    /// PGPROC number of the database's running worker, or -1.
+    procno: [AtomicI32; MAX_DATABASES],
+    /// Bumped at the commit of CREATE EXTENSION / ALTER EXTENSION UPDATE.
+    request_generation: [AtomicU32; MAX_DATABASES],
+    /// The request generation a worker saw before it found no extension
+    /// there; the database counts as without the extension while this
+    /// equals `request_generation` (a later request makes it stale).
+    absent_generation: [AtomicU32; MAX_DATABASES],
+    /// A DROP or CREATE DATABASE needs this database free of connections.
+    stopping: [AtomicBool; MAX_DATABASES],
+}
+
+// SAFETY: only atomics, valid in shared memory at any address.
+unsafe impl PGRXSharedMemory for Registry {}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry {
+            launcher_procno: AtomicI32::new(-1),
+            rescan: AtomicBool::new(false),
+            database: std::array::from_fn(|_| AtomicU32::new(0)),
+            procno: std::array::from_fn(|_| AtomicI32::new(-1)),
+            request_generation: std::array::from_fn(|_| AtomicU32::new(0)),
+            absent_generation: std::array::from_fn(|_| AtomicU32::new(NOT_ABSENT)),
+            stopping: std::array::from_fn(|_| AtomicBool::new(false)),
+        }
+    }
+}
+
+static REGISTRY: PgAtomic<Registry> = unsafe { PgAtomic::new(c"webhook_emitter_registry") };
+
+static SHMEM_READY: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// Local transaction id for which a commit callback is already registered.
     static REGISTERED_FOR: Cell<u32> = const { Cell::new(0) };
+    /// This backend's database's slot (a backend never changes database).
+    static MY_SLOT: Cell<Option<usize>> = const { Cell::new(None) };
 }
-
-static SHMEM_READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Reserve the shared memory; only possible while preloading.
 pub fn init_shmem() {
-    pg_shmem_init!(WORKER_PROCNO = AtomicI32::new(-1));
-    pg_shmem_init!(WORKER_DATABASE = AtomicU32::new(0));
+    pg_shmem_init!(REGISTRY = Registry::default());
     SHMEM_READY.store(true, Ordering::Relaxed);
+}
+
+fn registry() -> Option<&'static Registry> {
+    SHMEM_READY.load(Ordering::Relaxed).then(|| REGISTRY.get())
 }
 
 /// This backend's PGPROC number (its index in `ProcGlobal->allProcs`).
@@ -51,46 +96,218 @@ fn my_lxid() -> u32 {
     return unsafe { (*pg_sys::MyProc).vxid.lxid };
 }
 
-/// Called by the worker once connected.
-pub fn publish_worker() {
-    let procno = my_procno();
-    let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
-    WORKER_DATABASE.get().store(database, Ordering::SeqCst);
-    WORKER_PROCNO.get().store(procno, Ordering::SeqCst);
+fn my_database() -> u32 {
+    unsafe { pg_sys::MyDatabaseId }.to_u32()
 }
 
-/// Called by the worker on exit.
-pub fn withdraw_worker() {
-    WORKER_PROCNO.get().store(-1, Ordering::SeqCst);
+/// The PGPROC at `procno`, if it is a valid index.
+fn proc_at(procno: i32) -> Option<*mut pg_sys::PGPROC> {
+    unsafe {
+        let proc_global = pg_sys::ProcGlobal;
+        if procno < 0 || proc_global.is_null() || procno as u32 >= (*proc_global).allProcCount {
+            return None;
+        }
+        Some((*proc_global).allProcs.add(procno as usize))
+    }
+}
+
+fn set_latch_of(procno: i32) {
+    if let Some(proc_) = proc_at(procno) {
+        unsafe { pg_sys::SetLatch(&mut (*proc_).procLatch) };
+    }
+}
+
+/// The slot of `database`, if it has one.
+pub fn slot_of(database: u32) -> Option<usize> {
+    let reg = registry()?;
+    (0..MAX_DATABASES).find(|&i| reg.database[i].load(Ordering::Acquire) == database)
+}
+
+/// The slot of `database`, claiming a free one if it has none.
+pub fn claim_slot(database: u32) -> Option<usize> {
+    if let Some(i) = slot_of(database) {
+        return Some(i);
+    }
+    let reg = registry()?;
+    for i in 0..MAX_DATABASES {
+        if reg.database[i]
+            .compare_exchange(0, database, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return Some(i);
+        }
+        if reg.database[i].load(Ordering::Acquire) == database {
+            return Some(i); // claimed by someone else meanwhile
+        }
+    }
+    None
+}
+
+/// What the launcher knows about one database's slot.
+pub struct SlotState {
+    pub worker_running: bool,
+    pub extension_absent: bool,
+    pub stopping: bool,
+}
+
+pub fn slot_state(slot: usize) -> SlotState {
+    let Some(reg) = registry() else {
+        return SlotState {
+            worker_running: false,
+            extension_absent: false,
+            stopping: false,
+        };
+    };
+    SlotState {
+        worker_running: reg.procno[slot].load(Ordering::Acquire) >= 0,
+        extension_absent: reg.absent_generation[slot].load(Ordering::Acquire)
+            == reg.request_generation[slot].load(Ordering::Acquire),
+        stopping: reg.stopping[slot].load(Ordering::Acquire),
+    }
+}
+
+/// Databases that have a slot, with the slot.
+pub fn slots_in_use() -> Vec<(usize, u32)> {
+    let Some(reg) = registry() else {
+        return Vec::new();
+    };
+    (0..MAX_DATABASES)
+        .filter_map(|i| {
+            let db = reg.database[i].load(Ordering::Acquire);
+            (db != 0).then_some((i, db))
+        })
+        .collect()
+}
+
+/// Forget a database that no longer exists (launcher only).
+pub fn free_slot(slot: usize) {
+    if let Some(reg) = registry() {
+        reg.stopping[slot].store(false, Ordering::Release);
+        reg.absent_generation[slot].store(NOT_ABSENT, Ordering::Release);
+        reg.database[slot].store(0, Ordering::Release);
+    }
+}
+
+/// The request generation of a slot, read by a worker before it looks
+/// for the extension.
+pub fn request_generation(slot: usize) -> u32 {
+    registry().map_or(0, |r| r.request_generation[slot].load(Ordering::Acquire))
+}
+
+/// A worker found no (usable) extension in its database at `generation`.
+pub fn mark_absent(slot: usize, generation: u32) {
+    if let Some(reg) = registry() {
+        reg.absent_generation[slot].store(generation, Ordering::Release);
+    }
+}
+
+/// Called by the launcher once started.
+pub fn publish_launcher() {
+    if let Some(reg) = registry() {
+        reg.launcher_procno.store(my_procno(), Ordering::Release);
+    }
+}
+
+/// Take the launcher's "look again" request.
+pub fn take_rescan() -> bool {
+    registry().is_some_and(|r| r.rescan.swap(false, Ordering::AcqRel))
+}
+
+/// Ask the launcher to look at the databases again, now.
+pub fn wake_launcher() {
+    if let Some(reg) = registry() {
+        reg.rescan.store(true, Ordering::Release);
+        set_latch_of(reg.launcher_procno.load(Ordering::Acquire));
+    }
+}
+
+/// Called by a worker once connected; withdrawn when the process exits,
+/// however it exits.
+pub fn publish_worker(slot: usize) {
+    let Some(reg) = registry() else { return };
+    reg.procno[slot].store(my_procno(), Ordering::Release);
+    unsafe extern "C-unwind" fn withdraw(_code: i32, slot: pg_sys::Datum) {
+        if let Some(reg) = registry() {
+            reg.procno[slot.value()].store(-1, Ordering::Release);
+        }
+        wake_launcher();
+    }
+    unsafe { pg_sys::before_shmem_exit(Some(withdraw), pg_sys::Datum::from(slot)) };
+}
+
+/// PID of the worker serving `slot`, if one runs.
+fn worker_pid(slot: usize) -> Option<i32> {
+    let procno = registry()?.procno[slot].load(Ordering::Acquire);
+    let proc_ = proc_at(procno)?;
+    let pid = unsafe { (*proc_).pid };
+    (pid > 0).then_some(pid)
+}
+
+/// Stop the worker of `database` before a statement that needs the
+/// database free of connections (DROP DATABASE, CREATE DATABASE from it as
+/// a template); the launcher starts it again once the transaction ends
+/// (and only if the database still exists). Waits up to `wait` for it.
+pub fn pause_worker(database: u32, wait: std::time::Duration) {
+    let Some(slot) = slot_of(database) else {
+        return;
+    };
+    let Some(reg) = registry() else { return };
+    reg.stopping[slot].store(true, Ordering::Release);
+    let release = move || {
+        if let Some(reg) = registry() {
+            reg.stopping[slot].store(false, Ordering::Release);
+        }
+        wake_launcher();
+    };
+    pgrx::register_xact_callback(PgXactCallbackEvent::Commit, release);
+    pgrx::register_xact_callback(PgXactCallbackEvent::Abort, release);
+    let Some(pid) = worker_pid(slot) else { return };
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + wait;
+    while reg.procno[slot].load(Ordering::Acquire) >= 0 && std::time::Instant::now() < deadline {
+        unsafe { pg_sys::pg_usleep(10_000) };
+        pg_sys::check_for_interrupts!();
+    }
+}
+
+/// Ask for this database's worker, at commit (CREATE EXTENSION and ALTER
+/// EXTENSION UPDATE call it): a worker that found no extension here before
+/// is started again.
+#[pg_extern(volatile, parallel_unsafe)]
+fn request_worker() {
+    if registry().is_none() {
+        return; // not preloaded: no launcher to ask
+    }
+    pgrx::register_xact_callback(PgXactCallbackEvent::Commit, || {
+        if let (Some(reg), Some(slot)) = (registry(), claim_slot(my_database())) {
+            reg.request_generation[slot].fetch_add(1, Ordering::AcqRel);
+        }
+        wake_launcher();
+    });
 }
 
 fn set_worker_latch() {
-    if !SHMEM_READY.load(Ordering::Relaxed) {
-        return;
-    }
-    let procno = WORKER_PROCNO.get().load(Ordering::SeqCst);
-    if procno < 0 {
-        return;
-    }
-    unsafe {
-        let proc_global = pg_sys::ProcGlobal;
-        if proc_global.is_null() || procno as u32 >= (*proc_global).allProcCount {
-            return;
-        }
-        let proc_ = (*proc_global).allProcs.add(procno as usize);
-        pg_sys::SetLatch(&mut (*proc_).procLatch);
-    }
+    let Some(reg) = registry() else { return };
+    let slot = match MY_SLOT.with(Cell::get) {
+        Some(slot) if reg.database[slot].load(Ordering::Acquire) == my_database() => slot,
+        _ => match slot_of(my_database()) {
+            Some(slot) => {
+                MY_SLOT.with(|s| s.set(Some(slot)));
+                slot
+            }
+            None => return, // no worker for this database
+        },
+    };
+    set_latch_of(reg.procno[slot].load(Ordering::Acquire));
 }
 
-/// Wake the delivery worker when the current transaction commits (once per
-/// transaction, however often it is called). Called by `webhook.enqueue`.
+/// Wake this database's delivery worker when the current transaction
+/// commits (once per transaction, however often it is called). Called by
+/// `webhook.enqueue`.
 #[pg_extern(volatile, parallel_unsafe)]
-fn wake_worker_at_commit() {
-    if !SHMEM_READY.load(Ordering::Relaxed) {
+pub fn wake_worker_at_commit() {
+    if registry().is_none() {
         return; // not preloaded: no worker to wake
-    }
-    if WORKER_DATABASE.get().load(Ordering::Relaxed) != unsafe { pg_sys::MyDatabaseId }.to_u32() {
-        return; // the worker serves another database
     }
     let lxid = my_lxid();
     if REGISTERED_FOR.with(|r| r.get()) == lxid {

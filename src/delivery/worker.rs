@@ -31,18 +31,6 @@ const PRUNE_BUDGET: Duration = Duration::from_millis(100);
 /// While requests are in flight the loop checks for results this often.
 const BUSY_TICK: Duration = Duration::from_millis(2);
 
-/// Register the worker; called from `_PG_init` while preloading.
-pub fn register() {
-    BackgroundWorkerBuilder::new("webhook_emitter delivery worker")
-        .set_type("webhook_emitter")
-        .set_function("webhook_emitter_worker_main")
-        .set_library("webhook_emitter")
-        .enable_spi_access()
-        .set_start_time(BgWorkerStartTime::RecoveryFinished)
-        .set_restart_time(Some(Duration::from_secs(5)))
-        .load();
-}
-
 /// Settings re-read on SIGHUP.
 struct Settings {
     batch_size: i64,
@@ -503,11 +491,44 @@ fn wait_on_latch(timeout: Duration) -> (bool, bool) {
     )
 }
 
-fn wait_for_extension(poll: Duration) -> bool {
+/// Whether this database has the extension at the library's version.
+enum ExtensionState {
+    Ready,
+    Absent,
+    /// Installed at another version: wait for ALTER EXTENSION UPDATE.
+    OtherVersion(String),
+}
+
+fn extension_state() -> Result<ExtensionState, String> {
+    let version = txn::run(|| Spi::connect(store::extension_version))?;
+    Ok(match version {
+        None => ExtensionState::Absent,
+        Some(v) if v == env!("CARGO_PKG_VERSION") => ExtensionState::Ready,
+        Some(v) => ExtensionState::OtherVersion(v),
+    })
+}
+
+/// Wait until the extension is usable here; false when it is not installed
+/// (the slot is marked so the launcher does not start us again until
+/// CREATE EXTENSION asks) or when asked to stop.
+fn wait_for_extension(slot: usize, poll: Duration) -> bool {
+    let mut warned = false;
     loop {
-        match txn::run(|| Spi::connect(store::extension_ready)) {
-            Ok(true) => return true,
-            Ok(false) => {}
+        let generation = wakeup::request_generation(slot);
+        match extension_state() {
+            Ok(ExtensionState::Ready) => return true,
+            Ok(ExtensionState::Absent) => {
+                wakeup::mark_absent(slot, generation);
+                return false;
+            }
+            Ok(ExtensionState::OtherVersion(v)) if !warned => {
+                warned = true;
+                log!(
+                    "webhook_emitter: the extension here is at version {v}, the library at {}; waiting for ALTER EXTENSION webhook_emitter UPDATE",
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
+            Ok(ExtensionState::OtherVersion(_)) => {}
             Err(e) => warning!("webhook_emitter: cannot check for the extension: {e}"),
         }
         if !BackgroundWorker::wait_latch(Some(poll.max(Duration::from_secs(1)))) {
@@ -519,21 +540,35 @@ fn wait_for_extension(poll: Duration) -> bool {
     }
 }
 
+/// After a failed claim: true when the extension was dropped here (the
+/// slot is marked and the worker should exit).
+fn extension_dropped(slot: usize) -> bool {
+    let generation = wakeup::request_generation(slot);
+    if let Ok(ExtensionState::Absent) = extension_state() {
+        wakeup::mark_absent(slot, generation);
+        return true;
+    }
+    false
+}
+
 /// Entry point of the background worker process.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
+pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let database = guc::string(&guc::DATABASE);
-    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
-    wakeup::publish_worker();
-    log!("webhook_emitter: delivery worker started on database {database:?}");
-
-    let mut worker = Worker::new();
-    if !wait_for_extension(worker.settings.poll_interval) {
-        wakeup::withdraw_worker();
+    // The launcher passes the slot (high 32 bits) and the database OID.
+    let packed = arg.value() as u64;
+    let (slot, database) = ((packed >> 32) as usize, packed as u32);
+    if slot >= wakeup::MAX_DATABASES {
         return;
     }
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
+    wakeup::publish_worker(slot);
+    let mut worker = Worker::new();
+    if !wait_for_extension(slot, worker.settings.poll_interval) {
+        return; // no extension here: nothing to deliver
+    }
+    log!("webhook_emitter: {} started", BackgroundWorker::get_name());
     let orphans = txn::run(|| Spi::connect_mut(store::release_orphans)).unwrap_or_else(|e| {
         warning!(
             "webhook_emitter: releasing interrupted deliveries failed: {e}; their leases will"
@@ -574,6 +609,12 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
                 wake_pending = false;
                 last_claim = Instant::now();
             }
+            // A claim that failed because DROP EXTENSION ran here ends the
+            // worker (CREATE EXTENSION asks the launcher for a new one).
+            if worker.claim_backoff.is_some() && extension_dropped(slot) {
+                log!("webhook_emitter: the extension was dropped from this database");
+                break;
+            }
         }
         worker.maybe_maintain();
         timeout = if worker.outstanding > 0 {
@@ -589,10 +630,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(_arg: pg_sys::Datum) {
     // SIGTERM or postmaster death: keep what already finished; attempts
     // still in flight are retried after restart (same webhook-id).
     worker.record_finished();
-    wakeup::withdraw_worker();
-    log!("webhook_emitter: delivery worker exiting");
-    // Exit code 1 asks the postmaster to start the worker again (after
-    // bgw_restart_time) unless the whole server is shutting down: a DBA's
-    // pg_terminate_backend restarts the worker rather than stopping delivery.
-    unsafe { pg_sys::proc_exit(1) };
+    log!("webhook_emitter: {} exiting", BackgroundWorker::get_name());
+    // The launcher starts the worker again (a DBA's pg_terminate_backend
+    // restarts it rather than stopping delivery) unless the database or
+    // the extension is gone or the server is shutting down.
 }

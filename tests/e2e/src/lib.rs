@@ -225,7 +225,7 @@ impl Cluster {
         Client::connect(&conn, postgres::NoTls).expect("connect")
     }
 
-    /// PID of the delivery worker, once it runs.
+    /// PID of the delivery worker of database "postgres", once it runs.
     pub fn worker_pid(&self) -> i32 {
         let mut c = self.client();
         wait_for(
@@ -233,7 +233,8 @@ impl Cluster {
             "the delivery worker to start",
             || {
                 c.query_opt(
-                    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook_emitter'",
+                    "SELECT pid FROM pg_stat_activity
+                      WHERE backend_type = 'webhook_emitter' AND datname = current_database()",
                     &[],
                 )
                 .ok()

@@ -14,7 +14,15 @@ fn preloaded_library_worker_and_extension_work() {
         .get(0);
     assert_eq!(preload, "webhook_emitter");
     let db: String = c.query_one("SHOW webhook.database", &[]).unwrap().get(0);
-    assert_eq!(db, "postgres");
+    assert_eq!(db, "", "every database with the extension is served");
+    let launchers: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'webhook_emitter launcher'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(launchers, 1);
     let topics: i64 = c
         .query_one("SELECT count(*) FROM webhook.topics", &[])
         .unwrap()
@@ -42,13 +50,14 @@ fn preloaded_library_worker_and_extension_work() {
     c.batch_execute("ALTER SYSTEM SET webhook.batch_size = 7")
         .unwrap();
     c.batch_execute("SELECT pg_reload_conf()").unwrap();
-    // SIGTERM: the worker exits cleanly and the postmaster starts it again.
+    // SIGTERM: the worker exits cleanly and the launcher starts it again.
     c.execute("SELECT pg_terminate_backend($1)", &[&first])
         .unwrap();
     wait_for(Duration::from_secs(20), "the worker to restart", || {
         let pid: Option<i32> = c
             .query_opt(
-                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook_emitter'",
+                "SELECT pid FROM pg_stat_activity
+                  WHERE backend_type = 'webhook_emitter' AND datname = 'postgres'",
                 &[],
             )
             .unwrap()
@@ -57,7 +66,7 @@ fn preloaded_library_worker_and_extension_work() {
     });
     assert!(cluster
         .log()
-        .contains("webhook_emitter: delivery worker exiting"));
+        .contains("webhook_emitter: webhook_emitter delivery worker for postgres exiting"));
     // And it still delivers.
     c.batch_execute("INSERT INTO lms.users (first_name, email) VALUES ('Jo', 'jo@x.example')")
         .unwrap();

@@ -13,7 +13,8 @@ use webhook_emitter_e2e::{wait_for, Client, Cluster, FastReceiver};
 
 const CONF: &str =
     "webhook.max_concurrency = 32\nwebhook.max_per_endpoint = 32\nwebhook.batch_size = 1000\n\
-                    webhook.poll_interval = '1s'\nmax_wal_size = '4GB'";
+                    webhook.poll_interval = '1s'\nmax_wal_size = '4GB'\n\
+                    webhook.database = 'postgres'";
 
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
