@@ -141,12 +141,16 @@ pub extern "C-unwind" fn webhook_emitter_launcher_main(_arg: pg_sys::Datum) {
                 let SlotState {
                     worker_running,
                     extension_absent,
+                    left_for_absence,
                     stopping,
                 } = wakeup::slot_state(slot);
                 let starting = handles.contains_key(db);
-                let too_soon = last_start
-                    .get(db)
-                    .is_some_and(|t| t.elapsed() < RESTART_DELAY);
+                // Only a worker that crashed or was stopped waits to restart;
+                // one asked for by CREATE EXTENSION starts at once.
+                let too_soon = !left_for_absence
+                    && last_start
+                        .get(db)
+                        .is_some_and(|t| t.elapsed() < RESTART_DELAY);
                 if worker_running || starting || extension_absent || stopping || too_soon {
                     continue;
                 }

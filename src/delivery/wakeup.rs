@@ -147,6 +147,9 @@ pub fn claim_slot(database: u32) -> Option<usize> {
 pub struct SlotState {
     pub worker_running: bool,
     pub extension_absent: bool,
+    /// The last worker here exited because it found no extension (so it
+    /// did not crash: a new one needs no restart delay).
+    pub left_for_absence: bool,
     pub stopping: bool,
 }
 
@@ -155,6 +158,7 @@ pub fn slot_state(slot: usize) -> SlotState {
         return SlotState {
             worker_running: false,
             extension_absent: false,
+            left_for_absence: false,
             stopping: false,
         };
     };
@@ -162,6 +166,7 @@ pub fn slot_state(slot: usize) -> SlotState {
         worker_running: reg.procno[slot].load(Ordering::Acquire) >= 0,
         extension_absent: reg.absent_generation[slot].load(Ordering::Acquire)
             == reg.request_generation[slot].load(Ordering::Acquire),
+        left_for_absence: reg.absent_generation[slot].load(Ordering::Acquire) != NOT_ABSENT,
         stopping: reg.stopping[slot].load(Ordering::Acquire),
     }
 }
@@ -198,6 +203,13 @@ pub fn request_generation(slot: usize) -> u32 {
 pub fn mark_absent(slot: usize, generation: u32) {
     if let Some(reg) = registry() {
         reg.absent_generation[slot].store(generation, Ordering::Release);
+    }
+}
+
+/// A worker found the extension: a later exit is a crash or a stop.
+pub fn mark_present(slot: usize) {
+    if let Some(reg) = registry() {
+        reg.absent_generation[slot].store(NOT_ABSENT, Ordering::Release);
     }
 }
 

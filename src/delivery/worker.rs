@@ -516,7 +516,10 @@ fn wait_for_extension(slot: usize, poll: Duration) -> bool {
     loop {
         let generation = wakeup::request_generation(slot);
         match extension_state() {
-            Ok(ExtensionState::Ready) => return true,
+            Ok(ExtensionState::Ready) => {
+                wakeup::mark_present(slot);
+                return true;
+            }
             Ok(ExtensionState::Absent) => {
                 wakeup::mark_absent(slot, generation);
                 return false;
