@@ -571,7 +571,6 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     if !wait_for_extension(slot, worker.settings.poll_interval) {
         return; // no extension here: nothing to deliver
     }
-    log!("webhook_emitter: {} started", BackgroundWorker::get_name());
     let orphans = txn::run(|| Spi::connect_mut(store::release_orphans)).unwrap_or_else(|e| {
         warning!(
             "webhook_emitter: releasing interrupted deliveries failed: {e}; their leases will"
@@ -581,6 +580,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     if orphans > 0 {
         log!("webhook_emitter: {orphans} interrupted deliveries are due again");
     }
+    log!("webhook_emitter: {} started", BackgroundWorker::get_name());
 
     // Claims happen when a commit woke us, when the last claim was full (more
     // is due), or when the poll interval passed (retries coming due); not on

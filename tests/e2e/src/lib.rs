@@ -225,9 +225,19 @@ impl Cluster {
         Client::connect(&conn, postgres::NoTls).expect("connect")
     }
 
-    /// PID of the delivery worker of database "postgres", once it runs.
+    /// PID of the delivery worker of database "postgres", once it runs
+    /// (past its startup: interrupted deliveries released, claiming).
     pub fn worker_pid(&self) -> i32 {
         let mut c = self.client();
+        wait_for(
+            Duration::from_secs(30),
+            "the delivery worker to be ready",
+            || {
+                self.log()
+                    .contains("delivery worker for postgres started")
+                    .then_some(())
+            },
+        );
         wait_for(
             Duration::from_secs(30),
             "the delivery worker to start",

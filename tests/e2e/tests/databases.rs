@@ -9,7 +9,8 @@ use webhook_emitter_e2e::{wait_for, Client, Cluster, Receiver};
 
 fn workers(c: &mut Client) -> Vec<String> {
     c.query(
-        "SELECT datname FROM pg_stat_activity WHERE backend_type = 'webhook_emitter' ORDER BY datname",
+        "SELECT datname FROM pg_stat_activity
+          WHERE backend_type = 'webhook_emitter' AND datname IS NOT NULL ORDER BY datname",
         &[],
     )
     .unwrap()
