@@ -110,11 +110,18 @@ pub extern "C-unwind" fn webhook_emitter_launcher_main(_arg: pg_sys::Datum) {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         let asked = wakeup::take_rescan();
-        handles.retain(|_, h| {
-            !matches!(
+        handles.retain(|db, h| {
+            let stopped = matches!(
                 h.pid(),
                 Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied)
-            )
+            );
+            if stopped {
+                // It may have died before it could publish itself.
+                if let Some(slot) = wakeup::slot_of(*db) {
+                    wakeup::set_starting(slot, false);
+                }
+            }
+            !stopped
         });
         let scan_due = last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY);
         if asked || scan_due || restart_due(&last_start, &handles) {
@@ -154,9 +161,13 @@ pub extern "C-unwind" fn webhook_emitter_launcher_main(_arg: pg_sys::Datum) {
                 if worker_running || starting || extension_absent || stopping || too_soon {
                     continue;
                 }
-                if let Some(handle) = start_worker(*db, name, slot) {
-                    handles.insert(*db, handle);
-                    last_start.insert(*db, Instant::now());
+                wakeup::set_starting(slot, true);
+                match start_worker(*db, name, slot) {
+                    Some(handle) => {
+                        handles.insert(*db, handle);
+                        last_start.insert(*db, Instant::now());
+                    }
+                    None => wakeup::set_starting(slot, false),
                 }
             }
         }

@@ -34,6 +34,8 @@ pub struct Registry {
     absent_generation: [AtomicU32; MAX_DATABASES],
     /// A DROP or CREATE DATABASE needs this database free of connections.
     stopping: [AtomicBool; MAX_DATABASES],
+    /// The launcher registered a worker that has not published itself yet.
+    starting: [AtomicBool; MAX_DATABASES],
 }
 
 // SAFETY: only atomics, valid in shared memory at any address.
@@ -49,6 +51,7 @@ impl Default for Registry {
             request_generation: std::array::from_fn(|_| AtomicU32::new(0)),
             absent_generation: std::array::from_fn(|_| AtomicU32::new(NOT_ABSENT)),
             stopping: std::array::from_fn(|_| AtomicBool::new(false)),
+            starting: std::array::from_fn(|_| AtomicBool::new(false)),
         }
     }
 }
@@ -233,11 +236,21 @@ pub fn wake_launcher() {
     }
 }
 
+/// The launcher is about to start a worker for `slot` (or, with false,
+/// that worker never started).
+pub fn set_starting(slot: usize, starting: bool) {
+    if let Some(reg) = registry() {
+        reg.starting[slot].store(starting, Ordering::Release);
+    }
+}
+
 /// Called by a worker once connected; withdrawn when the process exits,
-/// however it exits.
-pub fn publish_worker(slot: usize) {
-    let Some(reg) = registry() else { return };
+/// however it exits. Returns false when its database is being dropped or
+/// copied (the worker should exit at once).
+pub fn publish_worker(slot: usize) -> bool {
+    let Some(reg) = registry() else { return true };
     reg.procno[slot].store(my_procno(), Ordering::Release);
+    reg.starting[slot].store(false, Ordering::Release);
     unsafe extern "C-unwind" fn withdraw(_code: i32, slot: pg_sys::Datum) {
         if let Some(reg) = registry() {
             reg.procno[slot.value()].store(-1, Ordering::Release);
@@ -245,6 +258,7 @@ pub fn publish_worker(slot: usize) {
         wake_launcher();
     }
     unsafe { pg_sys::before_shmem_exit(Some(withdraw), pg_sys::Datum::from(slot)) };
+    !reg.stopping[slot].load(Ordering::Acquire)
 }
 
 /// PID of the worker serving `slot`, if one runs.
@@ -273,10 +287,19 @@ pub fn pause_worker(database: u32, wait: std::time::Duration) {
     };
     pgrx::register_xact_callback(PgXactCallbackEvent::Commit, release);
     pgrx::register_xact_callback(PgXactCallbackEvent::Abort, release);
-    let Some(pid) = worker_pid(slot) else { return };
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // A worker may be running, or registered and still connecting: wait
+    // until neither, signalling each running one once.
     let deadline = std::time::Instant::now() + wait;
-    while reg.procno[slot].load(Ordering::Acquire) >= 0 && std::time::Instant::now() < deadline {
+    let mut signalled = None;
+    while std::time::Instant::now() < deadline {
+        let running = reg.procno[slot].load(Ordering::Acquire) >= 0;
+        if !running && !reg.starting[slot].load(Ordering::Acquire) {
+            break;
+        }
+        if let Some(pid) = worker_pid(slot).filter(|p| signalled != Some(*p)) {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            signalled = Some(pid);
+        }
         unsafe { pg_sys::pg_usleep(10_000) };
         pg_sys::check_for_interrupts!();
     }

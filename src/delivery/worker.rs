@@ -566,7 +566,9 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         return;
     }
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
-    wakeup::publish_worker(slot);
+    if !wakeup::publish_worker(slot) {
+        return; // its database is being dropped or copied
+    }
     let mut worker = Worker::new();
     if !wait_for_extension(slot, worker.settings.poll_interval) {
         return; // no extension here: nothing to deliver
