@@ -7,6 +7,7 @@ pub mod http;
 pub mod launcher;
 pub mod policy;
 pub mod pool;
+pub mod presence;
 pub mod redact;
 pub mod retry;
 pub mod store;

@@ -147,6 +147,7 @@ pub fn claim_slot(database: u32) -> Option<usize> {
 }
 
 /// What the launcher knows about one database's slot.
+#[derive(Default)]
 pub struct SlotState {
     pub worker_running: bool,
     pub extension_absent: bool,
@@ -158,12 +159,7 @@ pub struct SlotState {
 
 pub fn slot_state(slot: usize) -> SlotState {
     let Some(reg) = registry() else {
-        return SlotState {
-            worker_running: false,
-            extension_absent: false,
-            left_for_absence: false,
-            stopping: false,
-        };
+        return SlotState::default();
     };
     SlotState {
         worker_running: reg.procno[slot].load(Ordering::Acquire) >= 0,

@@ -7,6 +7,7 @@ use super::admission::{Admission, Admitted};
 use super::http::{self, AgentSettings, Endpoint};
 use super::policy::AddressPolicy;
 use super::pool::Pool;
+use super::presence;
 use super::retry::RetrySchedule;
 use super::store::{self, Claimed};
 use super::txn;
@@ -491,69 +492,6 @@ fn wait_on_latch(timeout: Duration) -> (bool, bool) {
     )
 }
 
-/// Whether this database has the extension at the library's version.
-enum ExtensionState {
-    Ready,
-    Absent,
-    /// Installed at another version: wait for ALTER EXTENSION UPDATE.
-    OtherVersion(String),
-}
-
-fn extension_state() -> Result<ExtensionState, String> {
-    let version = txn::run(|| Spi::connect(store::extension_version))?;
-    Ok(match version {
-        None => ExtensionState::Absent,
-        Some(v) if v == env!("CARGO_PKG_VERSION") => ExtensionState::Ready,
-        Some(v) => ExtensionState::OtherVersion(v),
-    })
-}
-
-/// Wait until the extension is usable here; false when it is not installed
-/// (the slot is marked so the launcher does not start us again until
-/// CREATE EXTENSION asks) or when asked to stop.
-fn wait_for_extension(slot: usize, poll: Duration) -> bool {
-    let mut warned = false;
-    loop {
-        let generation = wakeup::request_generation(slot);
-        match extension_state() {
-            Ok(ExtensionState::Ready) => {
-                wakeup::mark_present(slot);
-                return true;
-            }
-            Ok(ExtensionState::Absent) => {
-                wakeup::mark_absent(slot, generation);
-                return false;
-            }
-            Ok(ExtensionState::OtherVersion(v)) if !warned => {
-                warned = true;
-                log!(
-                    "webhook_emitter: the extension here is at version {v}, the library at {}; waiting for ALTER EXTENSION webhook_emitter UPDATE",
-                    env!("CARGO_PKG_VERSION")
-                );
-            }
-            Ok(ExtensionState::OtherVersion(_)) => {}
-            Err(e) => warning!("webhook_emitter: cannot check for the extension: {e}"),
-        }
-        if !BackgroundWorker::wait_latch(Some(poll.max(Duration::from_secs(1)))) {
-            return false;
-        }
-        if BackgroundWorker::sighup_received() {
-            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-        }
-    }
-}
-
-/// After a failed claim: true when the extension was dropped here (the
-/// slot is marked and the worker should exit).
-fn extension_dropped(slot: usize) -> bool {
-    let generation = wakeup::request_generation(slot);
-    if let Ok(ExtensionState::Absent) = extension_state() {
-        wakeup::mark_absent(slot, generation);
-        return true;
-    }
-    false
-}
-
 /// Entry point of the background worker process.
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -570,7 +508,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         return; // its database is being dropped or copied
     }
     let mut worker = Worker::new();
-    if !wait_for_extension(slot, worker.settings.poll_interval) {
+    if !presence::wait_for_extension(slot, worker.settings.poll_interval) {
         return; // no extension here: nothing to deliver
     }
     let orphans = txn::run(|| Spi::connect_mut(store::release_orphans)).unwrap_or_else(|e| {
@@ -616,7 +554,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             }
             // A claim that failed because DROP EXTENSION ran here ends the
             // worker (CREATE EXTENSION asks the launcher for a new one).
-            if worker.claim_backoff.is_some() && extension_dropped(slot) {
+            if worker.claim_backoff.is_some() && presence::extension_dropped(slot) {
                 log!("webhook_emitter: the extension was dropped from this database");
                 break;
             }
