@@ -145,20 +145,7 @@ pub extern "C-unwind" fn webhook_emitter_launcher_main(_arg: pg_sys::Datum) {
                     warning!("webhook_emitter: no room for database {name:?}: at most {} databases get a delivery worker", wakeup::MAX_DATABASES);
                     continue;
                 };
-                let SlotState {
-                    worker_running,
-                    extension_absent,
-                    left_for_absence,
-                    stopping,
-                } = wakeup::slot_state(slot);
-                let starting = handles.contains_key(db);
-                // Only a worker that crashed or was stopped waits to restart;
-                // one asked for by CREATE EXTENSION starts at once.
-                let too_soon = !left_for_absence
-                    && last_start
-                        .get(db)
-                        .is_some_and(|t| t.elapsed() < RESTART_DELAY);
-                if worker_running || starting || extension_absent || stopping || too_soon {
+                if !wants_worker(*db, slot, &handles, &last_start) {
                     continue;
                 }
                 wakeup::set_starting(slot, true);
@@ -180,18 +167,36 @@ pub extern "C-unwind" fn webhook_emitter_launcher_main(_arg: pg_sys::Datum) {
     log!("webhook_emitter: launcher exiting");
 }
 
+/// Whether `database` (in `slot`) should get a worker now: none runs or is
+/// starting, the extension was not found missing, no DROP/CREATE DATABASE
+/// needs it free, and a worker that crashed or was stopped has waited
+/// `RESTART_DELAY` (one asked for by CREATE EXTENSION starts at once).
+fn wants_worker(
+    database: u32,
+    slot: usize,
+    handles: &HashMap<u32, DynamicBackgroundWorker>,
+    last_start: &HashMap<u32, Instant>,
+) -> bool {
+    let SlotState {
+        worker_running,
+        extension_absent,
+        left_for_absence,
+        stopping,
+    } = wakeup::slot_state(slot);
+    let too_soon = !left_for_absence
+        && last_start
+            .get(&database)
+            .is_some_and(|t| t.elapsed() < RESTART_DELAY);
+    !(worker_running || handles.contains_key(&database) || extension_absent || stopping || too_soon)
+}
+
 /// Some database's worker stopped long enough ago to be started again.
 fn restart_due(
     last_start: &HashMap<u32, Instant>,
     handles: &HashMap<u32, DynamicBackgroundWorker>,
 ) -> bool {
-    last_start.iter().any(|(db, t)| {
-        !handles.contains_key(db)
-            && t.elapsed() >= RESTART_DELAY
-            && wakeup::slot_of(*db).is_some_and(|slot| {
-                let s = wakeup::slot_state(slot);
-                !s.worker_running && !s.extension_absent && !s.stopping
-            })
+    last_start.keys().any(|db| {
+        wakeup::slot_of(*db).is_some_and(|slot| wants_worker(*db, slot, handles, last_start))
     })
 }
 
