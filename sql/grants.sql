@@ -8,9 +8,12 @@
 --                   the request's credentials), no changes.
 --   webhook_admin : everything needed to manage webhooks: the management
 --                   functions, the full webhooks table (secrets included),
---                   events, Send Test, replay, settings.
--- LMS application roles need nothing here: the lms triggers run as the
--- extension owner (SECURITY DEFINER).
+--                   events, Send Test, replay, settings; defining topics
+--                   (webhook.define_topic, watch: the catalog, and the
+--                   generated trigger functions in schema webhook_triggers).
+-- LMS application roles need nothing here: the generated trigger functions
+-- run as the topic's definer (SECURITY DEFINER; the extension owner for the
+-- documented topics).
 
 REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
@@ -28,6 +31,8 @@ GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
 GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
 GRANT SELECT ON webhook.events, webhook.attempts TO webhook_admin;
+GRANT INSERT, UPDATE, DELETE ON webhook.topics TO webhook_admin;
+GRANT USAGE, CREATE ON SCHEMA webhook_triggers TO webhook_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
 
 -- Ask the launcher for this database's delivery worker (at commit).

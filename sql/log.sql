@@ -18,9 +18,9 @@ SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_ty
        CASE WHEN client_key IS NULL THEN NULL ELSE '********' END AS client_key,
        webhook.redact_url(oauth2_token_url) AS oauth2_token_url, oauth2_client_id,
        CASE WHEN oauth2_client_secret IS NULL THEN NULL ELSE '********' END AS oauth2_client_secret,
-       oauth2_scope
+       oauth2_scope, filter
 FROM webhook.webhooks;
-COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, client keys, OAuth2 client secrets, header values and URL query strings masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap.';
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, client keys, OAuth2 client secrets, header values and URL query strings masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap; filter = only events whose body contains it.';
 
 -- AOM's "search endpoints by event".
 CREATE FUNCTION webhook.webhooks_for_topic(topic text) RETURNS SETOF webhook.webhook_list

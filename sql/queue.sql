@@ -117,9 +117,9 @@ BEGIN
 END
 $$;
 
--- Queue an event for every webhook subscribed to the topic (held for the
--- disabled ones). BrainCert
--- topics get their envelope here; AOM bodies are queued as given.
+-- Queue an event for every webhook subscribed to the topic whose filter
+-- it matches (held for the disabled ones). Topics with the braincert
+-- envelope get it here; flat bodies are queued as given.
 -- Not SECURITY DEFINER and no SET clause (each costs a per-call GUC
 -- save/restore on the write path): the lms triggers that call it run as the
 -- extension owner with a fixed search_path, and every name is qualified.
@@ -137,13 +137,8 @@ BEGIN
     -- concurrent delete_webhook waits for this transaction (and cascades to
     -- what it queued) or has removed the webhook, which is then skipped.
     WITH s AS (SELECT tenant_id FROM webhook.settings WHERE enabled),
-         t AS (SELECT c.source, c.resource, c.action FROM webhook.topics c WHERE c.topic = topic),
-         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key FROM webhook.webhooks wh
-               WHERE wh.topics @> ARRAY[topic]
-               FOR KEY SHARE),
-         e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
-               SELECT event_id, topic,
-                      CASE WHEN t.source = 'braincert' THEN json_build_object(
+         t AS (SELECT c.envelope, c.resource, c.action FROM webhook.topics c WHERE c.topic = topic),
+         b AS (SELECT CASE WHEN t.envelope = 'braincert' THEN json_build_object(
                           'id', event_id,
                           'resource', t.resource,
                           'action', t.action,
@@ -152,9 +147,17 @@ BEGIN
                           'created_at', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                           'timestamp', floor(extract(epoch FROM ts))::bigint,
                           'payload', body)
-                      ELSE body END,
-                      s.tenant_id, ts
-               FROM s, t
+                      ELSE body END AS body,
+                      s.tenant_id
+               FROM s, t),
+         -- A webhook's filter is matched against the body as queued.
+         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key FROM webhook.webhooks wh, b
+               WHERE wh.topics @> ARRAY[topic]
+                 AND (wh.filter IS NULL OR b.body::jsonb @> wh.filter)
+               FOR KEY SHARE OF wh),
+         e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
+               SELECT event_id, topic, b.body, b.tenant_id, ts
+               FROM b
                WHERE EXISTS (SELECT FROM w)
                RETURNING events.id, events.body)
     INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key)
@@ -175,4 +178,4 @@ BEGIN
     RETURN event_id;
 END
 $$;
-COMMENT ON FUNCTION webhook.enqueue IS 'Queue an event (called by the lms triggers); returns its id, or NULL when nobody subscribes.';
+COMMENT ON FUNCTION webhook.enqueue IS 'Queue an event (called by the generated topic triggers); returns its id, or NULL when nobody subscribes.';

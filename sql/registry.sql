@@ -33,18 +33,41 @@ CREATE TRIGGER settings_replace_row BEFORE INSERT ON webhook.settings
 INSERT INTO webhook.settings DEFAULT VALUES;
 SELECT pg_catalog.pg_extension_config_dump('webhook.settings', '');
 
--- The 36 topics subscribers choose from (rows come from topics_data.sql).
+-- The topics subscribers choose from. Each row is a topic's definition:
+-- which writes on which table emit it and how its body is built (see
+-- topic_definitions.sql). The documented LMS topics come with the extension
+-- (builtin, sql/topics/*.sql); webhook.define_topic and webhook.watch add
+-- more.
 CREATE TABLE webhook.topics (
     topic        text PRIMARY KEY,
     display_name text NOT NULL,
     description  text NOT NULL,
-    source       text NOT NULL CHECK (source IN ('braincert', 'aom')),
+    source       text NOT NULL CONSTRAINT topics_source_check
+                 CHECK (source IN ('braincert', 'aom', 'custom')),  -- the document defining the body
     resource     text,          -- BrainCert envelope "resource"
     action       text,          -- BrainCert envelope "action"
     sample_body  json NOT NULL, -- a realistic body, as delivered (Send Test)
-    CHECK ((source = 'braincert') = (resource IS NOT NULL AND action IS NOT NULL))
+    -- Added in 0.2.0: the definition (topic_definitions.sql).
+    envelope         text NOT NULL DEFAULT 'flat'
+                     CONSTRAINT topics_envelope_kind_check CHECK (envelope IN ('braincert', 'flat')),
+    source_table     text NOT NULL,    -- schema.table, quoted as needed
+    operations       text[] NOT NULL
+                     CONSTRAINT topics_operations_check
+                     CHECK (cardinality(operations) > 0 AND operations <@ ARRAY['insert', 'update', 'delete']),
+    columns          text[],           -- update: only a change of one of these fires
+    condition        text,             -- a trigger WHEN expression over NEW / OLD
+    timing           text NOT NULL
+                     CONSTRAINT topics_timing_check CHECK (timing IN ('commit', 'before_delete', 'statement', 'row')),
+    builder          regprocedure,     -- key (or key[] per statement) -> json; NULL for row events
+    key_column       text,             -- the source table's primary key column
+    exclude_columns  text[],           -- row events: columns that never leave the database
+    trigger_function text NOT NULL,    -- its generated function in schema webhook_triggers
+    builtin          boolean NOT NULL DEFAULT false,  -- shipped with the extension (not dumped)
+    CONSTRAINT topics_envelope_check
+        CHECK ((envelope = 'braincert') = (resource IS NOT NULL AND action IS NOT NULL)),
+    CONSTRAINT topics_builder_check CHECK ((builder IS NULL) = (timing = 'row'))
 );
-COMMENT ON TABLE webhook.topics IS 'Catalog of the topics webhooks can subscribe to; read-only.';
+COMMENT ON TABLE webhook.topics IS 'Topics and their definitions (which writes emit them, how the body is built); change them with webhook.define_topic, drop_topic, watch, unwatch.';
 
 CREATE TABLE webhook.webhooks (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -79,6 +102,7 @@ CREATE TABLE webhook.webhooks (
     oauth2_client_id              text,
     oauth2_client_secret          text,        -- a secret
     oauth2_scope                  text,
+    filter                        jsonb,       -- only events whose body contains it (@>)
     CONSTRAINT webhooks_name_key UNIQUE (name)
 );
 COMMENT ON TABLE webhook.webhooks IS 'Registered endpoints. Passwords and signing secrets are readable only by webhook_admin; others use webhook.webhook_list.';
@@ -120,6 +144,49 @@ BEGIN
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('ordering_key: %L is not in the body of %s; every subscribed topic must carry the key', ordering_key, missing),
+            HINT = 'See the topics'' sample_body in webhook.topics.';
+    END IF;
+END
+$$;
+
+-- A filter: only events whose body contains it (jsonb @>) are queued for
+-- the webhook. Every path it names must be in the body of every subscribed
+-- topic (their sample bodies), so a typo cannot silently drop everything.
+CREATE FUNCTION webhook.check_filter(filter jsonb, topics text[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    deepest integer;
+    missing text;
+BEGIN
+    IF filter IS NULL THEN
+        RETURN;
+    END IF;
+    IF jsonb_typeof(filter) <> 'object' OR filter = '{}' OR length(filter::text) > 8192 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'filter: must be a non-empty JSON object of at most 8192 characters, e.g. {"payload": {"payment_type": "paid"}}';
+    END IF;
+    -- The object paths the filter names, at most 8 levels deep.
+    WITH RECURSIVE p (path, value, depth) AS (
+        SELECT ARRAY[e.key], e.value, 1 FROM jsonb_each(filter) e
+        UNION ALL
+        SELECT p.path || e.key, e.value, p.depth + 1
+          FROM p, jsonb_each(p.value) e
+         WHERE jsonb_typeof(p.value) = 'object' AND p.depth <= 8
+    )
+    SELECT max(p.depth),
+           (SELECT string_agg(DISTINCT format('%s is not in the body of %s', array_to_string(q.path, '.'), c.topic), '; ')
+              FROM p q JOIN webhook.topics c ON c.topic = ANY (topics)
+             WHERE c.sample_body::jsonb #> q.path IS NULL)
+      INTO deepest, missing
+      FROM p;
+    IF deepest > 8 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'filter: nested more than 8 levels deep';
+    END IF;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('filter: %s; every subscribed topic must carry each path the filter names', missing),
             HINT = 'See the topics'' sample_body in webhook.topics.';
     END IF;
 END
@@ -213,6 +280,7 @@ BEGIN
                 MESSAGE = format('rate_limit_per_second: %s is out of range; allowed: 1 to 100000 requests per second, or NULL for no limit', NEW.rate_limit_per_second);
         END IF;
         PERFORM webhook.check_ordering(NEW.ordering, NEW.ordering_key, NEW.topics);
+        PERFORM webhook.check_filter(NEW.filter, NEW.topics);
         IF (NEW.client_certificate IS NULL) <> (NEW.client_key IS NULL) THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'client_certificate, client_key: mTLS needs both a PEM certificate and its PEM private key, or neither';
@@ -286,7 +354,8 @@ CREATE FUNCTION webhook.create_webhook(
     oauth2_token_url text DEFAULT NULL,
     oauth2_client_id text DEFAULT NULL,
     oauth2_client_secret text DEFAULT NULL,
-    oauth2_scope text DEFAULT NULL
+    oauth2_scope text DEFAULT NULL,
+    filter jsonb DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
@@ -300,13 +369,13 @@ BEGIN
     INSERT INTO webhook.webhooks AS w (name, url, topics, content_type, description, auth_username,
         auth_password, body_template, enabled, signing_secret, headers, timeout_ms, bearer_token,
         rate_limit_per_second, ordering, ordering_key, client_certificate, client_key,
-        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope)
+        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope, filter)
     VALUES (name, url, topics, coalesce(content_type, 'application/json'), description, auth_username,
         auth_password, body_template, coalesce(enabled, true),
         CASE WHEN generate_signing_secret THEN webhook.generate_signing_secret() ELSE signing_secret END,
         coalesce(headers, '{}'), timeout_ms, bearer_token, rate_limit_per_second,
         coalesce(ordering, 'none'), ordering_key, client_certificate, client_key,
-        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope)
+        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope, filter)
     RETURNING w.id INTO new_id;
     RETURN new_id;
 END
@@ -345,7 +414,9 @@ CREATE FUNCTION webhook.update_webhook(
     oauth2_client_id text DEFAULT NULL,
     oauth2_client_secret text DEFAULT NULL,
     oauth2_scope text DEFAULT NULL,
-    clear_oauth2 boolean DEFAULT false
+    clear_oauth2 boolean DEFAULT false,
+    filter jsonb DEFAULT NULL,
+    clear_filter boolean DEFAULT false
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
@@ -360,7 +431,8 @@ BEGIN
        OR (clear_rate_limit AND rate_limit_per_second IS NOT NULL)
        OR (clear_client_certificate AND (client_certificate IS NOT NULL OR client_key IS NOT NULL))
        OR (clear_oauth2 AND (oauth2_token_url IS NOT NULL OR oauth2_client_id IS NOT NULL
-                             OR oauth2_client_secret IS NOT NULL OR oauth2_scope IS NOT NULL)) THEN
+                             OR oauth2_client_secret IS NOT NULL OR oauth2_scope IS NOT NULL))
+       OR (clear_filter AND filter IS NOT NULL) THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'clear_*/rotate_signing_secret: cannot both set and clear the same setting';
     END IF;
@@ -409,7 +481,8 @@ BEGIN
         oauth2_client_id = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_client_id, w.oauth2_client_id) END,
         oauth2_client_secret = CASE WHEN clear_oauth2 THEN NULL
                                     ELSE coalesce(oauth2_client_secret, w.oauth2_client_secret) END,
-        oauth2_scope = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_scope, w.oauth2_scope) END
+        oauth2_scope = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_scope, w.oauth2_scope) END,
+        filter = CASE WHEN clear_filter THEN NULL ELSE coalesce(filter, w.filter) END
     WHERE w.id = id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);

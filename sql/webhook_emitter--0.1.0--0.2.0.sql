@@ -113,13 +113,8 @@ BEGIN
     -- concurrent delete_webhook waits for this transaction (and cascades to
     -- what it queued) or has removed the webhook, which is then skipped.
     WITH s AS (SELECT tenant_id FROM webhook.settings WHERE enabled),
-         t AS (SELECT c.source, c.resource, c.action FROM webhook.topics c WHERE c.topic = topic),
-         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key FROM webhook.webhooks wh
-               WHERE wh.topics @> ARRAY[topic]
-               FOR KEY SHARE),
-         e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
-               SELECT event_id, topic,
-                      CASE WHEN t.source = 'braincert' THEN json_build_object(
+         t AS (SELECT c.envelope, c.resource, c.action FROM webhook.topics c WHERE c.topic = topic),
+         b AS (SELECT CASE WHEN t.envelope = 'braincert' THEN json_build_object(
                           'id', event_id,
                           'resource', t.resource,
                           'action', t.action,
@@ -128,9 +123,17 @@ BEGIN
                           'created_at', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                           'timestamp', floor(extract(epoch FROM ts))::bigint,
                           'payload', body)
-                      ELSE body END,
-                      s.tenant_id, ts
-               FROM s, t
+                      ELSE body END AS body,
+                      s.tenant_id
+               FROM s, t),
+         -- A webhook's filter is matched against the body as queued.
+         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key FROM webhook.webhooks wh, b
+               WHERE wh.topics @> ARRAY[topic]
+                 AND (wh.filter IS NULL OR b.body::jsonb @> wh.filter)
+               FOR KEY SHARE OF wh),
+         e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
+               SELECT event_id, topic, b.body, b.tenant_id, ts
+               FROM b
                WHERE EXISTS (SELECT FROM w)
                RETURNING events.id, events.body)
     INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key)
@@ -151,7 +154,7 @@ BEGIN
     RETURN event_id;
 END
 $$;
-COMMENT ON FUNCTION webhook.enqueue IS 'Queue an event (called by the lms triggers); returns its id, or NULL when nobody subscribes.';
+COMMENT ON FUNCTION webhook.enqueue IS 'Queue an event (called by the generated topic triggers); returns its id, or NULL when nobody subscribes.';
 
 DROP FUNCTION webhook.enable_webhook(bigint);
 CREATE FUNCTION webhook.enable_webhook(id bigint, discard_held boolean DEFAULT false) RETURNS bigint
@@ -235,7 +238,8 @@ ALTER TABLE webhook.webhooks
     ADD COLUMN oauth2_token_url text,
     ADD COLUMN oauth2_client_id text,
     ADD COLUMN oauth2_client_secret text,
-    ADD COLUMN oauth2_scope text;
+    ADD COLUMN oauth2_scope text,
+    ADD COLUMN filter jsonb;
 -- Ordered deliveries carry their sequence's key and are claimed only at
 -- the head of it; the due-time index keeps only unordered ones.
 ALTER TABLE webhook.deliveries ADD COLUMN order_key text;
@@ -284,7 +288,8 @@ CREATE FUNCTION webhook.create_webhook(
     oauth2_token_url text DEFAULT NULL,
     oauth2_client_id text DEFAULT NULL,
     oauth2_client_secret text DEFAULT NULL,
-    oauth2_scope text DEFAULT NULL
+    oauth2_scope text DEFAULT NULL,
+    filter jsonb DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
@@ -298,13 +303,13 @@ BEGIN
     INSERT INTO webhook.webhooks AS w (name, url, topics, content_type, description, auth_username,
         auth_password, body_template, enabled, signing_secret, headers, timeout_ms, bearer_token,
         rate_limit_per_second, ordering, ordering_key, client_certificate, client_key,
-        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope)
+        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope, filter)
     VALUES (name, url, topics, coalesce(content_type, 'application/json'), description, auth_username,
         auth_password, body_template, coalesce(enabled, true),
         CASE WHEN generate_signing_secret THEN webhook.generate_signing_secret() ELSE signing_secret END,
         coalesce(headers, '{}'), timeout_ms, bearer_token, rate_limit_per_second,
         coalesce(ordering, 'none'), ordering_key, client_certificate, client_key,
-        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope)
+        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope, filter)
     RETURNING w.id INTO new_id;
     RETURN new_id;
 END
@@ -343,7 +348,9 @@ CREATE FUNCTION webhook.update_webhook(
     oauth2_client_id text DEFAULT NULL,
     oauth2_client_secret text DEFAULT NULL,
     oauth2_scope text DEFAULT NULL,
-    clear_oauth2 boolean DEFAULT false
+    clear_oauth2 boolean DEFAULT false,
+    filter jsonb DEFAULT NULL,
+    clear_filter boolean DEFAULT false
 ) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
@@ -358,7 +365,8 @@ BEGIN
        OR (clear_rate_limit AND rate_limit_per_second IS NOT NULL)
        OR (clear_client_certificate AND (client_certificate IS NOT NULL OR client_key IS NOT NULL))
        OR (clear_oauth2 AND (oauth2_token_url IS NOT NULL OR oauth2_client_id IS NOT NULL
-                             OR oauth2_client_secret IS NOT NULL OR oauth2_scope IS NOT NULL)) THEN
+                             OR oauth2_client_secret IS NOT NULL OR oauth2_scope IS NOT NULL))
+       OR (clear_filter AND filter IS NOT NULL) THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'clear_*/rotate_signing_secret: cannot both set and clear the same setting';
     END IF;
@@ -407,7 +415,8 @@ BEGIN
         oauth2_client_id = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_client_id, w.oauth2_client_id) END,
         oauth2_client_secret = CASE WHEN clear_oauth2 THEN NULL
                                     ELSE coalesce(oauth2_client_secret, w.oauth2_client_secret) END,
-        oauth2_scope = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_scope, w.oauth2_scope) END
+        oauth2_scope = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_scope, w.oauth2_scope) END,
+        filter = CASE WHEN clear_filter THEN NULL ELSE coalesce(filter, w.filter) END
     WHERE w.id = id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
@@ -431,9 +440,9 @@ SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_ty
        CASE WHEN client_key IS NULL THEN NULL ELSE '********' END AS client_key,
        webhook.redact_url(oauth2_token_url) AS oauth2_token_url, oauth2_client_id,
        CASE WHEN oauth2_client_secret IS NULL THEN NULL ELSE '********' END AS oauth2_client_secret,
-       oauth2_scope
+       oauth2_scope, filter
 FROM webhook.webhooks;
-COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, client keys, OAuth2 client secrets, header values and URL query strings masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap.';
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, client keys, OAuth2 client secrets, header values and URL query strings masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap; filter = only events whose body contains it.';
 
 -- Ordered delivery: 'fifo' sends a webhook's events one at a time in queue
 -- order; 'per_key' does so per value at ordering_key (a dotted path into the
@@ -469,6 +478,49 @@ BEGIN
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('ordering_key: %L is not in the body of %s; every subscribed topic must carry the key', ordering_key, missing),
+            HINT = 'See the topics'' sample_body in webhook.topics.';
+    END IF;
+END
+$$;
+
+-- A filter: only events whose body contains it (jsonb @>) are queued for
+-- the webhook. Every path it names must be in the body of every subscribed
+-- topic (their sample bodies), so a typo cannot silently drop everything.
+CREATE FUNCTION webhook.check_filter(filter jsonb, topics text[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    deepest integer;
+    missing text;
+BEGIN
+    IF filter IS NULL THEN
+        RETURN;
+    END IF;
+    IF jsonb_typeof(filter) <> 'object' OR filter = '{}' OR length(filter::text) > 8192 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'filter: must be a non-empty JSON object of at most 8192 characters, e.g. {"payload": {"payment_type": "paid"}}';
+    END IF;
+    -- The object paths the filter names, at most 8 levels deep.
+    WITH RECURSIVE p (path, value, depth) AS (
+        SELECT ARRAY[e.key], e.value, 1 FROM jsonb_each(filter) e
+        UNION ALL
+        SELECT p.path || e.key, e.value, p.depth + 1
+          FROM p, jsonb_each(p.value) e
+         WHERE jsonb_typeof(p.value) = 'object' AND p.depth <= 8
+    )
+    SELECT max(p.depth),
+           (SELECT string_agg(DISTINCT format('%s is not in the body of %s', array_to_string(q.path, '.'), c.topic), '; ')
+              FROM p q JOIN webhook.topics c ON c.topic = ANY (topics)
+             WHERE c.sample_body::jsonb #> q.path IS NULL)
+      INTO deepest, missing
+      FROM p;
+    IF deepest > 8 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'filter: nested more than 8 levels deep';
+    END IF;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('filter: %s; every subscribed topic must carry each path the filter names', missing),
             HINT = 'See the topics'' sample_body in webhook.topics.';
     END IF;
 END
@@ -564,6 +616,7 @@ BEGIN
                 MESSAGE = format('rate_limit_per_second: %s is out of range; allowed: 1 to 100000 requests per second, or NULL for no limit', NEW.rate_limit_per_second);
         END IF;
         PERFORM webhook.check_ordering(NEW.ordering, NEW.ordering_key, NEW.topics);
+        PERFORM webhook.check_filter(NEW.filter, NEW.topics);
         IF (NEW.client_certificate IS NULL) <> (NEW.client_key IS NULL) THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'client_certificate, client_key: mTLS needs both a PEM certificate and its PEM private key, or neither';
@@ -728,6 +781,846 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'request_worker_wrapper';
 
+-- 9. Topics are data: each topic's definition (table, operations, condition,
+--    timing, builder) is a row of webhook.topics; its trigger function and
+--    triggers are generated from it (sql/topic_definitions.sql), replacing
+--    the hand-written lms trigger functions. Filters per webhook.
+ALTER TABLE webhook.topics
+    DROP CONSTRAINT topics_check,
+    DROP CONSTRAINT topics_source_check,
+    ADD CONSTRAINT topics_source_check CHECK (source IN ('braincert', 'aom', 'custom')),
+    ADD COLUMN envelope text NOT NULL DEFAULT 'flat'
+        CONSTRAINT topics_envelope_kind_check CHECK (envelope IN ('braincert', 'flat')),
+    ADD COLUMN source_table text,
+    ADD COLUMN operations text[]
+        CONSTRAINT topics_operations_check
+        CHECK (cardinality(operations) > 0 AND operations <@ ARRAY['insert', 'update', 'delete']),
+    ADD COLUMN columns text[],
+    ADD COLUMN condition text,
+    ADD COLUMN timing text
+        CONSTRAINT topics_timing_check CHECK (timing IN ('commit', 'before_delete', 'statement', 'row')),
+    ADD COLUMN builder regprocedure,
+    ADD COLUMN key_column text,
+    ADD COLUMN exclude_columns text[],
+    ADD COLUMN trigger_function text,
+    ADD COLUMN builtin boolean NOT NULL DEFAULT false;
+UPDATE webhook.topics SET envelope = 'braincert' WHERE source = 'braincert';
+COMMENT ON TABLE webhook.topics IS 'Topics and their definitions (which writes emit them, how the body is built); change them with webhook.define_topic, drop_topic, watch, unwatch.';
+
+DROP FUNCTION lms.users_webhook_tg(), lms.groups_webhook_tg(), lms.catalog_webhook_tg(),
+    lms.course_enrollments_webhook_tg(), lms.course_enrolled_webhook_tg(),
+    lms.test_enrollments_webhook_tg(), lms.live_class_enrollments_webhook_tg(),
+    lms.course_completions_webhook_tg(), lms.test_attempts_webhook_tg(),
+    lms.orders_webhook_tg(), lms.quiz_submissions_webhook_tg(),
+    lms.assignment_submissions_webhook_tg(), lms.discussion_posts_webhook_tg(),
+    lms.announcements_webhook_tg() CASCADE;
+
+-- course.enrolled (AOM body): one event per statement, with the distinct
+-- users and courses of all the enrollments it inserted.
+CREATE FUNCTION lms.course_enrolled_body(p_enrollment_ids bigint[]) RETURNS json
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+    RETURN json_build_object(
+        'userList', (
+            SELECT coalesce(json_agg(json_build_object(
+                       'id', u.id,
+                       'first_name', u.first_name,
+                       'last_name', u.last_name,
+                       'email', u.email)
+                   ORDER BY u.id), '[]'::json)
+            FROM lms.users u
+            WHERE u.id IN (SELECT e.user_id FROM lms.course_enrollments e WHERE e.id = ANY (p_enrollment_ids))),
+        'enrolled_courses_list', (
+            SELECT coalesce(json_agg(json_build_object(
+                       'id', c.id,
+                       'name', c.name)
+                   ORDER BY c.id), '[]'::json)
+            FROM lms.courses c
+            WHERE c.id IN (SELECT e.course_id FROM lms.course_enrollments e WHERE e.id = ANY (p_enrollment_ids))));
+END
+$fn$;
+
+-- assignment.submitted: the submission; assignment.evaluated / .rejected:
+-- the submission plus the evaluation result.
+CREATE FUNCTION lms.assignment_submitted_body(p_submission_id bigint) RETURNS json
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+    RETURN lms.assignment_submission_body(p_submission_id, false);
+END
+$fn$;
+
+CREATE FUNCTION lms.assignment_evaluated_body(p_submission_id bigint) RETURNS json
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+    RETURN lms.assignment_submission_body(p_submission_id, true);
+END
+$fn$;
+
+-- webhook_emitter: topics are data. A row of webhook.topics says which writes
+-- on which table emit the topic, when its body is built and by which
+-- builder; webhook.define_topic validates a definition and generates its
+-- trigger function (schema webhook_triggers) and triggers from it. The
+-- documented LMS topics (sql/topics/*.sql) and webhook.watch use the same
+-- mechanism.
+--
+-- Timing (the "timing" column):
+--   commit        deferred row trigger on INSERT/UPDATE: the body is built at
+--                 commit from the row as committed (re-read by key; nothing
+--                 if it is gone or no longer meets the condition), so rows
+--                 written later in the transaction are included.
+--   before_delete BEFORE DELETE row trigger: the row and its children are
+--                 still there, the body shows the entity as it was.
+--   statement     AFTER INSERT/UPDATE statement trigger: one event per
+--                 statement; the builder gets the keys of all its rows.
+--   row           AFTER row trigger (webhook.watch): the body is the row
+--                 event itself, built without a builder.
+--
+-- Who may define topics: webhook_admin. The functions run as the caller
+-- (SECURITY INVOKER): creating a trigger needs the TRIGGER privilege on the
+-- table, and the generated function, SECURITY DEFINER, is owned by the
+-- caller, so a builder never runs with more rights than its definer has.
+
+CREATE SCHEMA webhook_triggers;
+COMMENT ON SCHEMA webhook_triggers IS 'Trigger functions generated from webhook.topics; redefine the topic rather than editing them.';
+
+-- Generated names: readable, unique per definition, within the 63 bytes of
+-- an identifier (topic names are ASCII, checked by define_topic).
+CREATE FUNCTION webhook.topic_trigger_name(topic text, operation text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN 'webhook ' || left(topic, 46) || ' ' || operation;
+
+-- The JSON shape of a table's rows with an example value per column, for
+-- the sample body of a row event (filters and ordering keys are checked
+-- against it).
+CREATE FUNCTION webhook.row_sample(rel regclass, exclude_columns text[]) RETURNS json
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT coalesce(json_object_agg(a.attname,
+               CASE WHEN t.typcategory = 'N' THEN to_json(0)
+                    WHEN t.typcategory = 'B' THEN to_json(false)
+                    WHEN t.typcategory = 'S' THEN to_json(''::text)
+                    WHEN t.typcategory = 'D' THEN to_json('2024-02-14T10:30:00+00:00'::text)
+                    WHEN t.typcategory = 'A' THEN '[]'::json
+                    ELSE 'null'::json END
+               ORDER BY a.attnum), '{}'::json)
+    FROM pg_attribute a
+    JOIN pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.attname <> ALL (coalesce(exclude_columns, '{}'))
+);
+
+-- The body of a row event (webhook.watch): operation, schema, table, the
+-- row and the old row without the excluded columns, and the columns an
+-- update changed. NULL (nothing is sent) when an update changed only
+-- excluded columns.
+CREATE FUNCTION webhook.row_event_body(operation text, schema_name text, table_name text,
+                                       new_row json, old_row json, exclude_columns text[]) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    changed text[];
+BEGIN
+    IF cardinality(exclude_columns) > 0 THEN
+        new_row := (SELECT json_object_agg(c.key, c.value) FROM json_each(new_row) c
+                    WHERE c.key <> ALL (exclude_columns));
+        old_row := (SELECT json_object_agg(c.key, c.value) FROM json_each(old_row) c
+                    WHERE c.key <> ALL (exclude_columns));
+    END IF;
+    IF operation = 'update' THEN
+        changed := ARRAY(SELECT n.key FROM json_each_text(new_row) WITH ORDINALITY n (key, value, position)
+                         JOIN json_each_text(old_row) o ON o.key = n.key
+                         WHERE n.value IS DISTINCT FROM o.value
+                         ORDER BY n.position);
+        IF cardinality(changed) = 0 THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    RETURN json_build_object(
+        'operation', operation,
+        'schema', schema_name,
+        'table', table_name,
+        'row', new_row,
+        'old_row', old_row,
+        'changed_columns', changed);
+END
+$$;
+
+-- The body of the generated trigger function of one definition.
+CREATE FUNCTION webhook.topic_trigger_source(d webhook.topics) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    call text;
+    key_type text;
+    enqueue text;
+BEGIN
+    IF d.builder IS NOT NULL THEN
+        SELECT format('%I.%I', n.nspname, p.proname), format_type(p.proargtypes[0], NULL)
+          INTO call, key_type
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.oid = d.builder;
+    END IF;
+    enqueue := format(E'    IF body IS NOT NULL THEN\n        PERFORM webhook.enqueue(%L, body);\n    END IF;\n', d.topic);
+    RETURN format(E'\n-- Generated from webhook.topics (topic %s); redefine the topic to change it.\n', d.topic)
+        || E'DECLARE\n    body json;\n'
+        || CASE WHEN d.timing = 'statement' THEN format(E'    keys %s;\n', key_type) ELSE '' END
+        || E'BEGIN\n'
+        || format(E'    IF NOT webhook.topic_wanted(%L) THEN\n        RETURN %s;\n    END IF;\n',
+                  d.topic, CASE WHEN d.timing = 'before_delete' THEN 'OLD' ELSE 'NULL' END)
+        || CASE d.timing
+           WHEN 'commit' THEN
+               CASE WHEN d.condition IS NOT NULL THEN
+                   format(E'    -- At commit the row must still be there and still meet the condition.\n'
+                          || E'    SELECT source_row.* INTO NEW FROM %s AS source_row WHERE source_row.%I = NEW.%I;\n'
+                          || E'    IF NOT FOUND OR NOT coalesce((%s), false) THEN\n        RETURN NULL;\n    END IF;\n',
+                          d.source_table, d.key_column, d.key_column, d.condition)
+               ELSE '' END
+               || format(E'    body := %s(NEW.%I::%s)::json;\n', call, d.key_column, key_type)
+               || enqueue || E'    RETURN NULL;\n'
+           WHEN 'before_delete' THEN
+               format(E'    body := %s(OLD.%I::%s)::json;\n', call, d.key_column, key_type)
+               || enqueue || E'    RETURN OLD;\n'
+           WHEN 'statement' THEN
+               format(E'    keys := ARRAY(SELECT r.%I FROM webhook_rows r ORDER BY 1);\n', d.key_column)
+               || E'    IF cardinality(keys) = 0 THEN\n        RETURN NULL;\n    END IF;\n'
+               || format(E'    body := %s(keys)::json;\n', call)
+               || enqueue || E'    RETURN NULL;\n'
+           ELSE -- row
+               format(E'    body := webhook.row_event_body(%L, TG_TABLE_SCHEMA, TG_TABLE_NAME, %s, %s, %L);\n',
+                      d.operations[1],
+                      CASE WHEN d.operations[1] = 'delete' THEN 'NULL' ELSE 'row_to_json(NEW)' END,
+                      CASE WHEN d.operations[1] = 'insert' THEN 'NULL' ELSE 'row_to_json(OLD)' END,
+                      coalesce(d.exclude_columns, '{}'))
+               || enqueue || E'    RETURN NULL;\n'
+           END
+        || 'END';
+END
+$$;
+
+-- (Re)creates a definition's trigger function and, when its table exists,
+-- its triggers. During a restore the table does not exist yet when
+-- CREATE EXTENSION runs: the dump brings the table with its triggers.
+CREATE FUNCTION webhook.install_topic(topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    d webhook.topics;
+    op text;
+    changed text;
+    when_clause text;
+BEGIN
+    SELECT * INTO STRICT d FROM webhook.topics c WHERE c.topic = topic;
+    EXECUTE format('CREATE OR REPLACE FUNCTION webhook_triggers.%I() RETURNS trigger '
+                   'LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                   d.trigger_function, webhook.topic_trigger_source(d));
+    EXECUTE format('COMMENT ON FUNCTION webhook_triggers.%I() IS %L', d.trigger_function,
+                   format('Emits %s (generated from webhook.topics).', d.topic));
+    EXECUTE format('REVOKE ALL ON FUNCTION webhook_triggers.%I() FROM PUBLIC', d.trigger_function);
+    IF to_regclass(d.source_table) IS NULL THEN
+        RETURN;
+    END IF;
+    FOREACH op IN ARRAY d.operations LOOP
+        when_clause := d.condition;
+        IF op = 'update' AND d.timing IN ('commit', 'row') THEN
+            -- An UPDATE that changes nothing (or none of the columns) emits nothing.
+            changed := CASE WHEN d.columns IS NULL THEN 'OLD.* IS DISTINCT FROM NEW.*'
+                            ELSE (SELECT string_agg(format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', c), ' OR ')
+                                  FROM unnest(d.columns) c) END;
+            when_clause := '(' || changed || ')' || coalesce(' AND (' || when_clause || ')', '');
+        END IF;
+        EXECUTE format('CREATE %s TRIGGER %I %s %s%s ON %s %s %s %s EXECUTE FUNCTION webhook_triggers.%I()',
+            CASE WHEN d.timing = 'commit' THEN 'CONSTRAINT' ELSE '' END,
+            webhook.topic_trigger_name(d.topic, op),
+            CASE WHEN d.timing = 'before_delete' THEN 'BEFORE' ELSE 'AFTER' END,
+            upper(op),
+            CASE WHEN op = 'update' AND d.columns IS NOT NULL
+                 THEN ' OF ' || (SELECT string_agg(quote_ident(c), ', ') FROM unnest(d.columns) c) ELSE '' END,
+            d.source_table,
+            CASE WHEN d.timing = 'commit' THEN 'DEFERRABLE INITIALLY DEFERRED' ELSE '' END,
+            CASE WHEN d.timing = 'statement' THEN 'REFERENCING NEW TABLE AS webhook_rows FOR EACH STATEMENT'
+                 ELSE 'FOR EACH ROW' END,
+            coalesce('WHEN (' || when_clause || ')', ''),
+            d.trigger_function);
+    END LOOP;
+END
+$$;
+
+-- Drops a definition's triggers and its generated function (a function
+-- that came with the extension stays: it belongs to the extension).
+CREATE FUNCTION webhook.uninstall_topic(topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    d webhook.topics;
+    op text;
+    fn regprocedure;
+BEGIN
+    SELECT * INTO STRICT d FROM webhook.topics c WHERE c.topic = topic;
+    IF to_regclass(d.source_table) IS NOT NULL THEN
+        FOREACH op IN ARRAY d.operations LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', webhook.topic_trigger_name(d.topic, op), d.source_table);
+        END LOOP;
+    END IF;
+    fn := to_regprocedure(format('webhook_triggers.%I()', d.trigger_function));
+    IF fn IS NOT NULL AND NOT EXISTS (
+            SELECT FROM pg_depend x
+             WHERE x.classid = 'pg_proc'::regclass AND x.objid = fn AND x.deptype = 'e') THEN
+        EXECUTE format('DROP FUNCTION %s', fn);
+    END IF;
+END
+$$;
+
+-- Validates a definition, stores it and generates its trigger function and
+-- triggers; on replace, the old ones are removed first. All or nothing.
+-- documented: a topic shipped with the extension, whose table may not exist
+-- yet (a restore), keyed by d.key_column.
+CREATE FUNCTION webhook.save_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false)
+RETURNS webhook.topics
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old webhook.topics;
+    rel regclass;
+    key_columns text[];
+    key_type oid;
+    op text;
+    c text;
+    b record;
+BEGIN
+    IF d.topic IS NULL OR d.topic !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$' OR length(d.topic) > 60 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('topic: %L is not a topic name: dot-separated words of letters, digits, _ and - (at most 60 characters), e.g. ''invoice.paid''', d.topic);
+    END IF;
+    d.timing := coalesce(d.timing, CASE WHEN d.operations = '{delete}' THEN 'before_delete' ELSE 'commit' END);
+    SELECT * INTO old FROM webhook.topics t WHERE t.topic = d.topic;
+    IF FOUND AND NOT replace THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('topic: %L is already defined', d.topic),
+            HINT = 'Pass replace => true to redefine it.';
+    END IF;
+
+    -- The table and its key.
+    rel := to_regclass(d.source_table);
+    IF rel IS NULL AND NOT documented THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+            MESSAGE = format('source_table: table %s does not exist', coalesce(quote_literal(d.source_table), 'NULL'));
+    END IF;
+    IF rel IS NOT NULL THEN
+        IF (SELECT k.relkind FROM pg_class k WHERE k.oid = rel) NOT IN ('r', 'p') THEN
+            RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+                MESSAGE = format('source_table: %s is not a table; topics are emitted by writes on tables', rel);
+        END IF;
+        d.source_table := (SELECT format('%I.%I', n.nspname, k.relname)
+                             FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = rel);
+        SELECT array_agg(a.attname::text ORDER BY a.attnum), min(a.atttypid)
+          INTO key_columns, key_type
+          FROM pg_index i
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+         WHERE i.indrelid = rel AND i.indisprimary;
+        IF d.timing <> 'row' THEN
+            IF key_columns IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_table_definition',
+                    MESSAGE = format('source_table: %s has no primary key; a builder is called with the row''s key', rel),
+                    HINT = 'Add a primary key, or use webhook.watch, whose row events need none.';
+            END IF;
+            IF cardinality(key_columns) > 1 THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_table_definition',
+                    MESSAGE = format('source_table: %s has a composite primary key (%s); a builder is called with one key column',
+                                     rel, array_to_string(key_columns, ', ')),
+                    HINT = 'Use webhook.watch, or a table with a single-column key.';
+            END IF;
+            d.key_column := key_columns[1];
+        END IF;
+    END IF;
+
+    -- Operations, columns, timing.
+    IF d.operations IS NULL OR cardinality(d.operations) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'operations: at least one of insert, update, delete is required';
+    END IF;
+    FOREACH op IN ARRAY d.operations LOOP
+        IF op IS NULL OR op NOT IN ('insert', 'update', 'delete') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('operations: %s is not an operation; allowed: insert, update, delete', coalesce(quote_literal(op), 'NULL'));
+        END IF;
+    END LOOP;
+    IF (SELECT count(DISTINCT o) FROM unnest(d.operations) o) <> cardinality(d.operations) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'operations: an operation is listed more than once';
+    END IF;
+    IF d.timing NOT IN ('commit', 'before_delete', 'statement', 'row') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('timing: %L is not supported; allowed: commit, before_delete, statement', d.timing);
+    END IF;
+    IF d.timing = 'before_delete' AND d.operations <> '{delete}' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'timing: before_delete is for topics on delete alone (operations => ''{delete}'')';
+    END IF;
+    IF d.timing IN ('commit', 'statement') AND 'delete' = ANY (d.operations) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('operations: a deleted row cannot be read at commit or after its statement (timing %s); define the delete as its own topic, built before the delete', d.timing),
+            HINT = 'e.g. operations => ''{delete}'' (timing before_delete).';
+    END IF;
+    IF d.timing = 'statement' AND (d.condition IS NOT NULL OR d.columns IS NOT NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'condition, columns: not supported with timing statement (the builder gets every row''s key and decides)';
+    END IF;
+    IF d.columns IS NOT NULL THEN
+        IF NOT 'update' = ANY (d.operations) OR cardinality(d.columns) = 0 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'columns: names the columns whose change fires an update; it needs operations to include update and at least one column';
+        END IF;
+        FOREACH c IN ARRAY d.columns LOOP
+            IF rel IS NOT NULL AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = c
+                                                   AND a.attnum > 0 AND NOT a.attisdropped) THEN
+                RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+                    MESSAGE = format('columns: %s is not a column of %s', coalesce(quote_literal(c), 'NULL'), rel);
+            END IF;
+        END LOOP;
+    END IF;
+    IF length(d.condition) > 2000 OR btrim(d.condition) = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'condition: a boolean SQL expression over NEW (insert, update) or OLD (update, delete), at most 2000 characters';
+    END IF;
+
+    -- The builder: one argument, the key (an array of keys per statement),
+    -- returning json or jsonb.
+    IF d.timing <> 'row' THEN
+        IF d.builder IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'builder: required: a function from the row''s key to the body (json), e.g. ''public.invoice_body(bigint)''';
+        END IF;
+        SELECT p.pronargs, p.prorettype, p.prokind, p.proargtypes[0] AS argtype INTO b
+          FROM pg_proc p WHERE p.oid = d.builder;
+        IF b.prokind <> 'f' OR b.pronargs <> 1 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_function_definition',
+                MESSAGE = format('builder: %s must be a function of one argument, the row''s key', d.builder);
+        END IF;
+        IF b.prorettype NOT IN ('json'::regtype, 'jsonb'::regtype) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_function_definition',
+                MESSAGE = format('builder: %s returns %s; it must return json or jsonb', d.builder, format_type(b.prorettype, NULL));
+        END IF;
+        IF key_type IS NOT NULL THEN
+            IF d.timing = 'statement' THEN
+                key_type := (SELECT t.typarray FROM pg_type t WHERE t.oid = key_type);
+            END IF;
+            IF b.argtype <> key_type AND NOT EXISTS (
+                    SELECT FROM pg_cast k WHERE k.castsource = key_type AND k.casttarget = b.argtype AND k.castcontext = 'i') THEN
+                RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+                    MESSAGE = format('builder: %s takes %s, but the key of %s (%s) is %s%s', d.builder,
+                                     format_type(b.argtype, NULL), rel, d.key_column, format_type(key_type, NULL),
+                                     CASE WHEN d.timing = 'statement' THEN ' (an array of keys per statement)' ELSE '' END);
+            END IF;
+        END IF;
+        IF NOT has_function_privilege(d.builder, 'EXECUTE') THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('builder: %s may not execute %s; the trigger runs the builder with the definer''s rights', current_user, d.builder);
+        END IF;
+    END IF;
+
+    -- What the catalog shows.
+    IF d.envelope IS NULL OR d.envelope NOT IN ('braincert', 'flat') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('envelope: %s is not supported; allowed: braincert (id, resource, action, ..., payload), flat (the body as built)',
+                             coalesce(quote_literal(d.envelope), 'NULL'));
+    END IF;
+    IF (d.envelope = 'braincert') <> (d.resource IS NOT NULL AND d.action IS NOT NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'resource, action: the braincert envelope needs both (e.g. resource => ''invoice'', action => ''paid''); a flat body has neither';
+    END IF;
+    IF d.sample_body IS NULL OR json_typeof(d.sample_body) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'sample_body: required: a JSON object, the body as delivered (Send Test sends it; filters and ordering keys are checked against it)';
+    END IF;
+    IF d.display_name IS NULL OR btrim(d.display_name) = '' OR length(d.display_name) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'display_name: must be 1 to 200 characters';
+    END IF;
+    d.builtin := documented;
+    d.trigger_function := left(d.topic, 50) || ' ' || left(md5(concat_ws('|', d.topic, d.source_table,
+        d.operations::text, d.columns::text, d.condition, d.timing, d.builder::text, d.key_column,
+        d.exclude_columns::text)), 8);
+
+    IF old.topic IS NOT NULL THEN
+        PERFORM webhook.uninstall_topic(old.topic);
+        DELETE FROM webhook.topics t WHERE t.topic = old.topic;
+    END IF;
+    INSERT INTO webhook.topics SELECT d.*;
+    BEGIN
+        PERFORM webhook.install_topic(d.topic);
+    EXCEPTION
+        WHEN syntax_error OR undefined_column OR datatype_mismatch OR undefined_function
+             OR invalid_object_definition OR feature_not_supported OR invalid_text_representation
+             OR undefined_table OR wrong_object_type OR ambiguous_column THEN
+            RAISE EXCEPTION USING ERRCODE = SQLSTATE,
+                MESSAGE = CASE WHEN d.condition IS NOT NULL THEN 'condition: ' ELSE 'topic: ' END || SQLERRM,
+                HINT = 'The condition is a trigger WHEN expression: NEW.column for insert and update, OLD.column for update and delete.';
+        WHEN insufficient_privilege THEN
+            RAISE EXCEPTION USING ERRCODE = SQLSTATE,
+                MESSAGE = format('source_table: %s (%s)', SQLERRM, d.source_table),
+                HINT = 'Defining a topic creates triggers on the table: that needs its owner or the TRIGGER privilege.';
+    END;
+    RETURN d;
+END
+$$;
+
+-- Keys a row of webhook.topics from define_topic's arguments: on replace,
+-- what is not given is kept from the current definition.
+CREATE FUNCTION webhook.define_topic(
+    topic text,
+    source_table text,
+    builder text DEFAULT NULL,
+    operations text[] DEFAULT '{insert}',
+    columns text[] DEFAULT NULL,
+    condition text DEFAULT NULL,
+    timing text DEFAULT NULL,
+    envelope text DEFAULT NULL,
+    resource text DEFAULT NULL,
+    action text DEFAULT NULL,
+    display_name text DEFAULT NULL,
+    description text DEFAULT NULL,
+    sample_body json DEFAULT NULL,
+    replace boolean DEFAULT false
+) RETURNS webhook.topics
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    old webhook.topics;
+    d webhook.topics;
+BEGIN
+    IF timing = 'row' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'timing: row events are defined with webhook.watch(table)';
+    END IF;
+    SELECT * INTO old FROM webhook.topics t WHERE t.topic = topic;
+    d.topic := topic;
+    d.source_table := source_table;
+    IF builder IS NOT NULL THEN
+        -- 'schema.name(argument types)', or a name that is not overloaded.
+        d.builder := CASE WHEN strpos(builder, '(') > 0 THEN to_regprocedure(builder)
+                          ELSE to_regproc(builder)::oid::regprocedure END;
+        IF d.builder IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_function',
+                MESSAGE = format('builder: function %L does not exist (or its name is overloaded)', builder),
+                HINT = 'Name it with its schema and argument type, e.g. ''public.invoice_body(bigint)''.';
+        END IF;
+    END IF;
+    d.operations := operations;
+    d.columns := columns;
+    d.condition := condition;
+    d.timing := timing;
+    IF envelope IS NULL AND resource IS NULL AND action IS NULL AND replace THEN
+        -- A documented topic rebound to another table keeps its envelope.
+        d.envelope := old.envelope;
+        d.resource := old.resource;
+        d.action := old.action;
+    ELSE
+        d.envelope := coalesce(envelope, CASE WHEN resource IS NOT NULL OR action IS NOT NULL THEN 'braincert' ELSE 'flat' END);
+        d.resource := resource;
+        d.action := action;
+    END IF;
+    d.source := coalesce(old.source, 'custom');
+    d.display_name := coalesce(display_name, old.display_name, topic);
+    d.description := coalesce(description, old.description,
+        format('Fires on %s of %s.', array_to_string(operations, ', '), source_table));
+    d.sample_body := coalesce(sample_body, old.sample_body);
+    RETURN webhook.save_topic(d, replace);
+END
+$$;
+COMMENT ON FUNCTION webhook.define_topic IS 'Define (or with replace => true redefine) a topic: which writes on which table emit it and which function builds its body; generates its triggers.';
+
+-- The documented LMS topics (sql/topics/*.sql) are defined through this.
+CREATE FUNCTION webhook.define_documented_topic(
+    topic text, display_name text, description text, source text,
+    source_table text, builder regprocedure, sample_body json,
+    operations text[] DEFAULT '{insert}', columns text[] DEFAULT NULL, condition text DEFAULT NULL,
+    timing text DEFAULT NULL, resource text DEFAULT NULL, action text DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    d webhook.topics;
+BEGIN
+    d.topic := topic;
+    d.display_name := display_name;
+    d.description := description;
+    d.source := source;
+    d.envelope := CASE WHEN resource IS NULL THEN 'flat' ELSE 'braincert' END;
+    d.resource := resource;
+    d.action := action;
+    d.sample_body := sample_body;
+    d.source_table := source_table;
+    d.builder := builder;
+    d.operations := operations;
+    d.columns := columns;
+    d.condition := condition;
+    d.timing := timing;
+    d.key_column := 'id';
+    PERFORM webhook.save_topic(d, false, true);
+END
+$$;
+
+-- Drops a topic's definition, triggers and generated function.
+CREATE FUNCTION webhook.drop_topic(topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    d webhook.topics;
+    users text;
+BEGIN
+    SELECT * INTO d FROM webhook.topics t WHERE t.topic = topic;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('topic: %s is not defined', coalesce(quote_literal(topic), 'NULL')),
+            HINT = 'See SELECT topic FROM webhook.topics.';
+    END IF;
+    IF d.source <> 'custom' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('topic: %L is a documented LMS topic and cannot be dropped', topic),
+            HINT = 'Rebind it to your own table with webhook.define_topic(..., replace => true), or leave it unsubscribed.';
+    END IF;
+    SELECT string_agg(quote_literal(w.name), ', ' ORDER BY w.name) INTO users
+      FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic];
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
+            MESSAGE = format('topic: %L is subscribed by webhook %s', topic, users),
+            HINT = 'Remove it from their topics (webhook.update_webhook) first.';
+    END IF;
+    PERFORM webhook.uninstall_topic(topic);
+    DELETE FROM webhook.topics t WHERE t.topic = topic;
+END
+$$;
+COMMENT ON FUNCTION webhook.drop_topic IS 'Drop a topic defined with define_topic or watch, with its triggers; refused while a webhook subscribes to it.';
+
+-- Row events on any table: one topic per operation, <schema>.<table>.<operation>.
+CREATE FUNCTION webhook.watch(
+    source_table text,
+    operations text[] DEFAULT '{insert,update,delete}',
+    columns text[] DEFAULT NULL,
+    exclude_columns text[] DEFAULT NULL,
+    condition text DEFAULT NULL
+) RETURNS SETOF text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    rel regclass := to_regclass(source_table);
+    schema_name text;
+    table_name text;
+    op text;
+    c text;
+    d webhook.topics;
+    old webhook.topics;
+    sample json;
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+            MESSAGE = format('source_table: table %s does not exist', coalesce(quote_literal(source_table), 'NULL'));
+    END IF;
+    SELECT n.nspname, k.relname INTO schema_name, table_name
+      FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = rel;
+    FOREACH c IN ARRAY coalesce(exclude_columns, '{}') LOOP
+        IF c IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = c
+                                        AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+                MESSAGE = format('exclude_columns: %s is not a column of %s', coalesce(quote_literal(c), 'NULL'), rel);
+        END IF;
+    END LOOP;
+    IF operations IS NULL OR cardinality(operations) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'operations: at least one of insert, update, delete is required';
+    END IF;
+    sample := webhook.row_sample(rel, exclude_columns);
+    FOREACH op IN ARRAY operations LOOP
+        d := NULL;
+        d.topic := format('%s.%s.%s', schema_name, table_name, op);
+        SELECT * INTO old FROM webhook.topics t WHERE t.topic = d.topic;
+        IF FOUND AND old.timing <> 'row' THEN
+            RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+                MESSAGE = format('source_table: topic %L already exists and is not a row event', d.topic);
+        END IF;
+        d.source_table := source_table;
+        d.operations := ARRAY[op];
+        d.columns := CASE WHEN op = 'update' THEN columns END;
+        IF columns IS NOT NULL AND NOT 'update' = ANY (operations) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'columns: names the columns whose change fires an update; it needs operations to include update';
+        END IF;
+        d.condition := condition;
+        d.timing := 'row';
+        d.exclude_columns := exclude_columns;
+        d.source := 'custom';
+        d.envelope := 'flat';
+        d.display_name := format('%s.%s %s', schema_name, table_name, op);
+        d.description := format('Fires when a row of %s is %s (webhook.watch).', rel,
+                                CASE op WHEN 'insert' THEN 'inserted' WHEN 'update' THEN 'updated' ELSE 'deleted' END);
+        d.sample_body := json_build_object(
+            'operation', op, 'schema', schema_name, 'table', table_name,
+            'row', CASE WHEN op <> 'delete' THEN sample END,
+            'old_row', CASE WHEN op <> 'insert' THEN sample END,
+            'changed_columns', CASE WHEN op = 'update' THEN
+                coalesce(to_json(columns), (SELECT json_agg(k) FROM json_object_keys(sample) k)) END);
+        PERFORM webhook.save_topic(d, true);
+        RETURN NEXT d.topic;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION webhook.watch IS 'Row events on any table: defines the topics <schema>.<table>.insert/.update/.delete, whose body carries the operation, the row, the old row and the changed columns.';
+
+CREATE FUNCTION webhook.unwatch(source_table text, operations text[] DEFAULT '{insert,update,delete}')
+RETURNS SETOF text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    rel regclass := to_regclass(source_table);
+    t text;
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+            MESSAGE = format('source_table: table %s does not exist', coalesce(quote_literal(source_table), 'NULL'));
+    END IF;
+    FOR t IN
+        SELECT c.topic FROM webhook.topics c
+         WHERE c.timing = 'row' AND to_regclass(c.source_table) = rel AND c.operations[1] = ANY (operations)
+         ORDER BY c.topic
+    LOOP
+        PERFORM webhook.drop_topic(t);
+        RETURN NEXT t;
+    END LOOP;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('source_table: %s is not watched for %s', rel, array_to_string(operations, ', '));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION webhook.unwatch IS 'Stop row events on a table (drops the topics watch defined); refused while a webhook subscribes to one.';
+
+-- Dump and restore: the documented definitions come with CREATE EXTENSION;
+-- the others are the installation's data. A restored row replaces the one
+-- CREATE EXTENSION made (a documented topic rebound to the LMS's own table).
+CREATE FUNCTION webhook.topics_replace_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM webhook.topics t WHERE t.topic = NEW.topic;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER topics_replace_row BEFORE INSERT ON webhook.topics
+    FOR EACH ROW EXECUTE FUNCTION webhook.topics_replace_row();
+SELECT pg_catalog.pg_extension_config_dump('webhook.topics', 'WHERE NOT builtin');
+
+-- The topic reference in Markdown, generated from the definitions (the
+-- documented ones are docs/topics.md; a test keeps the two the same).
+CREATE FUNCTION webhook.topic_reference() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT E'# Topic reference\n\n'
+        || E'Generated by `SELECT webhook.topic_reference()` from the topic definitions in\n'
+        || E'`webhook.topics` (for the documented topics: `sql/topics/*.sql`). Which write fires\n'
+        || E'each documented topic: [lms.md](lms.md). BrainCert topics are enveloped\n'
+        || E'(`resource`/`action` below); AOM events are flat.\n\n'
+        || string_agg(format(E'## `%s`: %s\n\n%s Source: %s%s.\n\n'
+                              || E'Emitted by %s on `%s`, %s%s%s.\n\n```json\n%s\n```\n',
+               t.topic, t.display_name, t.description, t.source,
+               CASE WHEN t.envelope = 'braincert' THEN format(', envelope %s / %s', t.resource, t.action) ELSE '' END,
+               array_to_string(t.operations, ', '), t.source_table,
+               CASE t.timing WHEN 'commit' THEN 'built at commit'
+                             WHEN 'before_delete' THEN 'built before the delete'
+                             WHEN 'statement' THEN 'one event per statement'
+                             ELSE 'the row event' END,
+               CASE WHEN t.builder IS NOT NULL THEN format(' by `%s`', t.builder) ELSE '' END,
+               concat(CASE WHEN t.columns IS NOT NULL THEN format('; an update fires when %s changes', array_to_string(t.columns, ', ')) END,
+                      CASE WHEN t.condition IS NOT NULL THEN format('; only when `%s`', t.condition) END),
+               t.sample_body::text),
+           E'\n' ORDER BY array_position(ARRAY['braincert', 'aom', 'custom'], t.source), t.topic)
+    FROM webhook.topics t
+);
+COMMENT ON FUNCTION webhook.topic_reference IS 'The topic reference (names, when they fire, sample bodies) in Markdown, from the definitions; docs/topics.md is its output on a fresh install.';
+
+-- The documented topics, as sql/topics/*.sql define them (the display names,
+-- descriptions and sample bodies are kept from 0.1.0).
+DO $$
+DECLARE
+    r record;
+    d webhook.topics;
+    defined integer := 0;
+BEGIN
+    FOR r IN
+        SELECT t.topic, t.display_name, t.description, t.source, t.envelope, t.resource, t.action, t.sample_body,
+               def.source_table, def.builder, def.operations, def.columns, def.condition, def.timing
+          FROM webhook.topics t
+          JOIN (VALUES
+        ('user.created', 'lms.users', 'lms.user_created_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('account.created', 'lms.users', 'lms.account_created_body(bigint)', '{insert}', NULL, NULL, NULL),
+        ('user.updated', 'lms.users', 'lms.user_payload(bigint)', '{update}', NULL, NULL, NULL),
+        ('user.deleted', 'lms.users', 'lms.user_payload(bigint)', '{delete}', NULL, NULL, NULL),
+        ('group.created', 'lms.groups', 'lms.group_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('course.created', 'lms.courses', 'lms.course_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('course.updated', 'lms.courses', 'lms.course_payload(bigint)', '{update}', NULL, NULL, NULL),
+        ('course.deleted', 'lms.courses', 'lms.course_payload(bigint)', '{delete}', NULL, NULL, NULL),
+        ('bundle.created', 'lms.bundles', 'lms.bundle_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('bundle.updated', 'lms.bundles', 'lms.bundle_payload(bigint)', '{update}', NULL, NULL, NULL),
+        ('bundle.deleted', 'lms.bundles', 'lms.bundle_payload(bigint)', '{delete}', NULL, NULL, NULL),
+        ('test.created', 'lms.tests', 'lms.test_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('test.updated', 'lms.tests', 'lms.test_payload(bigint)', '{update}', NULL, NULL, NULL),
+        ('test.deleted', 'lms.tests', 'lms.test_payload(bigint)', '{delete}', NULL, NULL, NULL),
+        ('live_class.created', 'lms.live_classes', 'lms.live_class_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('live_class.updated', 'lms.live_classes', 'lms.live_class_payload(bigint)', '{update}', NULL, NULL, NULL),
+        ('live_class.deleted', 'lms.live_classes', 'lms.live_class_payload(bigint)', '{delete}', NULL, NULL, NULL),
+        ('product.created', 'lms.products', 'lms.product_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('product.deleted', 'lms.products', 'lms.product_payload(bigint)', '{delete}', NULL, NULL, NULL),
+        ('course.enrollment', 'lms.course_enrollments', 'lms.course_enrollment_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('course.enrolled', 'lms.course_enrollments', 'lms.course_enrolled_body(bigint[])', '{insert}', NULL, NULL, 'statement'),
+        ('test.enrollment', 'lms.test_enrollments', 'lms.test_enrollment_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('live_class.enrollment', 'lms.live_class_enrollments', 'lms.live_class_enrollment_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('course.completed', 'lms.course_completions', 'lms.course_completion_payload(bigint)', '{insert}', NULL, NULL, NULL),
+        ('sale.new', 'lms.orders', 'lms.sale_payload(bigint)', '{insert,update}', '{status}', 'NEW.status = ''COMPLETED''', NULL),
+        ('order.placed', 'lms.orders', 'lms.order_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''COMPLETED''', NULL),
+        ('order.failed', 'lms.orders', 'lms.order_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''FAILED''', NULL),
+        ('order.refunded', 'lms.orders', 'lms.order_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''REFUNDED''', NULL),
+        ('payment.pending', 'lms.orders', 'lms.order_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''PENDING''', NULL),
+        ('test.completed', 'lms.test_attempts', 'lms.test_completed_payload(bigint)', '{insert,update}', '{completed_at}', 'NEW.completed_at IS NOT NULL', NULL),
+        ('quiz.submitted', 'lms.quiz_submissions', 'lms.quiz_submission_body(bigint)', '{insert}', NULL, NULL, NULL),
+        ('assignment.submitted', 'lms.assignment_submissions', 'lms.assignment_submitted_body(bigint)', '{insert}', NULL, NULL, NULL),
+        ('assignment.evaluated', 'lms.assignment_submissions', 'lms.assignment_evaluated_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''evaluated''', NULL),
+        ('assignment.rejected', 'lms.assignment_submissions', 'lms.assignment_evaluated_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''rejected''', NULL),
+        ('discussion.submitted', 'lms.discussion_posts', 'lms.discussion_post_body(bigint)', '{insert}', NULL, NULL, NULL),
+        ('announcement.created', 'lms.announcements', 'lms.announcement_body(bigint)', '{insert,update}', '{published_at}', 'NEW.published_at IS NOT NULL', NULL)
+          ) AS def (topic, source_table, builder, operations, columns, condition, timing) ON def.topic = t.topic
+    LOOP
+        d := NULL;
+        d.topic := r.topic;
+        d.display_name := r.display_name;
+        d.description := r.description;
+        d.source := r.source;
+        d.envelope := r.envelope;
+        d.resource := r.resource;
+        d.action := r.action;
+        d.sample_body := r.sample_body;
+        d.source_table := r.source_table;
+        d.builder := r.builder::regprocedure;
+        d.operations := r.operations::text[];
+        d.columns := r.columns::text[];
+        d.condition := r.condition;
+        d.timing := r.timing;
+        d.key_column := 'id';
+        DELETE FROM webhook.topics t WHERE t.topic = r.topic;
+        PERFORM webhook.save_topic(d, false, true);
+        defined := defined + 1;
+    END LOOP;
+    IF defined <> (SELECT count(*) FROM webhook.topics) THEN
+        RAISE EXCEPTION 'webhook_emitter upgrade: % topics have no definition', (SELECT count(*) FROM webhook.topics) - defined;
+    END IF;
+END
+$$;
+ALTER TABLE webhook.topics
+    ALTER COLUMN source_table SET NOT NULL,
+    ALTER COLUMN operations SET NOT NULL,
+    ALTER COLUMN timing SET NOT NULL,
+    ALTER COLUMN trigger_function SET NOT NULL,
+    ADD CONSTRAINT topics_envelope_check
+        CHECK ((envelope = 'braincert') = (resource IS NOT NULL AND action IS NOT NULL)),
+    ADD CONSTRAINT topics_builder_check CHECK ((builder IS NULL) = (timing = 'row'));
+
 -- Privileges, as a fresh install sets them (sql/grants.sql).
 REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
@@ -745,6 +1638,8 @@ GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
 GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
 GRANT SELECT ON webhook.events, webhook.attempts TO webhook_admin;
+GRANT INSERT, UPDATE, DELETE ON webhook.topics TO webhook_admin;
+GRANT USAGE, CREATE ON SCHEMA webhook_triggers TO webhook_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
 
 -- Ask the launcher for this database's delivery worker (at commit).

@@ -3,8 +3,9 @@
 //!
 //! Layout: `api` (SQL-callable management helpers), `render` (JSON, XML,
 //! templates, signatures), `delivery` (worker, HTTP), `guc` (settings),
-//! `error` (one error type mapped to SQLSTATEs). The tables, triggers and
-//! payload builders are SQL, in `sql/`.
+//! `error` (one error type mapped to SQLSTATEs). The tables, the topic
+//! definitions (and the triggers generated from them) and the payload
+//! builders are SQL, in `sql/` (`sql/topics/` for the documented topics).
 
 use pgrx::prelude::*;
 
@@ -17,21 +18,17 @@ mod render;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/registry.sql", name = "registry");
+extension_sql_file!("../sql/queue.sql", name = "queue", requires = ["registry"]);
 extension_sql_file!(
-    "../sql/topics_data.sql",
-    name = "topics_data",
-    requires = ["registry"]
-);
-extension_sql_file!(
-    "../sql/queue.sql",
-    name = "queue",
-    requires = ["topics_data"]
+    "../sql/topic_definitions.sql",
+    name = "topic_definitions",
+    requires = ["queue"]
 );
 // The webhook list masks URLs with webhook.redact_url (a Rust function).
 extension_sql_file!(
     "../sql/log.sql",
     name = "log",
-    requires = ["queue", api::redact::redact_url]
+    requires = ["topic_definitions", api::redact::redact_url]
 );
 extension_sql_file!("../sql/metrics.sql", name = "metrics", requires = ["log"]);
 extension_sql_file!(
@@ -39,10 +36,52 @@ extension_sql_file!(
     name = "lms_schema",
     requires = ["metrics"]
 );
+// The documented LMS topics: shared helpers, then one file per group of
+// tables with its builders and topic definitions.
 extension_sql_file!(
-    "../sql/lms_payloads.sql",
-    name = "lms_payloads",
+    "../sql/topics/common.sql",
+    name = "topics_common",
     requires = ["lms_schema"]
+);
+extension_sql_file!(
+    "../sql/topics/users.sql",
+    name = "topics_users",
+    requires = ["topics_common"]
+);
+extension_sql_file!(
+    "../sql/topics/courses.sql",
+    name = "topics_courses",
+    requires = ["topics_users"]
+);
+extension_sql_file!(
+    "../sql/topics/tests.sql",
+    name = "topics_tests",
+    requires = ["topics_courses"]
+);
+extension_sql_file!(
+    "../sql/topics/products.sql",
+    name = "topics_products",
+    requires = ["topics_tests"]
+);
+extension_sql_file!(
+    "../sql/topics/enrollments.sql",
+    name = "topics_enrollments",
+    requires = ["topics_products"]
+);
+extension_sql_file!(
+    "../sql/topics/orders.sql",
+    name = "topics_orders",
+    requires = ["topics_enrollments"]
+);
+extension_sql_file!(
+    "../sql/topics/coursework.sql",
+    name = "topics_coursework",
+    requires = ["topics_orders"]
+);
+extension_sql_file!(
+    "../sql/topics/announcements.sql",
+    name = "topics_announcements",
+    requires = ["topics_coursework"]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

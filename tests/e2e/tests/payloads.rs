@@ -49,14 +49,27 @@ fn every_topic_matches_its_documented_shape_in_json_and_xml() {
     }
     let topics: Vec<(String, String)> = admin
         .query(
-            "SELECT topic, sample_body::text FROM webhook.topics ORDER BY topic",
+            "SELECT topic, sample_body::text FROM webhook.topics WHERE builtin ORDER BY topic",
             &[],
         )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(topics.len(), 36);
+    // Every documented topic has a fixture that makes it fire, and no more.
+    let mut fixtures: Vec<String> = std::fs::read_dir(fixture("topics"))
+        .unwrap()
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".sql")
+                .map(str::to_owned)
+        })
+        .collect();
+    fixtures.sort();
+    let names: Vec<String> = topics.iter().map(|t| t.0.clone()).collect();
+    assert_eq!(names, fixtures);
     let mut problems = Vec::new();
     for (i, (topic, sample)) in topics.iter().enumerate() {
         let db = format!("topic_{i}");

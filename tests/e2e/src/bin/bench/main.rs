@@ -98,7 +98,7 @@ fn write_path(cluster: &Cluster, receiver: &FastReceiver, durability: &str) {
         }
     };
     // A webhook on the workload's own topic (one event per transaction), or
-    // on all 36 topics (each workload then emits two: user.created +
+    // on all topics (each workload then emits two: user.created +
     // account.created, course.enrollment + course.enrolled, sale.new +
     // order.placed).
     const WORKLOAD_TOPICS: &str = "'{user.created,course.enrollment,sale.new}'::text[]";

@@ -1,0 +1,643 @@
+//! Topics are data: the documented topics are definitions like any other
+//! (docs/topics.md is generated from them), an LMS with its own schema
+//! rebinds them to its tables, `watch` makes row events of any table, bad
+//! definitions are refused, and per-webhook filters decide what is queued.
+
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use webhook_emitter_e2e::{
+    assert_shape, db_message, fixture, verify_signature, Client, Cluster, Receiver,
+};
+
+fn repo_file(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+fn example(topic: &str) -> Value {
+    let path = repo_file(&format!("../shared/spec/examples/{topic}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Topic names listed in the spec's tables (`| \`name\` | ...`).
+fn spec_topics() -> Vec<String> {
+    let spec = std::fs::read_to_string(repo_file("../shared/spec/topics.md")).unwrap();
+    let mut names: Vec<String> = spec
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+fn count(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).unwrap().get(0)
+}
+
+/// Everything a topic definition changes: the catalog, the generated
+/// functions and the triggers calling them.
+fn definitions_fingerprint(c: &mut Client) -> String {
+    c.query_one(
+        "SELECT md5(concat(
+             (SELECT string_agg(t::text, '|' ORDER BY topic) FROM webhook.topics t),
+             (SELECT string_agg(p.proname || p.prosrc, '|' ORDER BY p.proname) FROM pg_proc p
+               WHERE p.pronamespace = 'webhook_triggers'::regnamespace),
+             (SELECT string_agg(g.tgrelid::regclass || g.tgname, '|' ORDER BY g.tgrelid::regclass || g.tgname) FROM pg_trigger g
+               WHERE g.tgname LIKE 'webhook %')))",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn the_documented_topics_are_definitions_and_the_reference_is_generated_from_them() {
+    let cluster = Cluster::start("");
+    let mut c = cluster.client();
+    let mut catalog: Vec<String> = c
+        .query("SELECT topic FROM webhook.topics WHERE builtin", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    catalog.sort();
+    assert_eq!(
+        catalog,
+        spec_topics(),
+        "the catalog is the spec's topic list"
+    );
+    // Every documented topic has its generated function and one trigger per
+    // operation on its table.
+    let missing = count(
+        &mut c,
+        "SELECT count(*) FROM webhook.topics t, unnest(t.operations) op
+          WHERE NOT EXISTS (SELECT FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid
+                             WHERE g.tgrelid = t.source_table::regclass
+                               AND g.tgname = webhook.topic_trigger_name(t.topic, op)
+                               AND p.proname = t.trigger_function
+                               AND p.pronamespace = 'webhook_triggers'::regnamespace)",
+    );
+    assert_eq!(missing, 0);
+    let generated: String = c
+        .query_one("SELECT webhook.topic_reference()", &[])
+        .unwrap()
+        .get(0);
+    let doc_path = repo_file("docs/topics.md");
+    if std::env::var_os("WEBHOOK_WRITE_TOPICS_DOC").is_some() {
+        std::fs::write(&doc_path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&doc_path).unwrap();
+    assert!(
+        committed == generated,
+        "docs/topics.md differs from SELECT webhook.topic_reference(); regenerate it with \
+         WEBHOOK_WRITE_TOPICS_DOC=1 cargo test -p webhook_emitter_e2e --test topics"
+    );
+    // Each documented sample carries the vendor example's key paths.
+    let mut problems = Vec::new();
+    for row in c
+        .query(
+            "SELECT topic, sample_body::text FROM webhook.topics WHERE builtin",
+            &[],
+        )
+        .unwrap()
+    {
+        let topic: String = row.get(0);
+        let file = repo_file(&format!("../shared/spec/examples/{topic}.json"));
+        if file.exists() {
+            let sample: Value = serde_json::from_str(row.get(1)).unwrap();
+            assert_shape(&example(&topic), &sample, &topic, &mut problems);
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn an_lms_with_its_own_schema_gets_the_documented_webhooks() {
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.batch_execute(&std::fs::read_to_string(fixture("moodle.sql")).unwrap())
+        .unwrap();
+    c.execute(
+        "SELECT webhook.create_webhook('moodle crm', $1,
+             '{user.created,course.created,course.enrollment,course.completed,sale.new}')",
+        &[&receiver.url("/moodle")],
+    )
+    .unwrap();
+    // The old lms tables no longer emit the rebound topics.
+    let rebound = count(
+        &mut c,
+        "SELECT count(*) FROM webhook.topics
+          WHERE topic IN ('user.created', 'course.created', 'course.enrollment', 'course.completed', 'sale.new')
+            AND NOT builtin AND source_table LIKE 'public.%'",
+    );
+    assert_eq!(rebound, 5);
+    c.batch_execute("INSERT INTO lms.users (first_name, email) VALUES ('Old', 'old@example.com')")
+        .unwrap();
+
+    // Rolled back: nothing.
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO mdl_user (username, firstname, lastname, email) VALUES ('ghost', 'G', 'H', 'g@example.com');
+         ROLLBACK;",
+    )
+    .unwrap();
+
+    // One transaction, as Moodle writes it: the user with profile data,
+    // group and role; a course with a teacher; an enrolment; a completion
+    // row first without a completion time; an order paid after its lines.
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO mdl_user (id, username, firstname, lastname, email, timecreated)
+              VALUES (789012, 'jdoe', 'John', 'Doe', 'john.doe@example.com', 1707906600),
+                     (890789, 'asmith', 'Alex', 'Smith', 'alex@example.com', 1600000000);
+         INSERT INTO mdl_user_info_data VALUES (789012, 1, 'University of BrainCert'), (789012, 2, 'Computer Science');
+         INSERT INTO mdl_groups_members VALUES (101, 789012);
+         INSERT INTO mdl_role_assignments VALUES (5, 789012);
+         INSERT INTO mdl_course (id, fullname, shortname, summary, tagline, imageurl, cost, timecreated)
+              VALUES (909850, 'Introduction to Webhooks', 'introduction-to-webhooks', 'A guide.', 'Real time',
+                      '/img/hooks.png', 49.00, 1707947533);
+         INSERT INTO mdl_course_teachers VALUES (909850, 890789, 'Senior Developer', 1);
+         INSERT INTO mdl_enrol VALUES (1, 'manual', 909850);
+         INSERT INTO mdl_user_enrolments (id, enrolid, userid, timestart) VALUES (97472, 1, 789012, 1707950000);
+         INSERT INTO mdl_course_completions (id, userid, course) VALUES (5, 789012, 909850);
+         UPDATE mdl_course_completions SET timecompleted = 1707960000, certificate_expires = 1739496000 WHERE id = 5;
+         INSERT INTO shop_orders (reference, userid, gateway, method, currency, fee)
+              VALUES ('ORD_ep3FVWZ9lC', 789012, 'paypal', 'card', 'USD', 0);
+         INSERT INTO shop_order_lines (orderid, kind, name, price)
+              SELECT id, 'course', 'PHP course', 100 FROM shop_orders;
+         INSERT INTO shop_order_lines (orderid, kind, name, price)
+              SELECT id, 'assessment', 'Recurring payment test', 80 FROM shop_orders;
+         UPDATE shop_orders SET status = 'paid';
+         COMMIT;",
+    )
+    .unwrap();
+    // Two users (the student and the teacher), one event for each other topic.
+    let got = receiver.wait_for(6, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.count(), 6, "none from lms.users");
+    let mut problems = Vec::new();
+    for r in &got {
+        if r.json()["payload"]["user_id"] == 890789 {
+            continue; // the teacher's user.created
+        }
+        let topic = r.header("webhook-type").unwrap_or_default().to_owned();
+        let body = r.json();
+        assert_shape(&example(&topic), &body, &topic, &mut problems);
+        match topic.as_str() {
+            "user.created" => {
+                assert_eq!(body["payload"]["user_id"], 789012);
+                assert_eq!(body["payload"]["groups"][0]["group_id"], "101");
+                assert_eq!(
+                    body["payload"]["custom_registration_fields"][1]["field_value"],
+                    "Computer Science"
+                );
+            }
+            "course.created" => {
+                assert_eq!(body["payload"]["payment_type"], "paid");
+                assert_eq!(body["payload"]["instructors"][0]["first_name"], "Alex");
+            }
+            "course.completed" => {
+                assert_eq!(
+                    body["payload"]["course"]["completion_date"],
+                    "2024-02-15T01:20:00.000Z"
+                )
+            }
+            "sale.new" => {
+                assert_eq!(body["payload"]["total"], 180);
+                assert_eq!(
+                    body["payload"]["items"][1]["name"],
+                    "Recurring payment test"
+                );
+            }
+            "course.enrollment" => assert_eq!(body["payload"]["enrollment_id"], 97472),
+            other => panic!("unexpected topic {other}"),
+        }
+        assert!(body["resource"].is_string(), "{topic} keeps its envelope");
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // An update that changes nothing, or not the status, emits nothing; a
+    // refund and back to paid emits again.
+    c.batch_execute(
+        "UPDATE shop_orders SET status = 'paid';
+         UPDATE shop_orders SET currency = 'USD';
+         UPDATE mdl_course_completions SET certificate_expires = NULL;",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(receiver.count(), 6);
+    c.batch_execute(
+        "UPDATE shop_orders SET status = 'refunded'; UPDATE shop_orders SET status = 'paid';",
+    )
+    .unwrap();
+    receiver.wait_for(7, Duration::from_secs(10));
+}
+
+#[test]
+fn watch_turns_any_table_into_row_events() {
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.batch_execute(
+        "CREATE TABLE public.invoices (
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             number text NOT NULL,
+             amount numeric(10, 2) NOT NULL,
+             status text NOT NULL DEFAULT 'open',
+             password_hash text);",
+    )
+    .unwrap();
+    let topics: Vec<String> = c
+        .query(
+            "SELECT webhook.watch('public.invoices', exclude_columns => '{password_hash}')",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            "public.invoices.insert",
+            "public.invoices.update",
+            "public.invoices.delete"
+        ]
+    );
+    c.execute(
+        "SELECT webhook.create_webhook('billing', $1,
+             '{public.invoices.insert,public.invoices.update,public.invoices.delete}',
+             generate_signing_secret => true)",
+        &[&receiver.url("/json")],
+    )
+    .unwrap();
+    let secret: String = c
+        .query_one(
+            "SELECT signing_secret FROM webhook.webhooks WHERE name = 'billing'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    c.execute(
+        "SELECT webhook.create_webhook('billing xml', $1, '{public.invoices.update}', content_type => 'application/xml')",
+        &[&receiver.url("/xml")],
+    )
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO invoices (number, amount, password_hash) VALUES ('INV-1', 99.50, 'secret-hash-1');
+         UPDATE invoices SET amount = 99.50;                              -- changes nothing
+         UPDATE invoices SET password_hash = 'secret-hash-2';             -- only an excluded column
+         UPDATE invoices SET status = 'paid', amount = 100;",
+    )
+    .unwrap();
+    let mut tx = c.transaction().unwrap();
+    tx.batch_execute("UPDATE invoices SET status = 'void'")
+        .unwrap();
+    tx.rollback().unwrap();
+    c.batch_execute("DELETE FROM invoices").unwrap();
+    let got = receiver.wait_for(4, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.count(), 4, "insert, update (JSON and XML), delete");
+    for r in &got {
+        assert!(
+            !r.body_text().contains("secret-hash"),
+            "excluded columns never leave the database"
+        );
+    }
+    let json: Vec<_> = got.iter().filter(|r| r.path == "/json").collect();
+    assert_eq!(json.len(), 3);
+    for r in &json {
+        assert!(verify_signature(&secret, r), "signed like every topic");
+    }
+    let by_operation = |op: &str| {
+        json.iter()
+            .map(|r| r.json())
+            .find(|b| b["operation"] == op)
+            .unwrap_or_else(|| panic!("no {op} event"))
+    };
+    let insert = by_operation("insert");
+    assert_eq!(insert["operation"], "insert");
+    assert_eq!(insert["schema"], "public");
+    assert_eq!(insert["table"], "invoices");
+    assert_eq!(insert["row"]["number"], "INV-1");
+    assert_eq!(insert["row"]["amount"], 99.5);
+    assert!(insert["old_row"].is_null());
+    assert!(insert["row"].get("password_hash").is_none());
+    let update = by_operation("update");
+    assert_eq!(
+        update["changed_columns"],
+        serde_json::json!(["amount", "status"])
+    );
+    assert_eq!(update["old_row"]["status"], "open");
+    assert_eq!(update["row"]["status"], "paid");
+    let delete = by_operation("delete");
+    assert!(delete["row"].is_null());
+    assert_eq!(delete["old_row"]["status"], "paid");
+    let xml = got.iter().find(|r| r.path == "/xml").unwrap();
+    assert_eq!(xml.header("content-type"), Some("application/xml"));
+    assert!(
+        xml.body_text().contains("<status>paid</status>"),
+        "{}",
+        xml.body_text()
+    );
+
+    // A filter on a row event: only paid invoices.
+    c.batch_execute(
+        "SELECT webhook.update_webhook(id, topics => '{public.invoices.insert}', filter => '{\"row\": {\"status\": \"paid\"}}')
+           FROM webhook.webhooks WHERE name = 'billing';
+         INSERT INTO invoices (number, amount) VALUES ('INV-2', 5);
+         INSERT INTO invoices (number, amount, status) VALUES ('INV-3', 7, 'paid');",
+    )
+    .unwrap();
+    let got = receiver.wait_for(5, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.count(), 5);
+    assert_eq!(got[4].json()["row"]["number"], "INV-3");
+
+    // unwatch is refused while a webhook subscribes, then drops it all.
+    let err = c
+        .query("SELECT webhook.unwatch('public.invoices')", &[])
+        .unwrap_err();
+    assert!(
+        db_message(&err).contains("subscribed by webhook 'billing'"),
+        "{}",
+        db_message(&err)
+    );
+    c.batch_execute(
+        "SELECT webhook.delete_webhook(id) FROM webhook.webhooks;
+         SELECT webhook.unwatch('public.invoices');",
+    )
+    .unwrap();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.invoices'::regclass"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM pg_proc WHERE pronamespace = 'webhook_triggers'::regnamespace AND proname LIKE 'public.invoices%'"),
+        0
+    );
+}
+
+#[test]
+fn bad_definitions_are_refused_naming_the_field_and_change_nothing() {
+    let cluster = Cluster::start("");
+    let mut c = cluster.client();
+    c.batch_execute(
+        "CREATE TABLE public.notes (id integer PRIMARY KEY, body text, status text);
+         CREATE TABLE public.keyless (body text);
+         CREATE TABLE public.pair (a int, b int, PRIMARY KEY (a, b));
+         CREATE VIEW public.notes_view AS SELECT * FROM public.notes;
+         CREATE FUNCTION public.note_body(integer) RETURNS json LANGUAGE sql RETURN json_build_object('id', $1);
+         CREATE FUNCTION public.note_text(integer) RETURNS text LANGUAGE sql RETURN $1::text;
+         CREATE FUNCTION public.note_two(integer, integer) RETURNS json LANGUAGE sql RETURN '{}'::json;
+         CREATE FUNCTION public.note_uuid(uuid) RETURNS json LANGUAGE sql RETURN '{}'::json;
+         CREATE ROLE app LOGIN;",
+    )
+    .unwrap();
+    let before = definitions_fingerprint(&mut c);
+    let sample = "sample_body => '{\"id\": 1}'";
+    let cases = [
+        (format!("'note.created', 'public.nope', 'public.note_body(integer)', {sample}"), "source_table: table 'public.nope' does not exist"),
+        (format!("'note.created', 'public.notes_view', 'public.note_body(integer)', {sample}"), "source_table: public.notes_view is not a table"),
+        (format!("'note.created', 'public.keyless', 'public.note_body(integer)', {sample}"), "source_table: public.keyless has no primary key"),
+        (format!("'note.created', 'public.pair', 'public.note_body(integer)', {sample}"), "source_table: public.pair has a composite primary key (a, b)"),
+        (format!("'note.created', 'public.notes', 'public.nope(integer)', {sample}"), "builder: function 'public.nope(integer)' does not exist"),
+        (format!("'note.created', 'public.notes', 'public.note_text(integer)', {sample}"), "builder: public.note_text(integer) returns text"),
+        (format!("'note.created', 'public.notes', 'public.note_two(integer, integer)', {sample}"), "builder: public.note_two(integer,integer) must be a function of one argument"),
+        (format!("'note.created', 'public.notes', 'public.note_uuid(uuid)', {sample}"), "builder: public.note_uuid(uuid) takes uuid, but the key of public.notes (id) is integer"),
+        (format!("'note.created', 'public.notes', 'public.note_body(integer)', operations => '{{insert,upsert}}', {sample}"), "operations: 'upsert' is not an operation"),
+        (format!("'note.created', 'public.notes', 'public.note_body(integer)', operations => '{{insert,delete}}', {sample}"), "operations: a deleted row cannot be read at commit"),
+        (format!("'note.created', 'public.notes', 'public.note_body(integer)', columns => '{{status}}', {sample}"), "columns: names the columns whose change fires an update"),
+        (format!("'note.created', 'public.notes', 'public.note_body(integer)', operations => '{{update}}', columns => '{{nope}}', {sample}"), "columns: 'nope' is not a column of public.notes"),
+        (format!("'note.created', 'public.notes', 'public.note_body(integer)', condition => 'NEW.nope = 1', {sample}"), "condition: column new.nope does not exist"),
+        (format!("'note.created', 'public.notes', 'public.note_body(integer)', condition => 'OLD.status = ''x''', {sample}"), "condition: INSERT trigger's WHEN condition cannot reference OLD values"),
+        (format!("'note.created', 'public.notes', 'public.note_body(integer)', timing => 'later', {sample}"), "timing: 'later' is not supported"),
+        ("'note.created', 'public.notes', 'public.note_body(integer)'".to_owned(), "sample_body: required"),
+        (format!("'user.created', 'public.notes', 'public.note_body(integer)', {sample}"), "topic: 'user.created' is already defined"),
+        (format!("'bad topic!', 'public.notes', 'public.note_body(integer)', {sample}"), "topic: 'bad topic!' is not a topic name"),
+        (format!("'note.created', 'public.notes', 'public.note_body(integer)', resource => 'note', {sample}"), "resource, action: the braincert envelope needs both"),
+    ];
+    for (args, expected) in &cases {
+        let err = c
+            .query(&format!("SELECT webhook.define_topic({args})"), &[])
+            .expect_err(expected);
+        let msg = db_message(&err);
+        assert!(msg.contains(expected), "define_topic({args}): {msg}");
+    }
+    for (sql, expected) in [
+        (
+            "SELECT webhook.drop_topic('user.created')",
+            "topic: 'user.created' is a documented LMS topic",
+        ),
+        (
+            "SELECT webhook.drop_topic('nope')",
+            "topic: 'nope' is not defined",
+        ),
+        (
+            "SELECT webhook.watch('public.nope')",
+            "source_table: table 'public.nope' does not exist",
+        ),
+        (
+            "SELECT webhook.watch('public.notes', exclude_columns => '{nope}')",
+            "exclude_columns: 'nope' is not a column of public.notes",
+        ),
+        (
+            "SELECT webhook.unwatch('public.notes')",
+            "source_table: public.notes is not watched",
+        ),
+    ] {
+        let msg = db_message(&c.query(sql, &[]).unwrap_err());
+        assert!(msg.contains(expected), "{sql}: {msg}");
+    }
+    assert_eq!(definitions_fingerprint(&mut c), before, "nothing changed");
+    // Only webhook_admin defines topics.
+    let mut app = cluster.client_as("app");
+    let msg = db_message(
+        &app.query(
+            &format!("SELECT webhook.define_topic('note.created', 'public.notes', 'public.note_body(integer)', {sample})"),
+            &[],
+        )
+        .unwrap_err(),
+    );
+    assert!(msg.contains("permission denied"), "{msg}");
+
+    // A good definition works, fires, and drops cleanly.
+    c.batch_execute(&format!(
+        "SELECT webhook.define_topic('note.created', 'public.notes', 'public.note_body(integer)', {sample});"
+    ))
+    .unwrap();
+    let receiver = Receiver::start();
+    c.execute(
+        "SELECT webhook.create_webhook('notes', $1, '{note.created}')",
+        &[&receiver.url("/")],
+    )
+    .unwrap();
+    c.batch_execute("INSERT INTO notes VALUES (7, 'hi', 'new')")
+        .unwrap();
+    let got = receiver.wait_for(1, Duration::from_secs(10));
+    assert_eq!(got[0].json(), serde_json::json!({"id": 7}));
+    let msg = db_message(
+        &c.query("SELECT webhook.drop_topic('note.created')", &[])
+            .unwrap_err(),
+    );
+    assert!(msg.contains("subscribed by webhook 'notes'"), "{msg}");
+    c.batch_execute(
+        "SELECT webhook.delete_webhook(id) FROM webhook.webhooks;
+         SELECT webhook.drop_topic('note.created');",
+    )
+    .unwrap();
+    assert_eq!(
+        definitions_fingerprint(&mut c),
+        before,
+        "dropped without a trace"
+    );
+}
+
+#[test]
+fn filters_queue_only_matching_events_and_are_checked_against_the_samples() {
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.execute(
+        "SELECT webhook.create_webhook('paid courses', $1, '{course.created}',
+             filter => '{\"payload\": {\"payment_type\": \"paid\"}}')",
+        &[&receiver.url("/paid")],
+    )
+    .unwrap();
+    c.execute(
+        "SELECT webhook.create_webhook('all courses', $1, '{course.created}')",
+        &[&receiver.url("/all")],
+    )
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO lms.courses (name, slug, payment_type) VALUES ('Free one', 'free-one', 'free');
+         INSERT INTO lms.courses (name, slug, payment_type) VALUES ('Paid one', 'paid-one', 'paid');",
+    )
+    .unwrap();
+    let got = receiver.wait_for(3, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.count(), 3);
+    let paid: Vec<_> = got.iter().filter(|r| r.path == "/paid").collect();
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].json()["payload"]["name"], "Paid one");
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM webhook.events"),
+        2,
+        "an event nobody's filter matches is not queued twice"
+    );
+
+    let before = count(
+        &mut c,
+        "SELECT count(*) FROM webhook.webhooks WHERE filter IS NOT NULL",
+    );
+    for (filter, topics, expected) in [
+        (
+            "'[1]'",
+            "'{course.created}'",
+            "filter: must be a non-empty JSON object",
+        ),
+        (
+            "'{}'",
+            "'{course.created}'",
+            "filter: must be a non-empty JSON object",
+        ),
+        (
+            "'{\"payload\": {\"paymnet_type\": \"paid\"}}'",
+            "'{course.created}'",
+            "filter: payload.paymnet_type is not in the body of course.created",
+        ),
+        (
+            "'{\"payload\": {\"payment_type\": \"paid\"}}'",
+            "'{course.created,user.created}'",
+            "filter: payload.payment_type is not in the body of user.created",
+        ),
+    ] {
+        let sql = format!("SELECT webhook.create_webhook('bad', 'https://x.example.com/', {topics}, filter => {filter})");
+        let msg = db_message(&c.query(&sql, &[]).unwrap_err());
+        assert!(msg.contains(expected), "{sql}: {msg}");
+    }
+    let msg = db_message(
+        &c.query(
+            "SELECT webhook.update_webhook(id, topics => '{course.created,user.created}') FROM webhook.webhooks WHERE name = 'paid courses'",
+            &[],
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        msg.contains("filter: payload.payment_type is not in the body of user.created"),
+        "{msg}"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM webhook.webhooks WHERE filter IS NOT NULL"
+        ),
+        before
+    );
+    c.batch_execute(
+        "SELECT webhook.update_webhook(id, clear_filter => true) FROM webhook.webhooks WHERE name = 'paid courses'",
+    )
+    .unwrap();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM webhook.webhooks WHERE filter IS NOT NULL"
+        ),
+        0
+    );
+}
+
+#[test]
+fn defined_topics_survive_dump_and_restore() {
+    let cluster = Cluster::start_bare("");
+    let receiver = Receiver::start();
+    let mut admin = cluster.client();
+    admin.batch_execute("CREATE DATABASE school").unwrap();
+    let mut c = cluster.client_db("school");
+    c.batch_execute("CREATE EXTENSION webhook_emitter").unwrap();
+    c.batch_execute(&std::fs::read_to_string(fixture("moodle.sql")).unwrap())
+        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE public.invoices (id int PRIMARY KEY, status text);
+         SELECT webhook.watch('public.invoices', operations => '{insert}');",
+    )
+    .unwrap();
+    let before = definitions_fingerprint(&mut c);
+    let dump = cluster.dir.join("school.dump");
+    let dump = dump.to_str().unwrap();
+    cluster.run("pg_dump", &["-Fc", "-d", "school", "-f", dump]);
+    admin.batch_execute("CREATE DATABASE restored").unwrap();
+    // pg_restore fails (non-zero exit) on any error.
+    cluster.run("pg_restore", &["--exit-on-error", "-d", "restored", dump]);
+    let mut r = cluster.client_db("restored");
+    assert_eq!(
+        definitions_fingerprint(&mut r),
+        before,
+        "the same definitions, functions and triggers"
+    );
+    r.execute(
+        "SELECT webhook.create_webhook('after restore', $1, '{user.created,public.invoices.insert}')",
+        &[&receiver.url("/")],
+    )
+    .unwrap();
+    r.batch_execute(
+        "INSERT INTO mdl_user (username, firstname, lastname, email) VALUES ('x', 'Xa', 'Yu', 'x@example.com');
+         INSERT INTO invoices VALUES (1, 'open');",
+    )
+    .unwrap();
+    let got = receiver.wait_for(2, Duration::from_secs(20));
+    let mut types: Vec<_> = got
+        .iter()
+        .map(|r| r.header("webhook-type").unwrap_or_default().to_owned())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["public.invoices.insert", "user.created"]);
+}
