@@ -111,8 +111,10 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 BEGIN
     -- plpgsql rather than SQL: its plan is cached across calls; no SET
     -- clause (names are qualified) to keep the per-call cost low.
+    -- Through webhook_list: the generated triggers' WHEN clauses call this
+    -- as the writing role, which may read the list but not webhooks.
     RETURN (SELECT s.enabled AND EXISTS (
-                SELECT FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic])
+                SELECT FROM webhook.webhook_list w WHERE w.topics @> ARRAY[topic])
             FROM webhook.settings s);
 END
 $$;

@@ -17,6 +17,9 @@
 --   row           AFTER row trigger (webhook.watch): the body is the row
 --                 event itself, built without a builder.
 --
+-- Every generated trigger has webhook.topic_wanted(topic) in its WHEN clause,
+-- so writes pay nothing beyond that test for topics nobody subscribes to.
+--
 -- Who may define topics: webhook_admin. The functions run as the caller
 -- (SECURITY INVOKER): creating a trigger needs the TRIGGER privilege on the
 -- table, and the generated function, SECURITY DEFINER, is owned by the
@@ -105,8 +108,6 @@ BEGIN
         || E'DECLARE\n    body json;\n'
         || CASE WHEN d.timing = 'statement' THEN format(E'    keys %s;\n', key_type) ELSE '' END
         || E'BEGIN\n'
-        || format(E'    IF NOT webhook.topic_wanted(%L) THEN\n        RETURN %s;\n    END IF;\n',
-                  d.topic, CASE WHEN d.timing = 'before_delete' THEN 'OLD' ELSE 'NULL' END)
         || CASE d.timing
            WHEN 'commit' THEN
                CASE WHEN d.condition IS NOT NULL THEN
@@ -168,6 +169,9 @@ BEGIN
                                   FROM unnest(d.columns) c) END;
             when_clause := '(' || changed || ')' || coalesce(' AND (' || when_clause || ')', '');
         END IF;
+        -- Last, as the most expensive test: a topic nobody subscribes to
+        -- costs no trigger event (and no deferred one) and builds nothing.
+        when_clause := coalesce('(' || when_clause || ') AND ', '') || format('webhook.topic_wanted(%L)', d.topic);
         EXECUTE format('CREATE %s TRIGGER %I %s %s%s ON %s %s %s %s EXECUTE FUNCTION webhook_triggers.%I()',
             CASE WHEN d.timing = 'commit' THEN 'CONSTRAINT' ELSE '' END,
             webhook.topic_trigger_name(d.topic, op),
