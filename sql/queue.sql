@@ -103,7 +103,7 @@ CREATE TRIGGER hold_or_release_deliveries AFTER UPDATE OF enabled ON webhook.web
 -- The write path ---------------------------------------------------------------
 
 -- True when an event of this topic would be queued for anyone (a disabled
--- webhook holds its events). Triggers call it first so that nobody pays for
+-- webhook holds its events). The generated triggers test it in their WHEN clause so that nobody pays for
 -- payloads nobody receives.
 CREATE FUNCTION webhook.topic_wanted(topic text) RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$

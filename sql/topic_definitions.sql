@@ -572,6 +572,10 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'operations: at least one of insert, update, delete is required';
     END IF;
+    IF columns IS NOT NULL AND NOT 'update' = ANY (operations) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'columns: names the columns whose change fires an update; it needs operations to include update';
+    END IF;
     sample := webhook.row_sample(rel, exclude_columns);
     FOREACH op IN ARRAY operations LOOP
         d := NULL;
@@ -584,10 +588,6 @@ BEGIN
         d.source_table := source_table;
         d.operations := ARRAY[op];
         d.columns := CASE WHEN op = 'update' THEN columns END;
-        IF columns IS NOT NULL AND NOT 'update' = ANY (operations) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'columns: names the columns whose change fires an update; it needs operations to include update';
-        END IF;
         d.condition := condition;
         d.timing := 'row';
         d.exclude_columns := exclude_columns;

@@ -1437,6 +1437,10 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'operations: at least one of insert, update, delete is required';
     END IF;
+    IF columns IS NOT NULL AND NOT 'update' = ANY (operations) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'columns: names the columns whose change fires an update; it needs operations to include update';
+    END IF;
     sample := webhook.row_sample(rel, exclude_columns);
     FOREACH op IN ARRAY operations LOOP
         d := NULL;
@@ -1449,10 +1453,6 @@ BEGIN
         d.source_table := source_table;
         d.operations := ARRAY[op];
         d.columns := CASE WHEN op = 'update' THEN columns END;
-        IF columns IS NOT NULL AND NOT 'update' = ANY (operations) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'columns: names the columns whose change fires an update; it needs operations to include update';
-        END IF;
         d.condition := condition;
         d.timing := 'row';
         d.exclude_columns := exclude_columns;
@@ -1553,8 +1553,7 @@ DECLARE
     defined integer := 0;
 BEGIN
     FOR r IN
-        SELECT t.topic, t.display_name, t.description, t.source, t.envelope, t.resource, t.action, t.sample_body,
-               def.source_table, def.builder, def.operations, def.columns, def.condition, def.timing
+        SELECT t AS kept, def.*
           FROM webhook.topics t
           JOIN (VALUES
         ('user.created', 'lms.users', 'lms.user_created_payload(bigint)', '{insert}', NULL, NULL, NULL),
@@ -1595,15 +1594,7 @@ BEGIN
         ('announcement.created', 'lms.announcements', 'lms.announcement_body(bigint)', '{insert,update}', '{published_at}', 'NEW.published_at IS NOT NULL', NULL)
           ) AS def (topic, source_table, builder, operations, columns, condition, timing) ON def.topic = t.topic
     LOOP
-        d := NULL;
-        d.topic := r.topic;
-        d.display_name := r.display_name;
-        d.description := r.description;
-        d.source := r.source;
-        d.envelope := r.envelope;
-        d.resource := r.resource;
-        d.action := r.action;
-        d.sample_body := r.sample_body;
+        d := r.kept;
         d.source_table := r.source_table;
         d.builder := r.builder::regprocedure;
         d.operations := r.operations::text[];
@@ -1611,7 +1602,7 @@ BEGIN
         d.condition := r.condition;
         d.timing := r.timing;
         d.key_column := 'id';
-        DELETE FROM webhook.topics t WHERE t.topic = r.topic;
+        DELETE FROM webhook.topics t WHERE t.topic = d.topic;
         PERFORM webhook.save_topic(d, false, true);
         defined := defined + 1;
     END LOOP;
