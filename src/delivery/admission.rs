@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 /// An attempt at least this long marks its endpoint slow.
 const SLOW_MS: f64 = 1000.0;
+/// Windows (in flight plus parked) a fast endpoint may hold; see `limit`.
+const FAST_DEPTH: usize = 16;
 /// Longest pause a `Retry-After` imposes on an endpoint's other jobs
 /// (they are claimed, under a lease, while they wait).
 const MAX_PAUSE: Duration = Duration::from_secs(60);
@@ -156,13 +158,20 @@ impl Admission {
     }
 
     /// The most one webhook should have in flight plus parked: a claim
-    /// skips webhooks at this limit.
+    /// skips webhooks at this limit. A window and as much again, except
+    /// that an endpoint proven fast may have `FAST_DEPTH` windows parked:
+    /// it empties a window in a few milliseconds, less than a claim
+    /// takes, and without that depth its requests would stop while the
+    /// next claim runs.
     pub fn limit(&self, webhook_id: i64) -> usize {
         let speed = self
             .endpoints
             .get(&webhook_id)
             .map_or(Speed::Unproven, |l| l.speed);
-        self.caps.of(speed) * 2
+        match speed {
+            Speed::Fast => self.caps.max * FAST_DEPTH,
+            Speed::Unproven | Speed::Slow => self.caps.of(speed) * 2,
+        }
     }
 
     /// Webhooks with a full window and as much parked again.

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Two lanes of threads, each with its own queue: first attempts, and
 /// retries plus endpoints known to be slow (see `admission`). Retries
@@ -19,6 +19,8 @@ pub struct Pool {
     fresh: Option<Sender<Job>>,
     retries: Option<Sender<Job>>,
     results: Receiver<Outcome>,
+    /// A result `wait` took off the channel, returned by the next `drain`.
+    waited: Option<Outcome>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -76,6 +78,7 @@ impl Pool {
             fresh: Some(fresh),
             retries: Some(retries),
             results: result_rx,
+            waited: None,
             threads,
         }
     }
@@ -95,9 +98,19 @@ impl Pool {
         }
     }
 
+    /// Block until an attempt finishes or `timeout` passes. The main loop
+    /// waits here while requests are in flight, so a finished request is
+    /// followed at once by the next (its endpoint's parked jobs are
+    /// released on the main thread), not a tick later.
+    pub fn wait(&mut self, timeout: Duration) {
+        if self.waited.is_none() {
+            self.waited = self.results.recv_timeout(timeout).ok();
+        }
+    }
+
     /// Finished attempts, without blocking.
-    pub fn drain(&self) -> Vec<Outcome> {
-        let mut out = Vec::new();
+    pub fn drain(&mut self) -> Vec<Outcome> {
+        let mut out: Vec<Outcome> = self.waited.take().into_iter().collect();
         loop {
             match self.results.try_recv() {
                 Ok(o) => out.push(o),

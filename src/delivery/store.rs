@@ -5,8 +5,44 @@
 use super::http::EndpointRow;
 use super::types::{Attempt, DeliveryStatus, Verdict};
 use crate::error::Result;
-use pgrx::spi::SpiClient;
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::BuiltinOid::{
+    FLOAT8ARRAYOID, FLOAT8OID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, TEXTARRAYOID,
+};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
+use pgrx::{pg_sys::PgBuiltInOids, PgOid};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+thread_local! {
+    /// The per-batch statements' plans, prepared on first use and kept
+    /// (`SPI_keepplan`): a batch costs no parsing or planning. The plan
+    /// cache revalidates them after DDL such as `ALTER EXTENSION UPDATE`.
+    static SAVED_PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Run `sql` (argument types `types`) through its saved plan.
+fn run_saved<'conn>(
+    client: &mut SpiClient<'conn>,
+    sql: &'static str,
+    types: &[PgBuiltInOids],
+    args: &[DatumWithOid],
+) -> Result<SpiTupleTable<'conn>> {
+    let saved = SAVED_PLANS.with(|plans| plans.borrow().get(sql).cloned());
+    let plan = match saved {
+        Some(plan) => plan,
+        None => {
+            let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
+            let plan = Rc::new(client.prepare_mut(sql, &oids)?.keep());
+            SAVED_PLANS.with(|plans| plans.borrow_mut().insert(sql, Rc::clone(&plan)));
+            plan
+        }
+    };
+    Ok(client.update(&*plan, None, args)?)
+}
 
 /// A claimed delivery, before its endpoint is attached.
 pub struct Claimed {
@@ -54,7 +90,8 @@ pub fn claim(
     saturated: Vec<i64>,
     lease: Duration,
 ) -> Result<Vec<Claimed>> {
-    let rows = client.update(
+    let rows = run_saved(
+        client,
         "WITH RECURSIVE heads AS (
              (SELECT d.webhook_id, d.order_key, d.id, d.status, d.next_attempt_at
                 FROM webhook.deliveries d
@@ -97,7 +134,7 @@ pub fn claim(
           WHERE d.id = picked.id AND e.id = d.event_id AND w.id = d.webhook_id
          RETURNING d.id, d.attempts, e.id, e.topic, e.tenant_id, e.body::text, w.id,
                    extract(epoch FROM w.updated_at)::float8",
-        None,
+        &[INT8OID, INT8ARRAYOID, FLOAT8OID],
         &[limit.into(), saturated.into(), lease.as_secs_f64().into()],
     )?;
     let mut out = Vec::with_capacity(rows.len());
@@ -185,7 +222,8 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
         .collect();
     let errors: Vec<Option<String>> = verdicts.iter().map(|v| v.outcome.error.clone()).collect();
     // A failure of a webhook disabled meanwhile is held, not retried.
-    client.update(
+    run_saved(
+        client,
         "UPDATE webhook.deliveries d
             SET status = CASE WHEN r.status = 'failed' AND NOT w.enabled THEN 'held' ELSE r.status END,
                 lease_until = NULL, last_status_code = r.code, last_error = r.err,
@@ -195,13 +233,14 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
            FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[]) AS r(id, status, delay, code, err),
                 webhook.webhooks w
           WHERE d.id = r.id AND d.status = 'delivering' AND w.id = d.webhook_id",
-        None,
+        &[INT8ARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID],
         &[ids.clone().into(), statuses.clone().into(), delays.into(), codes.clone().into(), errors.clone().into()],
     )?;
     // Monotonic counters for webhook.metrics(), in the same transaction.
-    client.update(
+    run_saved(
+        client,
         "SELECT webhook.count_outcomes($1, $2)",
-        None,
+        &[INT8ARRAYOID, TEXTARRAYOID],
         &[ids.clone().into(), statuses.into()],
     )?;
     let attempts: Vec<i32> = verdicts.iter().map(|v| v.outcome.attempt).collect();
@@ -223,14 +262,15 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
                 .map(|s| s.replace('\0', ""))
         })
         .collect();
-    client.update(
+    run_saved(
+        client,
         "INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code,
                                        response_headers, response_excerpt, error)
          SELECT r.id, r.attempt, to_timestamp(r.started), r.duration, r.code, r.headers::jsonb, r.excerpt, r.err
            FROM unnest($1::bigint[], $2::int[], $3::float8[], $4::float8[], $5::int[], $6::text[], $7::text[], $8::text[])
                 AS r(id, attempt, started, duration, code, headers, excerpt, err)
           WHERE EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = r.id)",
-        None,
+        &[INT8ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID],
         &[ids.into(), attempts.into(), started.into(), durations.into(), codes.into(), headers.into(), excerpts.into(), errors.into()],
     )?;
     record_health(client, verdicts, disable_after)

@@ -4,11 +4,11 @@
 //! with `webhook.poll_interval` as a fallback.
 
 use super::admission::{Admission, Admitted};
-use super::http::{self, AgentSettings, Endpoint};
-use super::policy::AddressPolicy;
+use super::http::{self, Endpoint};
 use super::pool::Pool;
 use super::presence;
-use super::retry::RetrySchedule;
+use super::profile::{LoopProfile, Phase};
+use super::settings::Settings;
 use super::store::{self, Claimed};
 use super::txn;
 use super::types::{Attempt, DeliveryStatus, Job, Outcome, Verdict};
@@ -31,60 +31,11 @@ const PRUNE_BATCH: i64 = 5000;
 const PRUNE_BUDGET: Duration = Duration::from_millis(100);
 /// While requests are in flight the loop checks for results this often.
 const BUSY_TICK: Duration = Duration::from_millis(2);
-
-/// Settings re-read on SIGHUP.
-struct Settings {
-    batch_size: i64,
-    max_per_endpoint: usize,
-    poll_interval: Duration,
-    request_timeout: Duration,
-    schedule: RetrySchedule,
-    max_retry_after: Duration,
-    disable_after: Duration,
-    retention: Duration,
-    agent: AgentSettings,
-}
-
-fn secs(v: i32) -> Duration {
-    Duration::from_secs(v.max(0) as u64)
-}
-
-impl Settings {
-    /// Read the GUCs; a value that does not parse keeps `previous`'s (the
-    /// last good one), or the default at start.
-    fn load(max_concurrency: usize, previous: Option<&Settings>) -> Settings {
-        let schedule =
-            RetrySchedule::parse(&guc::string(&guc::RETRY_SCHEDULE)).unwrap_or_else(|e| {
-                warning!("webhook_emitter: {e}; keeping the last valid schedule");
-                previous.map_or_else(RetrySchedule::default, |p| p.schedule.clone())
-            });
-        let policy = AddressPolicy::parse(&guc::string(&guc::ALLOWED_HOSTS)).unwrap_or_else(|e| {
-            warning!("webhook_emitter: {e}; only public addresses are allowed");
-            AddressPolicy::default()
-        });
-        let ca_file = Some(guc::string(&guc::CA_FILE)).filter(|s| !s.is_empty());
-        Settings {
-            batch_size: i64::from(guc::BATCH_SIZE.get()),
-            max_per_endpoint: guc::MAX_PER_ENDPOINT.get().max(1) as usize,
-            poll_interval: Duration::from_millis(guc::POLL_INTERVAL_MS.get().max(10) as u64),
-            request_timeout: guc::request_timeout(),
-            schedule,
-            max_retry_after: secs(guc::MAX_RETRY_AFTER_S.get()),
-            disable_after: secs(guc::DISABLE_AFTER_S.get()),
-            retention: secs(guc::RETENTION_S.get()),
-            agent: AgentSettings {
-                policy,
-                ca_file,
-                pool_size: max_concurrency,
-            },
-        }
-    }
-
-    /// Leases outlive the longest request, so a live attempt is never re-claimed.
-    fn lease(&self) -> Duration {
-        self.request_timeout.max(Duration::from_secs(300)) * 2
-    }
-}
+/// Outcomes are recorded in batches: one transaction per this many, or per
+/// this long, rather than one per loop turn (each transaction and each
+/// statement has a fixed cost that a fast receiver makes dominant).
+const RECORD_BATCH: usize = 500;
+const RECORD_DELAY: Duration = Duration::from_millis(20);
 
 struct Worker {
     settings: Settings,
@@ -101,9 +52,11 @@ struct Worker {
     /// An ordered webhook's outcome was recorded, which may make the next
     /// delivery of its sequence claimable: claim without waiting.
     sequence_advanced: bool,
-    /// Attempts that failed before any request (unusable webhook settings),
-    /// recorded with the next batch of outcomes.
-    failed_early: Vec<Outcome>,
+    /// Finished attempts not yet recorded, and when the oldest finished.
+    /// Attempts that failed before any request (unusable webhook settings)
+    /// join them too.
+    unrecorded: Vec<Outcome>,
+    unrecorded_since: Option<Instant>,
     /// Deliveries claimed and not yet recorded (their leases are live).
     in_hand: HashSet<i64>,
     last_maintenance: Instant,
@@ -111,6 +64,7 @@ struct Worker {
     prune_behind: bool,
     /// After a failed claim, the next one waits until then.
     claim_backoff: Option<Instant>,
+    profile: LoopProfile,
 }
 
 impl Worker {
@@ -128,11 +82,13 @@ impl Worker {
             excluded: Vec::new(),
             capacity_freed: false,
             sequence_advanced: false,
-            failed_early: Vec::new(),
+            unrecorded: Vec::new(),
+            unrecorded_since: None,
             in_hand: HashSet::new(),
             last_maintenance: Instant::now(),
             prune_behind: false,
             claim_backoff: None,
+            profile: LoopProfile::new(),
             settings,
         };
         w.rebuild_agent();
@@ -188,17 +144,35 @@ impl Worker {
         }
     }
 
-    /// Record finished attempts; returns how many.
-    fn record_finished(&mut self) -> usize {
+    /// Take finished attempts from the pool (their endpoints get room at
+    /// once) and record them when a batch is full, the oldest has waited
+    /// `RECORD_DELAY`, nothing else is in flight, an ordered webhook's
+    /// sequence waits on one, or `now`. Returns how many were recorded.
+    fn record_finished(&mut self, now: bool) -> usize {
         let outcomes = self.pool.drain();
         for o in &outcomes {
             self.finished(o);
         }
-        let mut outcomes = outcomes;
-        outcomes.append(&mut self.failed_early);
-        if outcomes.is_empty() {
+        self.unrecorded.extend(outcomes);
+        if self.unrecorded.is_empty() {
             return 0;
         }
+        let since = *self.unrecorded_since.get_or_insert_with(Instant::now);
+        let ordered_waiting = self.unrecorded.iter().any(|o| {
+            self.endpoints
+                .get(&o.webhook_id)
+                .is_some_and(|(_, ep)| ep.ordered)
+        });
+        let due = now
+            || ordered_waiting
+            || self.outstanding == 0
+            || self.unrecorded.len() >= RECORD_BATCH
+            || since.elapsed() >= RECORD_DELAY;
+        if !due {
+            return 0;
+        }
+        self.unrecorded_since = None;
+        let outcomes = std::mem::take(&mut self.unrecorded);
         for o in &outcomes {
             self.in_hand.remove(&o.delivery_id);
         }
@@ -208,6 +182,7 @@ impl Worker {
                 .is_some_and(|(_, ep)| ep.ordered)
         });
         let n = outcomes.len();
+        self.profile.count(n, 0);
         let verdicts: Vec<Verdict> = outcomes
             .into_iter()
             .map(|o| {
@@ -303,6 +278,7 @@ impl Worker {
         self.claim_backoff = None;
         let unusable = self.refresh_endpoints(&claimed);
         let n = claimed.len();
+        self.profile.count(0, n);
         for c in claimed {
             self.in_hand.insert(c.attempt.delivery_id);
             let Some((_, endpoint)) = self.endpoints.get(&c.webhook_id) else {
@@ -311,7 +287,7 @@ impl Worker {
                 let why = unusable
                     .get(&c.webhook_id)
                     .map_or("its settings could not be loaded", String::as_str);
-                self.failed_early.push(failed_before_sending(
+                self.unrecorded.push(failed_before_sending(
                     &c.attempt,
                     c.webhook_id,
                     format!("webhook {} has unusable settings: {why}", c.webhook_id),
@@ -507,6 +483,19 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     if !wakeup::publish_worker(slot) {
         return; // its database is being dropped or copied
     }
+    // The worker's own commits (claims, outcomes, pruning) need not wait
+    // for the WAL flush: losing the last few of them in a crash only
+    // resends those attempts (same webhook-id), which a crash does anyway
+    // for attempts in flight. Events are made durable by the writers'
+    // commits, which keep the server's setting.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"synchronous_commit".as_ptr(),
+            c"off".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
+    }
     let mut worker = Worker::new();
     if !presence::wait_for_extension(slot, worker.settings.poll_interval) {
         return; // no extension here: nothing to deliver
@@ -530,7 +519,17 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     let mut more_due = false;
     let mut last_claim = Instant::now();
     loop {
-        let (alive, latch_set) = wait_on_latch(timeout);
+        let started = Instant::now();
+        let (alive, latch_set) = if worker.outstanding > 0 {
+            // Requests in flight: wake on the first result (or the tick),
+            // then look at the latch without sleeping.
+            worker.pool.wait(timeout);
+            wait_on_latch(Duration::ZERO)
+        } else {
+            wait_on_latch(timeout)
+        };
+        worker.profile.add(Phase::Waiting, started);
+        worker.profile.maybe_report();
         if !alive {
             break;
         }
@@ -538,8 +537,19 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         if BackgroundWorker::sighup_received() {
             worker.reload();
         }
-        worker.record_finished();
+        let started = Instant::now();
+        let recorded = worker.record_finished(false);
+        worker.profile.add(
+            if recorded > 0 {
+                Phase::Recording
+            } else {
+                Phase::Other
+            },
+            started,
+        );
+        let started = Instant::now();
         worker.release_due();
+        worker.profile.add(Phase::Other, started);
         let poll = worker.settings.poll_interval;
         if wake_pending
             || more_due
@@ -547,7 +557,10 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             || worker.sequence_advanced
             || last_claim.elapsed() >= poll
         {
-            if let Some(full) = worker.claim_and_dispatch() {
+            let started = Instant::now();
+            let claimed = worker.claim_and_dispatch();
+            worker.profile.add(Phase::Claiming, started);
+            if let Some(full) = claimed {
                 more_due = full;
                 wake_pending = false;
                 last_claim = Instant::now();
@@ -559,12 +572,19 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
                 break;
             }
         }
+        let started = Instant::now();
         worker.maybe_maintain();
+        worker.profile.add(Phase::Other, started);
         timeout = if worker.outstanding > 0 {
             BUSY_TICK
         } else if let Some(until) = worker.claim_backoff {
             until.saturating_duration_since(Instant::now())
-        } else if more_due || wake_pending || worker.sequence_advanced || worker.prune_behind {
+        } else if more_due
+            || wake_pending
+            || worker.sequence_advanced
+            || worker.prune_behind
+            || !worker.unrecorded.is_empty()
+        {
             Duration::ZERO
         } else {
             poll.saturating_sub(last_claim.elapsed())
@@ -572,7 +592,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     }
     // SIGTERM or postmaster death: keep what already finished; attempts
     // still in flight are retried after restart (same webhook-id).
-    worker.record_finished();
+    worker.record_finished(true);
     log!("webhook_emitter: {} exiting", BackgroundWorker::get_name());
     // The launcher starts the worker again (a DBA's pg_terminate_backend
     // restarts it rather than stopping delivery) unless the database or
