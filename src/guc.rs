@@ -47,7 +47,7 @@ fn init_postmaster_gucs() {
     );
     GucRegistry::define_int_guc(
         c"webhook.max_concurrency",
-        c"Most HTTP requests in flight at once (worker threads).",
+        c"Most HTTP requests in flight at once in the cluster, split among the databases with requests out; also each worker's HTTP threads.",
         c"",
         &MAX_CONCURRENCY,
         1,

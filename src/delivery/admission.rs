@@ -80,9 +80,10 @@ impl Load {
         }
     }
 
-    /// Start the parked jobs that fit the window, the rate and any pause.
-    fn release(&mut self, caps: Caps, now: Instant, out: &mut Vec<Admitted>) {
-        while self.in_flight < caps.of(self.speed) {
+    /// Start the parked jobs that fit the window, the worker's share
+    /// (`room`, taken from as they start), the rate and any pause.
+    fn release(&mut self, caps: Caps, room: &mut usize, now: Instant, out: &mut Vec<Admitted>) {
+        while self.in_flight < caps.of(self.speed) && *room > 0 {
             let Some(rate) = self.waiting.front().map(|j| j.endpoint.rate_limit) else {
                 break;
             };
@@ -91,6 +92,7 @@ impl Load {
             }
             if let Some(job) = self.waiting.pop_front() {
                 self.in_flight += 1;
+                *room -= 1;
                 out.push(Admitted {
                     job,
                     slow_lane: self.speed == Speed::Slow,
@@ -129,6 +131,11 @@ impl Caps {
 pub struct Admission {
     caps: Caps,
     endpoints: HashMap<i64, Load>,
+    /// Requests this worker may have in flight in all: its share of
+    /// `webhook.max_concurrency` among the databases with work (see
+    /// `wakeup::share`).
+    share: usize,
+    in_flight: usize,
 }
 
 impl Admission {
@@ -136,6 +143,8 @@ impl Admission {
         let mut a = Admission {
             caps: Caps { modest: 1, max: 1 },
             endpoints: HashMap::new(),
+            share: max_concurrency.max(1),
+            in_flight: 0,
         };
         a.configure(max_concurrency, max_per_endpoint);
         a
@@ -148,6 +157,18 @@ impl Admission {
             modest: (max_concurrency / 8).clamp(1, max),
             max,
         };
+    }
+
+    /// Set this worker's share of the cluster's concurrency. Requests
+    /// already in flight above it finish; no new one starts until the
+    /// total is under it.
+    pub fn set_share(&mut self, share: usize) {
+        self.share = share.max(1);
+    }
+
+    /// Room left in the worker's share.
+    fn room(&self) -> usize {
+        self.share.saturating_sub(self.in_flight)
     }
 
     /// Requests in flight plus parked for one webhook.
@@ -190,10 +211,12 @@ impl Admission {
         let caps = self.caps;
         let load = self.endpoints.entry(id).or_insert_with(Load::new);
         if load.in_flight < caps.of(load.speed)
+            && self.in_flight < self.share
             && load.waiting.is_empty()
             && load.may_start(rate, Instant::now())
         {
             load.in_flight += 1;
+            self.in_flight += 1;
             Some(Admitted {
                 job,
                 slow_lane: load.speed == Speed::Slow,
@@ -212,6 +235,8 @@ impl Admission {
             return Vec::new();
         };
         load.in_flight = load.in_flight.saturating_sub(1);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let mut room = self.share.saturating_sub(self.in_flight);
         if outcome.duration_ms >= SLOW_MS {
             load.speed = Speed::Slow;
         } else if outcome.status_code.is_some() {
@@ -224,7 +249,8 @@ impl Admission {
             }
         }
         let mut out = Vec::new();
-        load.release(caps, now, &mut out);
+        load.release(caps, &mut room, now, &mut out);
+        self.in_flight += out.len();
         if load.idle() && load.speed != Speed::Slow && load.paused_until.is_none() {
             // Idle endpoints are forgotten (a fast one proves itself again
             // at once); slow and paused ones stay marked.
@@ -233,16 +259,20 @@ impl Admission {
         out
     }
 
-    /// Parked jobs whose rate-limit token or pause has come due.
+    /// Parked jobs whose rate-limit token or pause has come due, or that
+    /// fit again after the worker's share grew or another endpoint's
+    /// request finished.
     pub fn release_due(&mut self) -> Vec<Admitted> {
         let caps = self.caps;
         let now = Instant::now();
+        let mut room = self.room();
         let mut out = Vec::new();
         for load in self.endpoints.values_mut() {
             if !load.waiting.is_empty() {
-                load.release(caps, now, &mut out);
+                load.release(caps, &mut room, now, &mut out);
             }
         }
+        self.in_flight += out.len();
         out
     }
 }

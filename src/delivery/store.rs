@@ -210,6 +210,20 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
     if verdicts.is_empty() {
         return Ok(());
     }
+    // Lock order webhooks → deliveries, the order delete_webhook takes
+    // (its cascade reaches the deliveries last): without it, the counters'
+    // foreign key check below would wait for a delete that waits for the
+    // delivery rows updated here, a deadlock. KEY SHARE does not wait for
+    // an admin's update_webhook.
+    let mut webhooks: Vec<i64> = verdicts.iter().map(|v| v.outcome.webhook_id).collect();
+    webhooks.sort_unstable();
+    webhooks.dedup();
+    run_saved(
+        client,
+        "SELECT FROM webhook.webhooks WHERE id = ANY ($1) ORDER BY id FOR KEY SHARE",
+        &[INT8ARRAYOID],
+        &[webhooks.into()],
+    )?;
     let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
     let statuses: Vec<&str> = verdicts.iter().map(|v| v.status.as_str()).collect();
     let delays: Vec<Option<f64>> = verdicts

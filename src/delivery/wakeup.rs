@@ -36,6 +36,9 @@ pub struct Registry {
     stopping: [AtomicBool; MAX_DATABASES],
     /// The launcher registered a worker that has not published itself yet.
     starting: [AtomicBool; MAX_DATABASES],
+    /// The database's worker has requests in flight or parked: it counts
+    /// when the HTTP concurrency is shared out (see `share`).
+    busy: [AtomicBool; MAX_DATABASES],
 }
 
 // SAFETY: only atomics, valid in shared memory at any address.
@@ -52,6 +55,7 @@ impl Default for Registry {
             absent_generation: std::array::from_fn(|_| AtomicU32::new(NOT_ABSENT)),
             stopping: std::array::from_fn(|_| AtomicBool::new(false)),
             starting: std::array::from_fn(|_| AtomicBool::new(false)),
+            busy: std::array::from_fn(|_| AtomicBool::new(false)),
         }
     }
 }
@@ -250,11 +254,32 @@ pub fn publish_worker(slot: usize) -> bool {
     unsafe extern "C-unwind" fn withdraw(_code: i32, slot: pg_sys::Datum) {
         if let Some(reg) = registry() {
             reg.procno[slot.value()].store(-1, Ordering::Release);
+            reg.busy[slot.value()].store(false, Ordering::Release);
         }
         wake_launcher();
     }
     unsafe { pg_sys::before_shmem_exit(Some(withdraw), pg_sys::Datum::from(slot)) };
     !reg.stopping[slot].load(Ordering::Acquire)
+}
+
+/// Whether the worker of `slot` has requests in flight or parked.
+pub fn set_busy(slot: usize, busy: bool) {
+    if let Some(reg) = registry() {
+        reg.busy[slot].store(busy, Ordering::Release);
+    }
+}
+
+/// The requests the worker of `slot` may have in flight: an equal part of
+/// `total` (`webhook.max_concurrency`) among the databases whose workers
+/// are busy, itself included; at least one. One busy database gets it all;
+/// three busy schools get a third each, so no database's backlog can take
+/// the HTTP capacity the others need.
+pub fn share(slot: usize, total: usize) -> usize {
+    let Some(reg) = registry() else { return total };
+    let others = (0..MAX_DATABASES)
+        .filter(|&s| s != slot && reg.busy[s].load(Ordering::Acquire))
+        .count();
+    (total / (others + 1)).max(1)
 }
 
 /// PID of the worker serving `slot`, if one runs.

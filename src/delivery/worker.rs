@@ -65,6 +65,8 @@ struct Worker {
     /// After a failed claim, the next one waits until then.
     claim_backoff: Option<Instant>,
     profile: LoopProfile,
+    /// Last value published with `wakeup::set_busy`.
+    busy: bool,
 }
 
 impl Worker {
@@ -89,6 +91,7 @@ impl Worker {
             prune_behind: false,
             claim_backoff: None,
             profile: LoopProfile::new(),
+            busy: false,
             settings,
         };
         w.rebuild_agent();
@@ -123,6 +126,18 @@ impl Worker {
         if let Some(admitted) = self.admission.admit(job) {
             self.submit(admitted);
         }
+    }
+
+    /// Publish whether this worker has requests out, and take its share
+    /// of `webhook.max_concurrency` among the busy databases.
+    fn share_concurrency(&mut self, slot: usize) {
+        let busy = self.outstanding > 0;
+        if busy != self.busy {
+            wakeup::set_busy(slot, busy);
+            self.busy = busy;
+        }
+        self.admission
+            .set_share(wakeup::share(slot, self.max_concurrency));
     }
 
     /// Start parked jobs whose rate-limit token or pause came due.
@@ -548,6 +563,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             started,
         );
         let started = Instant::now();
+        worker.share_concurrency(slot);
         worker.release_due();
         worker.profile.add(Phase::Other, started);
         let poll = worker.settings.poll_interval;

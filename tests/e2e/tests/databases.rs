@@ -2,10 +2,11 @@
 //! every database where the extension is created gets its own delivery
 //! worker from the launcher, woken by its own commits; DROP EXTENSION and
 //! DROP DATABASE stop it; CREATE DATABASE ... TEMPLATE works while the
-//! template's worker runs.
+//! template's worker runs. Busy databases share `webhook.max_concurrency`
+//! equally.
 
-use std::time::Duration;
-use webhook_emitter_e2e::{wait_for, Client, Cluster, Receiver};
+use std::time::{Duration, Instant};
+use webhook_emitter_e2e::{wait_for, Client, Cluster, Receiver, Reply};
 
 fn workers(c: &mut Client) -> Vec<String> {
     c.query(
@@ -154,4 +155,106 @@ fn every_database_with_the_extension_gets_its_own_worker() {
     insert_group(&mut b, "b4");
     receiver.wait_for(7, Duration::from_secs(10));
     assert_eq!(receiver.count(), 7, "{:?}", paths(&receiver));
+}
+
+/// Requests of `path` in flight when each request of any path arrived,
+/// for arrivals in `[from, to)`: a request is in flight for `hold` after
+/// its arrival (the receiver answers after a fixed delay).
+fn max_in_flight(
+    requests: &[webhook_emitter_e2e::Recorded],
+    path: Option<&str>,
+    from: Instant,
+    to: Instant,
+    hold: Duration,
+) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.at >= from && r.at < to)
+        .map(|r| {
+            requests
+                .iter()
+                .filter(|o| path.is_none_or(|p| o.path == p))
+                .filter(|o| o.at <= r.at && r.at.duration_since(o.at) < hold)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn busy_databases_share_the_http_concurrency_fairly() {
+    // Alone, a database's worker would have 6 requests out to this slow
+    // receiver; three busy databases get 2 each.
+    let cluster = Cluster::start(
+        "webhook.max_concurrency = 6\nwebhook.max_per_endpoint = 6\nwebhook.poll_interval = '100ms'",
+    );
+    let receiver = Receiver::start();
+    let delay = Duration::from_millis(300);
+    receiver.respond_with(move |_| Reply {
+        delay,
+        ..Reply::status(200)
+    });
+    let mut admin = cluster.client();
+    let schools = ["school_a", "school_b", "school_c"];
+    let mut clients = Vec::new();
+    for db in schools {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .unwrap();
+        let mut c = setup_school(&cluster, db, &receiver);
+        // Held until all three are released together.
+        c.batch_execute(
+            "SELECT webhook.update_webhook(id, enabled => false) FROM webhook.webhooks",
+        )
+        .unwrap();
+        c.batch_execute(
+            "INSERT INTO lms.groups (name) SELECT 'g' || i FROM generate_series(1, 36) i",
+        )
+        .unwrap();
+        clients.push(c);
+    }
+    wait_workers(
+        &mut admin,
+        &["postgres", "school_a", "school_b", "school_c"],
+    );
+    for c in &mut clients {
+        c.batch_execute("SELECT webhook.update_webhook(id, enabled => true) FROM webhook.webhooks")
+            .unwrap();
+    }
+    let requests = receiver.wait_for(3 * 36, Duration::from_secs(60));
+    let first = requests.iter().map(|r| r.at).min().unwrap();
+    // The last arrival of the database that finished first: until then all
+    // three were busy. The first second is left out (each worker starts
+    // before it sees the others busy).
+    let all_busy_until = schools
+        .iter()
+        .map(|db| {
+            requests
+                .iter()
+                .filter(|r| r.path == format!("/{db}"))
+                .map(|r| r.at)
+                .max()
+                .unwrap()
+        })
+        .min()
+        .unwrap();
+    let from = first + Duration::from_secs(1);
+    assert!(
+        all_busy_until > from + Duration::from_secs(1),
+        "the three drains overlapped for too short a time to judge"
+    );
+    let hold = delay - Duration::from_millis(30);
+    for db in schools {
+        let path = format!("/{db}");
+        let most = max_in_flight(&requests, Some(&path), from, all_busy_until, hold);
+        assert!(
+            (1..=2).contains(&most),
+            "{db} had {most} requests in flight at once; its share is 2 of 6"
+        );
+    }
+    let total = max_in_flight(&requests, None, from, all_busy_until, hold);
+    assert!(
+        total <= 6,
+        "{total} requests in flight across the databases; webhook.max_concurrency is 6"
+    );
 }
