@@ -246,7 +246,10 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
                 delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
            FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[]) AS r(id, status, delay, code, err),
                 webhook.webhooks w
-          WHERE d.id = r.id AND d.status = 'delivering' AND w.id = d.webhook_id",
+          -- status || '': not the partial index's predicate, so the plan
+          -- (saved, generic) looks each id up by primary key instead of
+          -- walking deliveries_leased_idx once per id.
+          WHERE d.id = r.id AND d.status || '' = 'delivering' AND w.id = d.webhook_id",
         &[INT8ARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID],
         &[ids.clone().into(), statuses.clone().into(), delays.into(), codes.clone().into(), errors.clone().into()],
     )?;

@@ -171,6 +171,12 @@ fn write_path(cluster: &Cluster, receiver: &FastReceiver, durability: &str) {
         );
     }
     println!("\n({queued} events were queued by the runs with webhooks.)");
+    // Gone before the next section: autovacuum working through this
+    // database's half a million rows would take CPU from the drains.
+    drop(c);
+    admin
+        .batch_execute("DROP DATABASE bench WITH (FORCE)")
+        .unwrap();
 }
 
 /// Where the worker's SQL time went during the last drain (pg_stat_statements,
