@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod endpoints;
 pub mod http;
 pub mod launcher;
 pub mod policy;

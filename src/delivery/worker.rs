@@ -4,19 +4,20 @@
 //! with `webhook.poll_interval` as a fallback.
 
 use super::admission::{Admission, Admitted};
-use super::http::{self, Endpoint};
+use super::endpoints::EndpointCache;
+use super::http;
 use super::pool::Pool;
 use super::presence;
 use super::profile::{LoopProfile, Phase};
 use super::settings::Settings;
-use super::store::{self, Claimed};
+use super::store;
 use super::txn;
 use super::types::{Attempt, DeliveryStatus, Job, Outcome, Verdict};
 use super::wakeup;
 use crate::guc;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ struct Worker {
     agent: Option<ureq::Agent>,
     pool: Pool,
     max_concurrency: usize,
-    endpoints: HashMap<i64, (f64, Arc<Endpoint>)>,
+    endpoints: EndpointCache,
     admission: Admission,
     outstanding: usize,
     /// Webhooks the last claim skipped as saturated.
@@ -78,7 +79,7 @@ impl Worker {
             agent: None,
             pool: Pool::new(max_concurrency, excerpt),
             max_concurrency,
-            endpoints: HashMap::new(),
+            endpoints: EndpointCache::default(),
             admission: Admission::new(max_concurrency, settings.max_per_endpoint),
             outstanding: 0,
             excluded: Vec::new(),
@@ -168,16 +169,16 @@ impl Worker {
         for o in &outcomes {
             self.finished(o);
         }
+        // Only the new outcomes need looking at: an ordered one is recorded
+        // in the turn it arrives, so none waits among the older ones.
+        let ordered_waiting = outcomes
+            .iter()
+            .any(|o| self.endpoints.ordered(o.webhook_id));
         self.unrecorded.extend(outcomes);
         if self.unrecorded.is_empty() {
             return 0;
         }
         let since = *self.unrecorded_since.get_or_insert_with(Instant::now);
-        let ordered_waiting = self.unrecorded.iter().any(|o| {
-            self.endpoints
-                .get(&o.webhook_id)
-                .is_some_and(|(_, ep)| ep.ordered)
-        });
         let due = now
             || ordered_waiting
             || self.outstanding == 0
@@ -191,11 +192,7 @@ impl Worker {
         for o in &outcomes {
             self.in_hand.remove(&o.delivery_id);
         }
-        self.sequence_advanced |= outcomes.iter().any(|o| {
-            self.endpoints
-                .get(&o.webhook_id)
-                .is_some_and(|(_, ep)| ep.ordered)
-        });
+        self.sequence_advanced |= ordered_waiting;
         let n = outcomes.len();
         self.profile.count(n, 0);
         let verdicts: Vec<Verdict> = outcomes
@@ -291,12 +288,12 @@ impl Worker {
             }
         };
         self.claim_backoff = None;
-        let unusable = self.refresh_endpoints(&claimed);
+        let unusable = self.endpoints.refresh(&claimed, &self.settings);
         let n = claimed.len();
         self.profile.count(0, n);
         for c in claimed {
             self.in_hand.insert(c.attempt.delivery_id);
-            let Some((_, endpoint)) = self.endpoints.get(&c.webhook_id) else {
+            let Some(endpoint) = self.endpoints.get(c.webhook_id) else {
                 // Fails like an attempt (and is retried on the schedule), so
                 // it never sits "delivering"; other webhooks are unaffected.
                 let why = unusable
@@ -319,72 +316,6 @@ impl Worker {
             self.dispatch(job);
         }
         Some(n as i64 >= limit)
-    }
-
-    /// Load the settings of claimed webhooks that are new or changed since
-    /// they were cached. Returns why each webhook that cannot be used
-    /// (settings that fail validation, or that cannot even be read) fails.
-    fn refresh_endpoints(&mut self, claimed: &[Claimed]) -> HashMap<i64, String> {
-        let mut stale: Vec<i64> = claimed
-            .iter()
-            .filter(|c| {
-                self.endpoints.get(&c.webhook_id).map(|(v, _)| *v) != Some(c.webhook_version)
-            })
-            .map(|c| c.webhook_id)
-            .collect();
-        stale.sort_unstable();
-        stale.dedup();
-        let mut unusable = HashMap::new();
-        if stale.is_empty() {
-            return unusable;
-        }
-        let rows = match txn::run(|| {
-            Spi::connect(|client| store::load_endpoints(client, stale.clone()))
-        }) {
-            Ok(rows) => rows,
-            // One row that cannot be read must not keep the others from
-            // loading: read them one by one.
-            Err(_) => stale
-                .iter()
-                .filter_map(|&id| {
-                    match txn::run(|| {
-                        Spi::connect(|client| store::load_endpoints(client, vec![id]))
-                    }) {
-                        Ok(rows) => Some(rows),
-                        Err(e) => {
-                            unusable.insert(id, format!("its row cannot be read: {e}"));
-                            None
-                        }
-                    }
-                })
-                .flatten()
-                .collect(),
-        };
-        let timeout = self.settings.request_timeout;
-        for (row, version) in rows {
-            let id = row.id;
-            let built = Endpoint::from_row(row, timeout).and_then(|mut ep| {
-                if ep.client_identity.is_some() {
-                    let agent =
-                        http::build_agent(&self.settings.agent, ep.client_identity.as_ref())?;
-                    ep.agent = Some(agent);
-                }
-                Ok(ep)
-            });
-            match built {
-                Ok(ep) => {
-                    self.endpoints.insert(id, (version, Arc::new(ep)));
-                }
-                Err(e) => {
-                    unusable.insert(id, e.to_string());
-                }
-            }
-        }
-        for (id, why) in &unusable {
-            warning!("webhook_emitter: webhook {id} has unusable settings: {why}");
-            self.endpoints.remove(id);
-        }
-        unusable
     }
 
     /// Pruning, held deliveries and expired leases, every `MAINTAIN_EVERY`
