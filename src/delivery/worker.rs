@@ -403,7 +403,13 @@ fn wait_on_latch(timeout: Duration) -> (bool, bool) {
     let ms = timeout.as_millis().min(i32::MAX as u128) as std::ffi::c_long;
     let rc = unsafe {
         let rc = pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION);
-        pg_sys::ResetLatch(pg_sys::MyLatch);
+        // Reset only a latch this wait saw set: one set after a timeout
+        // returned stays set for the next wait, instead of being cleared
+        // unseen (a commit's wake-up then waited for the next commit or
+        // the poll).
+        if rc & pg_sys::WL_LATCH_SET as i32 != 0 {
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
         rc
     };
     pg_sys::check_for_interrupts!();
