@@ -401,22 +401,19 @@ fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> O
 fn wait_on_latch(timeout: Duration) -> (bool, bool) {
     let flags = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
     let ms = timeout.as_millis().min(i32::MAX as u128) as std::ffi::c_long;
-    let rc = unsafe {
-        let rc = pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION);
-        // Reset only a latch this wait saw set: one set after a timeout
-        // returned stays set for the next wait, instead of being cleared
-        // unseen (a commit's wake-up then waited for the next commit or
-        // the poll).
-        if rc & pg_sys::WL_LATCH_SET as i32 != 0 {
-            pg_sys::ResetLatch(pg_sys::MyLatch);
-        }
-        rc
-    };
+    let rc = unsafe { pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION) };
+    let latch_set = rc & pg_sys::WL_LATCH_SET as i32 != 0;
+    // Reset only a latch this wait saw set: one set after a timeout
+    // returned stays set for the next wait, instead of being cleared unseen
+    // (a commit's wake-up then waited for the next commit or the poll).
+    if latch_set {
+        unsafe { pg_sys::ResetLatch(pg_sys::MyLatch) };
+    }
     pg_sys::check_for_interrupts!();
     let postmaster_died = rc & pg_sys::WL_POSTMASTER_DEATH as i32 != 0;
     (
         !postmaster_died && !BackgroundWorker::sigterm_received(),
-        rc & pg_sys::WL_LATCH_SET as i32 != 0,
+        latch_set,
     )
 }
 
