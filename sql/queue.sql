@@ -102,22 +102,18 @@ CREATE TRIGGER hold_or_release_deliveries AFTER UPDATE OF enabled ON webhook.web
 
 -- The write path ---------------------------------------------------------------
 
--- True when an event of this topic would be queued for anyone (a disabled
--- webhook holds its events). The generated triggers test it in their WHEN clause so that nobody pays for
--- payloads nobody receives.
-CREATE FUNCTION webhook.topic_wanted(topic text) RETURNS boolean
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-#variable_conflict use_variable
-BEGIN
-    -- plpgsql rather than SQL: its plan is cached across calls; no SET
-    -- clause (names are qualified) to keep the per-call cost low.
-    -- Through webhook_list: the generated triggers' WHEN clauses call this
-    -- as the writing role, which may read the list but not webhooks.
-    RETURN (SELECT s.enabled AND EXISTS (
-                SELECT FROM webhook.webhook_list w WHERE w.topics @> ARRAY[topic])
-            FROM webhook.settings s);
-END
-$$;
+-- webhook.topic_wanted(topic) (Rust, src/api/wanted.rs) is the test in
+-- every generated trigger's WHEN clause: true when an event of the topic
+-- would be queued for anyone (a disabled webhook holds its events), so that
+-- nobody pays for payloads nobody receives. Each backend caches the
+-- subscribed topics; these triggers make every backend reload them after a
+-- change to the subscriptions or the global switch commits.
+CREATE TRIGGER subscriptions_changed
+    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF topics ON webhook.webhooks
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
+CREATE TRIGGER subscriptions_changed
+    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF enabled ON webhook.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
 
 -- Queue an event for every webhook subscribed to the topic whose filter
 -- it matches (held for the disabled ones). Topics with the braincert

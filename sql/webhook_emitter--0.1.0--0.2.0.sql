@@ -87,19 +87,24 @@ CREATE TRIGGER hold_or_release_deliveries AFTER UPDATE OF enabled ON webhook.web
     FOR EACH ROW WHEN (OLD.enabled IS DISTINCT FROM NEW.enabled)
     EXECUTE FUNCTION webhook.hold_or_release_deliveries();
 
+-- topic_wanted is Rust now (src/api/wanted.rs): each backend caches the
+-- subscribed topics; the subscriptions_changed triggers make every backend
+-- reload them after a change to the subscriptions or the switch commits.
+-- Same OID, so the generated triggers' WHEN clauses keep calling it.
 CREATE OR REPLACE FUNCTION webhook.topic_wanted(topic text) RETURNS boolean
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-#variable_conflict use_variable
-BEGIN
-    -- plpgsql rather than SQL: its plan is cached across calls; no SET
-    -- clause (names are qualified) to keep the per-call cost low.
-    -- Through webhook_list: the generated triggers' WHEN clauses call this
-    -- as the writing role, which may read the list but not webhooks.
-    RETURN (SELECT s.enabled AND EXISTS (
-                SELECT FROM webhook.webhook_list w WHERE w.topics @> ARRAY[topic])
-            FROM webhook.settings s);
-END
-$$;
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'topic_wanted_wrapper';
+CREATE FUNCTION webhook."subscriptions_changed"()
+    RETURNS TRIGGER
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'subscriptions_changed_wrapper';
+CREATE TRIGGER subscriptions_changed
+    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF topics ON webhook.webhooks
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
+CREATE TRIGGER subscriptions_changed
+    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF enabled ON webhook.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
 
 CREATE OR REPLACE FUNCTION webhook.enqueue(topic text, body json) RETURNS text
 LANGUAGE plpgsql AS $$

@@ -18,7 +18,16 @@ mod render;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/registry.sql", name = "registry");
-extension_sql_file!("../sql/queue.sql", name = "queue", requires = ["registry"]);
+// The write path's cached subscription test is Rust (api::wanted).
+extension_sql_file!(
+    "../sql/queue.sql",
+    name = "queue",
+    requires = [
+        "registry",
+        api::wanted::topic_wanted,
+        api::wanted::subscriptions_changed
+    ]
+);
 extension_sql_file!(
     "../sql/topic_definitions.sql",
     name = "topic_definitions",

@@ -1,7 +1,9 @@
 //! The SQL-facing management API implemented in Rust: validation helpers
-//! used by the registry trigger, body previews, and Send Test.
+//! used by the registry trigger, body previews, Send Test, and the write
+//! path's cached test of whether a topic is wanted.
 
 pub mod preview;
 pub mod redact;
 pub mod send_test;
 pub mod validate;
+pub mod wanted;

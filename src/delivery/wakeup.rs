@@ -10,7 +10,7 @@
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgXactCallbackEvent};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Databases that can have a delivery worker at the same time.
 pub const MAX_DATABASES: usize = 128;
@@ -39,6 +39,9 @@ pub struct Registry {
     /// The database's worker has requests in flight or parked: it counts
     /// when the HTTP concurrency is shared out (see `share`).
     busy: [AtomicBool; MAX_DATABASES],
+    /// Bumped after every commit that changed webhooks or the global
+    /// switch: backends drop their cached set of wanted topics.
+    subscriptions_generation: AtomicU64,
 }
 
 // SAFETY: only atomics, valid in shared memory at any address.
@@ -56,6 +59,7 @@ impl Default for Registry {
             stopping: std::array::from_fn(|_| AtomicBool::new(false)),
             starting: std::array::from_fn(|_| AtomicBool::new(false)),
             busy: std::array::from_fn(|_| AtomicBool::new(false)),
+            subscriptions_generation: AtomicU64::new(0),
         }
     }
 }
@@ -94,7 +98,7 @@ fn my_procno() -> i32 {
 
 /// The current local transaction id. PostgreSQL 17 moved `PGPROC.lxid`
 /// into `PGPROC.vxid`.
-fn my_lxid() -> u32 {
+pub fn my_lxid() -> u32 {
     #[cfg(feature = "pg15")]
     // SAFETY: MyProc is set for every backend.
     return unsafe { (*pg_sys::MyProc).lxid };
@@ -371,4 +375,24 @@ pub fn wake_worker_at_commit() {
     }
     REGISTERED_FOR.with(|r| r.set(lxid));
     pgrx::register_xact_callback(PgXactCallbackEvent::Commit, set_worker_latch);
+}
+
+/// The subscriptions generation (see `Registry`), or None when the library
+/// is not preloaded (then nothing may be cached).
+pub fn subscriptions_generation() -> Option<u64> {
+    registry().map(|reg| reg.subscriptions_generation.load(Ordering::Acquire))
+}
+
+/// Bump the subscriptions generation when the current transaction commits:
+/// after its changes are visible, so a backend that reads the new value and
+/// then takes a snapshot sees them.
+pub fn bump_subscriptions_generation_at_commit() {
+    if registry().is_none() {
+        return;
+    }
+    pgrx::register_xact_callback(PgXactCallbackEvent::Commit, || {
+        if let Some(reg) = registry() {
+            reg.subscriptions_generation.fetch_add(1, Ordering::AcqRel);
+        }
+    });
 }

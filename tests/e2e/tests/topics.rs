@@ -641,3 +641,96 @@ fn defined_topics_survive_dump_and_restore() {
     types.sort();
     assert_eq!(types, ["public.invoices.insert", "user.created"]);
 }
+
+/// Whether a topic is wanted is cached in each backend: a long-lived
+/// session (an LMS's connection pool) must see every committed change to
+/// the subscriptions or the switch at its next write, and its own
+/// uncommitted change only inside its transaction.
+#[test]
+fn a_long_lived_session_sees_subscription_changes_at_its_next_write() {
+    let cluster = Cluster::start("");
+    let mut app = cluster.client();
+    let mut admin = cluster.client();
+    let mut signups = 0;
+    let mut sign_up = |c: &mut Client| {
+        signups += 1;
+        c.execute(
+            "INSERT INTO lms.users (first_name, last_name, email) VALUES ('Ada', 'L', $1)",
+            &[&format!("ada{signups}@example.com")],
+        )
+        .unwrap();
+    };
+    let queued = |c: &mut Client| {
+        count(
+            c,
+            "SELECT count(*) FROM webhook.events WHERE topic = 'user.created'",
+        )
+    };
+
+    sign_up(&mut app);
+    assert_eq!(queued(&mut admin), 0, "nobody subscribes yet");
+
+    let id: i64 = admin
+        .query_one(
+            "SELECT webhook.create_webhook('crm', 'http://127.0.0.1:9/hook', '{user.created}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    sign_up(&mut app);
+    assert_eq!(
+        queued(&mut admin),
+        1,
+        "a webhook created in another session counts at once"
+    );
+
+    // The session's own uncommitted delete counts inside its transaction;
+    // rolled back, the webhook counts again.
+    app.batch_execute("BEGIN; DELETE FROM webhook.webhooks")
+        .unwrap();
+    sign_up(&mut app);
+    app.batch_execute("ROLLBACK").unwrap();
+    sign_up(&mut app);
+    assert_eq!(
+        queued(&mut admin),
+        2,
+        "own delete: nothing; after its rollback: queued"
+    );
+
+    admin
+        .batch_execute("SELECT webhook.set_enabled(false)")
+        .unwrap();
+    sign_up(&mut app);
+    assert_eq!(queued(&mut admin), 2, "the global switch is off");
+    admin
+        .batch_execute("SELECT webhook.set_enabled(true)")
+        .unwrap();
+    sign_up(&mut app);
+    assert_eq!(queued(&mut admin), 3, "the switch is back on");
+
+    admin
+        .execute(
+            "SELECT webhook.update_webhook($1, topics => '{sale.new}')",
+            &[&id],
+        )
+        .unwrap();
+    sign_up(&mut app);
+    assert_eq!(queued(&mut admin), 3, "the webhook no longer subscribes");
+    admin
+        .execute(
+            "SELECT webhook.update_webhook($1, topics => '{user.created,sale.new}')",
+            &[&id],
+        )
+        .unwrap();
+    // A transaction that started before the change still sees it at its
+    // next write (the cache is reloaded with a new snapshot; the queueing
+    // itself follows the transaction's isolation level).
+    app.batch_execute("BEGIN").unwrap();
+    sign_up(&mut app);
+    app.batch_execute("COMMIT").unwrap();
+    assert_eq!(queued(&mut admin), 4, "subscribed again");
+
+    admin.batch_execute("DELETE FROM webhook.webhooks").unwrap();
+    sign_up(&mut app);
+    assert_eq!(queued(&mut admin), 4, "deleted");
+}

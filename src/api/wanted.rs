@@ -1,0 +1,145 @@
+//! `webhook.topic_wanted(topic)`: does anyone receive this topic? Every
+//! generated topic trigger asks it in its WHEN clause, so it runs for every
+//! row written to a table that emits topics, subscribed or not: it must cost
+//! next to nothing.
+//!
+//! Each backend caches the set of subscribed topics and keeps it until the
+//! shared subscriptions generation moves: a statement trigger on
+//! `webhook.webhooks` and `webhook.settings` bumps it after the commit that
+//! changed them (`subscriptions_changed`). The transaction making such a
+//! change asks the tables on every call instead, since its change is not
+//! committed and may roll back.
+
+use crate::delivery::wakeup;
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::ffi::CStr;
+
+/// The topics some webhook subscribes to (enabled or not: a disabled one
+/// holds its events), none when the global switch is off.
+const SUBSCRIBED_TOPICS: &CStr = c"SELECT DISTINCT t FROM webhook.settings s, webhook.webhook_list w, pg_catalog.unnest(w.topics) t WHERE s.enabled";
+
+/// The same question for one topic, as the current snapshot sees it.
+const TOPIC_SUBSCRIBED: &str = "SELECT s.enabled AND EXISTS (SELECT FROM webhook.webhook_list w WHERE w.topics OPERATOR(pg_catalog.@>) ARRAY[$1]) FROM webhook.settings s";
+
+/// The subscribed topics as they were when `generation` was current.
+struct SubscribedTopics {
+    generation: u64,
+    topics: HashSet<String>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<SubscribedTopics>> = const { RefCell::new(None) };
+    /// Local transaction id of a transaction that changed the subscriptions.
+    static CHANGED_IN: Cell<Option<u32>> = const { Cell::new(None) };
+    /// `SUBSCRIBED_TOPICS`, prepared once per backend.
+    static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// True when an event of `topic` would be queued for some webhook now.
+#[pg_extern(stable, parallel_safe)]
+fn topic_wanted(topic: &str) -> bool {
+    let generation = match wakeup::subscriptions_generation() {
+        Some(generation) if !changed_in_this_transaction() && !in_parallel_mode() => generation,
+        // Not preloaded (no shared generation), or the answer must reflect
+        // this transaction's own change, or no new snapshot may be taken.
+        _ => return ask_tables(topic),
+    };
+    let cached = CACHE.with_borrow(|cache| {
+        cache
+            .as_ref()
+            .filter(|c| c.generation == generation)
+            .map(|c| c.topics.contains(topic))
+    });
+    if let Some(wanted) = cached {
+        return wanted;
+    }
+    // The generation was read before this snapshot is taken: a commit it
+    // misses bumps the generation later, and the next call reloads.
+    let topics = load_subscribed_topics();
+    let wanted = topics.contains(topic);
+    CACHE.set(Some(SubscribedTopics { generation, topics }));
+    wanted
+}
+
+/// After any change to webhooks or the global switch (statement trigger on
+/// both tables): this transaction stops using the cache, and the others
+/// drop theirs when it commits.
+#[pg_trigger]
+fn subscriptions_changed<'a>(
+    _trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, PgHeapTupleError> {
+    if !changed_in_this_transaction() {
+        CHANGED_IN.set(Some(wakeup::my_lxid()));
+        wakeup::bump_subscriptions_generation_at_commit();
+    }
+    CACHE.set(None);
+    Ok(None)
+}
+
+fn changed_in_this_transaction() -> bool {
+    CHANGED_IN.get() == Some(wakeup::my_lxid())
+}
+
+fn in_parallel_mode() -> bool {
+    unsafe { pg_sys::IsInParallelMode() }
+}
+
+/// Ask the tables with the current snapshot (the uncached path).
+fn ask_tables(topic: &str) -> bool {
+    Spi::get_one_with_args::<bool>(TOPIC_SUBSCRIBED, &[topic.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Every subscribed topic, read with a snapshot taken now (not the
+/// statement's or the transaction's, which may predate the generation
+/// just read).
+fn load_subscribed_topics() -> HashSet<String> {
+    Spi::connect(|_client| {
+        let mut topics = HashSet::new();
+        // SAFETY: SPI is connected for the closure's duration; the plan is
+        // kept (SPI_keepplan) for the backend's life and revalidated by the
+        // plan cache; the tuple table is read before SPI_finish frees it.
+        unsafe {
+            let plan = prepared_plan();
+            let status = pg_sys::SPI_execute_snapshot(
+                plan,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                pg_sys::GetLatestSnapshot(),
+                std::ptr::null_mut(),
+                true,
+                false,
+                0,
+            );
+            if status != pg_sys::SPI_OK_SELECT as i32 {
+                pgrx::error!("webhook.topic_wanted: reading the subscribed topics failed (SPI status {status})");
+            }
+            let table = pg_sys::SPI_tuptable;
+            for row in 0..pg_sys::SPI_processed as usize {
+                let value = pg_sys::SPI_getvalue(*(*table).vals.add(row), (*table).tupdesc, 1);
+                if !value.is_null() {
+                    topics.insert(CStr::from_ptr(value).to_string_lossy().into_owned());
+                }
+            }
+        }
+        topics
+    })
+}
+
+/// `SUBSCRIBED_TOPICS` as a kept plan, prepared on first use.
+unsafe fn prepared_plan() -> pg_sys::SPIPlanPtr {
+    let plan = PLAN.get();
+    if !plan.is_null() {
+        return plan;
+    }
+    let plan = pg_sys::SPI_prepare(SUBSCRIBED_TOPICS.as_ptr(), 0, std::ptr::null_mut());
+    if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
+        pgrx::error!("webhook.topic_wanted: preparing the subscribed topics query failed");
+    }
+    PLAN.set(plan);
+    plan
+}
