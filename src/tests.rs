@@ -251,3 +251,31 @@ fn secrets_are_hidden_from_ordinary_roles() {
     assert_eq!(pw.as_deref(), Some("hunter2"));
     Spi::run("RESET ROLE").unwrap();
 }
+
+/// The transaction that changes the subscriptions sees its own change at
+/// once (the cross-session cache is tested end to end in tests/e2e).
+#[pg_test]
+fn topic_wanted_follows_this_transactions_own_changes() {
+    let wanted = |topic: &str| {
+        Spi::get_one_with_args::<bool>("SELECT webhook.topic_wanted($1)", &[topic.into()])
+            .unwrap()
+            .unwrap()
+    };
+    assert!(!wanted("user.created"));
+    let id = create("crm", "{user.created}");
+    assert!(wanted("user.created") && !wanted("sale.new"));
+    Spi::run("SELECT webhook.set_enabled(false)").unwrap();
+    assert!(!wanted("user.created"), "the global switch is off");
+    Spi::run("SELECT webhook.set_enabled(true)").unwrap();
+    Spi::run_with_args(
+        "SELECT webhook.update_webhook($1, topics => '{sale.new}')",
+        &[id.into()],
+    )
+    .unwrap();
+    assert!(!wanted("user.created") && wanted("sale.new"));
+    assert_eq!(
+        Spi::get_one::<bool>("SELECT webhook.topic_wanted(NULL)").unwrap(),
+        None,
+        "NULL in, NULL out (STRICT)"
+    );
+}
