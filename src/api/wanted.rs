@@ -20,8 +20,16 @@ use std::ffi::CStr;
 /// holds its events), none when the global switch is off.
 const SUBSCRIBED_TOPICS: &CStr = c"SELECT DISTINCT t FROM webhook.settings s, webhook.webhook_list w, pg_catalog.unnest(w.topics) t WHERE s.enabled";
 
-/// The same question for one topic, as the current snapshot sees it.
-const TOPIC_SUBSCRIBED: &str = "SELECT s.enabled AND EXISTS (SELECT FROM webhook.webhook_list w WHERE w.topics OPERATOR(pg_catalog.@>) ARRAY[$1]) FROM webhook.settings s";
+/// Which snapshot reads `SUBSCRIBED_TOPICS`.
+#[derive(Clone, Copy)]
+enum ReadAs {
+    /// One taken now: what the cache keeps (not the statement's or the
+    /// transaction's, which may predate the generation just read).
+    Latest,
+    /// The statement's: the uncached path, which must see this
+    /// transaction's own changes.
+    Current,
+}
 
 /// The subscribed topics as they were when `generation` was current.
 struct SubscribedTopics {
@@ -44,7 +52,7 @@ fn topic_wanted(topic: &str) -> bool {
         Some(generation) if !changed_in_this_transaction() && !in_parallel_mode() => generation,
         // Not preloaded (no shared generation), or the answer must reflect
         // this transaction's own change, or no new snapshot may be taken.
-        _ => return ask_tables(topic),
+        _ => return load_subscribed_topics(ReadAs::Current).contains(topic),
     };
     let cached = CACHE.with_borrow(|cache| {
         cache
@@ -57,7 +65,7 @@ fn topic_wanted(topic: &str) -> bool {
     }
     // The generation was read before this snapshot is taken: a commit it
     // misses bumps the generation later, and the next call reloads.
-    let topics = load_subscribed_topics();
+    let topics = load_subscribed_topics(ReadAs::Latest);
     let wanted = topics.contains(topic);
     CACHE.set(Some(SubscribedTopics { generation, topics }));
     wanted
@@ -86,18 +94,8 @@ fn in_parallel_mode() -> bool {
     unsafe { pg_sys::IsInParallelMode() }
 }
 
-/// Ask the tables with the current snapshot (the uncached path).
-fn ask_tables(topic: &str) -> bool {
-    Spi::get_one_with_args::<bool>(TOPIC_SUBSCRIBED, &[topic.into()])
-        .ok()
-        .flatten()
-        .unwrap_or(false)
-}
-
-/// Every subscribed topic, read with a snapshot taken now (not the
-/// statement's or the transaction's, which may predate the generation
-/// just read).
-fn load_subscribed_topics() -> HashSet<String> {
+/// Every subscribed topic, as `read_as` sees the tables.
+fn load_subscribed_topics(read_as: ReadAs) -> HashSet<String> {
     Spi::connect(|_client| {
         let mut topics = HashSet::new();
         // SAFETY: SPI is connected for the closure's duration; the plan is
@@ -105,16 +103,23 @@ fn load_subscribed_topics() -> HashSet<String> {
         // plan cache; the tuple table is read before SPI_finish frees it.
         unsafe {
             let plan = prepared_plan();
-            let status = pg_sys::SPI_execute_snapshot(
-                plan,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                pg_sys::GetLatestSnapshot(),
-                std::ptr::null_mut(),
-                true,
-                false,
-                0,
-            );
+            let status = match read_as {
+                ReadAs::Latest => pg_sys::SPI_execute_snapshot(
+                    plan,
+                    std::ptr::null_mut(),
+                    std::ptr::null(),
+                    pg_sys::GetLatestSnapshot(),
+                    std::ptr::null_mut(),
+                    true,
+                    false,
+                    0,
+                ),
+                // Read-only: the active (statement) snapshot, usable in
+                // parallel mode too.
+                ReadAs::Current => {
+                    pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), true, 0)
+                }
+            };
             if status != pg_sys::SPI_OK_SELECT as i32 {
                 pgrx::error!("webhook.topic_wanted: reading the subscribed topics failed (SPI status {status})");
             }
