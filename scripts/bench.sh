@@ -2,7 +2,7 @@
 # Benchmarks (not part of the tests): write path with pgbench, drain rate vs
 # the receiver's ceiling, commit-to-receipt latency, backlog growth, soak. All
 # figures of one table are measured side by side in the same run.
-# Usage: scripts/bench.sh [write|drain|million|databases|backlog|latency|ratelimit|soak]   (default: all)
+# Usage: scripts/bench.sh [write|drain|million|databases|neighbour|backlog|latency|ratelimit|soak]   (default: all)
 # BENCH_SOAK_SECS (600 alone, 120 in the full run) and BENCH_SOAK_RATE (2000) size the soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 const SLOW_MS: f64 = 1000.0;
 /// Windows (in flight plus parked) a fast endpoint may hold; see `limit`.
 const FAST_DEPTH: usize = 16;
+/// Seconds of its rate limit a rate-limited endpoint may hold claimed:
+/// more would only wait here, under a lease, taking the room of others.
+/// The claim (`store::claim`) caps a webhook nobody has seen yet the same way.
+pub const RATE_LIMIT_DEPTH_SECS: u32 = 2;
 /// Longest pause a `Retry-After` imposes on an endpoint's other jobs
 /// (they are claimed, under a lease, while they wait).
 const MAX_PAUSE: Duration = Duration::from_secs(60);
@@ -40,6 +44,8 @@ struct Load {
     in_flight: usize,
     waiting: VecDeque<Job>,
     speed: Speed,
+    /// The webhook's `rate_limit_per_second`, as of its latest job.
+    rate_limit: Option<u32>,
     /// Requests the rate limit allows to start now (token bucket).
     tokens: f64,
     refilled: Instant,
@@ -52,6 +58,7 @@ impl Load {
             in_flight: 0,
             waiting: VecDeque::new(),
             speed: Speed::Unproven,
+            rate_limit: None,
             tokens: 1.0,
             refilled: Instant::now(),
             paused_until: None,
@@ -184,24 +191,54 @@ impl Admission {
     /// it empties a window in a few milliseconds, less than a claim
     /// takes, and without that depth its requests would stop while the
     /// next claim runs.
+    /// A rate-limited endpoint holds no more than `RATE_LIMIT_DEPTH_SECS`
+    /// of its rate.
     pub fn limit(&self, webhook_id: i64) -> usize {
-        let speed = self
-            .endpoints
-            .get(&webhook_id)
-            .map_or(Speed::Unproven, |l| l.speed);
-        match speed {
+        let load = self.endpoints.get(&webhook_id);
+        let speed = load.map_or(Speed::Unproven, |l| l.speed);
+        let by_speed = match speed {
             Speed::Fast => self.caps.max * FAST_DEPTH,
             Speed::Unproven | Speed::Slow => self.caps.of(speed) * 2,
+        };
+        match load.and_then(|l| l.rate_limit) {
+            Some(rate) => {
+                by_speed.min((rate.saturating_mul(RATE_LIMIT_DEPTH_SECS)).max(1) as usize)
+            }
+            None => by_speed,
         }
     }
 
-    /// Webhooks with a full window and as much parked again.
-    pub fn saturated(&self) -> Vec<i64> {
+    /// How many more deliveries the next claim may take for each webhook
+    /// this worker holds jobs of (0: at its limit, left out of the claim).
+    /// A webhook not listed may have `unseen_room()`.
+    pub fn rooms(&self) -> (Vec<i64>, Vec<i64>) {
         self.endpoints
             .keys()
-            .copied()
-            .filter(|id| self.load(*id) >= self.limit(*id))
-            .collect()
+            .map(|&id| {
+                let room = self.limit(id).saturating_sub(self.load(id));
+                (id, i64::try_from(room).unwrap_or(i64::MAX))
+            })
+            .unzip()
+    }
+
+    /// The room of a webhook this worker holds nothing of: as much as a
+    /// fast endpoint may hold (most are; one that hangs is capped once its
+    /// first attempts are out).
+    pub fn unseen_room(&self) -> usize {
+        self.caps.max * FAST_DEPTH
+    }
+
+    /// Jobs held by webhooks at their limit. The claim leaves those
+    /// webhooks out, so their jobs must not take the claim's room either:
+    /// a paused or rate-limited endpoint's parked jobs would otherwise hold
+    /// back every other webhook's deliveries.
+    pub fn held_at_limit(&self) -> usize {
+        self.endpoints
+            .keys()
+            .map(|&id| (self.load(id), self.limit(id)))
+            .filter(|(load, limit)| load >= limit)
+            .map(|(load, _)| load)
+            .sum()
     }
 
     /// Send now if the endpoint has a free slot (and a token), else park.
@@ -210,6 +247,7 @@ impl Admission {
         let rate = job.endpoint.rate_limit;
         let caps = self.caps;
         let load = self.endpoints.entry(id).or_insert_with(Load::new);
+        load.rate_limit = rate;
         if load.in_flight < caps.of(load.speed)
             && self.in_flight < self.share
             && load.waiting.is_empty()

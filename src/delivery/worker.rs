@@ -17,7 +17,7 @@ use super::wakeup;
 use crate::guc;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -256,9 +256,14 @@ impl Worker {
     fn claim_and_dispatch(&mut self) -> Option<bool> {
         let agent = self.agent.clone()?;
         let window = (self.max_concurrency * 4).max(self.settings.batch_size as usize);
-        let room = window.saturating_sub(self.outstanding) as i64;
+        // Jobs of webhooks at their limit wait for their endpoint, not for
+        // this claim, which leaves those webhooks out.
+        let held = self
+            .outstanding
+            .saturating_sub(self.admission.held_at_limit());
+        let room = window.saturating_sub(held) as i64;
         let limit = self.settings.batch_size.min(room);
-        if limit <= 0 || (self.outstanding > 0 && room < (window / 2) as i64) {
+        if limit <= 0 || (held > 0 && room < (window / 2) as i64) {
             return None;
         }
         if self
@@ -267,13 +272,24 @@ impl Worker {
         {
             return None;
         }
-        let saturated = self.admission.saturated();
-        self.excluded = saturated.clone();
+        let (ids, rooms) = self.admission.rooms();
+        let rooms = store::ClaimRooms {
+            ids,
+            rooms,
+            unseen: self.admission.unseen_room() as i64,
+        };
+        self.excluded = rooms
+            .ids
+            .iter()
+            .zip(&rooms.rooms)
+            .filter(|(_, &room)| room <= 0)
+            .map(|(&id, _)| id)
+            .collect();
         self.capacity_freed = false;
         self.sequence_advanced = false;
         let lease = self.settings.lease();
         let claimed = match txn::run(|| {
-            Spi::connect_mut(|client| store::claim(client, limit, saturated, lease))
+            Spi::connect_mut(|client| store::claim(client, limit, &rooms, lease))
         }) {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -291,6 +307,15 @@ impl Worker {
         let unusable = self.endpoints.refresh(&claimed, &self.settings);
         let n = claimed.len();
         self.profile.count(0, n);
+        // More may be due when the claim was full, or a webhook filled its
+        // room (the next claim, after some of its jobs went out, takes more).
+        let mut per_webhook: HashMap<i64, i64> = HashMap::new();
+        for c in &claimed {
+            *per_webhook.entry(c.webhook_id).or_default() += 1;
+        }
+        let room_filled = per_webhook
+            .iter()
+            .any(|(&id, &taken)| taken >= rooms.of(id));
         for c in claimed {
             self.in_hand.insert(c.attempt.delivery_id);
             let Some(endpoint) = self.endpoints.get(c.webhook_id) else {
@@ -315,7 +340,7 @@ impl Worker {
             };
             self.dispatch(job);
         }
-        Some(n as i64 >= limit)
+        Some(n as i64 >= limit || room_filled)
     }
 
     /// Pruning, held deliveries and expired leases, every `MAINTAIN_EVERY`

@@ -197,6 +197,62 @@ fn a_rate_limit_is_never_exceeded_and_slows_only_its_endpoint() {
 }
 
 #[test]
+fn a_rate_limited_backlog_does_not_hold_back_other_webhooks() {
+    // The limited webhook's backlog is queued first and is larger than a
+    // claim. Its deliveries used to fill the worker's claim window, parked
+    // behind the rate limit, and no other webhook got anything until the
+    // backlog had gone out (here, 1,000 s).
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.execute(
+        "SELECT webhook.create_webhook('limited', $1, '{group.created}', rate_limit_per_second => 1)",
+        &[&receiver.url("/limited")],
+    )
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO lms.groups (name) SELECT 'g' || i FROM generate_series(1, 1000) i",
+    )
+    .unwrap();
+    receiver.wait_for(1, Duration::from_secs(10));
+    c.execute(
+        "SELECT webhook.create_webhook('free', $1, '{user.created}')",
+        &[&receiver.url("/free")],
+    )
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO lms.users (first_name, email) SELECT 'U', 'u' || i || '@x.example' FROM generate_series(1, 20) i",
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "20 deliveries to the free webhook",
+        || (arrivals(&receiver, "/free").len() >= 20).then_some(()),
+    );
+    // The limited webhook holds two seconds of its rate, not a window.
+    let claimed: i64 = c
+        .query_one(
+            "SELECT count(*) FROM webhook.deliveries d JOIN webhook.webhooks w ON w.id = d.webhook_id
+              WHERE w.name = 'limited' AND d.status = 'delivering'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    // (Two, and one sent whose outcome is not recorded yet.)
+    assert!(
+        claimed <= 3,
+        "{claimed} deliveries of a 1/s webhook claimed at once"
+    );
+    let limited = arrivals(&receiver, "/limited");
+    let most = limited
+        .iter()
+        .map(|&t| limited.iter().filter(|&&u| u >= t && u < t + 1.0).count())
+        .max()
+        .unwrap_or(0);
+    assert!(most <= 2, "{most} requests within one second (limit 1)");
+}
+
+#[test]
 fn retry_after_pauses_only_that_endpoint() {
     // One request at a time per endpoint, so the pause is visible.
     let cluster =

@@ -450,6 +450,9 @@ fn main() {
     if only.is_empty() || only == "databases" {
         scale::databases(CONF);
     }
+    if only.is_empty() || only == "neighbour" {
+        scale::neighbour(&cluster);
+    }
     if only.is_empty() || only == "backlog" {
         println!("\n## Backlog growth: cost per delivery by queue size\n");
         println!("| queued | deliveries/s | µs per delivery | vs 1k |");

@@ -129,3 +129,68 @@ pub fn databases(conf: &str) {
         100.0 * first / last
     );
 }
+
+/// A neighbour's backlog: one webhook drains `BENCH_NEIGHBOUR_N` (20,000)
+/// deliveries alone, then again while a webhook limited to 1 request/s
+/// holds `BENCH_NEIGHBOUR_BACKLOG` (100,000) due ones. The limited webhook's
+/// window is full, so every claim leaves it out; the ratio says what its
+/// backlog costs everyone else.
+pub fn neighbour(cluster: &Cluster) {
+    let n = env_secs("BENCH_NEIGHBOUR_N", 20_000) as i64;
+    let backlog = env_secs("BENCH_NEIGHBOUR_BACKLOG", 100_000) as i64;
+    let fast = FastReceiver::start();
+    let limited = FastReceiver::start();
+    let mut c = cluster.client();
+    c.batch_execute("DELETE FROM webhook.webhooks; DELETE FROM webhook.events")
+        .unwrap();
+    c.execute(
+        "SELECT webhook.create_webhook('fast', $1, '{user.deleted}')",
+        &[&fast.url("/fast")],
+    )
+    .unwrap();
+    let timed_drain = |c: &mut postgres::Client, expected: usize| {
+        let t0 = Instant::now();
+        c.execute(
+            "SELECT count(webhook.enqueue('user.deleted', json_build_object('id', i))) FROM generate_series(1, $1::bigint) i",
+            &[&n],
+        )
+        .unwrap();
+        fast.wait_for(expected, Duration::from_secs(600));
+        n as f64 / t0.elapsed().as_secs_f64()
+    };
+    let alone = timed_drain(&mut c, n as usize);
+    c.execute(
+        "SELECT webhook.create_webhook('limited', $1, '{group.created}', rate_limit_per_second => 1)",
+        &[&limited.url("/limited")],
+    )
+    .unwrap();
+    c.execute(
+        "SELECT count(webhook.enqueue('group.created', json_build_object('group_id', i))) FROM generate_series(1, $1::bigint) i",
+        &[&backlog],
+    )
+    .unwrap();
+    // Until the limited webhook's window is full and claims leave it out.
+    std::thread::sleep(Duration::from_secs(3));
+    c.batch_execute(
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()",
+    )
+    .unwrap();
+    let beside = timed_drain(&mut c, 2 * n as usize);
+    let claim_ms: f64 = c
+        .query_one(
+            "SELECT coalesce(sum(total_exec_time) / nullif(sum(calls), 0), 0)::float8
+               FROM pg_stat_statements WHERE query LIKE 'WITH RECURSIVE heads%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    println!("\n## A neighbour's backlog: {n} deliveries of one webhook, alone and beside {backlog} due for a webhook limited to 1/s\n");
+    println!("| deliveries/s alone | beside the backlog | ratio | claim ms per call beside it |");
+    println!("|---:|---:|---:|---:|");
+    println!(
+        "| {alone:.0} | {beside:.0} | {:.2} | {claim_ms:.1} |",
+        beside / alone
+    );
+    c.batch_execute("DELETE FROM webhook.webhooks; DELETE FROM webhook.events")
+        .unwrap();
+}
