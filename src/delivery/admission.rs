@@ -208,36 +208,49 @@ impl Admission {
         }
     }
 
-    /// How many more deliveries the next claim may take for each webhook
-    /// this worker holds jobs of (0: at its limit, left out of the claim).
-    /// A webhook not listed may have `unseen_room()`.
+    /// Whether the next claim leaves this webhook out: it holds its limit,
+    /// or its endpoint is paused by a `Retry-After`.
+    fn left_out(&self, webhook_id: i64, now: Instant) -> bool {
+        self.load(webhook_id) >= self.limit(webhook_id)
+            || self
+                .endpoints
+                .get(&webhook_id)
+                .and_then(|l| l.paused_until)
+                .is_some_and(|until| now < until)
+    }
+
+    /// The webhooks the next claim must cap, with how many more deliveries
+    /// it may take for each: 0 for those left out, what is left of the
+    /// limit for rate-limited ones. Any other webhook may take the claim's
+    /// whole size: a fast endpoint sends it in milliseconds, and a slow one
+    /// is left out once it holds its limit.
     pub fn rooms(&self) -> (Vec<i64>, Vec<i64>) {
+        let now = Instant::now();
         self.endpoints
-            .keys()
-            .map(|&id| {
-                let room = self.limit(id).saturating_sub(self.load(id));
-                (id, i64::try_from(room).unwrap_or(i64::MAX))
+            .iter()
+            .filter_map(|(&id, load)| {
+                let room = if self.left_out(id, now) {
+                    0
+                } else if load.rate_limit.is_some() {
+                    self.limit(id).saturating_sub(self.load(id))
+                } else {
+                    return None;
+                };
+                Some((id, i64::try_from(room).unwrap_or(i64::MAX)))
             })
             .unzip()
     }
 
-    /// The room of a webhook this worker holds nothing of: as much as a
-    /// fast endpoint may hold (most are; one that hangs is capped once its
-    /// first attempts are out).
-    pub fn unseen_room(&self) -> usize {
-        self.caps.max * FAST_DEPTH
-    }
-
-    /// Jobs held by webhooks at their limit. The claim leaves those
-    /// webhooks out, so their jobs must not take the claim's room either:
-    /// a paused or rate-limited endpoint's parked jobs would otherwise hold
+    /// Jobs held by webhooks the next claim leaves out: they wait for their
+    /// endpoint, not for the claim, so they must not take its room either.
+    /// A paused or rate-limited endpoint's parked jobs would otherwise hold
     /// back every other webhook's deliveries.
-    pub fn held_at_limit(&self) -> usize {
+    pub fn held_by_left_out(&self) -> usize {
+        let now = Instant::now();
         self.endpoints
             .keys()
-            .map(|&id| (self.load(id), self.limit(id)))
-            .filter(|(load, limit)| load >= limit)
-            .map(|(load, _)| load)
+            .filter(|&&id| self.left_out(id, now))
+            .map(|&id| self.load(id))
             .sum()
     }
 

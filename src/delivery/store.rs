@@ -113,21 +113,19 @@ pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
     Ok(t.len())
 }
 
-/// Per-webhook caps for a claim: how many more each webhook may have
-/// (`ids`, `rooms`; 0 leaves it out), and the cap of any other webhook.
+/// Per-webhook caps for a claim: how many more deliveries each listed
+/// webhook may take (0 leaves it out); others are capped only by the
+/// claim's size and their rate limit.
 pub struct ClaimRooms {
     pub ids: Vec<i64>,
     pub rooms: Vec<i64>,
-    pub unseen: i64,
 }
 
 impl ClaimRooms {
     /// The cap this claim applied to a webhook (before its rate limit).
-    pub fn of(&self, webhook_id: i64) -> i64 {
-        self.ids
-            .iter()
-            .position(|&id| id == webhook_id)
-            .map_or(self.unseen, |i| self.rooms[i])
+    pub fn of(&self, webhook_id: i64) -> Option<i64> {
+        let at = self.ids.iter().position(|&id| id == webhook_id)?;
+        self.rooms.get(at).copied()
     }
 }
 
@@ -179,11 +177,11 @@ pub fn claim(
               LIMIT $1),
          caps AS (
              SELECT w.id,
-                    least($1, coalesce(r.room, $5),
+                    least($1, r.room,
                           CASE WHEN w.rate_limit_per_second IS NOT NULL
-                               THEN greatest(w.rate_limit_per_second * $6, 1) END) AS room
+                               THEN greatest(w.rate_limit_per_second * $5, 1) END) AS room
                FROM webhook.webhooks w
-               LEFT JOIN unnest($4::int8[], $7::int8[]) AS r (webhook_id, room) ON r.webhook_id = w.id
+               LEFT JOIN unnest($4::int8[], $6::int8[]) AS r (webhook_id, room) ON r.webhook_id = w.id
               WHERE w.enabled),
          due_candidates AS (
              SELECT c.ctid, c.next_attempt_at
@@ -226,7 +224,6 @@ pub fn claim(
             INT8ARRAYOID,
             FLOAT8OID,
             INT8ARRAYOID,
-            INT8OID,
             INT4OID,
             INT8ARRAYOID,
         ],
@@ -235,7 +232,6 @@ pub fn claim(
             full.into(),
             lease.as_secs_f64().into(),
             rooms.ids.clone().into(),
-            rooms.unseen.into(),
             (super::admission::RATE_LIMIT_DEPTH_SECS as i32).into(),
             rooms.rooms.clone().into(),
         ],

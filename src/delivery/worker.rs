@@ -260,7 +260,7 @@ impl Worker {
         // this claim, which leaves those webhooks out.
         let held = self
             .outstanding
-            .saturating_sub(self.admission.held_at_limit());
+            .saturating_sub(self.admission.held_by_left_out());
         let room = window.saturating_sub(held) as i64;
         let limit = self.settings.batch_size.min(room);
         if limit <= 0 || (held > 0 && room < (window / 2) as i64) {
@@ -273,11 +273,7 @@ impl Worker {
             return None;
         }
         let (ids, rooms) = self.admission.rooms();
-        let rooms = store::ClaimRooms {
-            ids,
-            rooms,
-            unseen: self.admission.unseen_room() as i64,
-        };
+        let rooms = store::ClaimRooms { ids, rooms };
         self.excluded = rooms
             .ids
             .iter()
@@ -315,7 +311,7 @@ impl Worker {
         }
         let room_filled = per_webhook
             .iter()
-            .any(|(&id, &taken)| taken >= rooms.of(id));
+            .any(|(&id, &taken)| rooms.of(id).is_some_and(|room| taken >= room));
         for c in claimed {
             self.in_hand.insert(c.attempt.delivery_id);
             let Some(endpoint) = self.endpoints.get(c.webhook_id) else {
