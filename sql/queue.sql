@@ -38,11 +38,10 @@ CREATE TABLE webhook.deliveries (
     CONSTRAINT deliveries_status_check
         CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held'))
 );
--- Unordered deliveries are claimed by due time, per webhook, so a webhook
--- the claim leaves out (its window full) is never scanned however long its
--- backlog; ordered ones only at the head of their sequence, found through
--- deliveries_sequence_idx, so a long blocked sequence is never scanned.
-CREATE INDEX deliveries_due_idx ON webhook.deliveries (webhook_id, next_attempt_at)
+-- Unordered deliveries are claimed by due time; ordered ones only at the
+-- head of their sequence, found through deliveries_sequence_idx, so a long
+-- blocked sequence is never scanned by the claim.
+CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at)
     WHERE status IN ('pending', 'failed') AND order_key IS NULL;
 CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_key, id)
     WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');

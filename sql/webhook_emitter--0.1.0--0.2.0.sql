@@ -248,11 +248,10 @@ ALTER TABLE webhook.webhooks
     ADD COLUMN oauth2_scope text,
     ADD COLUMN filter jsonb;
 -- Ordered deliveries carry their sequence's key and are claimed only at
--- the head of it; the due-time index keeps only unordered ones, per
--- webhook (a claim that leaves a webhook out does not scan its backlog).
+-- the head of it; the due-time index keeps only unordered ones.
 ALTER TABLE webhook.deliveries ADD COLUMN order_key text;
 DROP INDEX webhook.deliveries_due_idx;
-CREATE INDEX deliveries_due_idx ON webhook.deliveries (webhook_id, next_attempt_at)
+CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at)
     WHERE status IN ('pending', 'failed') AND order_key IS NULL;
 CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_key, id)
     WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');

@@ -25,10 +25,9 @@ use std::time::{Duration, Instant};
 const SLOW_MS: f64 = 1000.0;
 /// Windows (in flight plus parked) a fast endpoint may hold; see `limit`.
 const FAST_DEPTH: usize = 16;
-/// Seconds of its rate limit a rate-limited endpoint may hold claimed:
-/// more would only wait here, under a lease, taking the room of others.
-/// The claim (`store::claim`) caps a webhook nobody has seen yet the same way.
-pub const RATE_LIMIT_DEPTH_SECS: u32 = 2;
+/// Seconds of its rate limit a rate-limited endpoint may hold claimed
+/// before claims leave it out: more would only wait here, under a lease.
+const RATE_LIMIT_DEPTH_SECS: u32 = 2;
 /// Longest pause a `Retry-After` imposes on an endpoint's other jobs
 /// (they are claimed, under a lease, while they wait).
 const MAX_PAUSE: Duration = Duration::from_secs(60);

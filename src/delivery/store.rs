@@ -7,7 +7,7 @@ use super::types::{Attempt, DeliveryStatus, Verdict};
 use crate::error::Result;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::BuiltinOid::{
-    FLOAT8ARRAYOID, FLOAT8OID, INT4ARRAYOID, INT4OID, INT8ARRAYOID, INT8OID, TEXTARRAYOID,
+    FLOAT8ARRAYOID, FLOAT8OID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, TEXTARRAYOID,
 };
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 use pgrx::{pg_sys::PgBuiltInOids, PgOid};
@@ -113,31 +113,26 @@ pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
     Ok(t.len())
 }
 
-/// Per-webhook caps for a claim: how many more deliveries each listed
-/// webhook may take (0 leaves it out); others are capped only by the
-/// claim's size and their rate limit.
+/// Per-webhook room for a claim: how many more deliveries each listed
+/// webhook may hold. The claim leaves out those with none; it may take up
+/// to its size for any other.
 pub struct ClaimRooms {
     pub ids: Vec<i64>,
     pub rooms: Vec<i64>,
 }
 
 impl ClaimRooms {
-    /// The cap this claim applied to a webhook (before its rate limit).
+    /// A listed webhook's room.
     pub fn of(&self, webhook_id: i64) -> Option<i64> {
         let at = self.ids.iter().position(|&id| id == webhook_id)?;
         self.rooms.get(at).copied()
     }
 }
 
-/// Lease up to `limit` due deliveries of enabled webhooks, at most each
-/// webhook's room (and two seconds of its rate limit).
+/// Lease up to `limit` due deliveries of enabled webhooks, leaving out
+/// those whose room is 0 (at their limit, or paused).
 ///
-/// Unordered deliveries are taken by due time, read per webhook from
-/// `deliveries_due_idx` (webhook, due time): a webhook left out (its window
-/// full, or disabled) costs the claim nothing however long its backlog,
-/// where one index in due-time order made every claim step over it. The
-/// candidates are locked afterwards, by row address, so that only the
-/// `limit` taken are locked, not `limit` per webhook. An ordered webhook's
+/// Unordered deliveries are taken by due time. An ordered webhook's
 /// delivery is taken only at the head of its sequence (no earlier one of
 /// the same webhook and key still pending, failed, delivering or held): a
 /// skip scan over `deliveries_sequence_idx` visits one row per sequence, so
@@ -175,33 +170,14 @@ pub fn claim(
               WHERE h.status IN ('pending', 'failed') AND h.next_attempt_at <= now()
                 AND h.webhook_id <> ALL ($2)
               LIMIT $1),
-         caps AS (
-             SELECT w.id,
-                    least($1, r.room,
-                          CASE WHEN w.rate_limit_per_second IS NOT NULL
-                               THEN greatest(w.rate_limit_per_second * $5, 1) END) AS room
-               FROM webhook.webhooks w
-               LEFT JOIN unnest($4::int8[], $6::int8[]) AS r (webhook_id, room) ON r.webhook_id = w.id
-              WHERE w.enabled),
-         due_candidates AS (
-             SELECT c.ctid, c.next_attempt_at
-               FROM caps
-               CROSS JOIN LATERAL (
-                   SELECT d.ctid, d.next_attempt_at FROM webhook.deliveries d
-                    WHERE d.webhook_id = caps.id
-                      AND d.status IN ('pending', 'failed') AND d.order_key IS NULL
-                      AND d.next_attempt_at <= now()
-                    ORDER BY d.next_attempt_at
-                    LIMIT caps.room) c
-              WHERE caps.room > 0
-              ORDER BY c.next_attempt_at
-              LIMIT $1),
          due_unordered AS (
              SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
-              WHERE d.ctid = ANY (ARRAY(SELECT c.ctid FROM due_candidates c))
-                -- Not the index predicate again (order_key never changes):
-                -- this must stay a scan of the few row addresses.
-                AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
+              WHERE d.status IN ('pending', 'failed') AND d.order_key IS NULL
+                AND d.next_attempt_at <= now()
+                AND d.webhook_id <> ALL ($2)
+                AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = d.webhook_id AND w.enabled)
+              ORDER BY d.next_attempt_at
+              LIMIT $1
               FOR UPDATE OF d SKIP LOCKED),
          due_heads AS (
              SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
@@ -219,22 +195,8 @@ pub fn claim(
           WHERE d.id = picked.id AND e.id = d.event_id AND w.id = d.webhook_id
          RETURNING d.id, d.attempts, e.id, e.topic, e.tenant_id, e.body::text, w.id,
                    extract(epoch FROM w.updated_at)::float8",
-        &[
-            INT8OID,
-            INT8ARRAYOID,
-            FLOAT8OID,
-            INT8ARRAYOID,
-            INT4OID,
-            INT8ARRAYOID,
-        ],
-        &[
-            limit.into(),
-            full.into(),
-            lease.as_secs_f64().into(),
-            rooms.ids.clone().into(),
-            (super::admission::RATE_LIMIT_DEPTH_SECS as i32).into(),
-            rooms.rooms.clone().into(),
-        ],
+        &[INT8OID, INT8ARRAYOID, FLOAT8OID],
+        &[limit.into(), full.into(), lease.as_secs_f64().into()],
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
