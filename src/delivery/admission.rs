@@ -240,16 +240,22 @@ impl Admission {
             .unzip()
     }
 
-    /// Jobs held by webhooks the next claim leaves out: they wait for their
-    /// endpoint, not for the claim, so they must not take its room either.
-    /// A paused or rate-limited endpoint's parked jobs would otherwise hold
-    /// back every other webhook's deliveries.
+    /// Jobs held by rate-limited or paused webhooks the next claim leaves
+    /// out: they wait for their endpoint's rate or pause, maybe for minutes,
+    /// not for the claim, so they must not take its room, or they would hold
+    /// back every other webhook's deliveries. (A fast endpoint at its limit
+    /// sends its jobs within milliseconds: the claim waits for that, rather
+    /// than run a claim that leaves out the only webhook with work, which
+    /// steps over all of its due deliveries for nothing.)
     pub fn held_by_left_out(&self) -> usize {
         let now = Instant::now();
         self.endpoints
-            .keys()
-            .filter(|&&id| self.left_out(id, now))
-            .map(|&id| self.load(id))
+            .iter()
+            .filter(|(_, load)| {
+                load.rate_limit.is_some() || load.paused_until.is_some_and(|until| now < until)
+            })
+            .filter(|(&id, _)| self.left_out(id, now))
+            .map(|(&id, _)| self.load(id))
             .sum()
     }
 
