@@ -218,26 +218,14 @@ impl Admission {
                 .is_some_and(|until| now < until)
     }
 
-    /// The webhooks the next claim must cap, with how many more deliveries
-    /// it may take for each: 0 for those left out, what is left of the
-    /// limit for rate-limited ones. Any other webhook may take the claim's
-    /// whole size: a fast endpoint sends it in milliseconds, and a slow one
-    /// is left out once it holds its limit.
-    pub fn rooms(&self) -> (Vec<i64>, Vec<i64>) {
+    /// The webhooks the next claim leaves out.
+    pub fn left_out_ids(&self) -> Vec<i64> {
         let now = Instant::now();
         self.endpoints
-            .iter()
-            .filter_map(|(&id, load)| {
-                let room = if self.left_out(id, now) {
-                    0
-                } else if load.rate_limit.is_some() {
-                    self.limit(id).saturating_sub(self.load(id))
-                } else {
-                    return None;
-                };
-                Some((id, i64::try_from(room).unwrap_or(i64::MAX)))
-            })
-            .unzip()
+            .keys()
+            .copied()
+            .filter(|&id| self.left_out(id, now))
+            .collect()
     }
 
     /// Jobs held by rate-limited or paused webhooks the next claim leaves

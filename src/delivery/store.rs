@@ -113,24 +113,8 @@ pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
     Ok(t.len())
 }
 
-/// Per-webhook room for a claim: how many more deliveries each listed
-/// webhook may hold. The claim leaves out those with none; it may take up
-/// to its size for any other.
-pub struct ClaimRooms {
-    pub ids: Vec<i64>,
-    pub rooms: Vec<i64>,
-}
-
-impl ClaimRooms {
-    /// A listed webhook's room.
-    pub fn of(&self, webhook_id: i64) -> Option<i64> {
-        let at = self.ids.iter().position(|&id| id == webhook_id)?;
-        self.rooms.get(at).copied()
-    }
-}
-
-/// Lease up to `limit` due deliveries of enabled webhooks, leaving out
-/// those whose room is 0 (at their limit, or paused).
+/// Lease up to `limit` due deliveries of enabled webhooks not in
+/// `left_out` (at their limit, or paused).
 ///
 /// Unordered deliveries are taken by due time. An ordered webhook's
 /// delivery is taken only at the head of its sequence (no earlier one of
@@ -140,16 +124,9 @@ impl ClaimRooms {
 pub fn claim(
     client: &mut SpiClient,
     limit: i64,
-    rooms: &ClaimRooms,
+    left_out: Vec<i64>,
     lease: Duration,
 ) -> Result<Vec<Claimed>> {
-    let full: Vec<i64> = rooms
-        .ids
-        .iter()
-        .zip(&rooms.rooms)
-        .filter(|(_, &room)| room <= 0)
-        .map(|(&id, _)| id)
-        .collect();
     replan_after_growth(client)?;
     let rows = run_saved(
         client,
@@ -196,7 +173,7 @@ pub fn claim(
          RETURNING d.id, d.attempts, e.id, e.topic, e.tenant_id, e.body::text, w.id,
                    extract(epoch FROM w.updated_at)::float8",
         &[INT8OID, INT8ARRAYOID, FLOAT8OID],
-        &[limit.into(), full.into(), lease.as_secs_f64().into()],
+        &[limit.into(), left_out.into(), lease.as_secs_f64().into()],
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
