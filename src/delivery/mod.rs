@@ -6,6 +6,7 @@ pub mod auth;
 pub mod endpoints;
 pub mod http;
 pub mod launcher;
+mod plans;
 pub mod policy;
 pub mod pool;
 pub mod presence;

@@ -3,86 +3,20 @@
 //! from data. Runs only on the worker's main thread.
 
 use super::http::EndpointRow;
+use super::plans::{refresh_statistics_if_stale, replan_after_growth, run_saved};
 use super::types::{Attempt, DeliveryStatus, Verdict};
 use crate::error::Result;
-use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::BuiltinOid::{
     FLOAT8ARRAYOID, FLOAT8OID, INT4ARRAYOID, INT8ARRAYOID, INT8OID, TEXTARRAYOID,
 };
-use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
-use pgrx::{pg_sys::PgBuiltInOids, PgOid};
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::rc::Rc;
+use pgrx::spi::SpiClient;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-thread_local! {
-    /// The per-batch statements' plans, prepared on first use and kept
-    /// (`SPI_keepplan`): a batch costs no parsing or planning. The plan
-    /// cache revalidates them after DDL such as `ALTER EXTENSION UPDATE`.
-    static SAVED_PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
-        RefCell::new(HashMap::new());
-    /// The size of `webhook.deliveries` (bytes) when the saved plans were made.
-    static PLANNED_FOR_BYTES: Cell<i64> = const { Cell::new(0) };
-}
-
-/// The size past which the saved plans are made again: twice the size they
-/// were made for, and at least a megabyte more.
-fn replan_threshold(planned_for: i64) -> i64 {
-    planned_for
-        .saturating_mul(2)
-        .max(planned_for.saturating_add(1 << 20))
-}
-
-/// A generic plan is costed with the tables' size when it was made, and
-/// PostgreSQL keeps it until an ANALYZE invalidates it. A claim planned
-/// while the queue was empty (a worker idle since start) scanned the whole
-/// deliveries table once a backlog arrived: 33 ms instead of 7 ms per 500
-/// rows at 100k queued, worse as it grows. So the saved plans are dropped
-/// whenever the table has more than doubled since they were made; the next
-/// executions plan with its real size. Growth is geometric, so this
-/// happens a few times in a table's life, never in a steady state.
-fn replan_after_growth(client: &mut SpiClient) -> Result<()> {
-    let bytes: i64 = run_saved(
-        client,
-        "SELECT pg_catalog.pg_relation_size('webhook.deliveries'::regclass)",
-        &[],
-        &[],
-    )?
-    .first()
-    .get_one::<i64>()?
-    .unwrap_or(0);
-    let planned_for = PLANNED_FOR_BYTES.with(Cell::get);
-    if bytes > replan_threshold(planned_for) {
-        SAVED_PLANS.with(|plans| plans.borrow_mut().clear());
-        PLANNED_FOR_BYTES.with(|p| p.set(bytes));
-    }
-    Ok(())
-}
-
-/// Run `sql` (argument types `types`) through its saved plan.
-fn run_saved<'conn>(
-    client: &mut SpiClient<'conn>,
-    sql: &'static str,
-    types: &[PgBuiltInOids],
-    args: &[DatumWithOid],
-) -> Result<SpiTupleTable<'conn>> {
-    let saved = SAVED_PLANS.with(|plans| plans.borrow().get(sql).cloned());
-    let plan = match saved {
-        Some(plan) => plan,
-        None => {
-            let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
-            let plan = Rc::new(client.prepare_mut(sql, &oids)?.keep());
-            SAVED_PLANS.with(|plans| plans.borrow_mut().insert(sql, Rc::clone(&plan)));
-            plan
-        }
-    };
-    Ok(client.update(&*plan, None, args)?)
-}
 
 /// A claimed delivery, before its endpoint is attached.
 pub struct Claimed {
     pub attempt: Attempt,
+    /// False when the delivery's event no longer exists.
+    pub event_found: bool,
     pub webhook_id: i64,
     pub webhook_version: f64,
 }
@@ -113,6 +47,68 @@ pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
     Ok(t.len())
 }
 
+/// The claim statement: $1 the limit, $2 the left-out webhooks, $3 the
+/// lease in seconds.
+///
+/// The statement is written so that its plan stays cheap whatever the
+/// statistics say. Statistics can say "empty" for a table of a million
+/// rows: an autovacuum that ran while a large enqueue was uncommitted
+/// counts none of its rows. A plan made then joined the claimed rows to
+/// the deliveries and events tables by walking whole indexes, once per
+/// row: a single claim ran for minutes. So every table is reached only
+/// through an index condition (`= ANY` of the ids already chosen, or a
+/// correlated lookup by primary key), never through a join the planner
+/// could turn into a full scan; and the due rows are found by the due
+/// index's order, with no estimate that would make "scan everything and
+/// sort" look cheaper.
+pub(crate) const CLAIM_SQL: &str = "WITH RECURSIVE heads AS (
+     (SELECT d.webhook_id, d.order_key, d.id, d.status, d.next_attempt_at
+        FROM webhook.deliveries d
+       WHERE d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering', 'held')
+       ORDER BY d.webhook_id, d.order_key, d.id LIMIT 1)
+     UNION ALL
+     SELECT n.* FROM heads h CROSS JOIN LATERAL (
+         SELECT d.webhook_id, d.order_key, d.id, d.status, d.next_attempt_at
+           FROM webhook.deliveries d
+          WHERE d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering', 'held')
+            AND (d.webhook_id, d.order_key) > (h.webhook_id, h.order_key)
+          ORDER BY d.webhook_id, d.order_key, d.id LIMIT 1) n),
+ ready_heads AS (
+     SELECT h.id FROM heads h
+      WHERE h.status IN ('pending', 'failed') AND h.next_attempt_at <= now()
+        AND h.webhook_id <> ALL ($2)
+      LIMIT $1),
+ -- coalesce(): with one webhook, webhook_id's statistics make any
+ -- `<> ALL` test look like it keeps no row, and a generic plan
+ -- then sorts the whole queue instead of reading the due index.
+ -- The enabled test is a correlated lookup, not a join.
+ due_unordered AS (
+     SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
+      WHERE d.status IN ('pending', 'failed') AND d.order_key IS NULL
+        AND d.next_attempt_at <= now()
+        AND coalesce(d.webhook_id <> ALL ($2), true)
+        AND (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
+      ORDER BY d.next_attempt_at
+      LIMIT $1
+      FOR UPDATE OF d SKIP LOCKED),
+ due_heads AS (
+     SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
+      WHERE d.id = ANY (ARRAY(SELECT id FROM ready_heads))
+        AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
+        AND (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
+      FOR UPDATE OF d SKIP LOCKED),
+ picked AS (
+     SELECT id FROM (SELECT * FROM due_unordered UNION ALL SELECT * FROM due_heads) due
+      ORDER BY next_attempt_at LIMIT $1)
+ UPDATE webhook.deliveries d
+    SET status = 'delivering', attempts = d.attempts + 1, last_attempt_at = now(),
+        lease_until = now() + make_interval(secs => $3)
+  WHERE d.id = ANY (ARRAY(SELECT id FROM picked))
+ RETURNING d.id, d.attempts, d.event_id,
+           (SELECT ARRAY[e.topic, e.tenant_id, e.body::text] FROM webhook.events e WHERE e.id = d.event_id),
+           d.webhook_id,
+           (SELECT extract(epoch FROM w.updated_at)::float8 FROM webhook.webhooks w WHERE w.id = d.webhook_id)";
+
 /// Lease up to `limit` due deliveries of enabled webhooks not in
 /// `left_out` (at their limit, or paused).
 ///
@@ -127,69 +123,38 @@ pub fn claim(
     left_out: Vec<i64>,
     lease: Duration,
 ) -> Result<Vec<Claimed>> {
-    replan_after_growth(client)?;
+    let counted_rows = replan_after_growth(client)?;
     let rows = run_saved(
         client,
-        "WITH RECURSIVE heads AS (
-             (SELECT d.webhook_id, d.order_key, d.id, d.status, d.next_attempt_at
-                FROM webhook.deliveries d
-               WHERE d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering', 'held')
-               ORDER BY d.webhook_id, d.order_key, d.id LIMIT 1)
-             UNION ALL
-             SELECT n.* FROM heads h CROSS JOIN LATERAL (
-                 SELECT d.webhook_id, d.order_key, d.id, d.status, d.next_attempt_at
-                   FROM webhook.deliveries d
-                  WHERE d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering', 'held')
-                    AND (d.webhook_id, d.order_key) > (h.webhook_id, h.order_key)
-                  ORDER BY d.webhook_id, d.order_key, d.id LIMIT 1) n),
-         ready_heads AS (
-             SELECT h.id FROM heads h
-              WHERE h.status IN ('pending', 'failed') AND h.next_attempt_at <= now()
-                AND h.webhook_id <> ALL ($2)
-              LIMIT $1),
-         due_unordered AS (
-             SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
-              WHERE d.status IN ('pending', 'failed') AND d.order_key IS NULL
-                AND d.next_attempt_at <= now()
-                AND d.webhook_id <> ALL ($2)
-                AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = d.webhook_id AND w.enabled)
-              ORDER BY d.next_attempt_at
-              LIMIT $1
-              FOR UPDATE OF d SKIP LOCKED),
-         due_heads AS (
-             SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
-              WHERE d.id IN (SELECT id FROM ready_heads)
-                AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
-                AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = d.webhook_id AND w.enabled)
-              FOR UPDATE OF d SKIP LOCKED),
-         picked AS (
-             SELECT id FROM (SELECT * FROM due_unordered UNION ALL SELECT * FROM due_heads) due
-              ORDER BY next_attempt_at LIMIT $1)
-         UPDATE webhook.deliveries d
-            SET status = 'delivering', attempts = d.attempts + 1, last_attempt_at = now(),
-                lease_until = now() + make_interval(secs => $3)
-           FROM picked, webhook.events e, webhook.webhooks w
-          WHERE d.id = picked.id AND e.id = d.event_id AND w.id = d.webhook_id
-         RETURNING d.id, d.attempts, e.id, e.topic, e.tenant_id, e.body::text, w.id,
-                   extract(epoch FROM w.updated_at)::float8",
+        CLAIM_SQL,
         &[INT8OID, INT8ARRAYOID, FLOAT8OID],
         &[limit.into(), left_out.into(), lease.as_secs_f64().into()],
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
+        // topic, tenant_id, body; NULL when the event row is gone (deleted
+        // by hand: pruning never removes an event a delivery refers to).
+        let event: Option<Vec<Option<String>>> = row.get(4)?;
+        let event_found = event.is_some();
+        let mut event = event
+            .unwrap_or_default()
+            .into_iter()
+            .map(Option::unwrap_or_default);
         out.push(Claimed {
+            event_found,
             attempt: Attempt {
                 delivery_id: row.get(1)?.unwrap_or_default(),
                 attempt: row.get(2)?.unwrap_or_default(),
                 event_id: row.get(3)?.unwrap_or_default(),
-                topic: row.get(4)?.unwrap_or_default(),
-                tenant_id: row.get(5)?.unwrap_or_default(),
-                body: row.get(6)?.unwrap_or_default(),
+                topic: event.next().unwrap_or_default(),
+                tenant_id: event.next().unwrap_or_default(),
+                body: event.next().unwrap_or_default(),
             },
-            webhook_id: row.get(7)?.unwrap_or_default(),
-            webhook_version: row.get(8)?.unwrap_or_default(),
+            webhook_id: row.get(5)?.unwrap_or_default(),
+            webhook_version: row.get(6)?.unwrap_or_default(),
         });
     }
+    refresh_statistics_if_stale(client, counted_rows, out.len())?;
     Ok(out)
 }
 
@@ -273,21 +238,23 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
         .map(|v| v.outcome.status_code.map(i32::from))
         .collect();
     let errors: Vec<Option<String>> = verdicts.iter().map(|v| v.outcome.error.clone()).collect();
-    // A failure of a webhook disabled meanwhile is held, not retried.
+    // A failure of a webhook disabled meanwhile is held, not retried. The
+    // webhook is a lookup, not a join: as a join, statistics that said the
+    // queue was empty made the plan walk all of deliveries_webhook_idx
+    // for every batch. status || '': not the partial index's predicate, so
+    // the plan never walks deliveries_leased_idx either.
     run_saved(
         client,
         "UPDATE webhook.deliveries d
-            SET status = CASE WHEN r.status = 'failed' AND NOT w.enabled THEN 'held' ELSE r.status END,
+            SET status = CASE WHEN r.status = 'failed'
+                               AND NOT (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
+                              THEN 'held' ELSE r.status END,
                 lease_until = NULL, last_status_code = r.code, last_error = r.err,
                 next_attempt_at = CASE WHEN r.delay IS NULL THEN d.next_attempt_at
                                        ELSE now() + make_interval(secs => r.delay) END,
                 delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
-           FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[]) AS r(id, status, delay, code, err),
-                webhook.webhooks w
-          -- status || '': not the partial index's predicate, so the plan
-          -- (saved, generic) looks each id up by primary key instead of
-          -- walking deliveries_leased_idx once per id.
-          WHERE d.id = r.id AND d.status || '' = 'delivering' AND w.id = d.webhook_id",
+           FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[]) AS r(id, status, delay, code, err)
+          WHERE d.id = r.id AND d.status || '' = 'delivering'",
         &[INT8ARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID],
         &[ids.clone().into(), statuses.clone().into(), delays.into(), codes.clone().into(), errors.clone().into()],
     )?;
@@ -324,7 +291,8 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
          SELECT r.id, r.attempt, to_timestamp(r.started), r.duration, r.code, r.headers::jsonb, r.excerpt, r.err
            FROM unnest($1::bigint[], $2::int[], $3::float8[], $4::float8[], $5::int[], $6::text[], $7::text[], $8::text[])
                 AS r(id, attempt, started, duration, code, headers, excerpt, err)
-          WHERE EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = r.id)",
+          -- OFFSET 0: a primary-key lookup per attempt, never a join.
+          WHERE EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = r.id OFFSET 0)",
         &[INT8ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID],
         &[ids.into(), attempts.into(), started.into(), durations.into(), codes.into(), headers.into(), excerpts.into(), errors.into()],
     )?;
@@ -437,22 +405,26 @@ pub fn release_expired_leases(client: &mut SpiClient, held_by_worker: Vec<i64>) 
     Ok(t.len())
 }
 
+// The maintenance statements below reach the queue the way the claim
+// does (see CLAIM_SQL): through `= ANY` of ids already chosen, never a
+// join that stale statistics could turn into a full scan per row. OFFSET 0
+// keeps the events' NOT EXISTS a lookup per event rather than an anti-join.
+
 /// Held deliveries follow their webhook's enabled flag. The enable/disable
 /// trigger does this at once; this sweep catches deliveries queued by a
 /// writer that saw the flag before a concurrent change committed.
 pub fn sync_held(client: &mut SpiClient) -> Result<usize> {
     let released = client.update(
         "UPDATE webhook.deliveries d SET status = 'pending', next_attempt_at = d.created_at
-           FROM webhook.webhooks w
-          WHERE w.id = d.webhook_id AND w.enabled AND d.status = 'held'",
+          WHERE d.status = 'held'
+            AND d.webhook_id = ANY (ARRAY(SELECT w.id FROM webhook.webhooks w WHERE w.enabled))",
         None,
         &[],
     )?;
     let held = client.update(
         "UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
-           FROM webhook.webhooks w
-          WHERE w.id = d.webhook_id AND NOT w.enabled AND d.status IN ('pending', 'failed')
-            AND d.created_at > now() - interval '1 day'",
+          WHERE d.status IN ('pending', 'failed') AND d.created_at > now() - interval '1 day'
+            AND d.webhook_id = ANY (ARRAY(SELECT w.id FROM webhook.webhooks w WHERE NOT w.enabled))",
         None,
         &[],
     )?;
@@ -467,7 +439,7 @@ pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<
              SELECT id FROM webhook.deliveries
               WHERE status IN ('delivered', 'dead', 'held') AND created_at < now() - make_interval(secs => $1)
               ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-         DELETE FROM webhook.deliveries d USING old WHERE d.id = old.id RETURNING d.id",
+         DELETE FROM webhook.deliveries d WHERE d.id = ANY (ARRAY(SELECT id FROM old)) RETURNING d.id",
         None,
         &[retention.as_secs_f64().into(), batch.into()],
     )?;
@@ -478,11 +450,11 @@ pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<
         .map_or(0, |d| d.as_millis() as u64);
     let cutoff_id = ulid::Ulid::from_parts(cutoff_ms, 0).to_string();
     client.update(
-        "DELETE FROM webhook.events e WHERE e.id IN (
+        "DELETE FROM webhook.events e WHERE e.id = ANY (ARRAY(
              SELECT e2.id FROM webhook.events e2
               WHERE e2.id < $1
-                AND NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = e2.id)
-              ORDER BY e2.id LIMIT $2)",
+                AND NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = e2.id OFFSET 0)
+              ORDER BY e2.id LIMIT $2))",
         None,
         &[cutoff_id.into(), batch.into()],
     )?;

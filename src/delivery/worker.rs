@@ -298,6 +298,17 @@ impl Worker {
         self.profile.count(0, n);
         for c in claimed {
             self.in_hand.insert(c.attempt.delivery_id);
+            if !c.event_found {
+                self.unrecorded.push(failed_before_sending(
+                    &c.attempt,
+                    c.webhook_id,
+                    format!(
+                        "its event {} no longer exists in webhook.events",
+                        c.attempt.event_id
+                    ),
+                ));
+                continue;
+            }
             let Some(endpoint) = self.endpoints.get(c.webhook_id) else {
                 // Fails like an attempt (and is retried on the schedule), so
                 // it never sits "delivering"; other webhooks are unaffected.
