@@ -90,31 +90,31 @@ thread_local! {
     static LAST_ANALYZE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// After a claim: when it took more rows than the statistics say the
-/// deliveries table holds (`counted_rows`, its `reltuples`), they are
-/// wrong, and every plan costed from them is suspect. That happens when
-/// an ANALYZE (autovacuum's) runs while a large enqueue is uncommitted: it
-/// counts none of its rows, and the next one may be a minute away. So the
-/// worker analyzes the queue's tables itself, at most every 10 s, and
-/// skips a table another ANALYZE or VACUUM holds rather than wait for it.
-/// The new statistics invalidate the saved plans.
-pub fn refresh_statistics_if_stale(
-    client: &mut SpiClient,
-    counted_rows: f64,
-    claimed: usize,
-) -> Result<()> {
+/// After a claim: whether it took more rows than the statistics say the
+/// deliveries table holds (`counted_rows`, its `reltuples`). Then they are
+/// wrong, and every plan costed from them is suspect. That happens when an
+/// ANALYZE (autovacuum's) runs while a large enqueue is uncommitted: it
+/// counts none of its rows, and the next one may be a minute away. True
+/// at most every `ANALYZE_AT_MOST_EVERY`.
+pub fn statistics_stale(counted_rows: f64, claimed: usize) -> bool {
     // reltuples -1: never analyzed; the planner then estimates from the
     // table's size, which is not stale.
     if counted_rows < 0.0 || claimed as f64 <= counted_rows {
-        return Ok(());
+        return false;
     }
     let recent = LAST_ANALYZE
         .with(Cell::get)
         .is_some_and(|t| t.elapsed() < ANALYZE_AT_MOST_EVERY);
-    if recent {
-        return Ok(());
+    if !recent {
+        LAST_ANALYZE.with(|t| t.set(Some(Instant::now())));
     }
-    LAST_ANALYZE.with(|t| t.set(Some(Instant::now())));
+    !recent
+}
+
+/// Analyze the queue's tables; the new statistics invalidate the saved
+/// plans. A table another ANALYZE or VACUUM holds is skipped, not waited
+/// for (the worker would stop delivering meanwhile).
+pub fn analyze_queue(client: &mut SpiClient) -> Result<()> {
     client.update(
         "ANALYZE (SKIP_LOCKED) webhook.deliveries, webhook.events",
         None,

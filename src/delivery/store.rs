@@ -3,7 +3,7 @@
 //! from data. Runs only on the worker's main thread.
 
 use super::http::EndpointRow;
-use super::plans::{refresh_statistics_if_stale, replan_after_growth, run_saved};
+use super::plans::{replan_after_growth, run_saved, statistics_stale};
 use super::types::{Attempt, DeliveryStatus, Verdict};
 use crate::error::Result;
 use pgrx::pg_sys::BuiltinOid::{
@@ -117,12 +117,17 @@ pub(crate) const CLAIM_SQL: &str = "WITH RECURSIVE heads AS (
 /// the same webhook and key still pending, failed, delivering or held): a
 /// skip scan over `deliveries_sequence_idx` visits one row per sequence, so
 /// a long sequence blocked behind a retry costs the claim nothing.
+///
+/// Also says whether the claim proved the queue's statistics stale (see
+/// `plans::statistics_stale`); the caller then analyzes the queue
+/// (`plans::analyze_queue`) in a transaction of its own, so that a failure
+/// there cannot undo the claim.
 pub fn claim(
     client: &mut SpiClient,
     limit: i64,
     left_out: Vec<i64>,
     lease: Duration,
-) -> Result<Vec<Claimed>> {
+) -> Result<(Vec<Claimed>, bool)> {
     let counted_rows = replan_after_growth(client)?;
     let rows = run_saved(
         client,
@@ -154,8 +159,8 @@ pub fn claim(
             webhook_version: row.get(6)?.unwrap_or_default(),
         });
     }
-    refresh_statistics_if_stale(client, counted_rows, out.len())?;
-    Ok(out)
+    let stale = statistics_stale(counted_rows, out.len());
+    Ok((out, stale))
 }
 
 const ENDPOINT_COLUMNS: &str =

@@ -6,6 +6,7 @@
 use super::admission::{Admission, Admitted};
 use super::endpoints::EndpointCache;
 use super::http;
+use super::plans;
 use super::pool::Pool;
 use super::presence;
 use super::profile::{LoopProfile, Phase};
@@ -280,7 +281,14 @@ impl Worker {
         let claimed = match txn::run(|| {
             Spi::connect_mut(|client| store::claim(client, limit, left_out, lease))
         }) {
-            Ok(claimed) => claimed,
+            Ok((claimed, statistics_stale)) => {
+                if statistics_stale {
+                    if let Err(e) = txn::run(|| Spi::connect_mut(plans::analyze_queue)) {
+                        warning!("webhook_emitter: analyzing the queue's tables failed: {e}");
+                    }
+                }
+                claimed
+            }
             Err(e) => {
                 // Nothing was claimed (the transaction rolled back); try
                 // again after a poll interval rather than spin on the error.
