@@ -284,7 +284,7 @@ impl Worker {
             Ok((claimed, statistics_stale)) => {
                 if statistics_stale {
                     if let Err(e) = txn::run(|| Spi::connect_mut(plans::analyze_queue)) {
-                        warning!("webhook_emitter: analyzing the queue's tables failed: {e}");
+                        warning!("webhook_emitter: analyzing webhook.deliveries failed: {e}");
                     }
                 }
                 claimed

@@ -1,7 +1,8 @@
 //! Hardening: hostile input is an error, never a crash; URL secrets stay
 //! out of the PUBLIC delivery log; response headers are capped; special
 //! addresses are refused; a bad retry schedule does not kill the worker;
-//! Send Test obeys statement_timeout and locks no webhook row.
+//! Send Test obeys statement_timeout and locks no webhook row; a delivery
+//! whose event was deleted by hand fails saying why.
 
 use postgres::error::SqlState;
 use postgres::NoTls;
@@ -407,4 +408,32 @@ fn send_test_obeys_statement_timeout_and_locks_no_webhook_row() {
         .unwrap()
         .get(0);
     assert_eq!(tests, 0, "a cancelled Send Test was recorded");
+}
+
+#[test]
+fn a_delivery_whose_event_was_deleted_fails_saying_why() {
+    // The events are the queue's data: a DBA who deletes one by hand leaves
+    // its deliveries without a body. They are attempted and fail, saying
+    // why (retried on the schedule, then dead), and nothing is sent.
+    let cluster = Cluster::start("webhook.retry_schedule = '0s'");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.execute(
+        "SELECT webhook.create_webhook('r', $1, '{group.created}', enabled => false)",
+        &[&receiver.url("/")],
+    )
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO lms.groups (name) VALUES ('g1');
+         DELETE FROM webhook.events;
+         SELECT webhook.update_webhook(id, enabled => true) FROM webhook.webhooks",
+    )
+    .unwrap();
+    wait_dead(&mut c, 1);
+    let errors = logged_errors(&mut c);
+    assert!(
+        errors.contains("no longer exists in webhook.events"),
+        "{errors}"
+    );
+    assert_eq!(receiver.count(), 0, "a request was sent without its event");
 }
