@@ -323,6 +323,11 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
         &[id.into()],
     )
     .unwrap();
+    // The worker's session settings, as the worker plans the claim.
+    for (name, value) in crate::delivery::worker::SESSION_SETTINGS {
+        let (name, value) = (name.to_string_lossy(), value.to_string_lossy());
+        Spi::run(&format!("SET LOCAL {name} = {value}")).unwrap();
+    }
     let plan = || {
         Spi::run("SET LOCAL plan_cache_mode = force_generic_plan").unwrap();
         Spi::run(&format!(

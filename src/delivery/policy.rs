@@ -127,6 +127,20 @@ impl AddressPolicy {
 
 /// getaddrinfo on a helper thread, waited for at most `timeout`.
 fn lookup(netloc: &str, host: &str, timeout: Duration) -> io::Result<Vec<SocketAddr>> {
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "DNS lookup of {host} timed out after {} ms",
+                timeout.as_millis()
+            ),
+        )
+    };
+    // No time left: nothing is started (a lookup answered from
+    // /etc/hosts could otherwise still win the race with a zero wait).
+    if timeout.is_zero() {
+        return Err(timed_out());
+    }
     if PENDING_LOOKUPS.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_LOOKUPS {
         PENDING_LOOKUPS.fetch_sub(1, Ordering::SeqCst);
         return Err(io::Error::new(
@@ -150,13 +164,7 @@ fn lookup(netloc: &str, host: &str, timeout: Duration) -> io::Result<Vec<SocketA
     }
     match rx.recv_timeout(timeout) {
         Ok(result) => result,
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "DNS lookup of {host} timed out after {} ms",
-                timeout.as_millis()
-            ),
-        )),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(timed_out()),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             Err(io::Error::other(format!("DNS lookup of {host} failed")))
         }

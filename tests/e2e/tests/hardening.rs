@@ -423,12 +423,14 @@ fn a_delivery_whose_event_was_deleted_fails_saying_why() {
         &[&receiver.url("/")],
     )
     .unwrap();
-    c.batch_execute(
-        "INSERT INTO lms.groups (name) VALUES ('g1');
-         DELETE FROM webhook.events;
-         SELECT webhook.update_webhook(id, enabled => true) FROM webhook.webhooks",
-    )
-    .unwrap();
+    // Three transactions: the event is queued when the first commits.
+    for sql in [
+        "INSERT INTO lms.groups (name) VALUES ('g1')",
+        "DELETE FROM webhook.events",
+        "SELECT webhook.update_webhook(id, enabled => true) FROM webhook.webhooks",
+    ] {
+        c.batch_execute(sql).unwrap();
+    }
     wait_dead(&mut c, 1);
     let errors = logged_errors(&mut c);
     assert!(
