@@ -82,7 +82,7 @@ pub fn run_saved<'conn>(
     Ok(client.update(&*plan, None, args)?)
 }
 
-/// How often at most the worker analyzes the queue's tables itself (again
+/// How often at most the worker analyzes `webhook.deliveries` itself (again
 /// only while the statistics still count fewer rows than a claim took).
 const ANALYZE_AT_MOST_EVERY: Duration = Duration::from_secs(10);
 
@@ -119,4 +119,24 @@ pub fn statistics_stale(counted_rows: f64, claimed: usize) -> bool {
 pub fn analyze_queue(client: &mut SpiClient) -> Result<()> {
     client.update("ANALYZE (SKIP_LOCKED) webhook.deliveries", None, &[])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statistics_stale;
+
+    #[test]
+    fn a_claim_larger_than_the_counted_rows_proves_the_statistics_stale_once_per_interval() {
+        assert!(
+            !statistics_stale(-1.0, 1000),
+            "never analyzed: sized from the table"
+        );
+        assert!(!statistics_stale(5000.0, 1000));
+        assert!(!statistics_stale(1000.0, 1000));
+        assert!(statistics_stale(0.0, 1000));
+        assert!(
+            !statistics_stale(0.0, 1000),
+            "again within ANALYZE_AT_MOST_EVERY"
+        );
+    }
 }
