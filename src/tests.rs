@@ -328,8 +328,8 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
         let (name, value) = (name.to_string_lossy(), value.to_string_lossy());
         Spi::run(&format!("SET LOCAL {name} = {value}")).unwrap();
     }
+    Spi::run("SET LOCAL plan_cache_mode = force_generic_plan").unwrap();
     let plan = || {
-        Spi::run("SET LOCAL plan_cache_mode = force_generic_plan").unwrap();
         Spi::run(&format!(
             "PREPARE claim_plan(bigint, bigint[], float8) AS {}",
             crate::delivery::store::CLAIM_SQL
