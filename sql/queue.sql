@@ -112,68 +112,17 @@ CREATE TRIGGER subscriptions_changed
     AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF topics ON webhook.webhooks
     FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
 CREATE TRIGGER subscriptions_changed
-    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF enabled ON webhook.settings
+    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF enabled, tenant_id ON webhook.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
+CREATE TRIGGER subscriptions_changed
+    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE ON webhook.topics
     FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
 
--- Queue an event for every webhook subscribed to the topic whose filter
--- it matches (held for the disabled ones). Topics with the braincert
--- envelope get it here; flat bodies are queued as given.
--- Not SECURITY DEFINER and no SET clause (each costs a per-call GUC
--- save/restore on the write path): the lms triggers that call it run as the
--- extension owner with a fixed search_path, and every name is qualified.
-CREATE FUNCTION webhook.enqueue(topic text, body json) RETURNS text
-LANGUAGE plpgsql AS $$
-#variable_conflict use_variable
-DECLARE
-    event_id text := webhook.new_event_id();
-    ts timestamptz := clock_timestamp();
-    queued bigint;
-BEGIN
-    -- One statement (each statement has a fixed executor cost on the write
-    -- path): the event row only when the switch is on and a webhook
-    -- subscribes, and one delivery per such webhook. FOR KEY SHARE: a
-    -- concurrent delete_webhook waits for this transaction (and cascades to
-    -- what it queued) or has removed the webhook, which is then skipped.
-    WITH s AS (SELECT tenant_id FROM webhook.settings WHERE enabled),
-         t AS (SELECT c.envelope, c.resource, c.action FROM webhook.topics c WHERE c.topic = topic),
-         b AS (SELECT CASE WHEN t.envelope = 'braincert' THEN json_build_object(
-                          'id', event_id,
-                          'resource', t.resource,
-                          'action', t.action,
-                          'domain_id', s.tenant_id,
-                          'tenant_id', s.tenant_id,
-                          'created_at', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                          'timestamp', floor(extract(epoch FROM ts))::bigint,
-                          'payload', body)
-                      ELSE body END AS body,
-                      s.tenant_id
-               FROM s, t),
-         -- A webhook's filter is matched against the body as queued.
-         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key FROM webhook.webhooks wh, b
-               WHERE wh.topics @> ARRAY[topic]
-                 AND (wh.filter IS NULL OR b.body::jsonb @> wh.filter)
-               FOR KEY SHARE OF wh),
-         e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
-               SELECT event_id, topic, b.body, b.tenant_id, ts
-               FROM b
-               WHERE EXISTS (SELECT FROM w)
-               RETURNING events.id, events.body)
-    INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key)
-    SELECT e.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END,
-           CASE w.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
-                -- An event with no value at the key joins the '' sequence.
-                ELSE coalesce(e.body #>> string_to_array(w.ordering_key, '.'), '') END
-    FROM e, w;
-    GET DIAGNOSTICS queued = ROW_COUNT;
-    IF queued = 0 THEN
-        IF NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = topic) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('topic: unknown topic %L', topic), HINT = 'See SELECT topic FROM webhook.topics.';
-        END IF;
-        RETURN NULL;  -- switch off or nobody subscribed: nothing queued
-    END IF;
-    PERFORM webhook.wake_worker_at_commit();
-    RETURN event_id;
-END
-$$;
+-- webhook.enqueue(topic, body) (Rust, src/api/enqueue.rs) queues an event
+-- for every webhook subscribed to the topic whose filter it matches (held
+-- for the disabled ones); the generated topic triggers call it. It caches
+-- the switch, the tenant id and each topic's envelope under the same
+-- generation, so changes to those (and to the topic catalog) bump it too.
+-- Not SECURITY DEFINER: the lms triggers that call it run as the extension
+-- owner with a fixed search_path, and every name it uses is qualified.
 COMMENT ON FUNCTION webhook.enqueue IS 'Queue an event (called by the generated topic triggers); returns its id, or NULL when nobody subscribes.';

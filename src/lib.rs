@@ -18,14 +18,16 @@ mod render;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/registry.sql", name = "registry");
-// The write path's cached subscription test is Rust (api::wanted).
+// The write path's cached subscription test and its queueing step are
+// Rust (api::wanted, api::enqueue).
 extension_sql_file!(
     "../sql/queue.sql",
     name = "queue",
     requires = [
         "registry",
         api::wanted::topic_wanted,
-        api::wanted::subscriptions_changed
+        api::wanted::subscriptions_changed,
+        api::enqueue::enqueue
     ]
 );
 extension_sql_file!(

@@ -353,3 +353,37 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
     let stale = plan();
     assert_eq!(unbounded_scan(&stale), None, "statistics of an empty queue: {stale:#}");
 }
+
+/// The BrainCert envelope is written in Rust (api::enqueue); it must be
+/// byte for byte what 0.1.0's `json_build_object` made of the same fields,
+/// escapes and timestamp formats included.
+#[pg_test]
+fn the_braincert_envelope_is_what_json_build_object_made() {
+    let cases = [
+        ("01J5", Some("course_enrollment"), Some("enrollment"), "acme", "2024-01-26 22:17:01.924567+00"),
+        ("x", Some("r\"q"), None, "a \"q\" ü\n\t\u{1}\\ /", "2028-02-29 23:59:59.999999+00"),
+        ("y", None, Some("a"), "t", "2000-01-01 00:00:00+00"),
+        ("z", Some("r"), Some("a"), "t", "1999-12-31 23:59:59.5+00"),
+    ];
+    for (id, resource, action, tenant, ts) in cases {
+        let payload = "{\"n\" : [1, {\"s\": \"é\"}]}";
+        let micros = Spi::get_one_with_args::<i64>(
+            "SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::bigint - 946684800000000",
+            &[ts.into()],
+        )
+        .unwrap()
+        .unwrap();
+        let by_sql = Spi::get_one_with_args::<String>(
+            "SELECT json_build_object('id', $1, 'resource', $2, 'action', $3, 'domain_id', $4, 'tenant_id', $4,
+                 'created_at', to_char($5::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+                 'timestamp', floor(extract(epoch FROM $5::timestamptz))::bigint,
+                 'payload', $6::json)::text",
+            &[id.into(), resource.into(), action.into(), tenant.into(), ts.into(), payload.into()],
+        )
+        .unwrap()
+        .unwrap();
+        let by_rust =
+            crate::api::enqueue::braincert_envelope(id, resource, action, tenant, micros, payload);
+        assert_eq!(by_rust, by_sql, "{ts}");
+    }
+}

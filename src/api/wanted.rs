@@ -20,9 +20,9 @@ use std::ffi::CStr;
 /// holds its events), none when the global switch is off.
 const SUBSCRIBED_TOPICS: &CStr = c"SELECT DISTINCT t FROM webhook.settings s, webhook.webhook_list w, pg_catalog.unnest(w.topics) t WHERE s.enabled";
 
-/// Which snapshot reads `SUBSCRIBED_TOPICS`.
+/// Which snapshot a cached read uses (here and in `enqueue.rs`).
 #[derive(Clone, Copy)]
-enum ReadAs {
+pub(crate) enum ReadAs {
     /// One taken now: what the cache keeps (not the statement's or the
     /// transaction's, which may predate the generation just read).
     Latest,
@@ -48,11 +48,8 @@ thread_local! {
 /// True when an event of `topic` would be queued for some webhook now.
 #[pg_extern(stable, parallel_safe)]
 fn topic_wanted(topic: &str) -> bool {
-    let generation = match wakeup::subscriptions_generation() {
-        Some(generation) if !changed_in_this_transaction() && !in_parallel_mode() => generation,
-        // Not preloaded (no shared generation), or the answer must reflect
-        // this transaction's own change, or no new snapshot may be taken.
-        _ => return load_subscribed_topics(ReadAs::Current).contains(topic),
+    let Some(generation) = cache_generation() else {
+        return load_subscribed_topics(ReadAs::Current).contains(topic);
     };
     let cached = CACHE.with_borrow(|cache| {
         cache
@@ -86,6 +83,40 @@ fn subscriptions_changed<'a>(
     Ok(None)
 }
 
+/// The generation under which this backend may use (and fill) its caches
+/// of the queueing settings; `None` when it must read the tables: not
+/// preloaded (no shared generation), or the answer must reflect this
+/// transaction's own change, or no new snapshot may be taken.
+pub(crate) fn cache_generation() -> Option<u64> {
+    wakeup::subscriptions_generation()
+        .filter(|_| !changed_in_this_transaction() && !in_parallel_mode())
+}
+
+/// Run a read-only kept plan with `args`, as `read_as` says.
+///
+/// # Safety
+/// SPI must be connected, and `args` must match the plan's argument types.
+pub(crate) unsafe fn execute_read_only(
+    plan: pg_sys::SPIPlanPtr,
+    args: *mut pg_sys::Datum,
+    read_as: ReadAs,
+) -> i32 {
+    match read_as {
+        ReadAs::Latest => pg_sys::SPI_execute_snapshot(
+            plan,
+            args,
+            std::ptr::null(),
+            pg_sys::GetLatestSnapshot(),
+            std::ptr::null_mut(),
+            true,
+            false,
+            0,
+        ),
+        // The active (statement) snapshot, usable in parallel mode too.
+        ReadAs::Current => pg_sys::SPI_execute_plan(plan, args, std::ptr::null(), true, 0),
+    }
+}
+
 fn changed_in_this_transaction() -> bool {
     CHANGED_IN.get() == Some(wakeup::my_lxid())
 }
@@ -102,24 +133,7 @@ fn load_subscribed_topics(read_as: ReadAs) -> HashSet<String> {
         // kept (SPI_keepplan) for the backend's life and revalidated by the
         // plan cache; the tuple table is read before SPI_finish frees it.
         unsafe {
-            let plan = prepared_plan();
-            let status = match read_as {
-                ReadAs::Latest => pg_sys::SPI_execute_snapshot(
-                    plan,
-                    std::ptr::null_mut(),
-                    std::ptr::null(),
-                    pg_sys::GetLatestSnapshot(),
-                    std::ptr::null_mut(),
-                    true,
-                    false,
-                    0,
-                ),
-                // Read-only: the active (statement) snapshot, usable in
-                // parallel mode too.
-                ReadAs::Current => {
-                    pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), true, 0)
-                }
-            };
+            let status = execute_read_only(prepared_plan(), std::ptr::null_mut(), read_as);
             if status != pg_sys::SPI_OK_SELECT as i32 {
                 pgrx::error!("webhook.topic_wanted: reading the subscribed topics failed (SPI status {status})");
             }

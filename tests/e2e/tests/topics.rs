@@ -734,3 +734,109 @@ fn a_long_lived_session_sees_subscription_changes_at_its_next_write() {
     sign_up(&mut app);
     assert_eq!(queued(&mut admin), 4, "deleted");
 }
+
+/// `webhook.enqueue` caches the switch, the tenant id and each topic's
+/// envelope per backend, under the same generation as the subscriptions:
+/// a long-lived session queues with what another session committed, and
+/// with its own uncommitted change only inside its transaction.
+#[test]
+fn a_long_lived_session_queues_with_the_tenant_id_and_envelope_committed_elsewhere() {
+    let cluster = Cluster::start("");
+    let mut app = cluster.client();
+    let mut admin = cluster.client();
+    admin
+        .batch_execute(
+            "CREATE TABLE public.notes (id integer PRIMARY KEY, body text);
+             CREATE FUNCTION public.note_body(integer) RETURNS json LANGUAGE sql RETURN json_build_object('id', $1);
+             SELECT webhook.define_topic('note.created', 'public.notes', 'public.note_body(integer)',
+                 envelope => 'braincert', resource => 'note', action => 'created',
+                 sample_body => '{\"id\": \"x\", \"resource\": \"note\", \"action\": \"created\", \"payload\": {\"id\": 1}}');
+             SELECT webhook.create_webhook('notes', 'http://127.0.0.1:9/hook', '{note.created}');
+             SELECT webhook.set_tenant_id('school-a');",
+        )
+        .unwrap();
+    let mut notes = 0;
+    // Writes a note in `c`; returns (tenant_id column, envelope fields) of its event.
+    let mut write_note = |c: &mut Client| {
+        notes += 1;
+        c.execute("INSERT INTO public.notes VALUES ($1, 'hi')", &[&notes])
+            .unwrap();
+        let row = c
+            .query_one(
+                "SELECT e.tenant_id, e.body->>'tenant_id', e.body->>'domain_id', e.body->>'action'
+                   FROM webhook.events e WHERE e.body->'payload'->>'id' = $1::text",
+                &[&notes.to_string()],
+            )
+            .unwrap();
+        let (column, tenant, domain, action): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert_eq!(
+            (&column, &domain),
+            (&tenant, &tenant),
+            "one tenant id per event"
+        );
+        (tenant, action)
+    };
+    let pair = |t: &str, a: &str| (t.to_owned(), a.to_owned());
+
+    assert_eq!(write_note(&mut app), pair("school-a", "created"));
+    admin
+        .batch_execute("SELECT webhook.set_tenant_id('school-b')")
+        .unwrap();
+    assert_eq!(
+        write_note(&mut app),
+        pair("school-b", "created"),
+        "a tenant id committed elsewhere counts at the next write"
+    );
+    admin
+        .batch_execute(
+            "SELECT webhook.define_topic('note.created', 'public.notes', 'public.note_body(integer)',
+                 envelope => 'braincert', resource => 'note', action => 'posted', replace => true)",
+        )
+        .unwrap();
+    assert_eq!(
+        write_note(&mut app),
+        pair("school-b", "posted"),
+        "so does a redefined envelope"
+    );
+
+    // The session's own change counts inside its transaction only.
+    // (SET CONSTRAINTS ... IMMEDIATE: the event is queued by the statement,
+    // not at commit, so that it can be read before the rollback.)
+    app.batch_execute(
+        "BEGIN; SET CONSTRAINTS ALL IMMEDIATE; SELECT webhook.set_tenant_id('school-c')",
+    )
+    .unwrap();
+    assert_eq!(write_note(&mut app), pair("school-c", "posted"));
+    app.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        write_note(&mut app),
+        pair("school-b", "posted"),
+        "rolled back"
+    );
+
+    // The switch: off queues nothing, even for a session that cached it on.
+    admin
+        .batch_execute("SELECT webhook.set_enabled(false)")
+        .unwrap();
+    app.execute("INSERT INTO public.notes VALUES (100, 'off')", &[])
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut admin,
+            "SELECT count(*) FROM webhook.events WHERE body->'payload'->>'id' = '100'"
+        ),
+        0
+    );
+    let queued: Option<String> = app
+        .query_one(
+            "SELECT webhook.enqueue('note.created', '{\"id\": 101}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        queued, None,
+        "enqueue itself queues nothing with the switch off"
+    );
+}
