@@ -5,10 +5,12 @@
 //!
 //! Each backend caches the set of subscribed topics and keeps it until the
 //! shared subscriptions generation moves: a statement trigger on
-//! `webhook.webhooks` and `webhook.settings` bumps it after the commit that
-//! changed them (`subscriptions_changed`). The transaction making such a
-//! change asks the tables on every call instead, since its change is not
-//! committed and may roll back.
+//! `webhook.webhooks`, `webhook.settings` and `webhook.topics` bumps it
+//! after the commit that changed them (`subscriptions_changed`). The
+//! transaction making such a change asks the tables on every call instead,
+//! since its change is not committed and may roll back. `enqueue.rs` caches
+//! the switch, the tenant id and the topics' envelopes under the same
+//! generation.
 
 use crate::delivery::wakeup;
 use pgrx::prelude::*;
@@ -68,9 +70,10 @@ fn topic_wanted(topic: &str) -> bool {
     wanted
 }
 
-/// After any change to webhooks or the global switch (statement trigger on
-/// both tables): this transaction stops using the cache, and the others
-/// drop theirs when it commits.
+/// After any change to the webhooks, the settings (switch, tenant id) or
+/// the topic catalog (statement trigger on the three tables): this
+/// transaction stops using the caches, and the others drop theirs when it
+/// commits.
 #[pg_trigger]
 fn subscriptions_changed<'a>(
     _trigger: &'a PgTrigger<'a>,
