@@ -163,7 +163,7 @@ fn load_route(topic: &str, read_as: ReadAs) -> Option<Rc<Route>> {
         // plan takes one text argument; the tuple table is read before
         // SPI_finish frees it, and the values are copied into Rust strings.
         unsafe {
-            let plan = kept_plan(&ROUTE_PLAN, TOPIC_ROUTE, &[pg_sys::TEXTOID]);
+            let plan = wanted::kept_plan(&ROUTE_PLAN, TOPIC_ROUTE, &[pg_sys::TEXTOID]);
             let mut args = [text_datum(topic)];
             let status = wanted::execute_read_only(plan, args.as_mut_ptr(), read_as);
             if status != pg_sys::SPI_OK_SELECT as i32 {
@@ -204,7 +204,7 @@ fn queue_event(
         // (text, text, json, text, timestamptz) and live in the current
         // memory context for the call.
         unsafe {
-            let plan = kept_plan(
+            let plan = wanted::kept_plan(
                 &QUEUE_PLAN,
                 QUEUE_EVENT,
                 &[
@@ -238,32 +238,6 @@ unsafe fn text_datum(value: &str) -> pg_sys::Datum {
         value.as_ptr().cast(),
         value.len() as i32,
     ))
-}
-
-/// `sql` as a plan kept for the backend's life (revalidated by the plan
-/// cache after DDL). Always the generic plan: no argument changes the best
-/// plan, and a custom plan would be planned anew on every write.
-unsafe fn kept_plan(
-    slot: &'static std::thread::LocalKey<Cell<pg_sys::SPIPlanPtr>>,
-    sql: &CStr,
-    types: &[pg_sys::Oid],
-) -> pg_sys::SPIPlanPtr {
-    let plan = slot.get();
-    if !plan.is_null() {
-        return plan;
-    }
-    let mut types = types.to_vec();
-    let plan = pg_sys::SPI_prepare_cursor(
-        sql.as_ptr(),
-        types.len() as i32,
-        types.as_mut_ptr(),
-        pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
-    );
-    if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
-        pgrx::error!("webhook.enqueue: preparing its statements failed");
-    }
-    slot.set(plan);
-    plan
 }
 
 /// The BrainCert envelope around `payload`, byte for byte what

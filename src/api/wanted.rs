@@ -136,7 +136,11 @@ fn load_subscribed_topics(read_as: ReadAs) -> HashSet<String> {
         // kept (SPI_keepplan) for the backend's life and revalidated by the
         // plan cache; the tuple table is read before SPI_finish frees it.
         unsafe {
-            let status = execute_read_only(prepared_plan(), std::ptr::null_mut(), read_as);
+            let status = execute_read_only(
+                kept_plan(&PLAN, SUBSCRIBED_TOPICS, &[]),
+                std::ptr::null_mut(),
+                read_as,
+            );
             if status != pg_sys::SPI_OK_SELECT as i32 {
                 pgrx::error!("webhook.topic_wanted: reading the subscribed topics failed (SPI status {status})");
             }
@@ -152,16 +156,33 @@ fn load_subscribed_topics(read_as: ReadAs) -> HashSet<String> {
     })
 }
 
-/// `SUBSCRIBED_TOPICS` as a kept plan, prepared on first use.
-unsafe fn prepared_plan() -> pg_sys::SPIPlanPtr {
-    let plan = PLAN.get();
+/// `sql` (argument types `types`) as a plan kept in `slot` for the
+/// backend's life, prepared on first use and revalidated by the plan cache
+/// after DDL. Always the generic plan: no argument of the write path's
+/// statements changes the best plan, and a custom plan would be planned
+/// anew on every write.
+///
+/// # Safety
+/// SPI must be connected.
+pub(crate) unsafe fn kept_plan(
+    slot: &'static std::thread::LocalKey<Cell<pg_sys::SPIPlanPtr>>,
+    sql: &CStr,
+    types: &[pg_sys::Oid],
+) -> pg_sys::SPIPlanPtr {
+    let plan = slot.get();
     if !plan.is_null() {
         return plan;
     }
-    let plan = pg_sys::SPI_prepare(SUBSCRIBED_TOPICS.as_ptr(), 0, std::ptr::null_mut());
+    let mut types = types.to_vec();
+    let plan = pg_sys::SPI_prepare_cursor(
+        sql.as_ptr(),
+        types.len() as i32,
+        types.as_mut_ptr(),
+        pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
+    );
     if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
-        pgrx::error!("webhook.topic_wanted: preparing the subscribed topics query failed");
+        pgrx::error!("webhook_emitter: preparing a write-path statement failed");
     }
-    PLAN.set(plan);
+    slot.set(plan);
     plan
 }
