@@ -56,10 +56,13 @@ struct Route {
     braincert: Option<(Option<String>, Option<String>)>,
 }
 
-/// Routes (`None`: not a topic) as they were when `generation` was current.
+/// Routes of topics as they were when `generation` was current. Only real
+/// topics are kept (bounded by `webhook.topics`): a name that is not one is
+/// an error anyway, and caching those would let a caller grow the map
+/// without bound.
 struct Routes {
     generation: u64,
-    by_topic: HashMap<String, Option<Rc<Route>>>,
+    by_topic: HashMap<String, Rc<Route>>,
 }
 
 thread_local! {
@@ -141,9 +144,9 @@ fn route(topic: &str) -> Option<Rc<Route>> {
             .and_then(|r| r.by_topic.get(topic).cloned())
     });
     if let Some(route) = cached {
-        return route;
+        return Some(route);
     }
-    let route = load_route(topic, ReadAs::Latest);
+    let route = load_route(topic, ReadAs::Latest)?;
     ROUTES.with_borrow_mut(|routes| {
         let routes = match routes {
             Some(r) if r.generation == generation => r,
@@ -152,9 +155,9 @@ fn route(topic: &str) -> Option<Rc<Route>> {
                 by_topic: HashMap::new(),
             }),
         };
-        routes.by_topic.insert(topic.to_owned(), route.clone());
+        routes.by_topic.insert(topic.to_owned(), Rc::clone(&route));
     });
-    route
+    Some(route)
 }
 
 fn load_route(topic: &str, read_as: ReadAs) -> Option<Rc<Route>> {
