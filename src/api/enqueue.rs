@@ -104,7 +104,7 @@ fn enqueue(topic: Option<&str>, body: Option<&str>) -> Option<String> {
     if !route.enabled {
         return None;
     }
-    let event_id = ulid::Ulid::new().to_string();
+    let event_id = super::validate::new_event_id();
     // SAFETY: plain function call; clock_timestamp() is what the SQL used.
     let created_at = unsafe { pg_sys::GetCurrentTimestamp() };
     let envelope;

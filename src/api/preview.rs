@@ -63,7 +63,7 @@ pub fn sample_event(client: &SpiClient, topic: &str) -> Result<StoredEvent> {
         ));
     }
     Ok(StoredEvent {
-        id: ulid::Ulid::new().to_string(),
+        id: super::validate::new_event_id(),
         topic: topic.to_owned(),
         tenant_id: row.get::<String>(2)?.unwrap_or_default(),
         body: row.get::<String>(1)?.unwrap_or_default(),

@@ -246,7 +246,7 @@ fn generate_signing_secret() -> String {
 
 /// A new event id: a ULID, unique and sortable by creation time.
 #[pg_extern(volatile, parallel_safe)]
-fn new_event_id() -> String {
+pub(crate) fn new_event_id() -> String {
     ulid::Ulid::new().to_string()
 }
 
