@@ -1,27 +1,35 @@
--- webhook_emitter: the privilege model (run last).
+-- webhook_emitter: the privilege model (run last). docs/security.md says,
+-- role by role, what each may do and how it is enforced.
 --   PUBLIC        : the topic catalog, the settings, webhooks with secrets
---                   masked (webhook_list), the delivery log (deliveries,
---                   attempts without the response excerpt and headers, the
---                   health views, the metrics). Not event bodies, not passwords, signing
---                   secrets, URL tokens or header values, not what a
---                   receiver answered (an echoing receiver would hand out
---                   the request's credentials), no changes.
---   webhook_admin : everything needed to manage webhooks: the management
---                   functions, the full webhooks table (secrets included),
---                   events, Send Test, replay, settings; defining topics
---                   (webhook.define_topic, watch: the catalog, and the
---                   generated trigger functions in schema webhook_triggers).
--- LMS application roles need nothing here: the generated trigger functions
--- run as the topic's definer (SECURITY DEFINER; the extension owner for the
--- documented topics).
+--                   masked (webhook_list), the delivery log (deliveries
+--                   without the order key, which comes from the body;
+--                   attempts without the response excerpt and headers; the
+--                   health views; the metrics). Not event bodies, not
+--                   passwords, signing secrets, URL tokens or header values,
+--                   not what a receiver answered (an echoing receiver would
+--                   hand out the request's credentials), no changes.
+--   webhook_admin : the management API: webhooks (the full table, secrets
+--                   included), events, Send Test, redeliver and replay,
+--                   settings, defining topics. It never writes the topic
+--                   catalog or creates in webhook_triggers itself: the
+--                   definition functions do, as the extension owner
+--                   (webhook.change_topic). The queue tables change only
+--                   through the API's SECURITY DEFINER functions.
+-- LMS application roles need nothing here: the generated triggers run the
+-- topic's code as its definer (webhook.emit_topic), and webhook.enqueue is
+-- SECURITY DEFINER.
 
 REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
+REVOKE ALL ON SCHEMA webhook_triggers FROM PUBLIC;
 GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
-    webhook.deliveries, webhook.recent_failures, webhook.webhook_health,
+    webhook.recent_failures, webhook.webhook_health,
     webhook.delivery_counters TO PUBLIC;
+GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
+              last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)
+    ON webhook.deliveries TO PUBLIC;
 GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, error)
     ON webhook.attempts TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
@@ -30,10 +38,16 @@ GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
 GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
-GRANT SELECT ON webhook.events, webhook.attempts TO webhook_admin;
-GRANT INSERT, UPDATE, DELETE ON webhook.topics TO webhook_admin;
-GRANT USAGE, CREATE ON SCHEMA webhook_triggers TO webhook_admin;
+GRANT SELECT ON webhook.events, webhook.deliveries, webhook.attempts TO webhook_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
+-- The internals of topic definitions run as the extension owner only; the
+-- triggers' function is the extension owner's alone (CREATE TRIGGER checks
+-- EXECUTE, so nobody else can attach it to a table).
+REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(text, json, boolean, oid),
+    webhook.save_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
+    webhook.install_topic(text), webhook.uninstall_topic(text), webhook.trigger_condition_is_volatile(oid),
+    webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
+    FROM webhook_admin;
 
 -- Ask the launcher for this database's delivery worker (at commit).
 SELECT webhook.request_worker();

@@ -69,8 +69,10 @@ GROUP BY w.id;
 COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog and held deliveries.';
 
 -- Re-queue one failed or dead delivery; the event (and its id) is unchanged.
+-- SECURITY DEFINER (here and in replay): webhook_admin reads the queue
+-- but changes it only through these functions.
 CREATE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     current_status text;
@@ -94,7 +96,7 @@ $$;
 -- Re-queue every failed or dead delivery of a webhook created in [since, until).
 CREATE FUNCTION webhook.replay(webhook_id bigint, since timestamptz, until timestamptz DEFAULT now())
 RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     n bigint;

@@ -80,8 +80,10 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_id_seq', '');
 
 -- A webhook disabled (by hand, by a 410, by webhook.disable_after) holds
 -- its queued deliveries; enabled again, it gets them oldest first.
+-- SECURITY DEFINER: it runs for whoever changes the webhook (webhook_admin),
+-- who may not write the queue.
 CREATE FUNCTION webhook.hold_or_release_deliveries() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NEW.enabled THEN
         UPDATE webhook.deliveries d SET status = 'pending', next_attempt_at = d.created_at, lease_until = NULL
@@ -123,6 +125,7 @@ CREATE TRIGGER subscriptions_changed
 -- for the disabled ones); the generated topic triggers call it. It caches
 -- the switch, the tenant id and each topic's envelope under the same
 -- generation, so changes to those (and to the topic catalog) bump it too.
--- Not SECURITY DEFINER: the lms triggers that call it run as the extension
--- owner with a fixed search_path, and every name it uses is qualified.
+-- SECURITY DEFINER with a fixed search_path: the generated functions call
+-- it as the topic's definer (a webhook_admin member, who may not write the
+-- queue tables); EXECUTE is webhook_admin's only.
 COMMENT ON FUNCTION webhook.enqueue IS 'Queue an event (called by the generated topic triggers); returns its id, or NULL when nobody subscribes.';

@@ -63,6 +63,9 @@ CREATE TABLE webhook.topics (
     exclude_columns  text[],           -- row events: columns that never leave the database
     trigger_function text NOT NULL,    -- its generated function in schema webhook_triggers
     builtin          boolean NOT NULL DEFAULT false,  -- shipped with the extension (not dumped)
+    -- Added in 0.3.0: whose rights the topic's code runs with (the role
+    -- that defined it; the extension owner for the documented topics).
+    definer          regrole NOT NULL,
     CONSTRAINT topics_envelope_check
         CHECK ((envelope = 'braincert') = (resource IS NOT NULL AND action IS NOT NULL)),
     CONSTRAINT topics_builder_check CHECK ((builder IS NULL) = (timing = 'row'))
@@ -266,10 +269,11 @@ BEGIN
         IF NEW.previous_signing_secret IS NOT NULL THEN
             PERFORM webhook.check_signing_secret(NEW.previous_signing_secret);
         END IF;
-        IF NEW.bearer_token IS NOT NULL AND (NEW.bearer_token = '' OR length(NEW.bearer_token) > 4096
-                OR NEW.bearer_token ~ '[[:cntrl:][:space:]]') THEN
+        -- RFC 6750's b64token: what an Authorization header can carry.
+        IF NEW.bearer_token IS NOT NULL AND (length(NEW.bearer_token) > 4096
+                OR NEW.bearer_token !~ '^[A-Za-z0-9._~+/-]+=*$') THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'bearer_token: must be 1 to 4096 characters without spaces or control characters';
+                MESSAGE = 'bearer_token: must be 1 to 4096 characters of A-Z, a-z, 0-9 and - . _ ~ + / (then = padding), as RFC 6750 allows';
         END IF;
         IF NEW.bearer_token IS NOT NULL AND NEW.auth_username IS NOT NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -504,8 +508,9 @@ $$;
 
 -- Enable a webhook: the deliveries it held while disabled go out oldest
 -- first, or are dropped with discard_held. Returns how many it held.
+-- SECURITY DEFINER: webhook_admin may not delete from the queue itself.
 CREATE FUNCTION webhook.enable_webhook(id bigint, discard_held boolean DEFAULT false) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     held bigint;

@@ -20,13 +20,26 @@
 -- Every generated trigger has webhook.topic_wanted(topic) in its WHEN clause,
 -- so writes pay nothing beyond that test for topics nobody subscribes to.
 --
--- Who may define topics: webhook_admin. The functions run as the caller
--- (SECURITY INVOKER): creating a trigger needs the TRIGGER privilege on the
--- table, and the generated function, SECURITY DEFINER, is owned by the
--- caller, so a builder never runs with more rights than its definer has.
+-- Who may define topics: webhook_admin (and superusers). Every change goes
+-- through webhook.change_topic (Rust, src/api/definer.rs): it records the
+-- caller as the topic's definer and makes the change as the extension
+-- owner, who alone creates and owns what is generated (nobody else may
+-- create in webhook_triggers). change_topic_as_owner checks what the
+-- definer may do: the TRIGGER privilege on the table, SELECT where the body
+-- carries the row, EXECUTE on the builder. The triggers call
+-- webhook.emit_topic(topic), which runs the generated function as the
+-- definer: a builder never runs with more rights than its definer has, and
+-- the definer owns nothing it could alter to run as someone else.
+-- Identifiers in the generated SQL come from the system catalog (the
+-- table's oid, quoted by regclass), never from the stored text.
 
 CREATE SCHEMA webhook_triggers;
 COMMENT ON SCHEMA webhook_triggers IS 'Trigger functions generated from webhook.topics; redefine the topic rather than editing them.';
+
+-- The function of every generated trigger (its argument: the topic).
+CREATE FUNCTION webhook.emit_topic() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'emit_topic';
+COMMENT ON FUNCTION webhook.emit_topic() IS 'Runs a topic''s generated trigger function as the topic''s definer (the triggers of webhook.topics call it).';
 
 -- Generated names: readable, unique per definition, within the 63 bytes of
 -- an identifier (topic names are ASCII, checked by define_topic).
@@ -96,6 +109,10 @@ DECLARE
     call text;
     key_type text;
     enqueue text;
+    -- The table as the catalog names it; before it exists (a restore of a
+    -- documented topic), the stored name parsed and quoted part by part.
+    rel text := coalesce(to_regclass(d.source_table)::text,
+                         (SELECT string_agg(quote_ident(p), '.') FROM unnest(parse_ident(d.source_table)) p));
 BEGIN
     IF d.builder IS NOT NULL THEN
         SELECT format('%I.%I', n.nspname, p.proname), format_type(p.proargtypes[0], NULL)
@@ -114,7 +131,7 @@ BEGIN
                    format(E'    -- At commit the row must still be there and still meet the condition.\n'
                           || E'    SELECT source_row.* INTO NEW FROM %s AS source_row WHERE source_row.%I = NEW.%I;\n'
                           || E'    IF NOT FOUND OR NOT coalesce((%s), false) THEN\n        RETURN NULL;\n    END IF;\n',
-                          d.source_table, d.key_column, d.key_column, d.condition)
+                          rel, d.key_column, d.key_column, d.condition)
                ELSE '' END
                || format(E'    body := %s(NEW.%I::%s)::json;\n', call, d.key_column, key_type)
                || enqueue || E'    RETURN NULL;\n'
@@ -146,18 +163,37 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     d webhook.topics;
+    rel regclass;
+    fn regprocedure;
     op text;
     changed text;
     when_clause text;
 BEGIN
     SELECT * INTO STRICT d FROM webhook.topics c WHERE c.topic = topic;
+    -- A function of that name that is not the extension owner's was not
+    -- made here: never take it over (its owner could change it later).
+    fn := to_regprocedure(format('webhook_triggers.%I()', d.trigger_function));
+    IF fn IS NOT NULL AND (SELECT p.proowner FROM pg_proc p WHERE p.oid = fn)
+                          <> (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'webhook_emitter') THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_function',
+            MESSAGE = format('topic: %s exists and is owned by %s, not by the extension''s owner; it is not replaced',
+                             fn, (SELECT p.proowner::regrole FROM pg_proc p WHERE p.oid = fn)),
+            HINT = 'A superuser should inspect and drop it; then define the topic again.';
+    END IF;
+    -- Not SECURITY DEFINER: webhook.emit_topic calls it as the topic's definer.
     EXECUTE format('CREATE OR REPLACE FUNCTION webhook_triggers.%I() RETURNS trigger '
-                   'LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                   'LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L',
                    d.trigger_function, webhook.topic_trigger_source(d));
     EXECUTE format('COMMENT ON FUNCTION webhook_triggers.%I() IS %L', d.trigger_function,
                    format('Emits %s (generated from webhook.topics).', d.topic));
     EXECUTE format('REVOKE ALL ON FUNCTION webhook_triggers.%I() FROM PUBLIC', d.trigger_function);
-    IF to_regclass(d.source_table) IS NULL THEN
+    IF d.definer IS DISTINCT FROM (SELECT e.extowner::regrole FROM pg_extension e WHERE e.extname = 'webhook_emitter') THEN
+        -- Records the definer as depending on the topic: DROP ROLE of a
+        -- definer is refused while its topics exist.
+        EXECUTE format('GRANT EXECUTE ON FUNCTION webhook_triggers.%I() TO %s', d.trigger_function, d.definer);
+    END IF;
+    rel := to_regclass(d.source_table);
+    IF rel IS NULL THEN
         RETURN;
     END IF;
     FOREACH op IN ARRAY d.operations LOOP
@@ -172,19 +208,19 @@ BEGIN
         -- Last, as the most expensive test: a topic nobody subscribes to
         -- costs no trigger event (and no deferred one) and builds nothing.
         when_clause := coalesce('(' || when_clause || ') AND ', '') || format('webhook.topic_wanted(%L)', d.topic);
-        EXECUTE format('CREATE %s TRIGGER %I %s %s%s ON %s %s %s %s EXECUTE FUNCTION webhook_triggers.%I()',
+        EXECUTE format('CREATE %s TRIGGER %I %s %s%s ON %s %s %s %s EXECUTE FUNCTION webhook.emit_topic(%L)',
             CASE WHEN d.timing = 'commit' THEN 'CONSTRAINT' ELSE '' END,
             webhook.topic_trigger_name(d.topic, op),
             CASE WHEN d.timing = 'before_delete' THEN 'BEFORE' ELSE 'AFTER' END,
             upper(op),
             CASE WHEN op = 'update' AND d.columns IS NOT NULL
                  THEN ' OF ' || (SELECT string_agg(quote_ident(c), ', ') FROM unnest(d.columns) c) ELSE '' END,
-            d.source_table,
+            rel,
             CASE WHEN d.timing = 'commit' THEN 'DEFERRABLE INITIALLY DEFERRED' ELSE '' END,
             CASE WHEN d.timing = 'statement' THEN 'REFERENCING NEW TABLE AS webhook_rows FOR EACH STATEMENT'
                  ELSE 'FOR EACH ROW' END,
             coalesce('WHEN (' || when_clause || ')', ''),
-            d.trigger_function);
+            d.topic);
     END LOOP;
 END
 $$;
@@ -196,17 +232,24 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     d webhook.topics;
+    rel regclass;
     op text;
     fn regprocedure;
 BEGIN
     SELECT * INTO STRICT d FROM webhook.topics c WHERE c.topic = topic;
-    IF to_regclass(d.source_table) IS NOT NULL THEN
+    rel := to_regclass(d.source_table);
+    IF rel IS NOT NULL THEN
         FOREACH op IN ARRAY d.operations LOOP
-            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', webhook.topic_trigger_name(d.topic, op), d.source_table);
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', webhook.topic_trigger_name(d.topic, op), rel);
         END LOOP;
     END IF;
     fn := to_regprocedure(format('webhook_triggers.%I()', d.trigger_function));
-    IF fn IS NOT NULL AND NOT EXISTS (
+    -- Only what the extension owner made is dropped (and not what came
+    -- with the extension itself).
+    IF fn IS NOT NULL
+       AND (SELECT p.proowner FROM pg_proc p WHERE p.oid = fn)
+           = (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'webhook_emitter')
+       AND NOT EXISTS (
             SELECT FROM pg_depend x
              WHERE x.classid = 'pg_proc'::regclass AND x.objid = fn AND x.deptype = 'e') THEN
         EXECUTE format('DROP FUNCTION %s', fn);
@@ -218,18 +261,25 @@ $$;
 -- triggers; on replace, the old ones are removed first. All or nothing.
 -- documented: a topic shipped with the extension, whose table may not exist
 -- yet (a restore), keyed by d.key_column.
-CREATE FUNCTION webhook.save_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false)
+-- definer_role: whose rights the topic's code runs with (the caller of
+-- webhook.change_topic; the extension owner for the documented topics).
+-- Runs as the extension owner: what the definer may do is checked here.
+CREATE FUNCTION webhook.save_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false,
+                                   definer_role regrole DEFAULT NULL)
 RETURNS webhook.topics
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old webhook.topics;
     rel regclass;
+    old_rel regclass;
     key_columns text[];
     key_type oid;
     op text;
     c text;
     b record;
+    unsafe_calls text;
 BEGIN
+    d.definer := coalesce(definer_role, current_user::regrole);
     IF d.topic IS NULL OR d.topic !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$' OR length(d.topic) > 60 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('topic: %L is not a topic name: dot-separated words of letters, digits, _ and - (at most 60 characters), e.g. ''invoice.paid''', d.topic);
@@ -274,6 +324,37 @@ BEGIN
             END IF;
             d.key_column := key_columns[1];
         END IF;
+    END IF;
+
+    -- What the definer may do: triggers on the table (and on the one a
+    -- replaced definition leaves); reading the rows its body carries.
+    IF rel IS NOT NULL AND NOT has_table_privilege(d.definer, rel, 'TRIGGER') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('source_table: %s may not create triggers on %s', d.definer, rel),
+            HINT = 'Defining a topic creates triggers on the table: that needs its owner or the TRIGGER privilege.';
+    END IF;
+    old_rel := to_regclass(old.source_table);
+    IF old_rel IS NOT NULL AND NOT has_table_privilege(d.definer, old_rel, 'TRIGGER') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('topic: %L is bound to %s, on which %s may not drop triggers', d.topic, old_rel, d.definer),
+            HINT = 'Rebinding a topic removes its triggers: that needs the TRIGGER privilege on its current table.';
+    END IF;
+    IF rel IS NOT NULL AND d.timing = 'row' THEN
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO c
+          FROM pg_attribute a
+         WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.attname <> ALL (coalesce(d.exclude_columns, '{}'))
+           AND NOT has_column_privilege(d.definer, rel, a.attnum, 'SELECT');
+        IF c IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('source_table: %s may not read %s of %s, which row events would carry', d.definer, c, rel),
+                HINT = 'Exclude those columns (exclude_columns), or grant SELECT on them.';
+        END IF;
+    END IF;
+    IF rel IS NOT NULL AND d.timing = 'commit' AND d.condition IS NOT NULL
+       AND NOT has_table_privilege(d.definer, rel, 'SELECT') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('condition: %s may not read %s; the condition is checked again at commit on the row as committed', d.definer, rel);
     END IF;
 
     -- Operations, columns, timing.
@@ -355,9 +436,9 @@ BEGIN
                                      CASE WHEN d.timing = 'statement' THEN ' (an array of keys per statement)' ELSE '' END);
             END IF;
         END IF;
-        IF NOT has_function_privilege(d.builder, 'EXECUTE') THEN
+        IF NOT has_function_privilege(d.definer, d.builder, 'EXECUTE') THEN
             RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-                MESSAGE = format('builder: %s may not execute %s; the trigger runs the builder with the definer''s rights', current_user, d.builder);
+                MESSAGE = format('builder: %s may not execute %s; the trigger runs the builder with the definer''s rights', d.definer, d.builder);
         END IF;
     END IF;
 
@@ -403,6 +484,45 @@ BEGIN
                 MESSAGE = format('source_table: %s (%s)', SQLERRM, d.source_table),
                 HINT = 'Defining a topic creates triggers on the table: that needs its owner or the TRIGGER privilege.';
     END;
+    -- The WHEN condition runs as whoever writes the table: it may call only
+    -- functions and operators a superuser owns (built-in or from installed
+    -- extensions) that are not volatile, and no domain of another role.
+    IF d.condition IS NOT NULL AND rel IS NOT NULL THEN
+        SELECT string_agg(DISTINCT u.what, ', ') INTO unsafe_calls
+          FROM pg_trigger g
+          JOIN pg_depend x ON x.classid = 'pg_trigger'::regclass AND x.objid = g.oid
+          CROSS JOIN LATERAL (
+              SELECT f.oid::regprocedure::text AS what
+                FROM pg_proc f
+               WHERE f.oid = CASE x.refclassid
+                             WHEN 'pg_proc'::regclass THEN x.refobjid
+                             WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = x.refobjid)
+                             END
+                 AND f.oid <> ALL (ARRAY['webhook.topic_wanted(text)'::regprocedure, 'webhook.emit_topic()'::regprocedure]::oid[])
+                 AND (f.provolatile = 'v' OR NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = f.proowner))
+              UNION ALL
+              SELECT format('type %s', t.oid::regtype)
+                FROM pg_type t
+               WHERE x.refclassid = 'pg_type'::regclass AND t.oid = x.refobjid AND t.typtype = 'd'
+                 AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = t.typowner)
+          ) u
+         WHERE g.tgrelid = rel
+           AND g.tgname IN (SELECT webhook.topic_trigger_name(d.topic, o) FROM unnest(d.operations) o);
+        -- Built-in functions are pinned (not in pg_depend): their
+        -- volatility is read off the condition itself.
+        IF unsafe_calls IS NULL AND EXISTS (
+                SELECT FROM pg_trigger g
+                 WHERE g.tgrelid = rel
+                   AND g.tgname IN (SELECT webhook.topic_trigger_name(d.topic, o) FROM unnest(d.operations) o)
+                   AND webhook.trigger_condition_is_volatile(g.oid)) THEN
+            unsafe_calls := 'a volatile function';
+        END IF;
+        IF unsafe_calls IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('condition: may not use %s; it runs as whoever writes %s, so it may call only non-volatile functions and operators owned by a superuser (built-in or from an installed extension)', unsafe_calls, rel),
+                HINT = 'Move the test into the builder (it runs with your rights and may return NULL to send nothing).';
+        END IF;
+    END IF;
     RETURN d;
 END
 $$;
@@ -467,7 +587,7 @@ BEGIN
     d.description := coalesce(description, old.description,
         format('Fires on %s of %s.', array_to_string(operations, ', '), source_table));
     d.sample_body := coalesce(sample_body, old.sample_body);
-    RETURN webhook.save_topic(d, replace);
+    RETURN json_populate_record(NULL::webhook.topics, webhook.change_topic('save', row_to_json(d), replace));
 END
 $$;
 COMMENT ON FUNCTION webhook.define_topic IS 'Define (or with replace => true redefine) a topic: which writes on which table emit it and which function builds its body; generates its triggers.';
@@ -507,8 +627,19 @@ $$;
 CREATE FUNCTION webhook.drop_topic(topic text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
+BEGIN
+    PERFORM webhook.change_topic('drop', json_build_object('topic', topic), false);
+END
+$$;
+COMMENT ON FUNCTION webhook.drop_topic IS 'Drop a topic defined with define_topic or watch, with its triggers; refused while a webhook subscribes to it.';
+
+-- drop_topic's work, as the extension owner; definer_role is the caller.
+CREATE FUNCTION webhook.remove_topic(topic text, definer_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
 DECLARE
     d webhook.topics;
+    rel regclass;
     users text;
 BEGIN
     SELECT * INTO d FROM webhook.topics t WHERE t.topic = topic;
@@ -522,6 +653,12 @@ BEGIN
             MESSAGE = format('topic: %L is a documented LMS topic and cannot be dropped', topic),
             HINT = 'Rebind it to your own table with webhook.define_topic(..., replace => true), or leave it unsubscribed.';
     END IF;
+    rel := to_regclass(d.source_table);
+    IF rel IS NOT NULL AND NOT has_table_privilege(definer_role, rel, 'TRIGGER') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('topic: %L is bound to %s, on which %s may not drop triggers', topic, rel, definer_role),
+            HINT = 'Dropping a topic removes its triggers: that needs the TRIGGER privilege on its table.';
+    END IF;
     SELECT string_agg(quote_literal(w.name), ', ' ORDER BY w.name) INTO users
       FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic];
     IF users IS NOT NULL THEN
@@ -533,7 +670,24 @@ BEGIN
     DELETE FROM webhook.topics t WHERE t.topic = topic;
 END
 $$;
-COMMENT ON FUNCTION webhook.drop_topic IS 'Drop a topic defined with define_topic or watch, with its triggers; refused while a webhook subscribes to it.';
+
+-- What webhook.change_topic (Rust) runs as the extension owner: only it
+-- (and the extension owner) may execute this.
+CREATE FUNCTION webhook.change_topic_as_owner(change text, definition json, replace boolean, definer_role oid)
+RETURNS json
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF change = 'save' THEN
+        RETURN row_to_json(webhook.save_topic(json_populate_record(NULL::webhook.topics, definition),
+                                              coalesce(replace, false), false, definer_role::regrole));
+    ELSIF change = 'drop' THEN
+        PERFORM webhook.remove_topic(definition ->> 'topic', definer_role::regrole);
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+        MESSAGE = format('change: %L is not a change; allowed: save, drop', change);
+END
+$$;
 
 -- Row events on any table: one topic per operation, <schema>.<table>.<operation>.
 CREATE FUNCTION webhook.watch(
@@ -602,7 +756,7 @@ BEGIN
             'old_row', CASE WHEN op <> 'insert' THEN sample END,
             'changed_columns', CASE WHEN op = 'update' THEN
                 coalesce(to_json(columns), (SELECT json_agg(k) FROM json_object_keys(sample) k)) END);
-        PERFORM webhook.save_topic(d, true);
+        PERFORM webhook.change_topic('save', row_to_json(d), true);
         RETURN NEXT d.topic;
     END LOOP;
 END

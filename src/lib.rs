@@ -30,10 +30,16 @@ extension_sql_file!(
         api::enqueue::enqueue
     ]
 );
+// Topic changes go through webhook.change_topic, which runs them as the
+// extension owner (Rust, api::definer).
 extension_sql_file!(
     "../sql/topic_definitions.sql",
     name = "topic_definitions",
-    requires = ["queue"]
+    requires = [
+        "queue",
+        api::definer::change_topic,
+        api::definer::trigger_condition_is_volatile
+    ]
 );
 // The webhook list masks URLs with webhook.redact_url (a Rust function).
 extension_sql_file!(

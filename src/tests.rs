@@ -326,7 +326,11 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
     // The worker's session settings, as the worker plans the claim.
     for (name, value) in crate::delivery::worker::SESSION_SETTINGS {
         let (name, value) = (name.to_string_lossy(), value.to_string_lossy());
-        Spi::run(&format!("SET LOCAL {name} = {value}")).unwrap();
+        Spi::run_with_args(
+            "SELECT pg_catalog.set_config($1, $2, true)",
+            &[name.as_ref().into(), value.as_ref().into()],
+        )
+        .unwrap();
     }
     Spi::run("SET LOCAL plan_cache_mode = force_generic_plan").unwrap();
     let plan = || {

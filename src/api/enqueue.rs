@@ -81,7 +81,7 @@ thread_local! {
 #[pg_extern(
     volatile,
     parallel_unsafe,
-    sql = "CREATE FUNCTION webhook.enqueue(topic text, body json) RETURNS text\nLANGUAGE c /* Rust */\nAS 'MODULE_PATHNAME', 'enqueue_wrapper';"
+    sql = "CREATE FUNCTION webhook.enqueue(topic text, body json) RETURNS text\nLANGUAGE c /* Rust */ SECURITY DEFINER SET search_path = pg_catalog, pg_temp\nAS 'MODULE_PATHNAME', 'enqueue_wrapper';"
 )]
 fn enqueue(topic: Option<&str>, body: Option<&str>) -> Option<String> {
     let Some(topic) = topic else {

@@ -32,8 +32,11 @@ const WAIT_MARGIN: Duration = Duration::from_secs(1);
 /// `webhook_id`, synchronously, with its content type, template, auth,
 /// headers and signature. Returns the response and records a test delivery.
 // pgrx spells a named result row as a tuple of name!() types.
+// SECURITY DEFINER: webhook_admin may execute it but not write the queue
+// tables it records the test delivery in.
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn send_test(
     webhook_id: i64,
     topic: default!(Option<&str>, "NULL"),

@@ -166,11 +166,22 @@ pub fn validate_oauth2(
         return Ok(());
     };
     validate_url_field("oauth2_token_url", url)?;
+    // RFC 6749: client id and secret are VSCHAR (printable ASCII and
+    // space), scope tokens NQCHAR separated by spaces (checked below).
     let fields: [(&'static str, Option<&str>, usize, bool); 3] = [
         ("oauth2_client_id", client_id, 1024, true),
         ("oauth2_client_secret", client_secret, 4096, true),
         ("oauth2_scope", scope, 1024, false),
     ];
+    if let Some(scope) = scope {
+        let token_ok = |t: &str| !t.is_empty() && t.chars().all(|c| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c));
+        if !scope.split(' ').all(token_ok) {
+            return Err(WebhookError::invalid(
+                "oauth2_scope",
+                "must be scope tokens of printable ASCII without \" or \\, separated by single spaces (RFC 6749)",
+            ));
+        }
+    }
     for (field, value, max, required) in fields {
         match value {
             None if required => {
@@ -180,10 +191,10 @@ pub fn validate_oauth2(
                 ))
             }
             None => {}
-            Some(v) if v.is_empty() || v.len() > max || v.chars().any(char::is_control) => {
+            Some(v) if v.is_empty() || v.len() > max || !v.chars().all(|c| (' '..='~').contains(&c)) => {
                 return Err(WebhookError::invalid(
                     field,
-                    format!("must be 1 to {max} characters without control characters"),
+                    format!("must be 1 to {max} characters of printable ASCII (RFC 6749)"),
                 ))
             }
             Some(_) => {}

@@ -4,7 +4,7 @@
 //! Token requests run on delivery threads and never call Postgres.
 
 use super::policy::{DnsDeadline, DNS_TIMEOUT};
-use super::redact::scrub;
+use super::redact::transport_error;
 use crate::error::{Result, WebhookError};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 
 /// Most bytes of a token endpoint's answer read.
 const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
-/// Most bytes of a token endpoint's error answer quoted in the attempt log.
-const ERROR_EXCERPT: usize = 200;
 /// A token is refreshed this long before its `expires_in` runs out (or a
 /// tenth of its lifetime, when that is shorter).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
@@ -174,19 +172,18 @@ impl OAuth2 {
         drop(dns_deadline);
         let resp = match result {
             Ok(resp) => resp,
-            Err(ureq::Error::Status(code, resp)) => {
-                let mut text = String::new();
-                let _ = resp
-                    .into_reader()
-                    .take(ERROR_EXCERPT as u64)
-                    .read_to_string(&mut text);
-                return Err(fail(format!(
-                    "the token endpoint answered HTTP {code}: {}",
-                    text.trim()
-                )));
+            // Not what it answered: an endpoint that echoes its request
+            // would put the client credentials in the log PUBLIC reads.
+            Err(ureq::Error::Status(code, _)) => {
+                return Err(fail(format!("the token endpoint answered HTTP {code}")));
             }
             Err(ureq::Error::Transport(t)) => {
-                return Err(fail(scrub(&t.to_string(), &self.token_url)));
+                let secrets = [
+                    self.client_id.as_str(),
+                    self.client_secret.as_str(),
+                    basic.as_str(),
+                ];
+                return Err(fail(transport_error(&t, &self.token_url, &secrets)));
             }
         };
         let mut raw = Vec::new();
@@ -211,9 +208,8 @@ fn parse_token(raw: &[u8], now: Instant) -> std::result::Result<Token, String> {
         .to_owned();
     if let Some(kind) = v.get("token_type").and_then(|t| t.as_str()) {
         if !kind.eq_ignore_ascii_case("bearer") {
-            return Err(format!(
-                "token_type {kind:?} is not supported; only Bearer tokens are"
-            ));
+            // Not quoted: the answer is the endpoint's text.
+            return Err("the token endpoint's token_type is not supported; only Bearer tokens are".to_owned());
         }
     }
     let lifetime = v.get("expires_in").and_then(|e| {

@@ -3,7 +3,7 @@
 
 use super::auth::{ClientIdentity, OAuth2};
 use super::policy::{AddressPolicy, DnsDeadline, DNS_TIMEOUT};
-use super::redact::{redact_location, scrub};
+use super::redact::{redact_location, transport_error};
 use super::types::{Job, Outcome};
 use crate::error::{Result, WebhookError};
 use crate::render::template::Template;
@@ -89,6 +89,24 @@ pub struct EndpointRow {
 }
 
 impl Endpoint {
+    /// What the request carries that no log may show: the Authorization
+    /// value (and the token or credentials in it), extra header values,
+    /// OAuth2 client credentials.
+    pub fn secret_texts(&self) -> Vec<&str> {
+        let mut secrets: Vec<&str> = self.headers.iter().map(|(_, v)| v.as_str()).collect();
+        if let Some(auth) = &self.authorization {
+            secrets.push(auth);
+            if let Some((_, credential)) = auth.split_once(' ') {
+                secrets.push(credential);
+            }
+        }
+        if let Some(oauth) = &self.oauth2 {
+            secrets.push(&oauth.client_id);
+            secrets.push(&oauth.client_secret);
+        }
+        secrets
+    }
+
     pub fn from_row(row: EndpointRow, default_timeout: Duration) -> Result<Endpoint> {
         let authorization = match (row.auth_username, row.auth_password, row.bearer_token) {
             (Some(u), Some(p), _) => Some(format!("Basic {}", B64.encode(format!("{u}:{p}")))),
@@ -425,12 +443,8 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         Err(ureq::Error::Status(_, resp)) => Some(resp),
         Err(ureq::Error::Transport(t)) => {
             // ureq's text starts with the full URL (query string included)
-            // and the log is readable by PUBLIC: redact every copy.
-            let mut text = scrub(&t.to_string(), &ep.url);
-            if let Some(u) = t.url() {
-                text = scrub(&text, u.as_str());
-            }
-            out.error = Some(text);
+            // and may quote a header; the log is readable by PUBLIC.
+            out.error = Some(transport_error(&t, &ep.url, &ep.secret_texts()));
             None
         }
     };

@@ -434,10 +434,24 @@ fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> O
 ///   an index's order. With statistics that say the queue is empty, "scan
 ///   the queue and sort it" and "read the due index" cost nearly the same
 ///   to the planner, and the first was sometimes chosen for the claim.
-pub(crate) const SESSION_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 3] = [
+/// - The rest pin what a database owner could otherwise set for every
+///   session of the database (`ALTER DATABASE ... SET`), which the worker,
+///   a superuser session, must not take: a `search_path` that puts the
+///   owner's functions before `pg_catalog` (`evil.now()` run as a
+///   superuser), timeouts or read-only defaults that would stall delivery,
+///   date styles that change how timestamps are read back.
+pub(crate) const SESSION_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 11] = [
     (c"synchronous_commit", c"off"),
     (c"jit", c"off"),
     (c"enable_sort", c"off"),
+    (c"search_path", c"pg_catalog, pg_temp"),
+    (c"statement_timeout", c"0"),
+    (c"lock_timeout", c"0"),
+    (c"idle_in_transaction_session_timeout", c"0"),
+    (c"default_transaction_read_only", c"off"),
+    (c"default_transaction_isolation", c"read committed"),
+    (c"DateStyle", c"ISO, MDY"),
+    (c"IntervalStyle", c"postgres"),
 ];
 
 /// Sleep on the latch for at most `timeout`; returns (keep running, the

@@ -1,0 +1,303 @@
+//! Who a topic's code runs as.
+//!
+//! A topic's generated trigger function (schema `webhook_triggers`) calls
+//! its builder and, for `commit` topics, re-reads the row and its
+//! condition. That code must run with the rights of the role that defined
+//! the topic (its *definer*), never more. Before 0.3.0 the generated
+//! function was `SECURITY DEFINER` and owned by the definer, who could
+//! therefore alter it (`SECURITY INVOKER`, a new body) and run code as
+//! whoever wrote the table next, a superuser included.
+//!
+//! Now every generated object is created and owned by the extension owner,
+//! through `webhook.change_topic` (which records the caller as the definer
+//! and does the change as the extension owner), and the triggers call
+//! `webhook.emit_topic(topic)`: it finds the topic's definer and generated
+//! function in `webhook.topics` and calls that function with the user id
+//! switched to the definer, as `SECURITY DEFINER` would, without anyone
+//! but the extension owner owning what runs. Nobody else may execute
+//! `emit_topic`, so only the extension's own code can create triggers that
+//! call it (CREATE TRIGGER checks EXECUTE), and its argument is trusted.
+
+use super::wanted::{self, ReadAs};
+use crate::error::WebhookError;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::CStr;
+
+/// The topic's definer and generated function, when both are sound: the
+/// function is the extension owner's and not `SECURITY DEFINER`, and the
+/// definer still exists. Every operator is qualified: the writer's
+/// `search_path` must not choose them. The writer has no USAGE on schema
+/// `webhook_triggers`, so the function is found in `pg_proc`, not by
+/// `to_regprocedure` (which would check it).
+const TOPIC_TARGET: &CStr = c"
+SELECT t.definer::pg_catalog.oid, p.oid
+  FROM webhook.topics t
+  JOIN pg_catalog.pg_proc p
+    ON p.proname OPERATOR(pg_catalog.=) t.trigger_function
+   AND p.pronargs OPERATOR(pg_catalog.=) 0
+   AND p.pronamespace OPERATOR(pg_catalog.=) (SELECT n.oid FROM pg_catalog.pg_namespace n
+                                               WHERE n.nspname OPERATOR(pg_catalog.=) 'webhook_triggers')
+ WHERE t.topic OPERATOR(pg_catalog.=) $1
+   AND NOT p.prosecdef
+   AND p.proowner OPERATOR(pg_catalog.=) (SELECT e.extowner FROM pg_catalog.pg_extension e
+                                           WHERE e.extname OPERATOR(pg_catalog.=) 'webhook_emitter')
+   AND EXISTS (SELECT FROM pg_catalog.pg_roles r
+                WHERE r.oid OPERATOR(pg_catalog.=) t.definer::pg_catalog.oid)";
+
+/// What `emit_topic` runs for a topic, and as whom.
+#[derive(Clone, Copy)]
+struct Target {
+    definer: pg_sys::Oid,
+    function: pg_sys::Oid,
+}
+
+/// Targets as they were when `generation` was current (bounded by
+/// `webhook.topics`: only topics that exist are kept).
+struct Targets {
+    generation: u64,
+    by_topic: HashMap<String, Target>,
+}
+
+thread_local! {
+    static TARGETS: RefCell<Option<Targets>> = const { RefCell::new(None) };
+    static TARGET_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_emit_topic() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// `webhook.emit_topic()`, the function of every generated topic trigger
+/// (its one argument: the topic). Calls the topic's generated function as
+/// the topic's definer with the same trigger data, and returns its result.
+///
+/// # Safety
+/// Called by the function manager with a valid `fcinfo`.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn emit_topic(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let context = (*fcinfo).context;
+    if context.is_null() || !pgrx::is_a(context, pg_sys::NodeTag::T_TriggerData) {
+        WebhookError::invalid(
+            "webhook.emit_topic",
+            "is a trigger function; topics create its triggers",
+        )
+        .raise()
+    }
+    let trigger = (*(context as *mut pg_sys::TriggerData)).tg_trigger;
+    if (*trigger).tgnargs != 1 || (*trigger).tgargs.is_null() {
+        WebhookError::invalid(
+            "webhook.emit_topic",
+            "takes one trigger argument, the topic",
+        )
+        .raise()
+    }
+    let topic = CStr::from_ptr(*(*trigger).tgargs).to_string_lossy();
+    let target = target_of(&topic);
+
+    let mut flinfo: pg_sys::FmgrInfo = std::mem::zeroed();
+    pg_sys::fmgr_info(target.function, &mut flinfo);
+    let Some(call_function) = flinfo.fn_addr else {
+        WebhookError::Internal(format!(
+            "the generated function of topic {topic} has no entry point"
+        ))
+        .raise()
+    };
+    let call = pg_sys::palloc0(std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>())
+        as pg_sys::FunctionCallInfo;
+    (*call).flinfo = &mut flinfo;
+    (*call).context = context;
+    (*call).nargs = 0;
+
+    // As fmgr_security_definer does: an error leaves the switched user id
+    // to the (sub)transaction abort, which restores the caller's.
+    let mut caller = pg_sys::InvalidOid;
+    let mut sec_context = 0;
+    pg_sys::GetUserIdAndSecContext(&mut caller, &mut sec_context);
+    pg_sys::SetUserIdAndSecContext(
+        target.definer,
+        sec_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+    );
+    let result = pg_sys::ffi::pg_guard_ffi_boundary(|| call_function(call));
+    pg_sys::SetUserIdAndSecContext(caller, sec_context);
+    (*fcinfo).isnull = (*call).isnull;
+    pg_sys::pfree(call.cast());
+    result
+}
+
+/// The topic's target, from the per-backend cache (see `wanted.rs` for the
+/// generation) or `webhook.topics`.
+fn target_of(topic: &str) -> Target {
+    let Some(generation) = wanted::cache_generation() else {
+        return load_target(topic, ReadAs::Current);
+    };
+    let cached = TARGETS.with_borrow(|targets| {
+        targets
+            .as_ref()
+            .filter(|t| t.generation == generation)
+            .and_then(|t| t.by_topic.get(topic).copied())
+    });
+    if let Some(target) = cached {
+        return target;
+    }
+    let target = load_target(topic, ReadAs::Latest);
+    TARGETS.with_borrow_mut(|targets| {
+        let targets = match targets {
+            Some(t) if t.generation == generation => t,
+            _ => targets.insert(Targets {
+                generation,
+                by_topic: HashMap::new(),
+            }),
+        };
+        targets.by_topic.insert(topic.to_owned(), target);
+    });
+    target
+}
+
+fn load_target(topic: &str, read_as: ReadAs) -> Target {
+    let found = Spi::connect(|_client| {
+        // SAFETY: SPI is connected for the closure's duration; the kept
+        // plan takes one text argument; the oids are copied out before
+        // SPI_finish frees the tuple table.
+        unsafe {
+            let plan = wanted::kept_plan(&TARGET_PLAN, TOPIC_TARGET, &[pg_sys::TEXTOID]);
+            let mut args = [pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
+                topic.as_ptr().cast(),
+                topic.len() as i32,
+            ))];
+            let status = wanted::execute_read_only(plan, args.as_mut_ptr(), read_as);
+            if status != pg_sys::SPI_OK_SELECT as i32 {
+                pgrx::error!("webhook.emit_topic: reading the topic failed (SPI status {status})");
+            }
+            if pg_sys::SPI_processed == 0 {
+                return None;
+            }
+            let table = pg_sys::SPI_tuptable;
+            let row = *(*table).vals;
+            let desc = (*table).tupdesc;
+            let oid = |column: i32| {
+                let mut is_null = false;
+                let datum = pg_sys::SPI_getbinval(row, desc, column, &mut is_null);
+                (!is_null).then(|| pg_sys::Oid::from(datum.value() as u32))
+            };
+            Some(Target {
+                definer: oid(1)?,
+                function: oid(2)?,
+            })
+        }
+    });
+    match found {
+        Some(target) => target,
+        #[allow(unreachable_code)]
+        None => {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "topic {topic}: its definition, its definer or its generated trigger function is missing or not the extension's"
+                ),
+                "Redefine the topic (webhook.define_topic(..., replace => true) or webhook.watch) or drop it."
+            );
+            unreachable!("ereport!(ERROR) does not return")
+        }
+    }
+}
+
+/// `webhook.change_topic(change, definition, replace)`: the one way the
+/// topic catalog and the generated objects change. `change` is `save`
+/// (`definition` a `webhook.topics` row as JSON) or `drop` (`{"topic": ..}`).
+/// The caller, who must be a member of `webhook_admin` (or a superuser),
+/// becomes the topic's definer; the change itself is made by
+/// `webhook.change_topic_as_owner` running as the extension owner, which
+/// checks what the definer may do (TRIGGER and SELECT on the table,
+/// EXECUTE on the builder). Returns the saved row as JSON (NULL on drop).
+#[pg_extern(volatile, parallel_unsafe)]
+fn change_topic(change: &str, definition: pgrx::Json, replace: bool) -> Option<pgrx::Json> {
+    // SAFETY: plain catalog lookups of the session's own user.
+    let caller = unsafe { pg_sys::GetUserId() };
+    let admin = unsafe { pg_sys::get_role_oid(c"webhook_admin".as_ptr(), true) };
+    let allowed = unsafe {
+        pg_sys::superuser_arg(caller)
+            || (admin != pg_sys::InvalidOid && pg_sys::has_privs_of_role(caller, admin))
+    };
+    if !allowed {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "permission denied: defining, changing or dropping topics needs membership in webhook_admin"
+        );
+    }
+    let owner = extension_owner();
+    as_role(owner, || {
+        Spi::get_one_with_args::<pgrx::Json>(
+            "SELECT webhook.change_topic_as_owner($1, $2, $3, $4)",
+            &[
+                change.into(),
+                definition.into(),
+                replace.into(),
+                caller.into(),
+            ],
+        )
+    })
+    .unwrap_or_else(|e| WebhookError::from(e).raise())
+}
+
+/// The role that owns the extension: every generated object is its.
+fn extension_owner() -> pg_sys::Oid {
+    let owner = Spi::get_one::<pg_sys::Oid>(
+        "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'webhook_emitter'",
+    );
+    match owner {
+        Ok(Some(owner)) => owner,
+        _ => WebhookError::Internal("the extension webhook_emitter is not installed here".into())
+            .raise(),
+    }
+}
+
+/// Run `f` with the current user id switched to `role`. An error leaves
+/// the restore to the (sub)transaction abort, as for `SECURITY DEFINER`.
+fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let mut caller = pg_sys::InvalidOid;
+    let mut sec_context = 0;
+    // SAFETY: saving and setting the user id is what fmgr_security_definer
+    // does around a call; both run on the backend's main thread.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut caller, &mut sec_context);
+        pg_sys::SetUserIdAndSecContext(
+            role,
+            sec_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let result = f();
+    unsafe { pg_sys::SetUserIdAndSecContext(caller, sec_context) };
+    result
+}
+
+/// True when the WHEN condition of trigger `trigger` calls a volatile
+/// function. Built-in functions are pinned, so `pg_depend` does not list
+/// them; the condition's expression tree is walked instead.
+#[pg_extern(stable, parallel_safe)]
+fn trigger_condition_is_volatile(trigger: pg_sys::Oid) -> bool {
+    let qual = Spi::get_one_with_args::<String>(
+        "SELECT g.tgqual::pg_catalog.text FROM pg_catalog.pg_trigger g WHERE g.oid OPERATOR(pg_catalog.=) $1",
+        &[trigger.into()],
+    );
+    let Ok(Some(qual)) = qual else {
+        return false;
+    };
+    let Ok(qual) = std::ffi::CString::new(qual) else {
+        return true;
+    };
+    // SAFETY: the text is a node tree PostgreSQL stored (pg_node_tree);
+    // the walker only reads the tree it returns.
+    unsafe {
+        let node = pg_sys::stringToNode(qual.as_ptr()) as *mut pg_sys::Node;
+        pg_sys::contain_volatile_functions(node)
+    }
+}
