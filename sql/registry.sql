@@ -105,9 +105,13 @@ CREATE TABLE webhook.webhooks (
     oauth2_client_id              text,
     oauth2_client_secret          text,        -- a secret
     oauth2_scope                  text,
-    filter                        jsonb,       -- only events whose body contains it (@>)
-    CONSTRAINT webhooks_name_key UNIQUE (name)
+    filter                        jsonb        -- only events whose body contains it (@>)
 );
+-- Names are unique through a partial index (every row has a name), which
+-- PostgreSQL does not count as a key: changing a webhook then takes no
+-- lock that waits for the writers whose events are being queued for it
+-- (enqueue locks the webhook FOR KEY SHARE).
+CREATE UNIQUE INDEX webhooks_name_key ON webhook.webhooks (name) WHERE name IS NOT NULL;
 COMMENT ON TABLE webhook.webhooks IS 'Registered endpoints. Passwords and signing secrets are readable only by webhook_admin; others use webhook.webhook_list.';
 CREATE INDEX webhooks_topics_idx ON webhook.webhooks USING gin (topics);
 SELECT pg_catalog.pg_extension_config_dump('webhook.webhooks', '');

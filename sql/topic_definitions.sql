@@ -257,6 +257,51 @@ BEGIN
 END
 $$;
 
+-- What a topic's trigger conditions call that they may not: the WHEN
+-- condition runs as whoever writes the table, so it may call only
+-- functions and operators a superuser owns (built-in or from an installed
+-- extension) that are not volatile, and no domain of another role. NULL
+-- when there is nothing of the kind (or no trigger).
+CREATE FUNCTION webhook.condition_unsafe_calls(topic text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    d webhook.topics;
+    triggers oid[];
+    found text;
+BEGIN
+    SELECT * INTO d FROM webhook.topics c WHERE c.topic = topic;
+    SELECT array_agg(g.oid) INTO triggers
+      FROM pg_trigger g
+     WHERE g.tgrelid = to_regclass(d.source_table)
+       AND g.tgname IN (SELECT webhook.topic_trigger_name(d.topic, o) FROM unnest(d.operations) o);
+    SELECT string_agg(DISTINCT u.what, ', ') INTO found
+      FROM pg_depend x
+      CROSS JOIN LATERAL (
+          SELECT f.oid::regprocedure::text AS what
+            FROM pg_proc f
+           WHERE f.oid = CASE x.refclassid
+                         WHEN 'pg_proc'::regclass THEN x.refobjid
+                         WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = x.refobjid)
+                         END
+             AND f.oid <> ALL (ARRAY['webhook.topic_wanted(text)'::regprocedure, 'webhook.emit_topic()'::regprocedure]::oid[])
+             AND (f.provolatile = 'v' OR NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = f.proowner))
+          UNION ALL
+          SELECT format('type %s', t.oid::regtype)
+            FROM pg_type t
+           WHERE x.refclassid = 'pg_type'::regclass AND t.oid = x.refobjid AND t.typtype = 'd'
+             AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = t.typowner)
+      ) u
+     WHERE x.classid = 'pg_trigger'::regclass AND x.objid = ANY (triggers);
+    -- Built-in functions are pinned (not in pg_depend): their volatility
+    -- is read off the conditions themselves.
+    IF found IS NULL AND EXISTS (SELECT FROM unnest(triggers) g WHERE webhook.trigger_condition_is_volatile(g)) THEN
+        found := 'a volatile function';
+    END IF;
+    RETURN found;
+END
+$$;
+
 -- Validates a definition, stores it and generates its trigger function and
 -- triggers; on replace, the old ones are removed first. All or nothing.
 -- documented: a topic shipped with the extension, whose table may not exist
@@ -484,39 +529,9 @@ BEGIN
                 MESSAGE = format('source_table: %s (%s)', SQLERRM, d.source_table),
                 HINT = 'Defining a topic creates triggers on the table: that needs its owner or the TRIGGER privilege.';
     END;
-    -- The WHEN condition runs as whoever writes the table: it may call only
-    -- functions and operators a superuser owns (built-in or from installed
-    -- extensions) that are not volatile, and no domain of another role.
+    -- The WHEN condition runs as whoever writes the table.
     IF d.condition IS NOT NULL AND rel IS NOT NULL THEN
-        SELECT string_agg(DISTINCT u.what, ', ') INTO unsafe_calls
-          FROM pg_trigger g
-          JOIN pg_depend x ON x.classid = 'pg_trigger'::regclass AND x.objid = g.oid
-          CROSS JOIN LATERAL (
-              SELECT f.oid::regprocedure::text AS what
-                FROM pg_proc f
-               WHERE f.oid = CASE x.refclassid
-                             WHEN 'pg_proc'::regclass THEN x.refobjid
-                             WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = x.refobjid)
-                             END
-                 AND f.oid <> ALL (ARRAY['webhook.topic_wanted(text)'::regprocedure, 'webhook.emit_topic()'::regprocedure]::oid[])
-                 AND (f.provolatile = 'v' OR NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = f.proowner))
-              UNION ALL
-              SELECT format('type %s', t.oid::regtype)
-                FROM pg_type t
-               WHERE x.refclassid = 'pg_type'::regclass AND t.oid = x.refobjid AND t.typtype = 'd'
-                 AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = t.typowner)
-          ) u
-         WHERE g.tgrelid = rel
-           AND g.tgname IN (SELECT webhook.topic_trigger_name(d.topic, o) FROM unnest(d.operations) o);
-        -- Built-in functions are pinned (not in pg_depend): their
-        -- volatility is read off the condition itself.
-        IF unsafe_calls IS NULL AND EXISTS (
-                SELECT FROM pg_trigger g
-                 WHERE g.tgrelid = rel
-                   AND g.tgname IN (SELECT webhook.topic_trigger_name(d.topic, o) FROM unnest(d.operations) o)
-                   AND webhook.trigger_condition_is_volatile(g.oid)) THEN
-            unsafe_calls := 'a volatile function';
-        END IF;
+        unsafe_calls := webhook.condition_unsafe_calls(d.topic);
         IF unsafe_calls IS NOT NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
                 MESSAGE = format('condition: may not use %s; it runs as whoever writes %s, so it may call only non-volatile functions and operators owned by a superuser (built-in or from an installed extension)', unsafe_calls, rel),

@@ -25,6 +25,9 @@ pub static RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 86_400);
 pub static ALLOWED_HOSTS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static RESPONSE_EXCERPT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(2048);
+/// The largest event body the worker loads and sends; a larger one fails
+/// its own delivery. Writers control body sizes: this bounds the worker.
+pub static MAX_BODY_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024 * 1024);
 
 /// Register every GUC; called from `_PG_init`. Postmaster-level GUCs can
 /// only be defined while preloading (they size the worker), so a backend
@@ -159,6 +162,16 @@ fn init_reloadable_gucs() {
         &RESPONSE_EXCERPT_BYTES,
         0,
         RESPONSE_EXCERPT_MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.max_body_bytes",
+        c"The largest event body that is delivered; a larger one fails its delivery.",
+        c"The worker holds at most four times this much of bodies in flight.",
+        &MAX_BODY_BYTES,
+        1024,
+        crate::render::MAX_INPUT_BYTES as i32,
         GucContext::Sighup,
         GucFlags::UNIT_BYTE,
     );

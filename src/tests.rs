@@ -324,7 +324,7 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
     )
     .unwrap();
     // The worker's session settings, as the worker plans the claim.
-    for (name, value) in crate::delivery::worker::SESSION_SETTINGS {
+    for (name, value) in crate::delivery::settings::SESSION_SETTINGS {
         let (name, value) = (name.to_string_lossy(), value.to_string_lossy());
         Spi::run_with_args(
             "SELECT pg_catalog.set_config($1, $2, true)",
@@ -335,11 +335,11 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
     Spi::run("SET LOCAL plan_cache_mode = force_generic_plan").unwrap();
     let plan = || {
         Spi::run(&format!(
-            "PREPARE claim_plan(bigint, bigint[], float8) AS {}",
+            "PREPARE claim_plan(bigint, bigint[], float8, bigint, bigint) AS {}",
             crate::delivery::store::CLAIM_SQL
         ))
         .unwrap();
-        let plan = Spi::get_one::<pgrx::Json>("EXPLAIN (FORMAT JSON) EXECUTE claim_plan(1000, '{}', 60)")
+        let plan = Spi::get_one::<pgrx::Json>("EXPLAIN (FORMAT JSON) EXECUTE claim_plan(1000, '{}', 60, 67108864, 16777216)")
             .unwrap()
             .unwrap();
         Spi::run("DEALLOCATE claim_plan").unwrap();

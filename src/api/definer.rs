@@ -218,7 +218,8 @@ fn load_target(topic: &str, read_as: ReadAs) -> Target {
 /// checks what the definer may do (TRIGGER and SELECT on the table,
 /// EXECUTE on the builder). Returns the saved row as JSON (NULL on drop).
 #[pg_extern(volatile, parallel_unsafe)]
-fn change_topic(change: &str, definition: pgrx::Json, replace: bool) -> Option<pgrx::Json> {
+fn change_topic(change: &str, definition: pgrx::Json, replace: Option<bool>) -> Option<pgrx::Json> {
+    let replace = replace.unwrap_or(false);
     // SAFETY: plain catalog lookups of the session's own user.
     let caller = unsafe { pg_sys::GetUserId() };
     let admin = unsafe { pg_sys::get_role_oid(c"webhook_admin".as_ptr(), true) };

@@ -174,7 +174,11 @@ pub fn validate_oauth2(
         ("oauth2_scope", scope, 1024, false),
     ];
     if let Some(scope) = scope {
-        let token_ok = |t: &str| !t.is_empty() && t.chars().all(|c| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c));
+        let token_ok = |t: &str| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c))
+        };
         if !scope.split(' ').all(token_ok) {
             return Err(WebhookError::invalid(
                 "oauth2_scope",

@@ -209,7 +209,10 @@ fn parse_token(raw: &[u8], now: Instant) -> std::result::Result<Token, String> {
     if let Some(kind) = v.get("token_type").and_then(|t| t.as_str()) {
         if !kind.eq_ignore_ascii_case("bearer") {
             // Not quoted: the answer is the endpoint's text.
-            return Err("the token endpoint's token_type is not supported; only Bearer tokens are".to_owned());
+            return Err(
+                "the token endpoint's token_type is not supported; only Bearer tokens are"
+                    .to_owned(),
+            );
         }
     }
     let lifetime = v.get("expires_in").and_then(|e| {

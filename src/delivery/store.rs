@@ -17,6 +17,8 @@ pub struct Claimed {
     pub attempt: Attempt,
     /// False when the delivery's event no longer exists.
     pub event_found: bool,
+    /// The body's size, when it is over the limit and was not loaded.
+    pub body_too_large: Option<i64>,
     pub webhook_id: i64,
     pub webhook_version: f64,
 }
@@ -36,19 +38,45 @@ pub fn extension_version(client: &SpiClient) -> Result<Option<String>> {
 
 /// Attempts interrupted by a crash or restart become due again at once.
 /// Only one worker exists, so anything still "delivering" is orphaned.
+///
+/// A delivery whose attempts were interrupted [`POISON_INTERRUPTIONS`]
+/// times (attempts started but never recorded) is set aside as dead: if it
+/// is what crashes the worker, it must not put the server into a crash
+/// loop, and the other deliveries go on.
 pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
     let t = client.update(
-        "UPDATE webhook.deliveries SET status = 'failed', next_attempt_at = now(), lease_until = NULL,
-                last_error = 'interrupted: the worker stopped before this attempt finished'
-         WHERE status = 'delivering'",
+        "WITH orphan AS (
+             SELECT d.id, d.attempts - (SELECT count(*) FROM webhook.attempts a WHERE a.delivery_id = d.id) AS interrupted
+               FROM webhook.deliveries d WHERE d.status = 'delivering')
+         UPDATE webhook.deliveries d
+            SET status = CASE WHEN o.interrupted >= $1 THEN 'dead' ELSE 'failed' END,
+                next_attempt_at = now(), lease_until = NULL,
+                last_error = CASE WHEN o.interrupted >= $1
+                    THEN format('set aside: the worker stopped during %s of its attempts (a crash or restart); inspect it, then webhook.redeliver(%s)', o.interrupted, d.id)
+                    ELSE 'interrupted: the worker stopped before this attempt finished' END
+           FROM orphan o WHERE d.id = o.id",
         None,
-        &[],
+        &[POISON_INTERRUPTIONS.into()],
     )?;
     Ok(t.len())
 }
 
+/// Interrupted attempts after which a delivery is set aside.
+pub const POISON_INTERRUPTIONS: i64 = 3;
+
+/// How many bytes of bodies a claim may load.
+#[derive(Clone, Copy)]
+pub struct ClaimBytes {
+    /// In all (at least one delivery is claimed whatever its size).
+    pub budget: i64,
+    /// Per body: a larger body is not loaded and its delivery fails.
+    pub max_body: i64,
+}
+
 /// The claim statement: $1 the limit, $2 the left-out webhooks, $3 the
-/// lease in seconds.
+/// lease in seconds, $4 the bytes of bodies it may load (at least one
+/// delivery is taken), $5 the largest body loaded (a larger one comes
+/// back without its body, and its delivery fails).
 ///
 /// The statement is written so that its plan stays cheap whatever the
 /// statistics say. Statistics can say "empty" for a table of a million
@@ -83,7 +111,7 @@ pub(crate) const CLAIM_SQL: &str = "WITH RECURSIVE heads AS (
  -- then sorts the whole queue instead of reading the due index.
  -- The enabled test is a correlated lookup, not a join.
  due_unordered AS (
-     SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
+     SELECT d.id, d.next_attempt_at, d.event_id FROM webhook.deliveries d
       WHERE d.status IN ('pending', 'failed') AND d.order_key IS NULL
         AND d.next_attempt_at <= now()
         AND coalesce(d.webhook_id <> ALL ($2), true)
@@ -92,20 +120,32 @@ pub(crate) const CLAIM_SQL: &str = "WITH RECURSIVE heads AS (
       LIMIT $1
       FOR UPDATE OF d SKIP LOCKED),
  due_heads AS (
-     SELECT d.id, d.next_attempt_at FROM webhook.deliveries d
+     SELECT d.id, d.next_attempt_at, d.event_id FROM webhook.deliveries d
       WHERE d.id = ANY (ARRAY(SELECT id FROM ready_heads))
         AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
         AND (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
       FOR UPDATE OF d SKIP LOCKED),
  picked AS (
-     SELECT id FROM (SELECT * FROM due_unordered UNION ALL SELECT * FROM due_heads) due
-      ORDER BY next_attempt_at LIMIT $1)
+     SELECT due.id, due.next_attempt_at,
+            -- octet_length of a stored text reads its size, not the text.
+            (SELECT octet_length(e.body::text) FROM webhook.events e WHERE e.id = due.event_id) AS bytes
+       FROM (SELECT * FROM due_unordered UNION ALL SELECT * FROM due_heads) due
+      ORDER BY due.next_attempt_at LIMIT $1),
+ -- Bodies are loaded up to $4 bytes in all (the first delivery always).
+ within_budget AS (
+     SELECT s.id FROM (
+         SELECT p.id, p.loaded, sum(p.loaded) OVER (ORDER BY p.next_attempt_at, p.id ROWS UNBOUNDED PRECEDING) AS upto
+           FROM (SELECT id, next_attempt_at, CASE WHEN bytes > $5 THEN 0 ELSE coalesce(bytes, 0) END AS loaded
+                   FROM picked) p) s
+      WHERE s.upto - s.loaded < $4)
  UPDATE webhook.deliveries d
     SET status = 'delivering', attempts = d.attempts + 1, last_attempt_at = now(),
         lease_until = now() + make_interval(secs => $3)
-  WHERE d.id = ANY (ARRAY(SELECT id FROM picked))
+  WHERE d.id = ANY (ARRAY(SELECT id FROM within_budget))
  RETURNING d.id, d.attempts, d.event_id,
-           (SELECT ARRAY[e.topic, e.tenant_id, e.body::text] FROM webhook.events e WHERE e.id = d.event_id),
+           (SELECT ARRAY[e.topic, e.tenant_id, CASE WHEN octet_length(e.body::text) <= $5 THEN e.body::text END,
+                         octet_length(e.body::text)::text]
+              FROM webhook.events e WHERE e.id = d.event_id),
            d.webhook_id,
            (SELECT extract(epoch FROM w.updated_at)::float8 FROM webhook.webhooks w WHERE w.id = d.webhook_id)";
 
@@ -127,13 +167,20 @@ pub fn claim(
     limit: i64,
     left_out: Vec<i64>,
     lease: Duration,
+    bytes: ClaimBytes,
 ) -> Result<(Vec<Claimed>, bool)> {
     let counted_rows = replan_after_growth(client)?;
     let rows = run_saved(
         client,
         CLAIM_SQL,
-        &[INT8OID, INT8ARRAYOID, FLOAT8OID],
-        &[limit.into(), left_out.into(), lease.as_secs_f64().into()],
+        &[INT8OID, INT8ARRAYOID, FLOAT8OID, INT8OID, INT8OID],
+        &[
+            limit.into(),
+            left_out.into(),
+            lease.as_secs_f64().into(),
+            bytes.budget.into(),
+            bytes.max_body.into(),
+        ],
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -141,19 +188,24 @@ pub fn claim(
         // by hand: pruning never removes an event a delivery refers to).
         let event: Option<Vec<Option<String>>> = row.get(4)?;
         let event_found = event.is_some();
-        let mut event = event
-            .unwrap_or_default()
-            .into_iter()
-            .map(Option::unwrap_or_default);
+        let mut event = event.unwrap_or_default().into_iter();
+        let mut next = || event.next().flatten();
+        let (topic, tenant_id, body, size) = (next(), next(), next(), next());
+        // A body over the limit comes back as its size alone.
+        let body_too_large = match (&body, size) {
+            (None, Some(size)) if event_found => size.parse::<i64>().ok(),
+            _ => None,
+        };
         out.push(Claimed {
             event_found,
+            body_too_large,
             attempt: Attempt {
                 delivery_id: row.get(1)?.unwrap_or_default(),
                 attempt: row.get(2)?.unwrap_or_default(),
                 event_id: row.get(3)?.unwrap_or_default(),
-                topic: event.next().unwrap_or_default(),
-                tenant_id: event.next().unwrap_or_default(),
-                body: event.next().unwrap_or_default(),
+                topic: topic.unwrap_or_default(),
+                tenant_id: tenant_id.unwrap_or_default(),
+                body: body.unwrap_or_default(),
             },
             webhook_id: row.get(5)?.unwrap_or_default(),
             webhook_version: row.get(6)?.unwrap_or_default(),

@@ -18,7 +18,7 @@ use super::wakeup;
 use crate::guc;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,8 +59,9 @@ struct Worker {
     /// join them too.
     unrecorded: Vec<Outcome>,
     unrecorded_since: Option<Instant>,
-    /// Deliveries claimed and not yet recorded (their leases are live).
-    in_hand: HashSet<i64>,
+    /// Deliveries claimed and not yet recorded (their leases are live),
+    /// with the bytes of body each holds.
+    in_hand: HashMap<i64, i64>,
     last_maintenance: Instant,
     /// The last pruning turn ran out of budget: more is old enough.
     prune_behind: bool,
@@ -88,7 +89,7 @@ impl Worker {
             sequence_advanced: false,
             unrecorded: Vec::new(),
             unrecorded_since: None,
-            in_hand: HashSet::new(),
+            in_hand: HashMap::new(),
             last_maintenance: Instant::now(),
             prune_behind: false,
             claim_backoff: None,
@@ -278,8 +279,18 @@ impl Worker {
         self.capacity_freed = false;
         self.sequence_advanced = false;
         let lease = self.settings.lease();
+        // Bodies in hand are bounded in bytes, not only in rows: writers
+        // choose their sizes.
+        let held_bytes: i64 = self.in_hand.values().sum();
+        let bytes = store::ClaimBytes {
+            budget: self.settings.bytes_in_flight_cap() - held_bytes,
+            max_body: self.settings.max_body_bytes,
+        };
+        if bytes.budget <= 0 && !self.in_hand.is_empty() {
+            return None;
+        }
         let claimed = match txn::run(|| {
-            Spi::connect_mut(|client| store::claim(client, limit, left_out, lease))
+            Spi::connect_mut(|client| store::claim(client, limit, left_out, lease, bytes))
         }) {
             Ok((claimed, statistics_stale)) => {
                 if statistics_stale {
@@ -305,7 +316,19 @@ impl Worker {
         let n = claimed.len();
         self.profile.count(0, n);
         for c in claimed {
-            self.in_hand.insert(c.attempt.delivery_id);
+            self.in_hand
+                .insert(c.attempt.delivery_id, c.attempt.body.len() as i64);
+            if let Some(size) = c.body_too_large {
+                self.unrecorded.push(failed_before_sending(
+                    &c.attempt,
+                    c.webhook_id,
+                    format!(
+                        "its body is {size} bytes, more than webhook.max_body_bytes ({}); it is not sent (raise the setting, then webhook.redeliver)",
+                        self.settings.max_body_bytes
+                    ),
+                ));
+                continue;
+            }
             if !c.event_found {
                 self.unrecorded.push(failed_before_sending(
                     &c.attempt,
@@ -399,7 +422,7 @@ impl Worker {
     /// Ids of the deliveries this worker holds: in flight, parked, or
     /// waiting to be recorded.
     fn in_hand(&self) -> Vec<i64> {
-        self.in_hand.iter().copied().collect()
+        self.in_hand.keys().copied().collect()
     }
 }
 
@@ -418,41 +441,6 @@ fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> O
         retry_after: None,
     }
 }
-
-/// The worker session's settings.
-///
-/// - `synchronous_commit = off`: the worker's own commits (claims,
-///   outcomes, pruning) need not wait for the WAL flush. Losing the last
-///   few of them in a crash only resends those attempts (same webhook-id),
-///   which a crash does anyway for attempts in flight. Events are made
-///   durable by the writers' commits, which keep the server's setting.
-/// - `jit = off`: the statements are short, but the claim's estimated cost
-///   grows with the queue, and above jit_above_cost every execution
-///   compiled its expressions again (a claim of 1,000 rows over a million
-///   queued: 75 ms with JIT, 17 ms without).
-/// - `enable_sort = off`: every statement of the worker reads its rows in
-///   an index's order. With statistics that say the queue is empty, "scan
-///   the queue and sort it" and "read the due index" cost nearly the same
-///   to the planner, and the first was sometimes chosen for the claim.
-/// - The rest pin what a database owner could otherwise set for every
-///   session of the database (`ALTER DATABASE ... SET`), which the worker,
-///   a superuser session, must not take: a `search_path` that puts the
-///   owner's functions before `pg_catalog` (`evil.now()` run as a
-///   superuser), timeouts or read-only defaults that would stall delivery,
-///   date styles that change how timestamps are read back.
-pub(crate) const SESSION_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 11] = [
-    (c"synchronous_commit", c"off"),
-    (c"jit", c"off"),
-    (c"enable_sort", c"off"),
-    (c"search_path", c"pg_catalog, pg_temp"),
-    (c"statement_timeout", c"0"),
-    (c"lock_timeout", c"0"),
-    (c"idle_in_transaction_session_timeout", c"0"),
-    (c"default_transaction_read_only", c"off"),
-    (c"default_transaction_isolation", c"read committed"),
-    (c"DateStyle", c"ISO, MDY"),
-    (c"IntervalStyle", c"postgres"),
-];
 
 /// Sleep on the latch for at most `timeout`; returns (keep running, the
 /// latch was set). Unlike `BackgroundWorker::wait_latch` it tells a commit
@@ -491,7 +479,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     if !wakeup::publish_worker(slot) {
         return; // its database is being dropped or copied
     }
-    for (name, value) in SESSION_SETTINGS {
+    for (name, value) in super::settings::SESSION_SETTINGS {
         unsafe {
             pg_sys::SetConfigOption(
                 name.as_ptr(),

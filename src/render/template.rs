@@ -14,7 +14,7 @@
 //! A template is at most [`MAX_TEMPLATE_BYTES`] long and [`MAX_DEPTH`] levels
 //! deep, so the recursive walks below are bounded.
 
-use super::{too_deep, MAX_DEPTH};
+use super::{too_deep, MAX_DEPTH, MAX_INPUT_BYTES};
 use crate::error::{Result, WebhookError};
 use serde_json::{Map, Value};
 
@@ -148,47 +148,124 @@ impl Template {
 
     /// Render against an event. Paths that do not resolve give null (whole
     /// values) or nothing (inside text), so a receiver always gets a body.
+    /// The output is capped as it grows at [`MAX_INPUT_BYTES`]: a small
+    /// template repeating `{{$body}}` must not allocate gigabytes.
     pub fn render(&self, ctx: &RenderContext) -> Result<Value> {
-        self.render_at(ctx, 0)
+        let mut budget = MAX_INPUT_BYTES;
+        self.render_at(ctx, 0, &mut budget)
     }
 
-    /// Recursive over the template, so bounded by [`MAX_DEPTH`].
-    fn render_at(&self, ctx: &RenderContext, depth: usize) -> Result<Value> {
+    /// Recursive over the template, so bounded by [`MAX_DEPTH`]; `budget`
+    /// is what the output may still grow by, in (approximate) bytes of JSON.
+    fn render_at(&self, ctx: &RenderContext, depth: usize, budget: &mut usize) -> Result<Value> {
         if depth > MAX_DEPTH {
             return Err(too_deep(FIELD));
         }
         Ok(match self {
-            Template::Literal(v) => v.clone(),
-            Template::Whole(path) => resolve(path, ctx).unwrap_or(Value::Null),
+            Template::Literal(v) => {
+                spend(budget, json_size(v, *budget))?;
+                v.clone()
+            }
+            Template::Whole(path) => match resolve_ref(path, ctx) {
+                Resolved::Borrowed(v) => {
+                    spend(budget, json_size(v, *budget))?;
+                    v.clone()
+                }
+                Resolved::Owned(v) => {
+                    spend(budget, json_size(&v, *budget))?;
+                    v
+                }
+                Resolved::Missing => Value::Null,
+            },
             Template::Interpolated(parts) => {
                 let mut s = String::new();
                 for part in parts {
-                    match part {
-                        Part::Text(t) => s.push_str(t),
-                        Part::Value(p) => match resolve(p, ctx) {
-                            Some(Value::String(v)) => s.push_str(&v),
-                            Some(Value::Null) | None => {}
-                            Some(other) => s.push_str(&other.to_string()),
+                    let piece = match part {
+                        Part::Text(t) => std::borrow::Cow::Borrowed(t.as_str()),
+                        Part::Value(p) => match resolve_ref(p, ctx) {
+                            Resolved::Borrowed(Value::String(v)) => {
+                                std::borrow::Cow::Borrowed(v.as_str())
+                            }
+                            Resolved::Owned(Value::String(v)) => std::borrow::Cow::Owned(v),
+                            Resolved::Borrowed(Value::Null)
+                            | Resolved::Owned(Value::Null)
+                            | Resolved::Missing => continue,
+                            Resolved::Borrowed(other) => {
+                                spend(budget, json_size(other, *budget))?;
+                                std::borrow::Cow::Owned(other.to_string())
+                            }
+                            Resolved::Owned(other) => {
+                                spend(budget, json_size(&other, *budget))?;
+                                std::borrow::Cow::Owned(other.to_string())
+                            }
                         },
-                    }
+                    };
+                    spend(budget, piece.len())?;
+                    s.push_str(&piece);
                 }
                 Value::String(s)
             }
             Template::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|t| t.render_at(ctx, depth + 1))
+                    .map(|t| {
+                        spend(budget, 1)?;
+                        t.render_at(ctx, depth + 1, budget)
+                    })
                     .collect::<Result<_>>()?,
             ),
             Template::Object(fields) => {
                 let mut map = Map::with_capacity(fields.len());
                 for (k, t) in fields {
-                    map.insert(k.clone(), t.render_at(ctx, depth + 1)?);
+                    spend(budget, k.len() + 4)?;
+                    map.insert(k.clone(), t.render_at(ctx, depth + 1, budget)?);
                 }
                 Value::Object(map)
             }
         })
     }
+}
+
+/// Take `bytes` from the output budget, or fail when it is spent.
+fn spend(budget: &mut usize, bytes: usize) -> Result<()> {
+    match budget.checked_sub(bytes) {
+        Some(left) => {
+            *budget = left;
+            Ok(())
+        }
+        None => Err(WebhookError::too_complex(
+            FIELD,
+            format!(
+                "the rendered body would exceed {MAX_INPUT_BYTES} bytes; repeat large values less"
+            ),
+        )),
+    }
+}
+
+/// About how many bytes `v` takes as JSON, counted up to just past
+/// `limit` (then the walk stops). Walks with its own stack.
+fn json_size(v: &Value, limit: usize) -> usize {
+    let mut size = 0usize;
+    let mut todo = vec![v];
+    while let Some(v) = todo.pop() {
+        size = size.saturating_add(match v {
+            Value::Null | Value::Bool(_) => 5,
+            Value::Number(_) => 24,
+            Value::String(s) => s.len() + 2,
+            Value::Array(items) => {
+                todo.extend(items.iter());
+                items.len() + 2
+            }
+            Value::Object(fields) => {
+                todo.extend(fields.values());
+                fields.keys().map(|k| k.len() + 4).sum::<usize>() + 2
+            }
+        });
+        if size > limit {
+            return size;
+        }
+    }
+    size
 }
 
 fn parse_string(s: &str) -> Result<Template> {
@@ -269,13 +346,23 @@ fn parse_path(p: &str) -> Result<Path> {
     Ok(path)
 }
 
-fn resolve(path: &Path, ctx: &RenderContext) -> Option<Value> {
+/// A placeholder's value: borrowed from the body where it is one of its
+/// parts (so its size is known before anything is copied).
+enum Resolved<'v> {
+    Borrowed(&'v Value),
+    Owned(Value),
+    Missing,
+}
+
+fn resolve_ref<'v>(path: &Path, ctx: &RenderContext<'v>) -> Resolved<'v> {
     match path {
-        Path::EventId => Some(Value::String(ctx.event_id.to_owned())),
-        Path::Topic => Some(Value::String(ctx.topic.to_owned())),
-        Path::TenantId => Some(Value::String(ctx.tenant_id.to_owned())),
-        Path::WholeBody => Some(ctx.body.clone()),
-        Path::Body(segments) => lookup(ctx.body, segments).cloned(),
+        Path::EventId => Resolved::Owned(Value::String(ctx.event_id.to_owned())),
+        Path::Topic => Resolved::Owned(Value::String(ctx.topic.to_owned())),
+        Path::TenantId => Resolved::Owned(Value::String(ctx.tenant_id.to_owned())),
+        Path::WholeBody => Resolved::Borrowed(ctx.body),
+        Path::Body(segments) => {
+            lookup(ctx.body, segments).map_or(Resolved::Missing, Resolved::Borrowed)
+        }
     }
 }
 
@@ -300,6 +387,21 @@ mod tests {
             tenant_id: "acme",
             body,
         }
+    }
+
+    #[test]
+    fn a_template_repeating_the_body_stops_at_the_output_cap() {
+        // 2 MiB of body, repeated 64 times: 128 MiB of output.
+        let body = json!({"payload": {"text": "x".repeat(2 * 1024 * 1024)}});
+        let repeated = vec!["{{$body}}"; 64].join("\", \"");
+        let t = Template::parse(&format!("[\"{repeated}\"]")).unwrap();
+        let err = t.render(&ctx(&body)).unwrap_err();
+        assert!(err.to_string().contains("would exceed"), "{err}");
+        let inline = Template::parse(&format!("\"{}\"", "{{payload.text}}".repeat(64))).unwrap();
+        assert!(inline.render(&ctx(&body)).is_err());
+        // Under the cap it renders.
+        let few = Template::parse("[\"{{$body}}\", \"{{payload.text}}\"]").unwrap();
+        assert!(few.render(&ctx(&body)).is_ok());
     }
 
     #[test]

@@ -104,6 +104,10 @@ fn write_element(
     if depth > MAX_DEPTH {
         return Err(too_deep("body"));
     }
+    // XML is several times the JSON it comes from: capped as it grows.
+    if w.get_ref().len() > MAX_INPUT_BYTES {
+        return Err(too_large("body", w.get_ref().len(), MAX_INPUT_BYTES));
+    }
     let mut start = BytesStart::new(name);
     if let Some(key) = key {
         if key.chars().all(is_xml_char) {

@@ -115,7 +115,7 @@ fn upgrading_from_0_1_0_keeps_everything_and_equals_a_fresh_install() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.2.0");
+    assert_eq!(version, "0.3.0");
     // The 0.1.0 columns are unchanged; the columns 0.2.0 adds are unset.
     let columns_0_1_0 =
         "id, name, url, description, topics, content_type, auth_username, auth_password,

@@ -1,0 +1,895 @@
+-- webhook_emitter 0.2.0 -> 0.3.0. A delta: only what changed (UPGRADING.md).
+-- Delegated roles (docs/security.md): topic code runs as its definer
+-- through webhook.emit_topic, generated objects are the extension owner's,
+-- the topic catalog changes only through the definition functions, the
+-- queue only through SECURITY DEFINER API functions; names are unique
+-- without being a key; the order key is not readable by PUBLIC. Ends by
+-- regenerating every topic's triggers and function (the repair).
+\echo Use "ALTER EXTENSION webhook_emitter UPDATE" to load this file. \quit
+
+-- State ----------------------------------------------------------------------
+
+-- Whose rights a topic's code runs with: in 0.2.0, the owner of its
+-- generated function (SECURITY DEFINER); the extension owner otherwise.
+ALTER TABLE webhook.topics ADD COLUMN definer regrole;
+UPDATE webhook.topics t
+   SET definer = coalesce(
+       (SELECT p.proowner FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace = 'webhook_triggers'::regnamespace
+           AND p.proname = t.trigger_function AND p.pronargs = 0),
+       (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'webhook_emitter'))::regrole;
+ALTER TABLE webhook.topics ALTER COLUMN definer SET NOT NULL;
+
+ALTER TABLE webhook.webhooks DROP CONSTRAINT webhooks_name_key;
+CREATE UNIQUE INDEX webhooks_name_key ON webhook.webhooks (name) WHERE name IS NOT NULL;
+
+-- Code -----------------------------------------------------------------------
+
+-- Only the extension owner runs the topic's code as its definer (Rust).
+CREATE FUNCTION webhook.emit_topic() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'emit_topic';
+COMMENT ON FUNCTION webhook.emit_topic() IS 'Runs a topic''s generated trigger function as the topic''s definer (the triggers of webhook.topics call it).';
+
+CREATE FUNCTION webhook.change_topic(
+	"change" TEXT,
+	"definition" json,
+	"replace" bool
+) RETURNS json
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'change_topic_wrapper';
+
+CREATE FUNCTION webhook.trigger_condition_is_volatile(
+	"trigger" oid
+) RETURNS bool
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'trigger_condition_is_volatile_wrapper';
+
+-- The body of the generated trigger function of one definition.
+CREATE OR REPLACE FUNCTION webhook.topic_trigger_source(d webhook.topics) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    call text;
+    key_type text;
+    enqueue text;
+    -- The table as the catalog names it; before it exists (a restore of a
+    -- documented topic), the stored name parsed and quoted part by part.
+    rel text := coalesce(to_regclass(d.source_table)::text,
+                         (SELECT string_agg(quote_ident(p), '.') FROM unnest(parse_ident(d.source_table)) p));
+BEGIN
+    IF d.builder IS NOT NULL THEN
+        SELECT format('%I.%I', n.nspname, p.proname), format_type(p.proargtypes[0], NULL)
+          INTO call, key_type
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.oid = d.builder;
+    END IF;
+    enqueue := format(E'    IF body IS NOT NULL THEN\n        PERFORM webhook.enqueue(%L, body);\n    END IF;\n', d.topic);
+    RETURN format(E'\n-- Generated from webhook.topics (topic %s); redefine the topic to change it.\n', d.topic)
+        || E'DECLARE\n    body json;\n'
+        || CASE WHEN d.timing = 'statement' THEN format(E'    keys %s;\n', key_type) ELSE '' END
+        || E'BEGIN\n'
+        || CASE d.timing
+           WHEN 'commit' THEN
+               CASE WHEN d.condition IS NOT NULL THEN
+                   format(E'    -- At commit the row must still be there and still meet the condition.\n'
+                          || E'    SELECT source_row.* INTO NEW FROM %s AS source_row WHERE source_row.%I = NEW.%I;\n'
+                          || E'    IF NOT FOUND OR NOT coalesce((%s), false) THEN\n        RETURN NULL;\n    END IF;\n',
+                          rel, d.key_column, d.key_column, d.condition)
+               ELSE '' END
+               || format(E'    body := %s(NEW.%I::%s)::json;\n', call, d.key_column, key_type)
+               || enqueue || E'    RETURN NULL;\n'
+           WHEN 'before_delete' THEN
+               format(E'    body := %s(OLD.%I::%s)::json;\n', call, d.key_column, key_type)
+               || enqueue || E'    RETURN OLD;\n'
+           WHEN 'statement' THEN
+               format(E'    keys := ARRAY(SELECT r.%I FROM webhook_rows r ORDER BY 1);\n', d.key_column)
+               || E'    IF cardinality(keys) = 0 THEN\n        RETURN NULL;\n    END IF;\n'
+               || format(E'    body := %s(keys)::json;\n', call)
+               || enqueue || E'    RETURN NULL;\n'
+           ELSE -- row
+               format(E'    body := webhook.row_event_body(%L, TG_TABLE_SCHEMA, TG_TABLE_NAME, %s, %s, %L);\n',
+                      d.operations[1],
+                      CASE WHEN d.operations[1] = 'delete' THEN 'NULL' ELSE 'row_to_json(NEW)' END,
+                      CASE WHEN d.operations[1] = 'insert' THEN 'NULL' ELSE 'row_to_json(OLD)' END,
+                      coalesce(d.exclude_columns, '{}'))
+               || enqueue || E'    RETURN NULL;\n'
+           END
+        || 'END';
+END
+$$;
+
+-- (Re)creates a definition's trigger function and, when its table exists,
+-- its triggers. During a restore the table does not exist yet when
+-- CREATE EXTENSION runs: the dump brings the table with its triggers.
+CREATE OR REPLACE FUNCTION webhook.install_topic(topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    d webhook.topics;
+    rel regclass;
+    fn regprocedure;
+    op text;
+    changed text;
+    when_clause text;
+BEGIN
+    SELECT * INTO STRICT d FROM webhook.topics c WHERE c.topic = topic;
+    -- A function of that name that is not the extension owner's was not
+    -- made here: never take it over (its owner could change it later).
+    fn := to_regprocedure(format('webhook_triggers.%I()', d.trigger_function));
+    IF fn IS NOT NULL AND (SELECT p.proowner FROM pg_proc p WHERE p.oid = fn)
+                          <> (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'webhook_emitter') THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_function',
+            MESSAGE = format('topic: %s exists and is owned by %s, not by the extension''s owner; it is not replaced',
+                             fn, (SELECT p.proowner::regrole FROM pg_proc p WHERE p.oid = fn)),
+            HINT = 'A superuser should inspect and drop it; then define the topic again.';
+    END IF;
+    -- Not SECURITY DEFINER: webhook.emit_topic calls it as the topic's definer.
+    EXECUTE format('CREATE OR REPLACE FUNCTION webhook_triggers.%I() RETURNS trigger '
+                   'LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L',
+                   d.trigger_function, webhook.topic_trigger_source(d));
+    EXECUTE format('COMMENT ON FUNCTION webhook_triggers.%I() IS %L', d.trigger_function,
+                   format('Emits %s (generated from webhook.topics).', d.topic));
+    EXECUTE format('REVOKE ALL ON FUNCTION webhook_triggers.%I() FROM PUBLIC', d.trigger_function);
+    IF d.definer IS DISTINCT FROM (SELECT e.extowner::regrole FROM pg_extension e WHERE e.extname = 'webhook_emitter') THEN
+        -- Records the definer as depending on the topic: DROP ROLE of a
+        -- definer is refused while its topics exist.
+        EXECUTE format('GRANT EXECUTE ON FUNCTION webhook_triggers.%I() TO %s', d.trigger_function, d.definer);
+    END IF;
+    rel := to_regclass(d.source_table);
+    IF rel IS NULL THEN
+        RETURN;
+    END IF;
+    FOREACH op IN ARRAY d.operations LOOP
+        when_clause := d.condition;
+        IF op = 'update' AND d.timing IN ('commit', 'row') THEN
+            -- An UPDATE that changes nothing (or none of the columns) emits nothing.
+            changed := CASE WHEN d.columns IS NULL THEN 'OLD.* IS DISTINCT FROM NEW.*'
+                            ELSE (SELECT string_agg(format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', c), ' OR ')
+                                  FROM unnest(d.columns) c) END;
+            when_clause := '(' || changed || ')' || coalesce(' AND (' || when_clause || ')', '');
+        END IF;
+        -- Last, as the most expensive test: a topic nobody subscribes to
+        -- costs no trigger event (and no deferred one) and builds nothing.
+        when_clause := coalesce('(' || when_clause || ') AND ', '') || format('webhook.topic_wanted(%L)', d.topic);
+        EXECUTE format('CREATE %s TRIGGER %I %s %s%s ON %s %s %s %s EXECUTE FUNCTION webhook.emit_topic(%L)',
+            CASE WHEN d.timing = 'commit' THEN 'CONSTRAINT' ELSE '' END,
+            webhook.topic_trigger_name(d.topic, op),
+            CASE WHEN d.timing = 'before_delete' THEN 'BEFORE' ELSE 'AFTER' END,
+            upper(op),
+            CASE WHEN op = 'update' AND d.columns IS NOT NULL
+                 THEN ' OF ' || (SELECT string_agg(quote_ident(c), ', ') FROM unnest(d.columns) c) ELSE '' END,
+            rel,
+            CASE WHEN d.timing = 'commit' THEN 'DEFERRABLE INITIALLY DEFERRED' ELSE '' END,
+            CASE WHEN d.timing = 'statement' THEN 'REFERENCING NEW TABLE AS webhook_rows FOR EACH STATEMENT'
+                 ELSE 'FOR EACH ROW' END,
+            coalesce('WHEN (' || when_clause || ')', ''),
+            d.topic);
+    END LOOP;
+END
+$$;
+
+-- Drops a definition's triggers and its generated function (a function
+-- that came with the extension stays: it belongs to the extension).
+CREATE OR REPLACE FUNCTION webhook.uninstall_topic(topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    d webhook.topics;
+    rel regclass;
+    op text;
+    fn regprocedure;
+BEGIN
+    SELECT * INTO STRICT d FROM webhook.topics c WHERE c.topic = topic;
+    rel := to_regclass(d.source_table);
+    IF rel IS NOT NULL THEN
+        FOREACH op IN ARRAY d.operations LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', webhook.topic_trigger_name(d.topic, op), rel);
+        END LOOP;
+    END IF;
+    fn := to_regprocedure(format('webhook_triggers.%I()', d.trigger_function));
+    -- Only what the extension owner made is dropped (and not what came
+    -- with the extension itself).
+    IF fn IS NOT NULL
+       AND (SELECT p.proowner FROM pg_proc p WHERE p.oid = fn)
+           = (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'webhook_emitter')
+       AND NOT EXISTS (
+            SELECT FROM pg_depend x
+             WHERE x.classid = 'pg_proc'::regclass AND x.objid = fn AND x.deptype = 'e') THEN
+        EXECUTE format('DROP FUNCTION %s', fn);
+    END IF;
+END
+$$;
+
+-- Keys a row of webhook.topics from define_topic's arguments: on replace,
+-- what is not given is kept from the current definition.
+CREATE OR REPLACE FUNCTION webhook.define_topic(
+    topic text,
+    source_table text,
+    builder text DEFAULT NULL,
+    operations text[] DEFAULT '{insert}',
+    columns text[] DEFAULT NULL,
+    condition text DEFAULT NULL,
+    timing text DEFAULT NULL,
+    envelope text DEFAULT NULL,
+    resource text DEFAULT NULL,
+    action text DEFAULT NULL,
+    display_name text DEFAULT NULL,
+    description text DEFAULT NULL,
+    sample_body json DEFAULT NULL,
+    replace boolean DEFAULT false
+) RETURNS webhook.topics
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    old webhook.topics;
+    d webhook.topics;
+BEGIN
+    IF timing = 'row' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'timing: row events are defined with webhook.watch(table)';
+    END IF;
+    SELECT * INTO old FROM webhook.topics t WHERE t.topic = topic;
+    d.topic := topic;
+    d.source_table := source_table;
+    IF builder IS NOT NULL THEN
+        -- 'schema.name(argument types)', or a name that is not overloaded.
+        d.builder := CASE WHEN strpos(builder, '(') > 0 THEN to_regprocedure(builder)
+                          ELSE to_regproc(builder)::oid::regprocedure END;
+        IF d.builder IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_function',
+                MESSAGE = format('builder: function %L does not exist (or its name is overloaded)', builder),
+                HINT = 'Name it with its schema and argument type, e.g. ''public.invoice_body(bigint)''.';
+        END IF;
+    END IF;
+    d.operations := operations;
+    d.columns := columns;
+    d.condition := condition;
+    d.timing := timing;
+    IF envelope IS NULL AND resource IS NULL AND action IS NULL AND replace THEN
+        -- A documented topic rebound to another table keeps its envelope.
+        d.envelope := old.envelope;
+        d.resource := old.resource;
+        d.action := old.action;
+    ELSE
+        d.envelope := coalesce(envelope, CASE WHEN resource IS NOT NULL OR action IS NOT NULL THEN 'braincert' ELSE 'flat' END);
+        d.resource := resource;
+        d.action := action;
+    END IF;
+    d.source := coalesce(old.source, 'custom');
+    d.display_name := coalesce(display_name, old.display_name, topic);
+    d.description := coalesce(description, old.description,
+        format('Fires on %s of %s.', array_to_string(operations, ', '), source_table));
+    d.sample_body := coalesce(sample_body, old.sample_body);
+    RETURN json_populate_record(NULL::webhook.topics, webhook.change_topic('save', row_to_json(d), replace));
+END
+$$;
+
+-- Row events on any table: one topic per operation, <schema>.<table>.<operation>.
+CREATE OR REPLACE FUNCTION webhook.watch(
+    source_table text,
+    operations text[] DEFAULT '{insert,update,delete}',
+    columns text[] DEFAULT NULL,
+    exclude_columns text[] DEFAULT NULL,
+    condition text DEFAULT NULL
+) RETURNS SETOF text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    rel regclass := to_regclass(source_table);
+    schema_name text;
+    table_name text;
+    op text;
+    c text;
+    d webhook.topics;
+    old webhook.topics;
+    sample json;
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+            MESSAGE = format('source_table: table %s does not exist', coalesce(quote_literal(source_table), 'NULL'));
+    END IF;
+    SELECT n.nspname, k.relname INTO schema_name, table_name
+      FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = rel;
+    FOREACH c IN ARRAY coalesce(exclude_columns, '{}') LOOP
+        IF c IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = c
+                                        AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+                MESSAGE = format('exclude_columns: %s is not a column of %s', coalesce(quote_literal(c), 'NULL'), rel);
+        END IF;
+    END LOOP;
+    IF operations IS NULL OR cardinality(operations) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'operations: at least one of insert, update, delete is required';
+    END IF;
+    IF columns IS NOT NULL AND NOT 'update' = ANY (operations) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'columns: names the columns whose change fires an update; it needs operations to include update';
+    END IF;
+    sample := webhook.row_sample(rel, exclude_columns);
+    FOREACH op IN ARRAY operations LOOP
+        d := NULL;
+        d.topic := format('%s.%s.%s', schema_name, table_name, op);
+        SELECT * INTO old FROM webhook.topics t WHERE t.topic = d.topic;
+        IF FOUND AND old.timing <> 'row' THEN
+            RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+                MESSAGE = format('source_table: topic %L already exists and is not a row event', d.topic);
+        END IF;
+        d.source_table := source_table;
+        d.operations := ARRAY[op];
+        d.columns := CASE WHEN op = 'update' THEN columns END;
+        d.condition := condition;
+        d.timing := 'row';
+        d.exclude_columns := exclude_columns;
+        d.source := 'custom';
+        d.envelope := 'flat';
+        d.display_name := format('%s.%s %s', schema_name, table_name, op);
+        d.description := format('Fires when a row of %s is %s (webhook.watch).', rel,
+                                CASE op WHEN 'insert' THEN 'inserted' WHEN 'update' THEN 'updated' ELSE 'deleted' END);
+        d.sample_body := json_build_object(
+            'operation', op, 'schema', schema_name, 'table', table_name,
+            'row', CASE WHEN op <> 'delete' THEN sample END,
+            'old_row', CASE WHEN op <> 'insert' THEN sample END,
+            'changed_columns', CASE WHEN op = 'update' THEN
+                coalesce(to_json(columns), (SELECT json_agg(k) FROM json_object_keys(sample) k)) END);
+        PERFORM webhook.change_topic('save', row_to_json(d), true);
+        RETURN NEXT d.topic;
+    END LOOP;
+END
+$$;
+
+-- What a topic's trigger conditions call that they may not: the WHEN
+-- condition runs as whoever writes the table, so it may call only
+-- functions and operators a superuser owns (built-in or from an installed
+-- extension) that are not volatile, and no domain of another role. NULL
+-- when there is nothing of the kind (or no trigger).
+CREATE FUNCTION webhook.condition_unsafe_calls(topic text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    d webhook.topics;
+    triggers oid[];
+    found text;
+BEGIN
+    SELECT * INTO d FROM webhook.topics c WHERE c.topic = topic;
+    SELECT array_agg(g.oid) INTO triggers
+      FROM pg_trigger g
+     WHERE g.tgrelid = to_regclass(d.source_table)
+       AND g.tgname IN (SELECT webhook.topic_trigger_name(d.topic, o) FROM unnest(d.operations) o);
+    SELECT string_agg(DISTINCT u.what, ', ') INTO found
+      FROM pg_depend x
+      CROSS JOIN LATERAL (
+          SELECT f.oid::regprocedure::text AS what
+            FROM pg_proc f
+           WHERE f.oid = CASE x.refclassid
+                         WHEN 'pg_proc'::regclass THEN x.refobjid
+                         WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = x.refobjid)
+                         END
+             AND f.oid <> ALL (ARRAY['webhook.topic_wanted(text)'::regprocedure, 'webhook.emit_topic()'::regprocedure]::oid[])
+             AND (f.provolatile = 'v' OR NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = f.proowner))
+          UNION ALL
+          SELECT format('type %s', t.oid::regtype)
+            FROM pg_type t
+           WHERE x.refclassid = 'pg_type'::regclass AND t.oid = x.refobjid AND t.typtype = 'd'
+             AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = t.typowner)
+      ) u
+     WHERE x.classid = 'pg_trigger'::regclass AND x.objid = ANY (triggers);
+    -- Built-in functions are pinned (not in pg_depend): their volatility
+    -- is read off the conditions themselves.
+    IF found IS NULL AND EXISTS (SELECT FROM unnest(triggers) g WHERE webhook.trigger_condition_is_volatile(g)) THEN
+        found := 'a volatile function';
+    END IF;
+    RETURN found;
+END
+$$;
+
+DROP FUNCTION webhook.save_topic(webhook.topics, boolean, boolean);
+-- Validates a definition, stores it and generates its trigger function and
+-- triggers; on replace, the old ones are removed first. All or nothing.
+-- documented: a topic shipped with the extension, whose table may not exist
+-- yet (a restore), keyed by d.key_column.
+-- definer_role: whose rights the topic's code runs with (the caller of
+-- webhook.change_topic; the extension owner for the documented topics).
+-- Runs as the extension owner: what the definer may do is checked here.
+CREATE FUNCTION webhook.save_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false,
+                                   definer_role regrole DEFAULT NULL)
+RETURNS webhook.topics
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old webhook.topics;
+    rel regclass;
+    old_rel regclass;
+    key_columns text[];
+    key_type oid;
+    op text;
+    c text;
+    b record;
+    unsafe_calls text;
+BEGIN
+    d.definer := coalesce(definer_role, current_user::regrole);
+    IF d.topic IS NULL OR d.topic !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$' OR length(d.topic) > 60 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('topic: %L is not a topic name: dot-separated words of letters, digits, _ and - (at most 60 characters), e.g. ''invoice.paid''', d.topic);
+    END IF;
+    d.timing := coalesce(d.timing, CASE WHEN d.operations = '{delete}' THEN 'before_delete' ELSE 'commit' END);
+    SELECT * INTO old FROM webhook.topics t WHERE t.topic = d.topic;
+    IF FOUND AND NOT replace THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('topic: %L is already defined', d.topic),
+            HINT = 'Pass replace => true to redefine it.';
+    END IF;
+
+    -- The table and its key.
+    rel := to_regclass(d.source_table);
+    IF rel IS NULL AND NOT documented THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+            MESSAGE = format('source_table: table %s does not exist', coalesce(quote_literal(d.source_table), 'NULL'));
+    END IF;
+    IF rel IS NOT NULL THEN
+        IF (SELECT k.relkind FROM pg_class k WHERE k.oid = rel) NOT IN ('r', 'p') THEN
+            RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+                MESSAGE = format('source_table: %s is not a table; topics are emitted by writes on tables', rel);
+        END IF;
+        d.source_table := (SELECT format('%I.%I', n.nspname, k.relname)
+                             FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = rel);
+        SELECT array_agg(a.attname::text ORDER BY a.attnum), min(a.atttypid)
+          INTO key_columns, key_type
+          FROM pg_index i
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+         WHERE i.indrelid = rel AND i.indisprimary;
+        IF d.timing <> 'row' THEN
+            IF key_columns IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_table_definition',
+                    MESSAGE = format('source_table: %s has no primary key; a builder is called with the row''s key', rel),
+                    HINT = 'Add a primary key, or use webhook.watch, whose row events need none.';
+            END IF;
+            IF cardinality(key_columns) > 1 THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_table_definition',
+                    MESSAGE = format('source_table: %s has a composite primary key (%s); a builder is called with one key column',
+                                     rel, array_to_string(key_columns, ', ')),
+                    HINT = 'Use webhook.watch, or a table with a single-column key.';
+            END IF;
+            d.key_column := key_columns[1];
+        END IF;
+    END IF;
+
+    -- What the definer may do: triggers on the table (and on the one a
+    -- replaced definition leaves); reading the rows its body carries.
+    IF rel IS NOT NULL AND NOT has_table_privilege(d.definer, rel, 'TRIGGER') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('source_table: %s may not create triggers on %s', d.definer, rel),
+            HINT = 'Defining a topic creates triggers on the table: that needs its owner or the TRIGGER privilege.';
+    END IF;
+    old_rel := to_regclass(old.source_table);
+    IF old_rel IS NOT NULL AND NOT has_table_privilege(d.definer, old_rel, 'TRIGGER') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('topic: %L is bound to %s, on which %s may not drop triggers', d.topic, old_rel, d.definer),
+            HINT = 'Rebinding a topic removes its triggers: that needs the TRIGGER privilege on its current table.';
+    END IF;
+    IF rel IS NOT NULL AND d.timing = 'row' THEN
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO c
+          FROM pg_attribute a
+         WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.attname <> ALL (coalesce(d.exclude_columns, '{}'))
+           AND NOT has_column_privilege(d.definer, rel, a.attnum, 'SELECT');
+        IF c IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('source_table: %s may not read %s of %s, which row events would carry', d.definer, c, rel),
+                HINT = 'Exclude those columns (exclude_columns), or grant SELECT on them.';
+        END IF;
+    END IF;
+    IF rel IS NOT NULL AND d.timing = 'commit' AND d.condition IS NOT NULL
+       AND NOT has_table_privilege(d.definer, rel, 'SELECT') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('condition: %s may not read %s; the condition is checked again at commit on the row as committed', d.definer, rel);
+    END IF;
+
+    -- Operations, columns, timing.
+    IF d.operations IS NULL OR cardinality(d.operations) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'operations: at least one of insert, update, delete is required';
+    END IF;
+    FOREACH op IN ARRAY d.operations LOOP
+        IF op IS NULL OR op NOT IN ('insert', 'update', 'delete') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('operations: %s is not an operation; allowed: insert, update, delete', coalesce(quote_literal(op), 'NULL'));
+        END IF;
+    END LOOP;
+    IF (SELECT count(DISTINCT o) FROM unnest(d.operations) o) <> cardinality(d.operations) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'operations: an operation is listed more than once';
+    END IF;
+    IF d.timing NOT IN ('commit', 'before_delete', 'statement', 'row') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('timing: %L is not supported; allowed: commit, before_delete, statement', d.timing);
+    END IF;
+    IF d.timing = 'before_delete' AND d.operations <> '{delete}' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'timing: before_delete is for topics on delete alone (operations => ''{delete}'')';
+    END IF;
+    IF d.timing IN ('commit', 'statement') AND 'delete' = ANY (d.operations) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('operations: a deleted row cannot be read at commit or after its statement (timing %s); define the delete as its own topic, built before the delete', d.timing),
+            HINT = 'e.g. operations => ''{delete}'' (timing before_delete).';
+    END IF;
+    IF d.timing = 'statement' AND (d.condition IS NOT NULL OR d.columns IS NOT NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'condition, columns: not supported with timing statement (the builder gets every row''s key and decides)';
+    END IF;
+    IF d.columns IS NOT NULL THEN
+        IF NOT 'update' = ANY (d.operations) OR cardinality(d.columns) = 0 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'columns: names the columns whose change fires an update; it needs operations to include update and at least one column';
+        END IF;
+        FOREACH c IN ARRAY d.columns LOOP
+            IF rel IS NOT NULL AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = c
+                                                   AND a.attnum > 0 AND NOT a.attisdropped) THEN
+                RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+                    MESSAGE = format('columns: %s is not a column of %s', coalesce(quote_literal(c), 'NULL'), rel);
+            END IF;
+        END LOOP;
+    END IF;
+    IF length(d.condition) > 2000 OR btrim(d.condition) = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'condition: a boolean SQL expression over NEW (insert, update) or OLD (update, delete), at most 2000 characters';
+    END IF;
+
+    -- The builder: one argument, the key (an array of keys per statement),
+    -- returning json or jsonb.
+    IF d.timing <> 'row' THEN
+        IF d.builder IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'builder: required: a function from the row''s key to the body (json), e.g. ''public.invoice_body(bigint)''';
+        END IF;
+        SELECT p.pronargs, p.prorettype, p.prokind, p.proargtypes[0] AS argtype INTO b
+          FROM pg_proc p WHERE p.oid = d.builder;
+        IF b.prokind <> 'f' OR b.pronargs <> 1 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_function_definition',
+                MESSAGE = format('builder: %s must be a function of one argument, the row''s key', d.builder);
+        END IF;
+        IF b.prorettype NOT IN ('json'::regtype, 'jsonb'::regtype) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_function_definition',
+                MESSAGE = format('builder: %s returns %s; it must return json or jsonb', d.builder, format_type(b.prorettype, NULL));
+        END IF;
+        IF key_type IS NOT NULL THEN
+            IF d.timing = 'statement' THEN
+                key_type := (SELECT t.typarray FROM pg_type t WHERE t.oid = key_type);
+            END IF;
+            IF b.argtype <> key_type AND NOT EXISTS (
+                    SELECT FROM pg_cast k WHERE k.castsource = key_type AND k.casttarget = b.argtype AND k.castcontext = 'i') THEN
+                RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+                    MESSAGE = format('builder: %s takes %s, but the key of %s (%s) is %s%s', d.builder,
+                                     format_type(b.argtype, NULL), rel, d.key_column, format_type(key_type, NULL),
+                                     CASE WHEN d.timing = 'statement' THEN ' (an array of keys per statement)' ELSE '' END);
+            END IF;
+        END IF;
+        IF NOT has_function_privilege(d.definer, d.builder, 'EXECUTE') THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('builder: %s may not execute %s; the trigger runs the builder with the definer''s rights', d.definer, d.builder);
+        END IF;
+    END IF;
+
+    -- What the catalog shows.
+    IF d.envelope IS NULL OR d.envelope NOT IN ('braincert', 'flat') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('envelope: %s is not supported; allowed: braincert (id, resource, action, ..., payload), flat (the body as built)',
+                             coalesce(quote_literal(d.envelope), 'NULL'));
+    END IF;
+    IF (d.envelope = 'braincert') <> (d.resource IS NOT NULL AND d.action IS NOT NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'resource, action: the braincert envelope needs both (e.g. resource => ''invoice'', action => ''paid''); a flat body has neither';
+    END IF;
+    IF d.sample_body IS NULL OR json_typeof(d.sample_body) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'sample_body: required: a JSON object, the body as delivered (Send Test sends it; filters and ordering keys are checked against it)';
+    END IF;
+    IF d.display_name IS NULL OR btrim(d.display_name) = '' OR length(d.display_name) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'display_name: must be 1 to 200 characters';
+    END IF;
+    d.builtin := documented;
+    d.trigger_function := left(d.topic, 50) || ' ' || left(md5(concat_ws('|', d.topic, d.source_table,
+        d.operations::text, d.columns::text, d.condition, d.timing, d.builder::text, d.key_column,
+        d.exclude_columns::text)), 8);
+
+    IF old.topic IS NOT NULL THEN
+        PERFORM webhook.uninstall_topic(old.topic);
+        DELETE FROM webhook.topics t WHERE t.topic = old.topic;
+    END IF;
+    INSERT INTO webhook.topics SELECT d.*;
+    BEGIN
+        PERFORM webhook.install_topic(d.topic);
+    EXCEPTION
+        WHEN syntax_error OR undefined_column OR datatype_mismatch OR undefined_function
+             OR invalid_object_definition OR feature_not_supported OR invalid_text_representation
+             OR undefined_table OR wrong_object_type OR ambiguous_column THEN
+            RAISE EXCEPTION USING ERRCODE = SQLSTATE,
+                MESSAGE = CASE WHEN d.condition IS NOT NULL THEN 'condition: ' ELSE 'topic: ' END || SQLERRM,
+                HINT = 'The condition is a trigger WHEN expression: NEW.column for insert and update, OLD.column for update and delete.';
+        WHEN insufficient_privilege THEN
+            RAISE EXCEPTION USING ERRCODE = SQLSTATE,
+                MESSAGE = format('source_table: %s (%s)', SQLERRM, d.source_table),
+                HINT = 'Defining a topic creates triggers on the table: that needs its owner or the TRIGGER privilege.';
+    END;
+    -- The WHEN condition runs as whoever writes the table.
+    IF d.condition IS NOT NULL AND rel IS NOT NULL THEN
+        unsafe_calls := webhook.condition_unsafe_calls(d.topic);
+        IF unsafe_calls IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('condition: may not use %s; it runs as whoever writes %s, so it may call only non-volatile functions and operators owned by a superuser (built-in or from an installed extension)', unsafe_calls, rel),
+                HINT = 'Move the test into the builder (it runs with your rights and may return NULL to send nothing).';
+        END IF;
+    END IF;
+    RETURN d;
+END
+$$;
+
+-- Drops a topic's definition, triggers and generated function.
+CREATE OR REPLACE FUNCTION webhook.drop_topic(topic text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    PERFORM webhook.change_topic('drop', json_build_object('topic', topic), false);
+END
+$$;
+
+-- drop_topic's work, as the extension owner; definer_role is the caller.
+CREATE FUNCTION webhook.remove_topic(topic text, definer_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    d webhook.topics;
+    rel regclass;
+    users text;
+BEGIN
+    SELECT * INTO d FROM webhook.topics t WHERE t.topic = topic;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('topic: %s is not defined', coalesce(quote_literal(topic), 'NULL')),
+            HINT = 'See SELECT topic FROM webhook.topics.';
+    END IF;
+    IF d.source <> 'custom' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('topic: %L is a documented LMS topic and cannot be dropped', topic),
+            HINT = 'Rebind it to your own table with webhook.define_topic(..., replace => true), or leave it unsubscribed.';
+    END IF;
+    rel := to_regclass(d.source_table);
+    IF rel IS NOT NULL AND NOT has_table_privilege(definer_role, rel, 'TRIGGER') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('topic: %L is bound to %s, on which %s may not drop triggers', topic, rel, definer_role),
+            HINT = 'Dropping a topic removes its triggers: that needs the TRIGGER privilege on its table.';
+    END IF;
+    SELECT string_agg(quote_literal(w.name), ', ' ORDER BY w.name) INTO users
+      FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic];
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
+            MESSAGE = format('topic: %L is subscribed by webhook %s', topic, users),
+            HINT = 'Remove it from their topics (webhook.update_webhook) first.';
+    END IF;
+    PERFORM webhook.uninstall_topic(topic);
+    DELETE FROM webhook.topics t WHERE t.topic = topic;
+END
+$$;
+
+-- What webhook.change_topic (Rust) runs as the extension owner: only it
+-- (and the extension owner) may execute this.
+CREATE FUNCTION webhook.change_topic_as_owner(change text, definition json, replace boolean, definer_role oid)
+RETURNS json
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF change = 'save' THEN
+        RETURN row_to_json(webhook.save_topic(json_populate_record(NULL::webhook.topics, definition),
+                                              coalesce(replace, false), false, definer_role::regrole));
+    ELSIF change = 'drop' THEN
+        PERFORM webhook.remove_topic(definition ->> 'topic', definer_role::regrole);
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+        MESSAGE = format('change: %L is not a change; allowed: save, drop', change);
+END
+$$;
+
+-- Validates every INSERT/UPDATE, whether from the API functions or plain DML.
+CREATE OR REPLACE FUNCTION webhook.validate_webhook() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    samples json;
+    state_columns CONSTANT text[] := ARRAY['enabled', 'disabled_reason', 'disabled_at', 'failing_since', 'updated_at'];
+BEGIN
+    -- Only writes that change a setting are validated. The worker's health
+    -- bookkeeping (failing_since, auto-disable, 410) and enabling or
+    -- disabling change none: a row that no longer passes validation (written
+    -- with triggers off, or under older rules) must not make recording an
+    -- outcome fail, nor keep an admin from disabling it.
+    IF TG_OP = 'INSERT' OR (to_jsonb(NEW) - state_columns) IS DISTINCT FROM (to_jsonb(OLD) - state_columns) THEN
+        IF NEW.name IS NULL OR btrim(NEW.name) = '' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'name: must not be empty',
+                HINT = 'Give the webhook a descriptive name, e.g. ''CRM sign-ups''.';
+        END IF;
+        IF length(NEW.name) > 200 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('name: is %s characters; at most 200 are allowed', length(NEW.name));
+        END IF;
+        IF EXISTS (SELECT FROM webhook.webhooks w WHERE w.name = NEW.name AND w.id IS DISTINCT FROM NEW.id) THEN
+            RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+                MESSAGE = format('name: a webhook named %L already exists; names must be unique', NEW.name);
+        END IF;
+        IF NEW.url IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'url: must not be null';
+        END IF;
+        PERFORM webhook.check_url(NEW.url);
+        IF NEW.topics IS NULL OR cardinality(NEW.topics) = 0 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'topics: at least one topic is required',
+                HINT = 'See SELECT topic FROM webhook.topics.';
+        END IF;
+        FOREACH t IN ARRAY NEW.topics LOOP
+            IF t IS NULL OR NOT EXISTS (SELECT FROM webhook.topics c WHERE c.topic = t) THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('topics: unknown topic %L', t),
+                    HINT = 'Allowed topics: ' || (SELECT string_agg(topic, ', ' ORDER BY topic) FROM webhook.topics);
+            END IF;
+        END LOOP;
+        IF (SELECT count(DISTINCT x) FROM unnest(NEW.topics) x) <> cardinality(NEW.topics) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'topics: a topic is listed more than once; list each topic once';
+        END IF;
+        IF NEW.content_type IS NULL OR NEW.content_type NOT IN ('application/json', 'application/xml') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('content_type: %L is not supported; allowed: application/json, application/xml', NEW.content_type);
+        END IF;
+        IF (NEW.auth_username IS NULL) <> (NEW.auth_password IS NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'auth_username, auth_password: HTTP Basic auth needs both a username and a password, or neither';
+        END IF;
+        IF NEW.auth_username IS NOT NULL AND (NEW.auth_username = '' OR strpos(NEW.auth_username, ':') > 0
+                OR NEW.auth_username ~ '[[:cntrl:]]' OR NEW.auth_password ~ '[[:cntrl:]]') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'auth_username: must be non-empty without colons or control characters (and auth_password without control characters)';
+        END IF;
+        IF NEW.headers IS NULL THEN
+            NEW.headers := '{}';
+        END IF;
+        PERFORM webhook.check_headers(NEW.headers);
+        IF NEW.signing_secret IS NOT NULL THEN
+            PERFORM webhook.check_signing_secret(NEW.signing_secret);
+        END IF;
+        IF (NEW.previous_signing_secret IS NULL) <> (NEW.previous_signing_secret_until IS NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'previous_signing_secret, previous_signing_secret_until: give both or neither (update_webhook(id, rotate_signing_secret => true) sets them)';
+        END IF;
+        IF NEW.previous_signing_secret IS NOT NULL THEN
+            PERFORM webhook.check_signing_secret(NEW.previous_signing_secret);
+        END IF;
+        -- RFC 6750's b64token: what an Authorization header can carry.
+        IF NEW.bearer_token IS NOT NULL AND (length(NEW.bearer_token) > 4096
+                OR NEW.bearer_token !~ '^[A-Za-z0-9._~+/-]+=*$') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'bearer_token: must be 1 to 4096 characters of A-Z, a-z, 0-9 and - . _ ~ + / (then = padding), as RFC 6750 allows';
+        END IF;
+        IF NEW.bearer_token IS NOT NULL AND NEW.auth_username IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'bearer_token: cannot be combined with auth_username/auth_password (both are sent as the Authorization header); use one of them';
+        END IF;
+        IF NEW.rate_limit_per_second IS NOT NULL AND NEW.rate_limit_per_second NOT BETWEEN 1 AND 100000 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('rate_limit_per_second: %s is out of range; allowed: 1 to 100000 requests per second, or NULL for no limit', NEW.rate_limit_per_second);
+        END IF;
+        PERFORM webhook.check_ordering(NEW.ordering, NEW.ordering_key, NEW.topics);
+        PERFORM webhook.check_filter(NEW.filter, NEW.topics);
+        IF (NEW.client_certificate IS NULL) <> (NEW.client_key IS NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'client_certificate, client_key: mTLS needs both a PEM certificate and its PEM private key, or neither';
+        END IF;
+        IF NEW.client_certificate IS NOT NULL THEN
+            IF NEW.url NOT ILIKE 'https://%' THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = 'client_certificate: a client certificate is presented only over TLS; the url must start with https://';
+            END IF;
+            PERFORM webhook.check_client_certificate(NEW.client_certificate, NEW.client_key);
+        END IF;
+        PERFORM webhook.check_oauth2(NEW.oauth2_token_url, NEW.oauth2_client_id, NEW.oauth2_client_secret, NEW.oauth2_scope);
+        IF NEW.oauth2_token_url IS NOT NULL AND (NEW.auth_username IS NOT NULL OR NEW.bearer_token IS NOT NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'oauth2_token_url: OAuth2 cannot be combined with auth_username/auth_password or bearer_token (each is sent as the Authorization header); use one of them';
+        END IF;
+        IF NEW.timeout_ms IS NOT NULL AND NEW.timeout_ms NOT BETWEEN 100 AND 300000 THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('timeout_ms: %s is out of range; allowed: 100 to 300000 milliseconds, or NULL for webhook.request_timeout', NEW.timeout_ms);
+        END IF;
+        IF NEW.body_template IS NOT NULL AND (TG_OP = 'INSERT'
+                OR NEW.body_template IS DISTINCT FROM OLD.body_template OR NEW.topics IS DISTINCT FROM OLD.topics) THEN
+            SELECT json_object_agg(c.topic, c.sample_body) INTO samples
+            FROM webhook.topics c WHERE c.topic = ANY (NEW.topics);
+            PERFORM webhook.check_body_template(NEW.body_template, samples);
+        END IF;
+    END IF;
+
+    IF TG_OP = 'UPDATE' THEN
+        NEW.created_at := OLD.created_at;
+        NEW.updated_at := now();
+        IF NEW.enabled AND NOT OLD.enabled THEN
+            NEW.disabled_reason := NULL;
+            NEW.disabled_at := NULL;
+            NEW.failing_since := NULL;
+        END IF;
+    END IF;
+    IF NOT NEW.enabled AND NEW.disabled_at IS NULL THEN
+        NEW.disabled_at := now();
+        NEW.disabled_reason := coalesce(NEW.disabled_reason, 'disabled by ' || session_user);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- The API functions that change the queue (webhook_admin reads it only),
+-- and webhook.enqueue, which the generated functions call as the definer.
+ALTER FUNCTION webhook.enable_webhook(bigint, boolean) SECURITY DEFINER;
+ALTER FUNCTION webhook.redeliver(bigint) SECURITY DEFINER;
+ALTER FUNCTION webhook.replay(bigint, timestamptz, timestamptz) SECURITY DEFINER;
+ALTER FUNCTION webhook.hold_or_release_deliveries() SECURITY DEFINER;
+ALTER FUNCTION webhook.send_test(bigint, text) SECURITY DEFINER SET search_path TO pg_catalog, pg_temp;
+ALTER FUNCTION webhook.enqueue(text, json) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- Privileges (sql/grants.sql) ------------------------------------------------
+
+REVOKE ALL ON SCHEMA webhook_triggers FROM PUBLIC, webhook_admin;
+REVOKE INSERT, UPDATE, DELETE ON webhook.topics FROM webhook_admin;
+REVOKE SELECT ON webhook.deliveries FROM PUBLIC;
+GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
+              last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)
+    ON webhook.deliveries TO PUBLIC;
+GRANT SELECT ON webhook.deliveries TO webhook_admin;
+REVOKE ALL ON FUNCTION webhook.emit_topic(), webhook.change_topic(text, json, boolean),
+    webhook.trigger_condition_is_volatile(oid), webhook.condition_unsafe_calls(text),
+    webhook.save_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
+    webhook.change_topic_as_owner(text, json, boolean, oid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.change_topic(text, json, boolean) TO webhook_admin;
+REVOKE EXECUTE ON FUNCTION webhook.install_topic(text), webhook.uninstall_topic(text),
+    webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
+    FROM webhook_admin;
+
+-- Repair ---------------------------------------------------------------------
+
+-- Every topic anew: triggers that call webhook.emit_topic, and a generated
+-- function the extension owner owns, not SECURITY DEFINER. 0.2.0 made a
+-- custom topic's function its definer's, who could alter it: it is dropped
+-- (as is one squatted under a generated name) and made again. A custom
+-- topic's function is the installation's (dumped), not the extension's.
+DO $repair$
+DECLARE
+    t record;
+    fn regprocedure;
+    unsafe text;
+BEGIN
+    FOR t IN SELECT c.topic, c.trigger_function, c.condition FROM webhook.topics c ORDER BY c.topic LOOP
+        PERFORM webhook.uninstall_topic(t.topic);
+        fn := to_regprocedure(format('webhook_triggers.%I()', t.trigger_function));
+        IF fn IS NOT NULL AND NOT EXISTS (SELECT FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass
+                                              AND x.objid = fn AND x.deptype = 'e') THEN
+            EXECUTE format('DROP FUNCTION %s', fn);
+            fn := NULL;
+        END IF;
+        PERFORM webhook.install_topic(t.topic);
+        IF fn IS NULL AND NOT (SELECT c.builtin FROM webhook.topics c WHERE c.topic = t.topic) THEN
+            EXECUTE format('ALTER EXTENSION webhook_emitter DROP FUNCTION webhook_triggers.%I()', t.trigger_function);
+        END IF;
+        IF t.condition IS NOT NULL THEN
+            unsafe := webhook.condition_unsafe_calls(t.topic);
+            IF unsafe IS NOT NULL THEN
+                RAISE WARNING 'topic %: its condition uses %, which runs as whoever writes its table', t.topic, unsafe
+                    USING HINT = 'Redefine the topic with the test moved into its builder (docs/security.md, upgrading from 0.2.0).';
+            END IF;
+        END IF;
+    END LOOP;
+    FOR fn IN SELECT p.oid::regprocedure FROM pg_proc p
+               WHERE p.pronamespace = 'webhook_triggers'::regnamespace
+                 AND p.proowner <> (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'webhook_emitter') LOOP
+        RAISE WARNING '%: owned by %, not by the extension owner, and not used by any topic', fn,
+            (SELECT p.proowner::regrole FROM pg_proc p WHERE p.oid = fn)
+            USING HINT = 'Nobody but the extension may create in webhook_triggers since 0.3.0: inspect it and drop it.';
+    END LOOP;
+END
+$repair$;
