@@ -1,0 +1,616 @@
+//! The roles a DBA actually hands out, each attacking what it can name:
+//! a NOSUPERUSER member of webhook_admin (`lms_admin`), an LMS application
+//! role with privileges on its tables only (`lms_app`), a role with
+//! nothing granted (PUBLIC, `nobody`) and a database owner (`db_owner`).
+//! Each test is a finding of the 0.2.0 review (issue 25) and fails on
+//! 0.2.0. docs/security.md is the threat model these tests check.
+
+use postgres::Client;
+use std::time::Duration;
+use webhook_emitter_e2e::{db_message, wait_delivered, wait_for, Cluster, Receiver, Reply};
+
+/// The roles of a delegated installation, and a table the admin owns.
+fn delegate(cluster: &Cluster) {
+    cluster
+        .client()
+        .batch_execute(
+            "CREATE ROLE lms_admin LOGIN NOSUPERUSER;
+             GRANT webhook_admin TO lms_admin;
+             CREATE ROLE lms_app LOGIN NOSUPERUSER;
+             GRANT USAGE ON SCHEMA lms TO lms_app;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;
+             CREATE ROLE nobody LOGIN NOSUPERUSER;
+             CREATE SCHEMA billing AUTHORIZATION lms_admin;
+             GRANT USAGE ON SCHEMA billing TO lms_app;",
+        )
+        .unwrap();
+    let mut admin = cluster.client_as("lms_admin");
+    admin
+        .batch_execute(
+            "CREATE TABLE billing.invoices (id bigserial PRIMARY KEY, amount int NOT NULL,
+                                            note text, card_token text);
+             GRANT SELECT, INSERT, UPDATE, DELETE ON billing.invoices TO lms_app;
+             GRANT USAGE ON SEQUENCE billing.invoices_id_seq TO lms_app;
+             CREATE FUNCTION billing.invoice_body(bigint) RETURNS json LANGUAGE sql STABLE
+                 AS $$ SELECT json_build_object('id', i.id, 'amount', i.amount, 'built_by', current_user)
+                         FROM billing.invoices i WHERE i.id = $1 $$;",
+        )
+        .unwrap();
+}
+
+fn error_of(c: &mut Client, sql: &str) -> String {
+    match c.batch_execute(sql) {
+        Ok(()) => panic!("expected an error from: {sql}"),
+        Err(e) => db_message(&e),
+    }
+}
+
+fn is_superuser(c: &mut Client, role: &str) -> bool {
+    c.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role])
+        .unwrap()
+        .get(0)
+}
+
+fn postmaster_started(c: &mut Client) -> String {
+    c.query_one("SELECT pg_postmaster_start_time()::text", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// Findings 1, 2 and 10 (topics): the admin can neither squat a generated
+/// name, nor alter a generated function, nor edit the catalog; what it
+/// defines runs with its own rights for any role that writes the table,
+/// and a superuser's later writes run nothing of the admin's as superuser.
+#[test]
+fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
+    let cluster = Cluster::start("webhook.retry_schedule = '0s'");
+    let receiver = Receiver::start();
+    delegate(&cluster);
+    let mut su = cluster.client();
+    let mut admin = cluster.client_as("lms_admin");
+    let mut app = cluster.client_as("lms_app");
+
+    // 1. Squatting a generated name, before a superuser's watch.
+    su.batch_execute("CREATE TABLE public.payroll (id bigserial PRIMARY KEY, salary int)")
+        .unwrap();
+    let err = error_of(
+        &mut admin,
+        "CREATE FUNCTION webhook_triggers.\"public.payroll.insert 409c2f0a\"() RETURNS trigger
+             LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'",
+    );
+    assert!(err.contains("permission denied for schema webhook_triggers"), "{err}");
+    su.batch_execute("SELECT webhook.watch('public.payroll')").unwrap();
+    let owners: Vec<(String, bool)> = su
+        .query(
+            "SELECT p.proowner::regrole::text, p.prosecdef FROM pg_proc p
+              WHERE p.pronamespace = 'webhook_triggers'::regnamespace AND p.proname LIKE 'public.payroll%'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(owners.len(), 3);
+    assert!(owners.iter().all(|(o, secdef)| o == "postgres" && !secdef), "{owners:?}");
+    // ... nor alter one (SECURITY INVOKER, a new body), nor drop it.
+    for alter in [
+        "ALTER FUNCTION webhook_triggers.\"%s\"() SECURITY INVOKER",
+        "CREATE OR REPLACE FUNCTION webhook_triggers.\"%s\"() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'",
+        "DROP FUNCTION webhook_triggers.\"%s\"()",
+    ] {
+        let name: String = su
+            .query_one(
+                "SELECT trigger_function FROM webhook.topics WHERE topic = 'public.payroll.insert'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        let err = error_of(&mut admin, &alter.replace("%s", &name));
+        assert!(err.contains("permission denied"), "{alter}: {err}");
+    }
+
+    // 2. The catalog itself.
+    for dml in [
+        "UPDATE webhook.topics SET source_table = 'x;alter role lms_admin superuser' WHERE topic = 'user.created'",
+        "DELETE FROM webhook.topics WHERE topic = 'public.payroll.insert'",
+        "INSERT INTO webhook.topics SELECT * FROM webhook.topics LIMIT 0",
+    ] {
+        let err = error_of(&mut admin, dml);
+        assert!(err.contains("permission denied for table topics"), "{dml}: {err}");
+    }
+    // Nor the internals the definition functions use.
+    for internal in [
+        "SELECT webhook.change_topic_as_owner('drop', '{\"topic\": \"public.payroll.insert\"}', false, 10)",
+        "SELECT webhook.install_topic('user.created')",
+        "SELECT webhook.uninstall_topic('user.created')",
+        "CREATE TRIGGER t AFTER INSERT ON billing.invoices FOR EACH ROW EXECUTE FUNCTION webhook.emit_topic('user.created')",
+    ] {
+        let err = error_of(&mut admin, internal);
+        assert!(err.contains("permission denied"), "{internal}: {err}");
+    }
+
+    // 10. A topic the admin defines on its own table fires for lms_app,
+    // and its builder runs as the admin, not as the writer.
+    admin
+        .batch_execute(
+            "SELECT webhook.define_topic('invoice.created', 'billing.invoices', 'billing.invoice_body(bigint)',
+                 sample_body => '{\"id\": 1, \"amount\": 10, \"built_by\": \"x\"}')",
+        )
+        .unwrap();
+    let definer: String = admin
+        .query_one(
+            "SELECT definer::text FROM webhook.topics WHERE topic = 'invoice.created'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(definer, "lms_admin");
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('erp', $1, '{invoice.created,public.payroll.insert}')",
+            &[&receiver.url("/erp")],
+        )
+        .unwrap();
+    app.batch_execute("INSERT INTO billing.invoices (amount) VALUES (42)")
+        .unwrap();
+    su.batch_execute("INSERT INTO billing.invoices (amount) VALUES (43); INSERT INTO public.payroll (salary) VALUES (1)")
+        .unwrap();
+    let got = receiver.wait_for(3, Duration::from_secs(20));
+    let built_by: Vec<String> = got
+        .iter()
+        .filter(|r| r.header("webhook-type") == Some("invoice.created"))
+        .map(|r| r.json()["built_by"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(built_by, ["lms_admin", "lms_admin"]);
+    assert!(!is_superuser(&mut su, "lms_admin"));
+
+    // A condition may not call the admin's own code (it runs as the writer).
+    admin
+        .batch_execute("CREATE FUNCTION billing.always(int) RETURNS boolean LANGUAGE sql STABLE AS 'SELECT true'")
+        .unwrap();
+    for condition in ["billing.always(NEW.amount)", "random() < 2"] {
+        let err = error_of(
+            &mut admin,
+            &format!(
+                "SELECT webhook.define_topic('invoice.big', 'billing.invoices', 'billing.invoice_body(bigint)',
+                     condition => '{}', sample_body => '{{\"id\": 1}}')",
+                condition.replace('\'', "''")
+            ),
+        );
+        assert!(err.starts_with("condition: may not use"), "{condition}: {err}");
+    }
+    admin
+        .batch_execute(
+            "SELECT webhook.define_topic('invoice.big', 'billing.invoices', 'billing.invoice_body(bigint)',
+                 condition => 'NEW.amount > 100 AND lower(NEW.note) IS DISTINCT FROM ''test''',
+                 sample_body => '{\"id\": 1}')",
+        )
+        .unwrap();
+    // Nothing on a table it may not trigger on, nor rows it may not read.
+    let err = error_of(
+        &mut admin,
+        "SELECT webhook.define_topic('pay.x', 'public.payroll', 'billing.invoice_body(bigint)', sample_body => '{}')",
+    );
+    assert!(err.contains("may not create triggers on public.payroll"), "{err}");
+    su.batch_execute("GRANT TRIGGER ON public.payroll TO lms_admin").unwrap();
+    let err = error_of(&mut admin, "SELECT webhook.watch('public.payroll', operations => '{update}')");
+    assert!(err.contains("may not read id, salary of public.payroll"), "{err}");
+    // Dropping and rebinding what it defined.
+    admin
+        .batch_execute(
+            "SELECT webhook.drop_topic('invoice.big');
+             SELECT webhook.define_topic('invoice.created', 'billing.invoices', 'billing.invoice_body(bigint)',
+                 operations => '{insert,update}', replace => true);",
+        )
+        .unwrap();
+    let err = error_of(&mut app, "SELECT webhook.define_topic('x', 'billing.invoices', 'billing.invoice_body(bigint)')");
+    assert!(err.contains("permission denied"), "{err}");
+}
+
+/// Finding 3: the database owner's search_path and timeouts do not reach
+/// the worker, a superuser session.
+#[test]
+fn a_database_owner_cannot_run_code_in_the_worker_or_stall_it() {
+    let cluster = Cluster::start("webhook.retry_schedule = '0s'");
+    let receiver = Receiver::start();
+    let mut su = cluster.client();
+    // The worker running now, before the database's settings change (new
+    // sessions of the test would take them too).
+    let old = cluster.worker_pid();
+    su.batch_execute(
+        "CREATE ROLE db_owner LOGIN NOSUPERUSER;
+         ALTER DATABASE postgres OWNER TO db_owner;",
+    )
+    .unwrap();
+    let mut owner = cluster.client_as("db_owner");
+    owner
+        .batch_execute(
+            "CREATE SCHEMA evil;
+             CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
+             BEGIN
+                 ALTER ROLE db_owner SUPERUSER;
+                 RETURN pg_catalog.now();
+             END $$;
+             CREATE FUNCTION evil.make_interval(secs double precision) RETURNS interval LANGUAGE plpgsql AS $$
+             BEGIN
+                 ALTER ROLE db_owner SUPERUSER;
+                 RETURN pg_catalog.make_interval(secs => secs);
+             END $$;
+             ALTER DATABASE postgres SET search_path = evil, pg_catalog, public;
+             ALTER DATABASE postgres SET statement_timeout = '1ms';
+             ALTER DATABASE postgres SET default_transaction_read_only = on;",
+        )
+        .unwrap();
+    // A new worker session takes the database's settings: restart it.
+    su.batch_execute(&format!("SELECT pg_terminate_backend({old})"))
+        .unwrap();
+    wait_for(Duration::from_secs(30), "a new worker", || {
+        su.query_opt(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook_emitter' AND pid <> $1",
+            &[&old],
+        )
+        .ok()
+        .flatten()
+    });
+    su.execute(
+        "SELECT webhook.create_webhook('g', $1, '{group.created}')",
+        &[&receiver.url("/g")],
+    )
+    .unwrap();
+    su.batch_execute("SET default_transaction_read_only = off; INSERT INTO lms.groups (name) VALUES ('Physics')")
+        .unwrap();
+    receiver.wait_for(1, Duration::from_secs(20));
+    wait_delivered(&mut su, 1, Duration::from_secs(20));
+    assert!(!is_superuser(&mut su, "db_owner"), "the worker ran evil.now() as a superuser");
+}
+
+/// Findings 4, 5 and 6, and the canary: every secret holds a marker; after
+/// receiver errors, a token endpoint that echoes its request, refused
+/// headers and Send Test, nothing a role below webhook_admin can read
+/// carries a marker, or a value of an event body.
+#[test]
+fn secrets_and_bodies_stay_out_of_what_public_reads() {
+    let cluster = Cluster::start("webhook.retry_schedule = '0s'");
+    let receiver = Receiver::start();
+    // Echoes the request (headers and body), as httpbin's /anything does.
+    receiver.respond_with(|r| {
+        let mut echo = format!("{} {}\n", r.method, r.path);
+        for (k, v) in &r.headers {
+            echo.push_str(&format!("{k}: {v}\n"));
+        }
+        echo.push_str(&r.body_text());
+        Reply {
+            status: if r.path.starts_with("/token") { 401 } else { 500 },
+            headers: vec![("X-Echo".into(), echo.replace('\n', " | "))],
+            delay: Duration::ZERO,
+            body: echo,
+        }
+    });
+    delegate(&cluster);
+    let mut admin = cluster.client_as("lms_admin");
+    // 4: tokens outside RFC 6750's characters are refused when saved.
+    for token in ["sk_live_CANARYTOKEN\u{a0}", "Zürich-CANARYTOKEN", "a b"] {
+        let err = admin
+            .execute(
+                "SELECT webhook.create_webhook('t', $1, '{group.created}', bearer_token => $2)",
+                &[&receiver.url("/t"), &token],
+            )
+            .map(|_| ())
+            .map_err(|e| db_message(&e))
+            .unwrap_err();
+        assert!(err.starts_with("bearer_token: must be"), "{err}");
+    }
+    let err = admin
+        .execute(
+            "SELECT webhook.create_webhook('t', $1, '{group.created}', oauth2_token_url => $1,
+                 oauth2_client_id => 'id', oauth2_client_secret => 'Zürich')",
+            &[&receiver.url("/token")],
+        )
+        .map_err(|e| db_message(&e))
+        .unwrap_err();
+    assert!(err.starts_with("oauth2_client_secret: must be"), "{err}");
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('basic', $1, '{user.created}',
+                 auth_username => 'erp-user', auth_password => 'CANARYPASSWORD',
+                 signing_secret => 'whsec_Q0FOQVJZU0lHTklOR1NFQ1JFVC0wMTIzNDU2Nzg5',
+                 headers => '{\"X-Api-Key\": \"CANARYHEADER\"}', ordering => 'per_key',
+                 ordering_key => 'payload.email')",
+            &[&format!("{}?token=CANARYURLTOKEN", receiver.url("/basic"))],
+        )
+        .unwrap();
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('bearer', $1, '{group.created}', bearer_token => 'CANARYBEARER')",
+            &[&receiver.url("/bearer")],
+        )
+        .unwrap();
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('oauth', $1, '{group.created}', oauth2_token_url => $2,
+                 oauth2_client_id => 'erp-client', oauth2_client_secret => 'CANARYCLIENTSECRET')",
+            &[&receiver.url("/oauth"), &receiver.url("/token")],
+        )
+        .unwrap();
+    let mut app = cluster.client_as("lms_app");
+    app.batch_execute(
+        "INSERT INTO lms.users (first_name, last_name, email) VALUES ('Ada', 'CANARYBODY', 'canarybody@example.com');
+         INSERT INTO lms.groups (name) VALUES ('CANARYGROUP');",
+    )
+    .unwrap();
+    let ids: Vec<i64> = admin
+        .query("SELECT id FROM webhook.webhooks ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for id in &ids {
+        admin
+            .execute("SELECT * FROM webhook.send_test($1)", &[id])
+            .unwrap();
+    }
+    wait_for(Duration::from_secs(30), "every delivery to end", || {
+        let open: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM webhook.deliveries WHERE status NOT IN ('dead', 'delivered')",
+                &[],
+            )
+            .ok()?
+            .get(0);
+        (open == 0).then_some(())
+    });
+    // What the token endpoint answered reached the admin's log only.
+    let excerpt: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM webhook.attempts WHERE response_excerpt LIKE '%CANARY%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(excerpt > 0, "the receiver echoed the secrets (the test's premise)");
+
+    // 6: the order key comes from the body.
+    let mut nobody = cluster.client_as("nobody");
+    let err = error_of(&mut nobody, "SELECT order_key FROM webhook.deliveries");
+    assert!(err.contains("permission denied"), "{err}");
+    for (what, sql) in [
+        ("deliveries", "SELECT id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until, last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at FROM webhook.deliveries"),
+        ("attempts", "SELECT id, delivery_id, attempt, started_at, duration_ms, status_code, error FROM webhook.attempts"),
+        ("recent_failures", "SELECT * FROM webhook.recent_failures"),
+        ("webhook_health", "SELECT * FROM webhook.webhook_health"),
+        ("webhook_list", "SELECT * FROM webhook.webhook_list"),
+        ("webhooks_for_topic", "SELECT * FROM webhook.webhooks_for_topic('group.created')"),
+        ("topics", "SELECT * FROM webhook.topics"),
+        ("settings", "SELECT * FROM webhook.settings"),
+        ("delivery_counters", "SELECT * FROM webhook.delivery_counters"),
+        ("metrics", "SELECT webhook.metrics()"),
+    ] {
+        for role in [&mut nobody, &mut app] {
+            let text: String = role
+                .query_one(&format!("SELECT coalesce(string_agg(t::text, ' '), '') FROM ({sql}) t"), &[])
+                .unwrap_or_else(|e| panic!("{what}: {}", db_message(&e)))
+                .get(0);
+            assert!(!text.to_lowercase().contains("canary"), "{what} shows a secret or a body value: {text}");
+        }
+    }
+    // The log says what went wrong in words a DBA can act on.
+    let errors: Vec<String> = nobody
+        .query("SELECT DISTINCT error FROM webhook.attempts WHERE error IS NOT NULL", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("the token endpoint answered HTTP 401")),
+        "{errors:?}"
+    );
+    // Event bodies, what receivers answered and the secrets are the admin's.
+    for sql in [
+        "SELECT body FROM webhook.events",
+        "SELECT response_excerpt FROM webhook.attempts",
+        "SELECT bearer_token FROM webhook.webhooks",
+    ] {
+        assert!(error_of(&mut nobody, sql).contains("permission denied"), "{sql}");
+        assert!(error_of(&mut app, sql).contains("permission denied"), "{sql}");
+    }
+}
+
+/// Findings 7 and 8: sizes a role controls are bounded. A template that
+/// repeats the body fails with an error, in preview and in delivery; a
+/// body over webhook.max_body_bytes fails only its own delivery; the
+/// postmaster never restarts.
+#[test]
+fn templates_and_bodies_cannot_exhaust_memory() {
+    let cluster = Cluster::start(
+        "webhook.retry_schedule = '0s'\nwebhook.max_body_bytes = '4MB'",
+    );
+    let receiver = Receiver::start();
+    delegate(&cluster);
+    let mut su = cluster.client();
+    let started = postmaster_started(&mut su);
+    let mut admin = cluster.client_as("lms_admin");
+    admin
+        .batch_execute("SELECT webhook.watch('billing.invoices', operations => '{insert}')")
+        .unwrap();
+    let repeated = vec!["{{$body}}"; 40].join("\", \"");
+    let template = format!("[\"{repeated}\"]");
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('fan', $1, '{billing.invoices.insert}', body_template => $2)",
+            &[&receiver.url("/fan"), &template],
+        )
+        .unwrap();
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('plain', $1, '{billing.invoices.insert}')",
+            &[&receiver.url("/plain")],
+        )
+        .unwrap();
+    // 8: the application writes a 2 MB note (under the limit: the template
+    // fails, the plain webhook gets it) and a 6 MB one (over the limit).
+    let mut app = cluster.client_as("lms_app");
+    app.execute(
+        "INSERT INTO billing.invoices (amount, note) VALUES (1, repeat('y', 2 << 20)), (2, repeat('z', 6 << 20))",
+        &[],
+    )
+    .unwrap();
+    // 7: preview renders the template against the stored 2 MB event: 80 MB.
+    let err = admin
+        .query_one(
+            "SELECT * FROM webhook.preview('billing.invoices.insert', body_template => $1,
+                 event_id => (SELECT id FROM webhook.events ORDER BY id LIMIT 1))",
+            &[&template],
+        )
+        .map(|_| ())
+        .map_err(|e| db_message(&e))
+        .unwrap_err();
+    assert!(err.contains("would exceed"), "{err}");
+    wait_for(Duration::from_secs(60), "every delivery to end", || {
+        let open: i64 = su
+            .query_one("SELECT count(*) FROM webhook.deliveries WHERE status NOT IN ('dead', 'delivered')", &[])
+            .ok()?
+            .get(0);
+        (open == 0).then_some(())
+    });
+    let outcomes: Vec<(String, String, String)> = su
+        .query(
+            "SELECT w.name, d.status, coalesce(d.last_error, '') FROM webhook.deliveries d
+               JOIN webhook.webhooks w ON w.id = d.webhook_id ORDER BY w.name, d.id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    assert!(outcomes[0].2.contains("would exceed"), "{outcomes:?}");
+    assert!(outcomes[1].2.contains("more than webhook.max_body_bytes"), "{outcomes:?}");
+    assert_eq!(outcomes[2].1, "delivered", "{outcomes:?}");
+    assert!(outcomes[3].2.contains("more than webhook.max_body_bytes"), "{outcomes:?}");
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(postmaster_started(&mut su), started, "the server restarted");
+}
+
+/// Finding 9: an application transaction that queued an event for a
+/// webhook (and holds its row FOR KEY SHARE until it ends) does not make
+/// the admin's changes wait, a forgotten prepared transaction neither.
+#[test]
+fn admin_changes_do_not_wait_for_application_transactions() {
+    let cluster = Cluster::start("max_prepared_transactions = 5");
+    let receiver = Receiver::start();
+    delegate(&cluster);
+    let mut admin = cluster.client_as("lms_admin");
+    admin
+        .batch_execute("SELECT webhook.watch('billing.invoices', operations => '{insert}')")
+        .unwrap();
+    let id: i64 = admin
+        .query_one(
+            "SELECT webhook.create_webhook('erp', $1, '{billing.invoices.insert}')",
+            &[&receiver.url("/erp")],
+        )
+        .unwrap()
+        .get(0);
+    let mut app = cluster.client_as("lms_app");
+    app.batch_execute("BEGIN; INSERT INTO billing.invoices (amount) VALUES (1)")
+        .unwrap();
+    let mut su = cluster.client();
+    su.batch_execute(
+        "BEGIN; INSERT INTO billing.invoices (amount) VALUES (2); PREPARE TRANSACTION 'forgotten'",
+    )
+    .unwrap();
+    admin.batch_execute("SET statement_timeout = '5s'").unwrap();
+    for change in [
+        "SELECT webhook.update_webhook(%, description => 'ERP')",
+        "SELECT webhook.update_webhook(%, name => 'erp2', timeout_ms => 2000)",
+        "SELECT webhook.disable_webhook(%)",
+        "SELECT webhook.enable_webhook(%, discard_held => true)",
+    ] {
+        admin
+            .batch_execute(&change.replace('%', &id.to_string()))
+            .unwrap_or_else(|e| panic!("{change}: {}", db_message(&e)));
+    }
+    app.batch_execute("COMMIT").unwrap();
+    su.batch_execute("COMMIT PREPARED 'forgotten'").unwrap();
+    receiver.wait_for(2, Duration::from_secs(20));
+}
+
+/// The README's SQL API as a NOSUPERUSER member of webhook_admin: every
+/// call it promises works, including those that write the queue.
+#[test]
+fn a_nosuperuser_admin_can_use_the_whole_sql_api() {
+    let cluster = Cluster::start("webhook.retry_schedule = '0s'");
+    let receiver = Receiver::start();
+    receiver.respond_with(|r| Reply::status(if r.path == "/down" { 503 } else { 200 }));
+    delegate(&cluster);
+    let mut admin = cluster.client_as("lms_admin");
+    let id: i64 = admin
+        .query_one(
+            "SELECT webhook.create_webhook('crm', $1, '{user.created}', generate_signing_secret => true,
+                 headers => '{\"X-Team\": \"lms\"}')",
+            &[&receiver.url("/down")],
+        )
+        .unwrap()
+        .get(0);
+    let mut app = cluster.client_as("lms_app");
+    app.batch_execute("INSERT INTO lms.users (first_name, last_name, email) VALUES ('Ada', 'L', 'ada@example.com')")
+        .unwrap();
+    wait_for(Duration::from_secs(20), "the delivery to die", || {
+        let dead: i64 = admin
+            .query_one("SELECT count(*) FROM webhook.deliveries WHERE status = 'dead'", &[])
+            .ok()?
+            .get(0);
+        (dead == 1).then_some(())
+    });
+    let id_s = id.to_string();
+    let up = receiver.url("/up");
+    let run = |admin: &mut Client, calls: &[&str]| {
+        for call in calls {
+            let sql = call.replace('#', &id_s).replace("$up", &up);
+            admin
+                .batch_execute(&sql)
+                .unwrap_or_else(|e| panic!("{sql}: {}", db_message(&e)));
+        }
+    };
+    run(
+        &mut admin,
+        &[
+            "SELECT webhook.update_webhook(#, url => '$up', description => 'CRM')",
+            "SELECT webhook.redeliver((SELECT max(id) FROM webhook.deliveries))",
+            "SELECT * FROM webhook.send_test(#)",
+        ],
+    );
+    wait_delivered(&mut admin, 2, Duration::from_secs(20));
+    let calls = [
+        "SELECT webhook.replay(#, now() - interval '1 hour')",
+        "SELECT webhook.disable_webhook(#, 'maintenance')",
+        "SELECT webhook.enable_webhook(#, discard_held => true)",
+        "SELECT webhook.update_webhook(#, rotate_signing_secret => true)",
+        "SELECT webhook.set_tenant_id('acme')",
+        "SELECT webhook.set_enabled(true)",
+        "SELECT * FROM webhook.preview('user.created', body_template => '{\"id\": \"{{$event_id}}\"}')",
+        "SELECT * FROM webhook.render(#, (SELECT max(id) FROM webhook.events))",
+        "SELECT webhook.topic_reference()",
+        "SELECT webhook.metrics()",
+        "SELECT * FROM webhook.webhook_health",
+        "SELECT body FROM webhook.events",
+        "SELECT response_excerpt FROM webhook.attempts",
+        "SELECT webhook.watch('billing.invoices', exclude_columns => '{card_token}')",
+        "SELECT webhook.define_topic('invoice.created', 'billing.invoices', 'billing.invoice_body(bigint)', sample_body => '{\"id\": 1}')",
+        "SELECT webhook.drop_topic('invoice.created')",
+        "SELECT webhook.unwatch('billing.invoices')",
+    ];
+    run(&mut admin, &calls);
+    admin
+        .batch_execute(&format!("SELECT webhook.delete_webhook({id})"))
+        .unwrap();
+    // The application role may write its tables, and nothing else here.
+    for sql in [
+        "SELECT webhook.create_webhook('x', 'http://127.0.0.1:9/', '{user.created}')",
+        "SELECT webhook.enqueue('user.created', '{}')",
+        "UPDATE webhook.settings SET enabled = false",
+        "SELECT * FROM webhook.send_test(1)",
+    ] {
+        assert!(error_of(&mut app, sql).contains("permission denied"), "{sql}");
+    }
+}
