@@ -223,3 +223,123 @@ fn upgrading_from_0_1_0_keeps_everything_and_equals_a_fresh_install() {
     names.sort();
     assert_eq!(names, ["Chemistry", "Physics"]);
 }
+
+/// Upgrading a 0.2.0 installation repairs what a non-superuser admin could
+/// do with it: a generated function it squatted or owns (SECURITY DEFINER,
+/// alterable by it) is replaced by the extension owner's, the triggers
+/// call webhook.emit_topic, the admin loses CREATE on webhook_triggers and
+/// DML on the catalog; its topic keeps firing, with its rights, for the
+/// application role. The repaired schema equals a fresh install's.
+#[test]
+fn upgrading_from_0_2_0_repairs_ownership_and_grants() {
+    let cluster = Cluster::start_bare("");
+    let receiver = Receiver::start();
+    let mut admin = cluster.client();
+    admin.batch_execute("CREATE DATABASE school").unwrap();
+    admin.batch_execute("CREATE DATABASE fresh").unwrap();
+    let mut c = cluster.client_db("school");
+    c.batch_execute(
+        "CREATE EXTENSION webhook_emitter VERSION '0.2.0';
+         CREATE ROLE lms_admin LOGIN NOSUPERUSER; GRANT webhook_admin TO lms_admin;
+         CREATE ROLE lms_app LOGIN NOSUPERUSER;
+         CREATE SCHEMA billing AUTHORIZATION lms_admin;
+         GRANT USAGE ON SCHEMA billing TO lms_app;
+         SET ROLE lms_admin;
+         CREATE TABLE billing.invoices (id bigserial PRIMARY KEY, amount int);
+         GRANT INSERT ON billing.invoices TO lms_app; GRANT USAGE ON billing.invoices_id_seq TO lms_app;
+         CREATE FUNCTION billing.invoice_body(bigint) RETURNS json LANGUAGE sql STABLE
+             AS $$ SELECT json_build_object('id', $1, 'built_by', current_user) $$;
+         SELECT webhook.define_topic('invoice.created', 'billing.invoices', 'billing.invoice_body(bigint)',
+             sample_body => '{\"id\": 1}');
+         CREATE FUNCTION webhook_triggers.\"squatted 00000000\"() RETURNS trigger LANGUAGE plpgsql
+             AS 'BEGIN RETURN NULL; END';
+         RESET ROLE;",
+    )
+    .unwrap();
+    let owner_before: String = c
+        .query_one(
+            "SELECT p.proowner::regrole::text FROM pg_proc p JOIN webhook.topics t ON p.proname = t.trigger_function
+              WHERE t.topic = 'invoice.created'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(owner_before, "lms_admin", "0.2.0 made the definer own it");
+
+    c.batch_execute("ALTER EXTENSION webhook_emitter UPDATE").unwrap();
+    let (owner, secdef, definer): (String, bool, String) = c
+        .query_one(
+            "SELECT p.proowner::regrole::text, p.prosecdef, t.definer::text
+               FROM pg_proc p JOIN webhook.topics t ON p.proname = t.trigger_function
+              WHERE t.topic = 'invoice.created'",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .unwrap();
+    assert_eq!((owner.as_str(), secdef, definer.as_str()), ("postgres", false, "lms_admin"));
+    let triggers: Vec<String> = c
+        .query(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'billing.invoices'::regclass",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(triggers.len(), 1);
+    assert!(
+        triggers[0].contains("EXECUTE FUNCTION webhook.emit_topic('invoice.created')"),
+        "{triggers:?}"
+    );
+    let (can_create, can_write_topics): (bool, bool) = c
+        .query_one(
+            "SELECT has_schema_privilege('lms_admin', 'webhook_triggers', 'CREATE'),
+                    has_table_privilege('lms_admin', 'webhook.topics', 'UPDATE')",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert!(!can_create && !can_write_topics);
+    // The custom topic's function is the installation's, not the extension's.
+    let member: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+                             JOIN webhook.topics t ON p.proname = t.trigger_function
+                            WHERE t.topic = 'invoice.created' AND d.deptype = 'e')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!member);
+
+    let mut f = cluster.client_db("fresh");
+    f.batch_execute("CREATE EXTENSION webhook_emitter").unwrap();
+    assert_same(
+        "the extension's catalog",
+        &fingerprint(&mut c),
+        &fingerprint(&mut f),
+    );
+
+    // The topic fires for the application role, built with the admin's rights.
+    c.execute(
+        "SELECT webhook.create_webhook('erp', $1, '{invoice.created}')",
+        &[&receiver.url("/erp")],
+    )
+    .unwrap();
+    drop((c, f));
+    admin
+        .batch_execute("ALTER SYSTEM SET webhook.database = 'school'")
+        .unwrap();
+    drop(admin);
+    cluster.pg_ctl_stop("fast");
+    cluster.pg_ctl_start();
+    let conn = format!(
+        "host=127.0.0.1 port={} user=lms_app dbname=school",
+        cluster.port
+    );
+    let mut app = Client::connect(&conn, postgres::NoTls).unwrap();
+    app.batch_execute("INSERT INTO billing.invoices (amount) VALUES (5)")
+        .unwrap();
+    let got = receiver.wait_for(1, Duration::from_secs(30));
+    assert_eq!(got[0].json()["built_by"], "lms_admin");
+}
