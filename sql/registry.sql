@@ -105,13 +105,16 @@ CREATE TABLE webhook.webhooks (
     oauth2_client_id              text,
     oauth2_client_secret          text,        -- a secret
     oauth2_scope                  text,
-    filter                        jsonb        -- only events whose body contains it (@>)
+    filter                        jsonb,       -- only events whose body contains it (@>)
+    -- Added in 0.3.0: delete_webhook could not remove it at once (writers
+    -- still queuing for it); the worker removes it after them.
+    deletion_requested_at         timestamptz
 );
--- Names are unique through a partial index (every row has a name), which
--- PostgreSQL does not count as a key: changing a webhook then takes no
--- lock that waits for the writers whose events are being queued for it
--- (enqueue locks the webhook FOR KEY SHARE).
-CREATE UNIQUE INDEX webhooks_name_key ON webhook.webhooks (name) WHERE name IS NOT NULL;
+-- Names are unique among the webhooks not being deleted, through a
+-- partial index, which PostgreSQL does not count as a key: changing a
+-- webhook then takes no lock that waits for the writers whose events are
+-- being queued for it (enqueue locks the webhook FOR KEY SHARE).
+CREATE UNIQUE INDEX webhooks_name_key ON webhook.webhooks (name) WHERE deletion_requested_at IS NULL;
 COMMENT ON TABLE webhook.webhooks IS 'Registered endpoints. Passwords and signing secrets are readable only by webhook_admin; others use webhook.webhook_list.';
 CREATE INDEX webhooks_topics_idx ON webhook.webhooks USING gin (topics);
 SELECT pg_catalog.pg_extension_config_dump('webhook.webhooks', '');
@@ -205,7 +208,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t text;
     samples json;
-    state_columns CONSTANT text[] := ARRAY['enabled', 'disabled_reason', 'disabled_at', 'failing_since', 'updated_at'];
+    state_columns CONSTANT text[] := ARRAY['enabled', 'disabled_reason', 'disabled_at', 'failing_since', 'updated_at',
+                                           'deletion_requested_at'];
 BEGIN
     -- Only writes that change a setting are validated. The worker's health
     -- bookkeeping (failing_since, auto-disable, 410) and enabling or
@@ -222,7 +226,8 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('name: is %s characters; at most 200 are allowed', length(NEW.name));
         END IF;
-        IF EXISTS (SELECT FROM webhook.webhooks w WHERE w.name = NEW.name AND w.id IS DISTINCT FROM NEW.id) THEN
+        IF EXISTS (SELECT FROM webhook.webhooks w WHERE w.name = NEW.name AND w.id IS DISTINCT FROM NEW.id
+                                                    AND w.deletion_requested_at IS NULL) THEN
             RAISE EXCEPTION USING ERRCODE = 'unique_violation',
                 MESSAGE = format('name: a webhook named %L already exists; names must be unique', NEW.name);
         END IF;
@@ -499,14 +504,28 @@ END
 $$;
 COMMENT ON FUNCTION webhook.update_webhook IS 'Change only the given settings of a webhook (NULL = unchanged; clear_* to remove optional ones).';
 
+-- Never waits for the application: a writer that queued an event for the
+-- webhook holds its row (FOR KEY SHARE) until it commits, maybe for long
+-- (a forgotten prepared transaction). Then the webhook is disabled, its
+-- name freed, and the worker deletes it once those writers are done.
 CREATE FUNCTION webhook.delete_webhook(id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 BEGIN
-    DELETE FROM webhook.webhooks w WHERE w.id = id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
-    END IF;
+    BEGIN
+        PERFORM FROM webhook.webhooks w WHERE w.id = id AND w.deletion_requested_at IS NULL FOR UPDATE NOWAIT;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+        END IF;
+        DELETE FROM webhook.webhooks w WHERE w.id = id;
+        RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+        NULL;
+    END;
+    UPDATE webhook.webhooks w
+       SET enabled = false, deletion_requested_at = now(),
+           disabled_reason = format('deleted by %s; removed once the transactions queuing events for it end', session_user)
+     WHERE w.id = id;
 END
 $$;
 

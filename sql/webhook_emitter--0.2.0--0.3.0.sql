@@ -20,8 +20,11 @@ UPDATE webhook.topics t
        (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'webhook_emitter'))::regrole;
 ALTER TABLE webhook.topics ALTER COLUMN definer SET NOT NULL;
 
+-- delete_webhook no longer waits for writers: it may leave the removal
+-- to the worker. Names are unique among the others, and no longer a key.
+ALTER TABLE webhook.webhooks ADD COLUMN deletion_requested_at timestamptz;
 ALTER TABLE webhook.webhooks DROP CONSTRAINT webhooks_name_key;
-CREATE UNIQUE INDEX webhooks_name_key ON webhook.webhooks (name) WHERE name IS NOT NULL;
+CREATE UNIQUE INDEX webhooks_name_key ON webhook.webhooks (name) WHERE deletion_requested_at IS NULL;
 
 -- Code -----------------------------------------------------------------------
 
@@ -689,13 +692,39 @@ BEGIN
 END
 $$;
 
+-- Never waits for the application: a writer that queued an event for the
+-- webhook holds its row (FOR KEY SHARE) until it commits, maybe for long
+-- (a forgotten prepared transaction). Then the webhook is disabled, its
+-- name freed, and the worker deletes it once those writers are done.
+CREATE OR REPLACE FUNCTION webhook.delete_webhook(id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    BEGIN
+        PERFORM FROM webhook.webhooks w WHERE w.id = id AND w.deletion_requested_at IS NULL FOR UPDATE NOWAIT;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+        END IF;
+        DELETE FROM webhook.webhooks w WHERE w.id = id;
+        RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+        NULL;
+    END;
+    UPDATE webhook.webhooks w
+       SET enabled = false, deletion_requested_at = now(),
+           disabled_reason = format('deleted by %s; removed once the transactions queuing events for it end', session_user)
+     WHERE w.id = id;
+END
+$$;
+
 -- Validates every INSERT/UPDATE, whether from the API functions or plain DML.
 CREATE OR REPLACE FUNCTION webhook.validate_webhook() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t text;
     samples json;
-    state_columns CONSTANT text[] := ARRAY['enabled', 'disabled_reason', 'disabled_at', 'failing_since', 'updated_at'];
+    state_columns CONSTANT text[] := ARRAY['enabled', 'disabled_reason', 'disabled_at', 'failing_since', 'updated_at',
+                                           'deletion_requested_at'];
 BEGIN
     -- Only writes that change a setting are validated. The worker's health
     -- bookkeeping (failing_since, auto-disable, 410) and enabling or
@@ -712,7 +741,8 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('name: is %s characters; at most 200 are allowed', length(NEW.name));
         END IF;
-        IF EXISTS (SELECT FROM webhook.webhooks w WHERE w.name = NEW.name AND w.id IS DISTINCT FROM NEW.id) THEN
+        IF EXISTS (SELECT FROM webhook.webhooks w WHERE w.name = NEW.name AND w.id IS DISTINCT FROM NEW.id
+                                                    AND w.deletion_requested_at IS NULL) THEN
             RAISE EXCEPTION USING ERRCODE = 'unique_violation',
                 MESSAGE = format('name: a webhook named %L already exists; names must be unique', NEW.name);
         END IF;

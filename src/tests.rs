@@ -391,3 +391,32 @@ fn the_braincert_envelope_is_what_json_build_object_made() {
         assert_eq!(by_rust, by_sql, "{ts}");
     }
 }
+
+/// A delivery whose attempts the worker keeps dying in (started, never
+/// recorded) is set aside as dead after `POISON_INTERRUPTIONS`, so that no
+/// input can keep the server in a crash loop; one interrupted less often
+/// is simply due again.
+#[pg_test]
+fn a_delivery_interrupted_again_and_again_is_set_aside() {
+    let id = create("poison", "{group.created}");
+    Spi::run_with_args(
+        "INSERT INTO webhook.events (id, topic, body, tenant_id) VALUES ('p1', 'group.created', '{}', 'd'), ('p2', 'group.created', '{}', 'd');
+         INSERT INTO webhook.deliveries (event_id, webhook_id, status, attempts)
+             VALUES ('p1', $1, 'delivering', $2), ('p2', $1, 'delivering', 1)",
+        &[id.into(), crate::delivery::store::POISON_INTERRUPTIONS.into()],
+    )
+    .unwrap();
+    let released = Spi::connect_mut(crate::delivery::store::release_orphans).unwrap();
+    assert_eq!(released, 2);
+    let outcome = |event: &str| {
+        Spi::get_two_with_args::<String, String>(
+            "SELECT status, last_error FROM webhook.deliveries WHERE event_id = $1",
+            &[event.into()],
+        )
+        .unwrap()
+    };
+    let (status, error) = outcome("p1");
+    assert_eq!(status.as_deref(), Some("dead"));
+    assert!(error.unwrap_or_default().starts_with("set aside"));
+    assert_eq!(outcome("p2").0.as_deref(), Some("failed"));
+}

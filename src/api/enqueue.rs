@@ -29,6 +29,7 @@ use std::rc::Rc;
 const QUEUE_EVENT: &CStr = c"
 WITH w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key FROM webhook.webhooks wh
             WHERE wh.topics @> ARRAY[$2] AND (wh.filter IS NULL OR $3::jsonb @> wh.filter)
+              AND wh.deletion_requested_at IS NULL
               FOR KEY SHARE OF wh),
      e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
            SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT FROM w)

@@ -488,6 +488,20 @@ pub fn sync_held(client: &mut SpiClient) -> Result<usize> {
     Ok(released.len() + held.len())
 }
 
+/// Webhooks `delete_webhook` could not remove at once (writers were
+/// queuing for them), removed now that nobody holds them; the others wait
+/// for the next turn.
+pub fn remove_deleted_webhooks(client: &mut SpiClient) -> Result<usize> {
+    let removed = client.update(
+        "DELETE FROM webhook.webhooks w WHERE w.id = ANY (ARRAY(
+             SELECT x.id FROM webhook.webhooks x WHERE x.deletion_requested_at IS NOT NULL
+                FOR UPDATE SKIP LOCKED))",
+        None,
+        &[],
+    )?;
+    Ok(removed.len())
+}
+
 /// Delete up to `batch` finished deliveries (and orphaned events) older
 /// than `retention`; small batches keep locks short and bloat low.
 pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<usize> {

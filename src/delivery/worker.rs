@@ -402,6 +402,7 @@ impl Worker {
         let mine = self.in_hand();
         txn::run(|| {
             Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
+                store::remove_deleted_webhooks(client)?;
                 Ok((
                     store::release_expired_leases(client, mine)?,
                     store::sync_held(client)?,

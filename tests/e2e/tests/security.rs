@@ -79,8 +79,12 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
         "CREATE FUNCTION webhook_triggers.\"public.payroll.insert 409c2f0a\"() RETURNS trigger
              LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'",
     );
-    assert!(err.contains("permission denied for schema webhook_triggers"), "{err}");
-    su.batch_execute("SELECT webhook.watch('public.payroll')").unwrap();
+    assert!(
+        err.contains("permission denied for schema webhook_triggers"),
+        "{err}"
+    );
+    su.batch_execute("SELECT webhook.watch('public.payroll')")
+        .unwrap();
     let owners: Vec<(String, bool)> = su
         .query(
             "SELECT p.proowner::regrole::text, p.prosecdef FROM pg_proc p
@@ -92,7 +96,10 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(owners.len(), 3);
-    assert!(owners.iter().all(|(o, secdef)| o == "postgres" && !secdef), "{owners:?}");
+    assert!(
+        owners.iter().all(|(o, secdef)| o == "postgres" && !secdef),
+        "{owners:?}"
+    );
     // ... nor alter one (SECURITY INVOKER, a new body), nor drop it.
     for alter in [
         "ALTER FUNCTION webhook_triggers.\"%s\"() SECURITY INVOKER",
@@ -178,7 +185,10 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
                 condition.replace('\'', "''")
             ),
         );
-        assert!(err.starts_with("condition: may not use"), "{condition}: {err}");
+        assert!(
+            err.starts_with("condition: may not use"),
+            "{condition}: {err}"
+        );
     }
     admin
         .batch_execute(
@@ -192,10 +202,20 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
         &mut admin,
         "SELECT webhook.define_topic('pay.x', 'public.payroll', 'billing.invoice_body(bigint)', sample_body => '{}')",
     );
-    assert!(err.contains("may not create triggers on public.payroll"), "{err}");
-    su.batch_execute("GRANT TRIGGER ON public.payroll TO lms_admin").unwrap();
-    let err = error_of(&mut admin, "SELECT webhook.watch('public.payroll', operations => '{update}')");
-    assert!(err.contains("may not read id, salary of public.payroll"), "{err}");
+    assert!(
+        err.contains("may not create triggers on public.payroll"),
+        "{err}"
+    );
+    su.batch_execute("GRANT TRIGGER ON public.payroll TO lms_admin")
+        .unwrap();
+    let err = error_of(
+        &mut admin,
+        "SELECT webhook.watch('public.payroll', operations => '{update}')",
+    );
+    assert!(
+        err.contains("may not read id, salary of public.payroll"),
+        "{err}"
+    );
     // Dropping and rebinding what it defined.
     admin
         .batch_execute(
@@ -204,7 +224,10 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
                  operations => '{insert,update}', replace => true);",
         )
         .unwrap();
-    let err = error_of(&mut app, "SELECT webhook.define_topic('x', 'billing.invoices', 'billing.invoice_body(bigint)')");
+    let err = error_of(
+        &mut app,
+        "SELECT webhook.define_topic('x', 'billing.invoices', 'billing.invoice_body(bigint)')",
+    );
     assert!(err.contains("permission denied"), "{err}");
 }
 
@@ -258,11 +281,16 @@ fn a_database_owner_cannot_run_code_in_the_worker_or_stall_it() {
         &[&receiver.url("/g")],
     )
     .unwrap();
-    su.batch_execute("SET default_transaction_read_only = off; INSERT INTO lms.groups (name) VALUES ('Physics')")
-        .unwrap();
+    su.batch_execute(
+        "SET default_transaction_read_only = off; INSERT INTO lms.groups (name) VALUES ('Physics')",
+    )
+    .unwrap();
     receiver.wait_for(1, Duration::from_secs(20));
     wait_delivered(&mut su, 1, Duration::from_secs(20));
-    assert!(!is_superuser(&mut su, "db_owner"), "the worker ran evil.now() as a superuser");
+    assert!(
+        !is_superuser(&mut su, "db_owner"),
+        "the worker ran evil.now() as a superuser"
+    );
 }
 
 /// Findings 4, 5 and 6, and the canary: every secret holds a marker; after
@@ -281,7 +309,11 @@ fn secrets_and_bodies_stay_out_of_what_public_reads() {
         }
         echo.push_str(&r.body_text());
         Reply {
-            status: if r.path.starts_with("/token") { 401 } else { 500 },
+            status: if r.path.starts_with("/token") {
+                401
+            } else {
+                500
+            },
             headers: vec![("X-Echo".into(), echo.replace('\n', " | "))],
             delay: Duration::ZERO,
             body: echo,
@@ -368,7 +400,10 @@ fn secrets_and_bodies_stay_out_of_what_public_reads() {
         )
         .unwrap()
         .get(0);
-    assert!(excerpt > 0, "the receiver echoed the secrets (the test's premise)");
+    assert!(
+        excerpt > 0,
+        "the receiver echoed the secrets (the test's premise)"
+    );
 
     // 6: the order key comes from the body.
     let mut nobody = cluster.client_as("nobody");
@@ -396,13 +431,18 @@ fn secrets_and_bodies_stay_out_of_what_public_reads() {
     }
     // The log says what went wrong in words a DBA can act on.
     let errors: Vec<String> = nobody
-        .query("SELECT DISTINCT error FROM webhook.attempts WHERE error IS NOT NULL", &[])
+        .query(
+            "SELECT DISTINCT error FROM webhook.attempts WHERE error IS NOT NULL",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
     assert!(
-        errors.iter().any(|e| e.contains("the token endpoint answered HTTP 401")),
+        errors
+            .iter()
+            .any(|e| e.contains("the token endpoint answered HTTP 401")),
         "{errors:?}"
     );
     // Event bodies, what receivers answered and the secrets are the admin's.
@@ -411,8 +451,14 @@ fn secrets_and_bodies_stay_out_of_what_public_reads() {
         "SELECT response_excerpt FROM webhook.attempts",
         "SELECT bearer_token FROM webhook.webhooks",
     ] {
-        assert!(error_of(&mut nobody, sql).contains("permission denied"), "{sql}");
-        assert!(error_of(&mut app, sql).contains("permission denied"), "{sql}");
+        assert!(
+            error_of(&mut nobody, sql).contains("permission denied"),
+            "{sql}"
+        );
+        assert!(
+            error_of(&mut app, sql).contains("permission denied"),
+            "{sql}"
+        );
     }
 }
 
@@ -422,9 +468,7 @@ fn secrets_and_bodies_stay_out_of_what_public_reads() {
 /// postmaster never restarts.
 #[test]
 fn templates_and_bodies_cannot_exhaust_memory() {
-    let cluster = Cluster::start(
-        "webhook.retry_schedule = '0s'\nwebhook.max_body_bytes = '4MB'",
-    );
+    let cluster = Cluster::start("webhook.retry_schedule = '0s'\nwebhook.max_body_bytes = '4MB'");
     let receiver = Receiver::start();
     delegate(&cluster);
     let mut su = cluster.client();
@@ -468,7 +512,10 @@ fn templates_and_bodies_cannot_exhaust_memory() {
     assert!(err.contains("would exceed"), "{err}");
     wait_for(Duration::from_secs(60), "every delivery to end", || {
         let open: i64 = su
-            .query_one("SELECT count(*) FROM webhook.deliveries WHERE status NOT IN ('dead', 'delivered')", &[])
+            .query_one(
+                "SELECT count(*) FROM webhook.deliveries WHERE status NOT IN ('dead', 'delivered')",
+                &[],
+            )
             .ok()?
             .get(0);
         (open == 0).then_some(())
@@ -485,9 +532,15 @@ fn templates_and_bodies_cannot_exhaust_memory() {
         .collect();
     assert_eq!(outcomes.len(), 4, "{outcomes:?}");
     assert!(outcomes[0].2.contains("would exceed"), "{outcomes:?}");
-    assert!(outcomes[1].2.contains("more than webhook.max_body_bytes"), "{outcomes:?}");
+    assert!(
+        outcomes[1].2.contains("more than webhook.max_body_bytes"),
+        "{outcomes:?}"
+    );
     assert_eq!(outcomes[2].1, "delivered", "{outcomes:?}");
-    assert!(outcomes[3].2.contains("more than webhook.max_body_bytes"), "{outcomes:?}");
+    assert!(
+        outcomes[3].2.contains("more than webhook.max_body_bytes"),
+        "{outcomes:?}"
+    );
     assert_eq!(receiver.count(), 1);
     assert_eq!(postmaster_started(&mut su), started, "the server restarted");
 }
@@ -535,6 +588,82 @@ fn admin_changes_do_not_wait_for_application_transactions() {
     receiver.wait_for(2, Duration::from_secs(20));
 }
 
+/// Finding 9, deleting: `delete_webhook` returns at once behind a writer
+/// that queued for the webhook; the webhook stops (disabled, its name
+/// free again) and the worker removes it, with what was queued for it,
+/// once the writer is done.
+#[test]
+fn deleting_a_webhook_does_not_wait_for_application_transactions() {
+    let cluster = Cluster::start("webhook.retention = '8s'");
+    let receiver = Receiver::start();
+    delegate(&cluster);
+    let mut admin = cluster.client_as("lms_admin");
+    admin
+        .batch_execute("SELECT webhook.watch('billing.invoices', operations => '{insert}')")
+        .unwrap();
+    let id: i64 = admin
+        .query_one(
+            "SELECT webhook.create_webhook('erp', $1, '{billing.invoices.insert}')",
+            &[&receiver.url("/erp")],
+        )
+        .unwrap()
+        .get(0);
+    let mut app = cluster.client_as("lms_app");
+    app.batch_execute("BEGIN; INSERT INTO billing.invoices (amount) VALUES (1)")
+        .unwrap();
+    admin.batch_execute("SET statement_timeout = '5s'").unwrap();
+    admin
+        .batch_execute(&format!("SELECT webhook.delete_webhook({id})"))
+        .unwrap_or_else(|e| panic!("delete_webhook: {}", db_message(&e)));
+    let (enabled, reason): (bool, String) = admin
+        .query_one(
+            "SELECT enabled, disabled_reason FROM webhook.webhooks WHERE id = $1",
+            &[&id],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert!(!enabled && reason.contains("removed once"), "{reason}");
+    // Its name is free at once; a second delete says it is gone.
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('erp', $1, '{billing.invoices.insert}')",
+            &[&receiver.url("/erp2")],
+        )
+        .unwrap();
+    let err = error_of(&mut admin, &format!("SELECT webhook.delete_webhook({id})"));
+    assert!(err.contains("does not exist"), "{err}");
+    app.batch_execute("COMMIT").unwrap();
+    let mut su = cluster.client();
+    wait_for(
+        Duration::from_secs(30),
+        "the worker to remove the webhook",
+        || {
+            let left: i64 = su
+                .query_one(
+                    "SELECT count(*) FROM webhook.webhooks WHERE id = $1",
+                    &[&id],
+                )
+                .ok()?
+                .get(0);
+            (left == 0).then_some(())
+        },
+    );
+    let to_deleted: i64 = su
+        .query_one(
+            "SELECT count(*) FROM webhook.deliveries WHERE webhook_id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(to_deleted, 0);
+    // What the writer queued for it went with it; new events go to the
+    // webhook that took its name.
+    app.batch_execute("INSERT INTO billing.invoices (amount) VALUES (2)")
+        .unwrap();
+    let got = receiver.wait_for(1, Duration::from_secs(20));
+    assert!(got.iter().all(|r| r.path == "/erp2"), "{got:?}");
+}
+
 /// The README's SQL API as a NOSUPERUSER member of webhook_admin: every
 /// call it promises works, including those that write the queue.
 #[test]
@@ -557,7 +686,10 @@ fn a_nosuperuser_admin_can_use_the_whole_sql_api() {
         .unwrap();
     wait_for(Duration::from_secs(20), "the delivery to die", || {
         let dead: i64 = admin
-            .query_one("SELECT count(*) FROM webhook.deliveries WHERE status = 'dead'", &[])
+            .query_one(
+                "SELECT count(*) FROM webhook.deliveries WHERE status = 'dead'",
+                &[],
+            )
             .ok()?
             .get(0);
         (dead == 1).then_some(())
@@ -611,6 +743,9 @@ fn a_nosuperuser_admin_can_use_the_whole_sql_api() {
         "UPDATE webhook.settings SET enabled = false",
         "SELECT * FROM webhook.send_test(1)",
     ] {
-        assert!(error_of(&mut app, sql).contains("permission denied"), "{sql}");
+        assert!(
+            error_of(&mut app, sql).contains("permission denied"),
+            "{sql}"
+        );
     }
 }

@@ -266,7 +266,8 @@ fn upgrading_from_0_2_0_repairs_ownership_and_grants() {
         .get(0);
     assert_eq!(owner_before, "lms_admin", "0.2.0 made the definer own it");
 
-    c.batch_execute("ALTER EXTENSION webhook_emitter UPDATE").unwrap();
+    c.batch_execute("ALTER EXTENSION webhook_emitter UPDATE")
+        .unwrap();
     let (owner, secdef, definer): (String, bool, String) = c
         .query_one(
             "SELECT p.proowner::regrole::text, p.prosecdef, t.definer::text
@@ -276,7 +277,10 @@ fn upgrading_from_0_2_0_repairs_ownership_and_grants() {
         )
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .unwrap();
-    assert_eq!((owner.as_str(), secdef, definer.as_str()), ("postgres", false, "lms_admin"));
+    assert_eq!(
+        (owner.as_str(), secdef, definer.as_str()),
+        ("postgres", false, "lms_admin")
+    );
     let triggers: Vec<String> = c
         .query(
             "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'billing.invoices'::regclass",
