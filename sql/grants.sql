@@ -50,5 +50,25 @@ REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(t
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
     FROM webhook_admin;
 
+-- Every function runs with search_path = pg_catalog, pg_temp, whoever
+-- calls it with whatever path. Not needed (and not set) where the body is
+-- bound when the function is created: SQL-standard bodies (RETURN, BEGIN
+-- ATOMIC, which PostgreSQL can also inline, a SET clause would stop that)
+-- and the C functions, whose statements qualify every name and operator.
+DO $pin$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+         WHERE p.pronamespace IN ('webhook'::regnamespace, 'lms'::regnamespace)
+           AND l.lanname IN ('plpgsql', 'sql') AND p.prosqlbody IS NULL
+           AND NOT coalesce(p.proconfig::text[] @> ARRAY['search_path=pg_catalog, pg_temp'], false)
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END
+$pin$;
+
 -- Ask the launcher for this database's delivery worker (at commit).
 SELECT webhook.request_worker();

@@ -15,9 +15,11 @@ fn insert_group(c: &mut Client, name: &str) {
         .unwrap();
 }
 
+/// The error of the newest delivery that was attempted (the held ones of a
+/// disabled webhook never are).
 fn last_error(c: &mut Client) -> Option<String> {
     c.query_one(
-        "SELECT last_error FROM webhook.deliveries ORDER BY id DESC LIMIT 1",
+        "SELECT last_error FROM webhook.deliveries WHERE status <> 'held' ORDER BY id DESC LIMIT 1",
         &[],
     )
     .unwrap()

@@ -342,8 +342,11 @@ fn deleting_a_webhook_while_a_writer_queues_for_it_leaves_no_orphans_and_no_erro
         )
         .unwrap();
 
-    // 1. The writer queues first (and has not committed): the delete waits,
-    //    then removes what it queued.
+    // 1. The writer queues first (and has not committed): the delete does
+    //    not wait for it. The webhook stops at once (disabled, deletion
+    //    requested: the worker removes it, with what was queued for it,
+    //    after the writer; tests/e2e/tests/security.rs), and the writer's
+    //    commit succeeds.
     let mut writer = cluster.client_db("school");
     writer
         .batch_execute(
@@ -351,12 +354,17 @@ fn deleting_a_webhook_while_a_writer_queues_for_it_leaves_no_orphans_and_no_erro
         )
         .unwrap();
     let mut deleter = cluster.client_db("school");
-    let handle =
-        std::thread::spawn(move || deleter.batch_execute("SELECT webhook.delete_webhook(1)"));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(!handle.is_finished(), "the delete waits for the writer");
+    deleter
+        .batch_execute("SET statement_timeout = '5s'; SELECT webhook.delete_webhook(1)")
+        .unwrap();
     writer.batch_execute("COMMIT").unwrap();
-    handle.join().unwrap().unwrap();
+    assert_eq!(
+        count(
+            &mut setup,
+            "SELECT count(*) FROM webhook.webhooks WHERE id = 1 AND NOT enabled AND deletion_requested_at IS NOT NULL"
+        ),
+        1
+    );
 
     // 2. The delete comes first (not committed yet): the writer waits, then
     //    skips the deleted webhook without an error.
@@ -384,9 +392,18 @@ fn deleting_a_webhook_while_a_writer_queues_for_it_leaves_no_orphans_and_no_erro
         ),
         0
     );
+    // What the first writer queued for webhook 1 waits, unsent, for the
+    // worker to remove the webhook; nothing for webhook 2.
+    assert_eq!(
+        count(
+            &mut setup,
+            "SELECT count(*) FROM webhook.deliveries WHERE webhook_id = 1 AND status IN ('pending', 'held')"
+        ),
+        1
+    );
     assert_eq!(
         count(&mut setup, "SELECT count(*) FROM webhook.deliveries"),
-        0
+        1
     );
 }
 

@@ -75,10 +75,13 @@ fn the_documented_topics_are_definitions_and_the_reference_is_generated_from_the
     let missing = count(
         &mut c,
         "SELECT count(*) FROM webhook.topics t, unnest(t.operations) op
-          WHERE NOT EXISTS (SELECT FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid
+          WHERE NOT EXISTS (SELECT FROM pg_trigger g
                              WHERE g.tgrelid = t.source_table::regclass
                                AND g.tgname = webhook.topic_trigger_name(t.topic, op)
-                               AND p.proname = t.trigger_function
+                               AND g.tgfoid = 'webhook.emit_topic()'::regprocedure
+                               AND g.tgnargs = 1)
+             OR NOT EXISTS (SELECT FROM pg_proc p
+                             WHERE p.proname = t.trigger_function
                                AND p.pronamespace = 'webhook_triggers'::regnamespace)",
     );
     assert_eq!(missing, 0);
