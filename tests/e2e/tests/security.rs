@@ -545,14 +545,11 @@ fn templates_and_bodies_cannot_exhaust_memory() {
     assert_eq!(postmaster_started(&mut su), started, "the server restarted");
 }
 
-/// Finding 9: an application transaction that queued an event for a
-/// webhook (and holds its row FOR KEY SHARE until it ends) does not make
-/// the admin's changes wait, a forgotten prepared transaction neither.
-#[test]
-fn admin_changes_do_not_wait_for_application_transactions() {
-    let cluster = Cluster::start("max_prepared_transactions = 5");
-    let receiver = Receiver::start();
-    delegate(&cluster);
+/// Row events of billing.invoices for webhook `erp`, and an application
+/// transaction, left open, that queued one (it holds the webhook's row
+/// FOR KEY SHARE): the admin's session, the webhook's id, the writer's.
+fn writer_holding_a_webhook(cluster: &Cluster, receiver: &Receiver) -> (Client, i64, Client) {
+    delegate(cluster);
     let mut admin = cluster.client_as("lms_admin");
     admin
         .batch_execute("SELECT webhook.watch('billing.invoices', operations => '{insert}')")
@@ -567,6 +564,17 @@ fn admin_changes_do_not_wait_for_application_transactions() {
     let mut app = cluster.client_as("lms_app");
     app.batch_execute("BEGIN; INSERT INTO billing.invoices (amount) VALUES (1)")
         .unwrap();
+    (admin, id, app)
+}
+
+/// Finding 9: an application transaction that queued an event for a
+/// webhook (and holds its row FOR KEY SHARE until it ends) does not make
+/// the admin's changes wait, a forgotten prepared transaction neither.
+#[test]
+fn admin_changes_do_not_wait_for_application_transactions() {
+    let cluster = Cluster::start("max_prepared_transactions = 5");
+    let receiver = Receiver::start();
+    let (mut admin, id, mut app) = writer_holding_a_webhook(&cluster, &receiver);
     let mut su = cluster.client();
     su.batch_execute(
         "BEGIN; INSERT INTO billing.invoices (amount) VALUES (2); PREPARE TRANSACTION 'forgotten'",
@@ -596,21 +604,7 @@ fn admin_changes_do_not_wait_for_application_transactions() {
 fn deleting_a_webhook_does_not_wait_for_application_transactions() {
     let cluster = Cluster::start("webhook.retention = '8s'");
     let receiver = Receiver::start();
-    delegate(&cluster);
-    let mut admin = cluster.client_as("lms_admin");
-    admin
-        .batch_execute("SELECT webhook.watch('billing.invoices', operations => '{insert}')")
-        .unwrap();
-    let id: i64 = admin
-        .query_one(
-            "SELECT webhook.create_webhook('erp', $1, '{billing.invoices.insert}')",
-            &[&receiver.url("/erp")],
-        )
-        .unwrap()
-        .get(0);
-    let mut app = cluster.client_as("lms_app");
-    app.batch_execute("BEGIN; INSERT INTO billing.invoices (amount) VALUES (1)")
-        .unwrap();
+    let (mut admin, id, mut app) = writer_holding_a_webhook(&cluster, &receiver);
     admin.batch_execute("SET statement_timeout = '5s'").unwrap();
     admin
         .batch_execute(&format!("SELECT webhook.delete_webhook({id})"))
