@@ -324,7 +324,7 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
     )
     .unwrap();
     // The worker's session settings, as the worker plans the claim.
-    for (name, value) in crate::delivery::settings::SESSION_SETTINGS {
+    for (name, value) in crate::delivery::settings::session_settings() {
         let (name, value) = (name.to_string_lossy(), value.to_string_lossy());
         Spi::run_with_args(
             "SELECT pg_catalog.set_config($1, $2, true)",

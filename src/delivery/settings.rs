@@ -90,7 +90,10 @@ impl Settings {
 ///   owner's functions before `pg_catalog` (`evil.now()` run as a
 ///   superuser), timeouts or read-only defaults that would stall delivery,
 ///   date styles that change how timestamps are read back.
-pub(crate) const SESSION_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 11] = [
+pub(crate) const SESSION_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 12] = [
+    // A database owner can `ALTER DATABASE ... SET role`: the worker would
+    // run as that role (and fail to read the webhooks).
+    (c"role", c"none"),
     (c"synchronous_commit", c"off"),
     (c"jit", c"off"),
     (c"enable_sort", c"off"),
@@ -103,3 +106,18 @@ pub(crate) const SESSION_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 11] = [
     (c"DateStyle", c"ISO, MDY"),
     (c"IntervalStyle", c"postgres"),
 ];
+
+/// Session settings that exist from PostgreSQL 17 on.
+#[cfg(feature = "pg18")]
+pub(crate) const SESSION_SETTINGS_SINCE_17: [(&std::ffi::CStr, &std::ffi::CStr); 1] =
+    [(c"transaction_timeout", c"0")];
+#[cfg(not(feature = "pg18"))]
+pub(crate) const SESSION_SETTINGS_SINCE_17: [(&std::ffi::CStr, &std::ffi::CStr); 0] = [];
+
+/// Every setting the worker session pins, for this PostgreSQL major.
+pub(crate) fn session_settings(
+) -> impl Iterator<Item = (&'static std::ffi::CStr, &'static std::ffi::CStr)> {
+    SESSION_SETTINGS
+        .into_iter()
+        .chain(SESSION_SETTINGS_SINCE_17)
+}

@@ -262,6 +262,7 @@ fn a_database_owner_cannot_run_code_in_the_worker_or_stall_it() {
              END $$;
              ALTER DATABASE postgres SET search_path = evil, pg_catalog, public;
              ALTER DATABASE postgres SET statement_timeout = '1ms';
+             ALTER DATABASE postgres SET role = db_owner;
              ALTER DATABASE postgres SET default_transaction_read_only = on;",
         )
         .unwrap();
