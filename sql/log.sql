@@ -1,12 +1,14 @@
 -- webhook_emitter: the webhook list, delivery log views, replay.
 
 -- Secrets masked: what everyone (and the admin UI list) may read. The URL's
--- query string and userinfo and the extra header values may hold tokens.
+-- query string and userinfo, the extra header values and the body template
+-- may hold tokens.
 CREATE VIEW webhook.webhook_list AS
 SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_type,
        auth_username,
        CASE WHEN auth_password IS NULL THEN NULL ELSE '********' END AS auth_password,
-       body_template, enabled,
+       -- A template may hold a static credential (an API key in the body).
+       CASE WHEN body_template IS NULL THEN NULL ELSE '********' END AS body_template, enabled,
        CASE WHEN signing_secret IS NULL THEN NULL ELSE 'whsec_********' END AS signing_secret,
        (SELECT coalesce(jsonb_object_agg(h.name, '********'), '{}') FROM jsonb_each(headers) AS h(name, value))
            AS headers,
@@ -20,7 +22,7 @@ SELECT id, name, webhook.redact_url(url) AS url, description, topics, content_ty
        CASE WHEN oauth2_client_secret IS NULL THEN NULL ELSE '********' END AS oauth2_client_secret,
        oauth2_scope, filter
 FROM webhook.webhooks;
-COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, client keys, OAuth2 client secrets, header values and URL query strings masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap; filter = only events whose body contains it.';
+COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens, signing secrets, client keys, OAuth2 client secrets, header values, body templates and URL query strings masked; held = deliveries kept while disabled; previous_signing_secret_until = end of a rotation''s overlap; filter = only events whose body contains it.';
 
 -- AOM's "search endpoints by event".
 CREATE FUNCTION webhook.webhooks_for_topic(topic text) RETURNS SETOF webhook.webhook_list

@@ -102,23 +102,38 @@ BEGIN
 END
 $$;
 
--- The body of the generated trigger function of one definition.
+-- Whether a topic's condition goes into its triggers' WHEN clause: only a
+-- documented topic's (the extension's own text) or a superuser's.
+-- PostgreSQL evaluates WHEN as whoever writes the table, and parses it
+-- while the extension owner creates the trigger: any other condition is
+-- checked inside the generated function, which runs as the definer
+-- (webhook.emit_topic). For a commit topic that means at commit only, on
+-- the row as committed.
+CREATE FUNCTION webhook.condition_in_when(d webhook.topics) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT d.condition IS NOT NULL
+       AND (d.builtin OR coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.oid = d.definer), false))
+$$;
+
+-- The body of the generated trigger function of one definition. The
+-- builder is called by its oid (webhook.call_builder), never by name.
 CREATE FUNCTION webhook.topic_trigger_source(d webhook.topics) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    call text;
     key_type text;
     enqueue text;
     -- The table as the catalog names it; before it exists (a restore of a
     -- documented topic), the stored name parsed and quoted part by part.
     rel text := coalesce(to_regclass(d.source_table)::text,
                          (SELECT string_agg(quote_ident(p), '.') FROM unnest(parse_ident(d.source_table)) p));
+    -- A condition not in the triggers' WHEN clause is checked here first.
+    check_condition text := CASE WHEN d.condition IS NOT NULL AND NOT webhook.condition_in_when(d)
+                                 THEN format(E'    IF NOT coalesce((%s), false) THEN\n        RETURN %s;\n    END IF;\n',
+                                             d.condition, CASE WHEN d.timing = 'before_delete' THEN 'OLD' ELSE 'NULL' END)
+                                 ELSE '' END;
 BEGIN
     IF d.builder IS NOT NULL THEN
-        SELECT format('%I.%I', n.nspname, p.proname), format_type(p.proargtypes[0], NULL)
-          INTO call, key_type
-          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE p.oid = d.builder;
+        SELECT format_type(p.proargtypes[0], NULL) INTO key_type FROM pg_proc p WHERE p.oid = d.builder;
     END IF;
     enqueue := format(E'    IF body IS NOT NULL THEN\n        PERFORM webhook.enqueue(%L, body);\n    END IF;\n', d.topic);
     RETURN format(E'\n-- Generated from webhook.topics (topic %s); redefine the topic to change it.\n', d.topic)
@@ -133,18 +148,20 @@ BEGIN
                           || E'    IF NOT FOUND OR NOT coalesce((%s), false) THEN\n        RETURN NULL;\n    END IF;\n',
                           rel, d.key_column, d.key_column, d.condition)
                ELSE '' END
-               || format(E'    body := %s(NEW.%I::%s)::json;\n', call, d.key_column, key_type)
+               || format(E'    body := webhook.call_builder(%L, NEW.%I::%s);\n', d.topic, d.key_column, key_type)
                || enqueue || E'    RETURN NULL;\n'
            WHEN 'before_delete' THEN
-               format(E'    body := %s(OLD.%I::%s)::json;\n', call, d.key_column, key_type)
+               check_condition
+               || format(E'    body := webhook.call_builder(%L, OLD.%I::%s);\n', d.topic, d.key_column, key_type)
                || enqueue || E'    RETURN OLD;\n'
            WHEN 'statement' THEN
                format(E'    keys := ARRAY(SELECT r.%I FROM webhook_rows r ORDER BY 1);\n', d.key_column)
                || E'    IF cardinality(keys) = 0 THEN\n        RETURN NULL;\n    END IF;\n'
-               || format(E'    body := %s(keys)::json;\n', call)
+               || format(E'    body := webhook.call_builder(%L, keys);\n', d.topic)
                || enqueue || E'    RETURN NULL;\n'
            ELSE -- row
-               format(E'    body := webhook.row_event_body(%L, TG_TABLE_SCHEMA, TG_TABLE_NAME, %s, %s, %L);\n',
+               check_condition
+               || format(E'    body := webhook.row_event_body(%L, TG_TABLE_SCHEMA, TG_TABLE_NAME, %s, %s, %L);\n',
                       d.operations[1],
                       CASE WHEN d.operations[1] = 'delete' THEN 'NULL' ELSE 'row_to_json(NEW)' END,
                       CASE WHEN d.operations[1] = 'insert' THEN 'NULL' ELSE 'row_to_json(OLD)' END,
@@ -197,7 +214,7 @@ BEGIN
         RETURN;
     END IF;
     FOREACH op IN ARRAY d.operations LOOP
-        when_clause := d.condition;
+        when_clause := CASE WHEN webhook.condition_in_when(d) THEN d.condition END;
         IF op = 'update' AND d.timing IN ('commit', 'row') THEN
             -- An UPDATE that changes nothing (or none of the columns) emits nothing.
             changed := CASE WHEN d.columns IS NULL THEN 'OLD.* IS DISTINCT FROM NEW.*'
@@ -257,55 +274,35 @@ BEGIN
 END
 $$;
 
--- What a topic's trigger conditions call that they may not: the WHEN
--- condition runs as whoever writes the table, so it may call only
--- functions and operators a superuser owns (built-in or from an installed
--- extension) that are not volatile, and no domain of another role. NULL
--- when there is nothing of the kind (or no trigger).
-CREATE FUNCTION webhook.condition_unsafe_calls(topic text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
+-- A definition's condition, checked as the caller (who becomes its
+-- definer) before anything is made as the extension owner: a boolean
+-- expression over NEW (insert, update) and OLD (update, delete) that the
+-- caller may evaluate (SELECT on what it reads). Nothing is evaluated.
+CREATE FUNCTION webhook.check_condition(definition json) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    d webhook.topics;
-    triggers oid[];
-    found text;
+    rel regclass := to_regclass(definition ->> 'source_table');
+    condition text := definition ->> 'condition';
+    op text;
 BEGIN
-    SELECT * INTO d FROM webhook.topics c WHERE c.topic = topic;
-    SELECT array_agg(g.oid) INTO triggers
-      FROM pg_trigger g
-     WHERE g.tgrelid = to_regclass(d.source_table)
-       AND g.tgname IN (SELECT webhook.topic_trigger_name(d.topic, o) FROM unnest(d.operations) o);
-    SELECT string_agg(DISTINCT u.what, ', ') INTO found
-      FROM pg_depend x
-      CROSS JOIN LATERAL (
-          SELECT f.oid::regprocedure::text AS what
-            FROM pg_proc f
-           WHERE f.oid = CASE x.refclassid
-                         WHEN 'pg_proc'::regclass THEN x.refobjid
-                         WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = x.refobjid)
-                         END
-             AND f.oid <> ALL (ARRAY['webhook.topic_wanted(text)'::regprocedure, 'webhook.emit_topic()'::regprocedure]::oid[])
-             AND (f.provolatile = 'v' OR NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = f.proowner))
-          UNION ALL
-          SELECT format('type %s', t.oid::regtype)
-            FROM pg_type t
-           WHERE x.refclassid = 'pg_type'::regclass AND t.oid = x.refobjid AND t.typtype = 'd'
-             AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = t.typowner)
-      ) u
-     WHERE x.classid = 'pg_trigger'::regclass AND x.objid = ANY (triggers);
-    -- Built-in functions are pinned (not in pg_depend): their volatility
-    -- is read off the conditions themselves.
-    IF found IS NULL AND EXISTS (SELECT FROM unnest(triggers) g WHERE webhook.trigger_condition_is_volatile(g)) THEN
-        found := 'a volatile function';
+    IF condition IS NULL OR rel IS NULL OR length(condition) > 2000 THEN
+        RETURN;  -- save_topic names what is wrong
     END IF;
-    RETURN found;
+    FOR op IN SELECT json_array_elements_text(definition -> 'operations') LOOP
+        BEGIN
+            EXECUTE format('SELECT (%s)::boolean FROM %s LIMIT 0', condition,
+                           CASE op WHEN 'insert' THEN format('%s AS "new"', rel)
+                                   WHEN 'delete' THEN format('%s AS "old"', rel)
+                                   ELSE format('%s AS "new" CROSS JOIN %s AS "old"', rel, rel) END);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION USING ERRCODE = SQLSTATE,
+                MESSAGE = format('condition: %s (on %s)', SQLERRM, op),
+                HINT = 'The condition is a boolean expression over NEW.column for insert and update, OLD.column for update and delete.';
+        END;
+    END LOOP;
 END
 $$;
 
--- Validates a definition, stores it and generates its trigger function and
--- triggers; on replace, the old ones are removed first. All or nothing.
--- documented: a topic shipped with the extension, whose table may not exist
--- yet (a restore), keyed by d.key_column.
 -- definer_role: whose rights the topic's code runs with (the caller of
 -- webhook.change_topic; the extension owner for the documented topics).
 -- Runs as the extension owner: what the definer may do is checked here.
@@ -322,7 +319,6 @@ DECLARE
     op text;
     c text;
     b record;
-    unsafe_calls text;
 BEGIN
     d.definer := coalesce(definer_role, current_user::regrole);
     IF d.topic IS NULL OR d.topic !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$' OR length(d.topic) > 60 THEN
@@ -371,6 +367,22 @@ BEGIN
         END IF;
     END IF;
 
+    -- A superuser's topic runs its code as a superuser over this table: a
+    -- role that owns the table or its schema could put its own code there
+    -- (a view in place of a table the builder reads).
+    -- (A schema owned by pg_database_owner, like public, is the database
+    -- owner's.)
+    IF rel IS NOT NULL AND (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = d.definer) AND EXISTS (
+            SELECT FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
+             CROSS JOIN LATERAL (VALUES (k.relowner),
+                 (CASE WHEN n.nspowner = 'pg_database_owner'::regrole
+                       THEN (SELECT db.datdba FROM pg_database db WHERE db.datname = current_database())
+                       ELSE n.nspowner END)) o (owner)
+             WHERE k.oid = rel AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = o.owner)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('source_table: %s or its schema belongs to a role that is not a superuser, which could change what this topic runs as superuser %s', rel, d.definer),
+            HINT = 'Define the topic as a role without superuser (a webhook_admin member with TRIGGER and SELECT on the tables its builder reads).';
+    END IF;
     -- What the definer may do: triggers on the table (and on the one a
     -- replaced definition leaves); reading the rows its body carries.
     IF rel IS NOT NULL AND NOT has_table_privilege(d.definer, rel, 'TRIGGER') THEN
@@ -481,6 +493,14 @@ BEGIN
                                      CASE WHEN d.timing = 'statement' THEN ' (an array of keys per statement)' ELSE '' END);
             END IF;
         END IF;
+        -- Whoever owns the builder can change what it runs: the definer
+        -- itself, or a superuser.
+        IF NOT EXISTS (SELECT FROM pg_proc p JOIN pg_roles o ON o.oid = p.proowner
+                        WHERE p.oid = d.builder AND (o.rolsuper OR p.proowner = d.definer)) THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('builder: %s belongs to %s, who could change what it runs as %s; the builder must be the definer''s own (or a superuser''s)',
+                                 d.builder, (SELECT p.proowner::regrole FROM pg_proc p WHERE p.oid = d.builder), d.definer);
+        END IF;
         IF NOT has_function_privilege(d.definer, d.builder, 'EXECUTE') THEN
             RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
                 MESSAGE = format('builder: %s may not execute %s; the trigger runs the builder with the definer''s rights', d.definer, d.builder);
@@ -529,15 +549,6 @@ BEGIN
                 MESSAGE = format('source_table: %s (%s)', SQLERRM, d.source_table),
                 HINT = 'Defining a topic creates triggers on the table: that needs its owner or the TRIGGER privilege.';
     END;
-    -- The WHEN condition runs as whoever writes the table.
-    IF d.condition IS NOT NULL AND rel IS NOT NULL THEN
-        unsafe_calls := webhook.condition_unsafe_calls(d.topic);
-        IF unsafe_calls IS NOT NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-                MESSAGE = format('condition: may not use %s; it runs as whoever writes %s, so it may call only non-volatile functions and operators owned by a superuser (built-in or from an installed extension)', unsafe_calls, rel),
-                HINT = 'Move the test into the builder (it runs with your rights and may return NULL to send nothing).';
-        END IF;
-    END IF;
     RETURN d;
 END
 $$;

@@ -26,14 +26,15 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CStr;
 
-/// The topic's definer and generated function, when both are sound: the
-/// function is the extension owner's and not `SECURITY DEFINER`, and the
-/// definer still exists. Every operator is qualified: the writer's
+/// The topic's definer, generated function and builder, when all are
+/// sound: the function is the extension owner's and not `SECURITY
+/// DEFINER`, the definer still exists, and the builder (if any) belongs to
+/// the definer or a superuser (anyone else could replace its body). Every operator is qualified: the writer's
 /// `search_path` must not choose them. The writer has no USAGE on schema
 /// `webhook_triggers`, so the function is found in `pg_proc`, not by
 /// `to_regprocedure` (which would check it).
 const TOPIC_TARGET: &CStr = c"
-SELECT t.definer::pg_catalog.oid, p.oid
+SELECT t.definer::pg_catalog.oid, p.oid, t.builder::pg_catalog.oid
   FROM webhook.topics t
   JOIN pg_catalog.pg_proc p
     ON p.proname OPERATOR(pg_catalog.=) t.trigger_function
@@ -45,13 +46,18 @@ SELECT t.definer::pg_catalog.oid, p.oid
    AND p.proowner OPERATOR(pg_catalog.=) (SELECT e.extowner FROM pg_catalog.pg_extension e
                                            WHERE e.extname OPERATOR(pg_catalog.=) 'webhook_emitter')
    AND EXISTS (SELECT FROM pg_catalog.pg_roles r
-                WHERE r.oid OPERATOR(pg_catalog.=) t.definer::pg_catalog.oid)";
+                WHERE r.oid OPERATOR(pg_catalog.=) t.definer::pg_catalog.oid)
+   AND (t.builder IS NULL OR EXISTS (
+        SELECT FROM pg_catalog.pg_proc b JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) b.proowner
+         WHERE b.oid OPERATOR(pg_catalog.=) t.builder::pg_catalog.oid
+           AND (o.rolsuper OR b.proowner OPERATOR(pg_catalog.=) t.definer::pg_catalog.oid)))";
 
 /// What `emit_topic` runs for a topic, and as whom.
 #[derive(Clone, Copy)]
 struct Target {
     definer: pg_sys::Oid,
     function: pg_sys::Oid,
+    builder: Option<pg_sys::Oid>,
 }
 
 /// Targets as they were when `generation` was current (bounded by
@@ -115,20 +121,79 @@ pub unsafe extern "C-unwind" fn emit_topic(fcinfo: pg_sys::FunctionCallInfo) -> 
     (*call).context = context;
     (*call).nargs = 0;
 
-    // As fmgr_security_definer does: an error leaves the switched user id
-    // to the (sub)transaction abort, which restores the caller's.
+    // As PostgreSQL runs a table owner's index expressions: as the definer,
+    // in a security-restricted operation (no SET ROLE, no temporary
+    // objects left for the writer's session to run later), and with every
+    // setting it changes undone on return, even a non-LOCAL set_config()
+    // that would otherwise outlive the call (a search_path for the writer).
+    // An error leaves both to the (sub)transaction abort.
     let mut caller = pg_sys::InvalidOid;
     let mut sec_context = 0;
     pg_sys::GetUserIdAndSecContext(&mut caller, &mut sec_context);
     pg_sys::SetUserIdAndSecContext(
         target.definer,
-        sec_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        sec_context
+            | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+            | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
     );
+    let guc_level = pg_sys::NewGUCNestLevel();
     let result = pg_sys::ffi::pg_guard_ffi_boundary(|| call_function(call));
+    pg_sys::AtEOXact_GUC(false, guc_level);
     pg_sys::SetUserIdAndSecContext(caller, sec_context);
     (*fcinfo).isnull = (*call).isnull;
     pg_sys::pfree(call.cast());
     result
+}
+
+/// `webhook.call_builder(topic, key)`: the topic's builder called with
+/// `key`, by the oid `webhook.topics` holds, never by name: a function
+/// made later under the same name (by whoever may create in its schema)
+/// is not the one the definer chose. The generated functions call it (as
+/// the definer, inside `emit_topic`). Returns the body as json text, NULL
+/// when the builder returns NULL (nothing is sent).
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION webhook.call_builder(topic text, key anyelement) RETURNS json\nLANGUAGE c /* Rust */\nAS 'MODULE_PATHNAME', 'call_builder_wrapper';"
+)]
+fn call_builder(topic: &str, key: pgrx::AnyElement) -> Option<String> {
+    let Some(builder) = target_of(topic).builder else {
+        WebhookError::invalid("topic", format!("{topic} has no builder")).raise()
+    };
+    // SAFETY: a one-argument call through the function manager, as
+    // OidFunctionCall1 makes it, but allowing a NULL result; the result is
+    // copied out as text before the call's memory may go.
+    unsafe {
+        let mut flinfo: pg_sys::FmgrInfo = std::mem::zeroed();
+        pg_sys::fmgr_info(builder, &mut flinfo);
+        let Some(function) = flinfo.fn_addr else {
+            WebhookError::Internal(format!("the builder of topic {topic} has no entry point"))
+                .raise()
+        };
+        let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+            + std::mem::size_of::<pg_sys::NullableDatum>();
+        let call = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
+        (*call).flinfo = &mut flinfo;
+        (*call).nargs = 1;
+        (*call).fncollation = pg_sys::get_typcollation(key.oid());
+        let args = (*call).args.as_mut_slice(1);
+        args[0].value = key.datum();
+        args[0].isnull = false;
+        let result = pg_sys::ffi::pg_guard_ffi_boundary(|| function(call));
+        if (*call).isnull {
+            return None;
+        }
+        // json or jsonb (define_topic checks): their text, as ::json made it.
+        let mut output = pg_sys::InvalidOid;
+        let mut varlena = false;
+        pg_sys::getTypeOutputInfo(pg_sys::get_func_rettype(builder), &mut output, &mut varlena);
+        let text = pg_sys::OidOutputFunctionCall(output, result);
+        Some(
+            std::ffi::CStr::from_ptr(text)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
 }
 
 /// The topic's target, from the per-backend cache (see `wanted.rs` for the
@@ -189,6 +254,7 @@ fn load_target(topic: &str, read_as: ReadAs) -> Target {
             Some(Target {
                 definer: oid(1)?,
                 function: oid(2)?,
+                builder: oid(3),
             })
         }
     });
@@ -234,6 +300,14 @@ fn change_topic(change: &str, definition: pgrx::Json, replace: Option<bool>) -> 
             "permission denied: defining, changing or dropping topics needs membership in webhook_admin"
         );
     }
+    // The condition is parsed as the caller, never as the extension owner.
+    if change == "save" {
+        Spi::run_with_args(
+            "SELECT webhook.check_condition($1)",
+            &[pgrx::Json(definition.0.clone()).into()],
+        )
+        .unwrap_or_else(|e| WebhookError::from(e).raise());
+    }
     let owner = extension_owner();
     as_role(owner, || {
         Spi::get_one_with_args::<pgrx::Json>(
@@ -278,27 +352,4 @@ fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     let result = f();
     unsafe { pg_sys::SetUserIdAndSecContext(caller, sec_context) };
     result
-}
-
-/// True when the WHEN condition of trigger `trigger` calls a volatile
-/// function. Built-in functions are pinned, so `pg_depend` does not list
-/// them; the condition's expression tree is walked instead.
-#[pg_extern(stable, parallel_safe)]
-fn trigger_condition_is_volatile(trigger: pg_sys::Oid) -> bool {
-    let qual = Spi::get_one_with_args::<String>(
-        "SELECT g.tgqual::pg_catalog.text FROM pg_catalog.pg_trigger g WHERE g.oid OPERATOR(pg_catalog.=) $1",
-        &[trigger.into()],
-    );
-    let Ok(Some(qual)) = qual else {
-        return false;
-    };
-    let Ok(qual) = std::ffi::CString::new(qual) else {
-        return true;
-    };
-    // SAFETY: the text is a node tree PostgreSQL stored (pg_node_tree);
-    // the walker only reads the tree it returns.
-    unsafe {
-        let node = pg_sys::stringToNode(qual.as_ptr()) as *mut pg_sys::Node;
-        pg_sys::contain_volatile_functions(node)
-    }
 }

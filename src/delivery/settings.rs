@@ -121,3 +121,27 @@ pub(crate) fn session_settings(
         .into_iter()
         .chain(SESSION_SETTINGS_SINCE_17)
 }
+
+/// The worker connects as the bootstrap superuser, but a database owner's
+/// `ALTER DATABASE ... SET session_authorization` is applied at connection
+/// (the worker would be that role, and fail to read the queue): set it
+/// back, in a transaction since the role is looked up. Then `role` and the
+/// rest of [`session_settings`] apply.
+pub(crate) fn restore_session_user() {
+    pgrx::bgworkers::BackgroundWorker::transaction(|| {
+        // SAFETY: catalog lookup and GUC assignment inside a transaction,
+        // on the worker's main thread.
+        unsafe {
+            let name = pgrx::pg_sys::GetUserNameFromId(
+                pgrx::pg_sys::Oid::from(pgrx::pg_sys::BOOTSTRAP_SUPERUSERID),
+                false,
+            );
+            pgrx::pg_sys::SetConfigOption(
+                c"session_authorization".as_ptr(),
+                name,
+                pgrx::pg_sys::GucContext::PGC_SUSET,
+                pgrx::pg_sys::GucSource::PGC_S_SESSION,
+            );
+        }
+    });
+}

@@ -480,6 +480,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     if !wakeup::publish_worker(slot) {
         return; // its database is being dropped or copied
     }
+    super::settings::restore_session_user();
     for (name, value) in super::settings::session_settings() {
         unsafe {
             pg_sys::SetConfigOption(

@@ -172,31 +172,40 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
     assert_eq!(built_by, ["lms_admin", "lms_admin"]);
     assert!(!is_superuser(&mut su, "lms_admin"));
 
-    // A condition may not call the admin's own code (it runs as the writer).
-    admin
-        .batch_execute("CREATE FUNCTION billing.always(int) RETURNS boolean LANGUAGE sql STABLE AS 'SELECT true'")
-        .unwrap();
-    for condition in ["billing.always(NEW.amount)", "random() < 2"] {
-        let err = error_of(
-            &mut admin,
-            &format!(
-                "SELECT webhook.define_topic('invoice.big', 'billing.invoices', 'billing.invoice_body(bigint)',
-                     condition => '{}', sample_body => '{{\"id\": 1}}')",
-                condition.replace('\'', "''")
-            ),
-        );
-        assert!(
-            err.starts_with("condition: may not use"),
-            "{condition}: {err}"
-        );
-    }
+    // A condition is the definer's code too: it runs as the admin, never as
+    // the writer, a superuser's write included; and it is never pasted into
+    // anything the extension owner runs (finding 1 of the review: SQL
+    // after a closing parenthesis).
     admin
         .batch_execute(
-            "SELECT webhook.define_topic('invoice.big', 'billing.invoices', 'billing.invoice_body(bigint)',
-                 condition => 'NEW.amount > 100 AND lower(NEW.note) IS DISTINCT FROM ''test''',
-                 sample_body => '{\"id\": 1}')",
+            "CREATE TABLE billing.calls (who text);
+             CREATE FUNCTION billing.note_caller(amount int) RETURNS boolean LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO billing.calls VALUES (current_user); RETURN amount > 100; END $$;
+             SELECT webhook.define_topic('invoice.big', 'billing.invoices', 'billing.invoice_body(bigint)',
+                 condition => 'billing.note_caller(NEW.amount)', sample_body => '{\"id\": 1}');",
         )
         .unwrap();
+    admin
+        .batch_execute("SELECT webhook.update_webhook((SELECT id FROM webhook.webhooks WHERE name = 'erp'), topics => '{invoice.created,invoice.big,public.payroll.insert}')")
+        .unwrap();
+    app.batch_execute("INSERT INTO billing.invoices (amount) VALUES (500)")
+        .unwrap();
+    su.batch_execute("INSERT INTO billing.invoices (amount) VALUES (600)")
+        .unwrap();
+    let callers: Vec<String> = su
+        .query("SELECT who FROM billing.calls", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(callers, ["lms_admin", "lms_admin"]);
+    let err = error_of(
+        &mut admin,
+        "SELECT webhook.watch('billing.invoices', '{insert}', condition =>
+             $c$true)) EXECUTE FUNCTION webhook.emit_topic('x'); ALTER ROLE lms_admin SUPERUSER; --$c$)",
+    );
+    assert!(err.starts_with("condition: syntax error"), "{err}");
+    assert!(!is_superuser(&mut su, "lms_admin"));
     // Nothing on a table it may not trigger on, nor rows it may not read.
     let err = error_of(
         &mut admin,
@@ -219,7 +228,8 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
     // Dropping and rebinding what it defined.
     admin
         .batch_execute(
-            "SELECT webhook.drop_topic('invoice.big');
+            "SELECT webhook.update_webhook((SELECT id FROM webhook.webhooks WHERE name = 'erp'), topics => '{invoice.created,public.payroll.insert}');
+             SELECT webhook.drop_topic('invoice.big');
              SELECT webhook.define_topic('invoice.created', 'billing.invoices', 'billing.invoice_body(bigint)',
                  operations => '{insert,update}', replace => true);",
         )
@@ -229,6 +239,106 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
         "SELECT webhook.define_topic('x', 'billing.invoices', 'billing.invoice_body(bigint)')",
     );
     assert!(err.contains("permission denied"), "{err}");
+}
+
+/// Review findings: what the definer's code leaves behind, and builders
+/// that someone else could swap. A builder cannot change the writer's
+/// session (a non-LOCAL set_config is undone, temporary objects are
+/// refused); the builder is called by the oid the definer chose, so a
+/// function made later under its name never runs; a builder must be the
+/// definer's own; a superuser's topic is refused on a table a lesser role
+/// owns, and CREATE EXTENSION over an `lms` schema such a role made.
+#[test]
+fn a_definers_code_cannot_reach_the_writers_session_or_be_swapped() {
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    delegate(&cluster);
+    let mut su = cluster.client();
+    let mut admin = cluster.client_as("lms_admin");
+    admin
+        .batch_execute(
+            "CREATE FUNCTION billing.sneaky_body(bigint) RETURNS json LANGUAGE plpgsql AS $$
+             BEGIN
+                 PERFORM set_config('search_path', 'billing, pg_catalog', false);
+                 RETURN json_build_object('id', $1);
+             END $$;
+             SELECT webhook.define_topic('invoice.created', 'billing.invoices', 'billing.sneaky_body(bigint)',
+                 sample_body => '{\"id\": 1}');",
+        )
+        .unwrap();
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('erp', $1, '{invoice.created}')",
+            &[&receiver.url("/erp")],
+        )
+        .unwrap();
+    su.batch_execute("SET search_path = public; INSERT INTO billing.invoices (amount) VALUES (1)")
+        .unwrap();
+    let path: String = su.query_one("SHOW search_path", &[]).unwrap().get(0);
+    assert_eq!(path, "public");
+    receiver.wait_for(1, Duration::from_secs(20));
+
+    // Swapped: dropped and made again under the same name (as the owner of
+    // its schema could): the new function never runs, the write says why.
+    admin
+        .batch_execute(
+            "DROP FUNCTION billing.sneaky_body(bigint);
+             CREATE TABLE billing.ran (x int);
+             CREATE FUNCTION billing.sneaky_body(bigint) RETURNS json LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO billing.ran VALUES (1); RETURN '{}'; END $$;",
+        )
+        .unwrap();
+    let mut app = cluster.client_as("lms_app");
+    let err = error_of(&mut app, "INSERT INTO billing.invoices (amount) VALUES (2)");
+    assert!(err.contains("invoice.created"), "{err}");
+    let ran: i64 = su
+        .query_one("SELECT count(*) FROM billing.ran", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(ran, 0);
+
+    // A builder that is not the definer's own (its owner could change it).
+    su.batch_execute(
+        "CREATE ROLE other NOLOGIN;
+         CREATE FUNCTION public.others_body(bigint) RETURNS json LANGUAGE sql AS $$ SELECT '{}'::json $$;
+         ALTER FUNCTION public.others_body(bigint) OWNER TO other;",
+    )
+    .unwrap();
+    let err = error_of(
+        &mut admin,
+        "SELECT webhook.define_topic('invoice.created', 'billing.invoices', 'public.others_body(bigint)', replace => true)",
+    );
+    assert!(err.contains("belongs to other"), "{err}");
+    // A superuser's topic over a table a lesser role owns.
+    let err = error_of(
+        &mut su,
+        "SELECT webhook.define_topic('invoice.created', 'billing.invoices', 'billing.invoice_body(bigint)', replace => true)",
+    );
+    assert!(
+        err.contains("belongs to a role that is not a superuser"),
+        "{err}"
+    );
+
+    // An lms schema a database owner made before CREATE EXTENSION.
+    su.batch_execute("CREATE DATABASE shop OWNER lms_admin;")
+        .unwrap();
+    let conn = format!(
+        "host=127.0.0.1 port={} user=lms_admin dbname=shop",
+        cluster.port
+    );
+    let mut owner = Client::connect(&conn, postgres::NoTls).unwrap();
+    owner
+        .batch_execute(
+            "CREATE SCHEMA lms;
+             CREATE TABLE lms.users (id bigserial PRIMARY KEY, first_name text, last_name text, email text);",
+        )
+        .unwrap();
+    let mut shop = cluster.client_db("shop");
+    let err = error_of(&mut shop, "CREATE EXTENSION webhook_emitter");
+    assert!(
+        err.contains("lms.users or its schema belongs to a role that is not a superuser"),
+        "{err}"
+    );
 }
 
 /// Finding 3: the database owner's search_path and timeouts do not reach
@@ -263,6 +373,7 @@ fn a_database_owner_cannot_run_code_in_the_worker_or_stall_it() {
              ALTER DATABASE postgres SET search_path = evil, pg_catalog, public;
              ALTER DATABASE postgres SET statement_timeout = '1ms';
              ALTER DATABASE postgres SET role = db_owner;
+             ALTER DATABASE postgres SET session_authorization = db_owner;
              ALTER DATABASE postgres SET default_transaction_read_only = on;",
         )
         .unwrap();
@@ -355,7 +466,8 @@ fn secrets_and_bodies_stay_out_of_what_public_reads() {
         .unwrap();
     admin
         .execute(
-            "SELECT webhook.create_webhook('bearer', $1, '{group.created}', bearer_token => 'CANARYBEARER')",
+            "SELECT webhook.create_webhook('bearer', $1, '{group.created}', bearer_token => 'CANARYBEARER',
+                 body_template => '{\"api_key\": \"CANARYTEMPLATE\", \"group\": \"{{payload.group_name}}\"}')",
             &[&receiver.url("/bearer")],
         )
         .unwrap();

@@ -421,7 +421,7 @@ fn bad_definitions_are_refused_naming_the_field_and_change_nothing() {
         (format!("'note.created', 'public.notes', 'public.note_body(integer)', columns => '{{status}}', {sample}"), "columns: names the columns whose change fires an update"),
         (format!("'note.created', 'public.notes', 'public.note_body(integer)', operations => '{{update}}', columns => '{{nope}}', {sample}"), "columns: 'nope' is not a column of public.notes"),
         (format!("'note.created', 'public.notes', 'public.note_body(integer)', condition => 'NEW.nope = 1', {sample}"), "condition: column new.nope does not exist"),
-        (format!("'note.created', 'public.notes', 'public.note_body(integer)', condition => 'OLD.status = ''x''', {sample}"), "condition: INSERT trigger's WHEN condition cannot reference OLD values"),
+        (format!("'note.created', 'public.notes', 'public.note_body(integer)', condition => 'OLD.status = ''x''', {sample}"), "condition: missing FROM-clause entry for table \"old\" (on insert)"),
         (format!("'note.created', 'public.notes', 'public.note_body(integer)', timing => 'later', {sample}"), "timing: 'later' is not supported"),
         ("'note.created', 'public.notes', 'public.note_body(integer)'".to_owned(), "sample_body: required"),
         (format!("'user.created', 'public.notes', 'public.note_body(integer)', {sample}"), "topic: 'user.created' is already defined"),
