@@ -10,11 +10,12 @@
 --                   hand out the request's credentials), no changes.
 --   webhook_admin : the management API: webhooks (the full table, secrets
 --                   included), events, Send Test, redeliver and replay,
---                   settings, defining topics. It never writes the topic
---                   catalog or creates in webhook_triggers itself: the
---                   definition functions do, as the extension owner
---                   (webhook.change_topic). The queue tables change only
---                   through the API's SECURITY DEFINER functions.
+--                   settings, defining topics. It reads the tables and
+--                   writes none itself: webhooks, settings and the queue
+--                   change through the API's SECURITY DEFINER functions,
+--                   the topic catalog and webhook_triggers through the
+--                   definition functions, as the extension owner
+--                   (webhook.change_topic).
 -- LMS application roles need nothing here: the generated triggers run the
 -- topic's code as its definer (webhook.emit_topic), and webhook.enqueue is
 -- SECURITY DEFINER.
@@ -36,8 +37,9 @@ GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted
     webhook.redact_url(text), webhook.metrics(), webhook.latency_buckets(),
     webhook.prometheus_label(text) TO PUBLIC;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.webhooks TO webhook_admin;
-GRANT SELECT, UPDATE ON webhook.settings TO webhook_admin;
+-- Read only: with UPDATE or DELETE it could LOCK the table, which every
+-- writer and the worker read (the API's functions are SECURITY DEFINER).
+GRANT SELECT ON webhook.webhooks, webhook.settings TO webhook_admin;
 GRANT SELECT ON webhook.events, webhook.deliveries, webhook.attempts TO webhook_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
 -- The internals of topic definitions run as the extension owner only; the

@@ -343,6 +343,9 @@ CREATE TRIGGER validate_webhook BEFORE INSERT OR UPDATE ON webhook.webhooks
     FOR EACH ROW EXECUTE FUNCTION webhook.validate_webhook();
 
 -- Management API -----------------------------------------------------------
+-- SECURITY DEFINER: webhook_admin reads webhook.webhooks but writes it only
+-- through these functions (table privileges would also let it lock the
+-- table, and every writer and the worker read it).
 
 CREATE FUNCTION webhook.create_webhook(
     name text,
@@ -370,7 +373,7 @@ CREATE FUNCTION webhook.create_webhook(
     oauth2_scope text DEFAULT NULL,
     filter jsonb DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     new_id bigint;
@@ -431,7 +434,7 @@ CREATE FUNCTION webhook.update_webhook(
     filter jsonb DEFAULT NULL,
     clear_filter boolean DEFAULT false
 ) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     overlap interval := coalesce(rotation_overlap, interval '0');
@@ -509,7 +512,7 @@ COMMENT ON FUNCTION webhook.update_webhook IS 'Change only the given settings of
 -- (a forgotten prepared transaction). Then the webhook is disabled, its
 -- name freed, and the worker deletes it once those writers are done.
 CREATE FUNCTION webhook.delete_webhook(id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 BEGIN
     BEGIN
@@ -555,7 +558,7 @@ $$;
 COMMENT ON FUNCTION webhook.enable_webhook IS 'Enable a webhook; its held deliveries go out oldest first (or are dropped with discard_held => true). Returns how many were held.';
 
 CREATE FUNCTION webhook.disable_webhook(id bigint, reason text DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 BEGIN
     UPDATE webhook.webhooks w SET enabled = false,
@@ -568,14 +571,14 @@ END
 $$;
 
 CREATE FUNCTION webhook.set_enabled(enabled boolean) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     UPDATE webhook.settings SET enabled = coalesce(set_enabled.enabled, false), updated_at = now();
 END;
 COMMENT ON FUNCTION webhook.set_enabled IS 'The global switch: when off, nothing is queued.';
 
 CREATE FUNCTION webhook.set_tenant_id(tenant_id text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 BEGIN
     IF tenant_id IS NULL OR tenant_id = '' OR length(tenant_id) > 200 THEN

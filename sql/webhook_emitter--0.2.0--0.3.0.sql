@@ -751,7 +751,7 @@ COMMENT ON VIEW webhook.webhook_list IS 'Webhooks with passwords, bearer tokens,
 -- (a forgotten prepared transaction). Then the webhook is disabled, its
 -- name freed, and the worker deletes it once those writers are done.
 CREATE OR REPLACE FUNCTION webhook.delete_webhook(id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 BEGIN
     BEGIN
@@ -911,6 +911,14 @@ $$;
 -- The API functions that change the queue (webhook_admin reads it only),
 -- and webhook.enqueue, which the generated functions call as the definer.
 ALTER FUNCTION webhook.enable_webhook(bigint, boolean) SECURITY DEFINER;
+ALTER FUNCTION webhook.create_webhook(text, text, text[], text, text, text, text, text, boolean, text, boolean, jsonb,
+    integer, text, integer, text, text, text, text, text, text, text, text, jsonb) SECURITY DEFINER;
+ALTER FUNCTION webhook.update_webhook(bigint, text, text, text[], text, text, text, text, text, boolean, text, jsonb,
+    integer, boolean, boolean, boolean, boolean, interval, text, boolean, integer, boolean, text, text, text, text,
+    boolean, text, text, text, text, boolean, jsonb, boolean) SECURITY DEFINER;
+ALTER FUNCTION webhook.disable_webhook(bigint, text) SECURITY DEFINER;
+ALTER FUNCTION webhook.set_enabled(boolean) SECURITY DEFINER;
+ALTER FUNCTION webhook.set_tenant_id(text) SECURITY DEFINER;
 ALTER FUNCTION webhook.redeliver(bigint) SECURITY DEFINER;
 ALTER FUNCTION webhook.replay(bigint, timestamptz, timestamptz) SECURITY DEFINER;
 ALTER FUNCTION webhook.hold_or_release_deliveries() SECURITY DEFINER;
@@ -920,7 +928,8 @@ ALTER FUNCTION webhook.enqueue(text, json) SECURITY DEFINER SET search_path = pg
 -- Privileges (sql/grants.sql) ------------------------------------------------
 
 REVOKE ALL ON SCHEMA webhook_triggers FROM PUBLIC, webhook_admin;
-REVOKE INSERT, UPDATE, DELETE ON webhook.topics FROM webhook_admin;
+REVOKE INSERT, UPDATE, DELETE ON webhook.topics, webhook.webhooks FROM webhook_admin;
+REVOKE UPDATE ON webhook.settings FROM webhook_admin;
 REVOKE SELECT ON webhook.deliveries FROM PUBLIC;
 GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
               last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)
@@ -990,6 +999,15 @@ BEGIN
               WHERE NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = p.proowner) AND p.proowner <> c.definer
               ORDER BY 1 LOOP
         RAISE WARNING 'topic %: its builder % belongs to another role than its definer; the topic does not fire until it is redefined', t.topic, t.builder;
+    END LOOP;
+    FOR t IN SELECT c.topic, k.oid::regclass AS rel FROM webhook.topics c
+               JOIN pg_class k ON k.oid = to_regclass(c.source_table)
+               JOIN pg_namespace n ON n.oid = k.relnamespace
+              WHERE (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = c.definer)
+                AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = k.relowner)
+              ORDER BY 1 LOOP
+        RAISE WARNING 'topic %: it runs as a superuser over %, which a role without superuser owns and could change', t.topic, t.rel
+            USING HINT = 'Redefine it as a webhook_admin member (docs/security.md), or give the table to a superuser.';
     END LOOP;
     FOR fn IN SELECT p.oid::regprocedure FROM pg_proc p
                WHERE p.pronamespace = 'webhook_triggers'::regnamespace

@@ -704,6 +704,17 @@ fn admin_changes_do_not_wait_for_application_transactions() {
             .batch_execute(&change.replace('%', &id.to_string()))
             .unwrap_or_else(|e| panic!("{change}: {}", db_message(&e)));
     }
+    // Nor can the admin lock what every writer and the worker read.
+    for sql in [
+        "BEGIN; LOCK TABLE webhook.webhooks IN ACCESS EXCLUSIVE MODE",
+        "BEGIN; SELECT id FROM webhook.webhooks FOR UPDATE",
+        "BEGIN; UPDATE webhook.webhooks SET description = 'x'",
+        "BEGIN; LOCK TABLE webhook.deliveries IN EXCLUSIVE MODE",
+    ] {
+        let err = error_of(&mut admin, sql);
+        assert!(err.contains("permission denied"), "{sql}: {err}");
+        admin.batch_execute("ROLLBACK").unwrap();
+    }
     app.batch_execute("COMMIT").unwrap();
     su.batch_execute("COMMIT PREPARED 'forgotten'").unwrap();
     receiver.wait_for(2, Duration::from_secs(20));
