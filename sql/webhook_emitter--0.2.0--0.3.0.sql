@@ -10,38 +10,108 @@
 -- State ----------------------------------------------------------------------
 
 -- In 0.2.0 webhook_admin could write webhook.topics directly, so a row is
--- trusted only as far as its generated function vouches for it. Taken
--- first, with 0.2.0's generator: is the function an extension member (a
--- documented topic), who owns it, and is it still what the row generates.
+-- trusted only as far as what it cannot forge vouches for it. Taken first,
+-- with 0.2.0's generator: is its function an extension member (made by
+-- CREATE EXTENSION), who owns it, is it still exactly what the row
+-- generates, and does every trigger the row names exist on its table,
+-- calling it, on the columns it names.
 CREATE TABLE webhook.upgrade_0_3_0_topics AS
 SELECT t.topic, p.proowner AS function_owner,
-       coalesce(p.prosrc = webhook.topic_trigger_source(t), false) AS as_generated,
        EXISTS (SELECT FROM pg_catalog.pg_depend x WHERE x.classid = 'pg_proc'::regclass
-                  AND x.objid = p.oid AND x.deptype = 'e') AS member
+                  AND x.objid = p.oid AND x.deptype = 'e') AS member,
+       coalesce(p.prosrc = webhook.topic_trigger_source(t), false)
+       AND NOT EXISTS (
+           SELECT FROM unnest(t.operations) op
+            WHERE NOT EXISTS (
+                SELECT FROM pg_catalog.pg_trigger g
+                 WHERE g.tgrelid = to_regclass(t.source_table)
+                   AND g.tgname = webhook.topic_trigger_name(t.topic, op) AND g.tgfoid = p.oid
+                   AND (op <> 'update' OR t.columns IS NULL
+                        OR (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_catalog.pg_attribute a
+                             WHERE a.attrelid = g.tgrelid AND a.attnum = ANY (g.tgattr))
+                           = (SELECT array_agg(c ORDER BY c) FROM unnest(t.columns) c)))) AS verified
   FROM webhook.topics t
   LEFT JOIN pg_catalog.pg_proc p ON p.pronamespace = 'webhook_triggers'::regnamespace
         AND p.proname = t.trigger_function AND p.pronargs = 0;
 
+-- The documented topics as shipped (0.2.0 defines them as 0.3.0 does).
+CREATE TABLE webhook.upgrade_0_3_0_documented
+    (topic text, source_table text, builder text, operations text[], columns text[], condition text,
+     timing text, key_column text, trigger_function text);
+INSERT INTO webhook.upgrade_0_3_0_documented VALUES
+    ('account.created', 'lms.users', 'lms.account_created_body(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'account.created 5853c71d'),
+    ('announcement.created', 'lms.announcements', 'lms.announcement_body(bigint)', '{insert,update}', '{published_at}', 'NEW.published_at IS NOT NULL', 'commit', 'id', 'announcement.created c13aa68a'),
+    ('assignment.evaluated', 'lms.assignment_submissions', 'lms.assignment_evaluated_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''evaluated''', 'commit', 'id', 'assignment.evaluated 671ca695'),
+    ('assignment.rejected', 'lms.assignment_submissions', 'lms.assignment_evaluated_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''rejected''', 'commit', 'id', 'assignment.rejected ed256f9e'),
+    ('assignment.submitted', 'lms.assignment_submissions', 'lms.assignment_submitted_body(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'assignment.submitted 3d8b9507'),
+    ('bundle.created', 'lms.bundles', 'lms.bundle_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'bundle.created 13c8f96c'),
+    ('bundle.deleted', 'lms.bundles', 'lms.bundle_payload(bigint)', '{delete}', NULL, NULL, 'before_delete', 'id', 'bundle.deleted 7b381cd4'),
+    ('bundle.updated', 'lms.bundles', 'lms.bundle_payload(bigint)', '{update}', NULL, NULL, 'commit', 'id', 'bundle.updated a1838743'),
+    ('course.completed', 'lms.course_completions', 'lms.course_completion_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'course.completed 4bcfcdc7'),
+    ('course.created', 'lms.courses', 'lms.course_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'course.created 3e75a01f'),
+    ('course.deleted', 'lms.courses', 'lms.course_payload(bigint)', '{delete}', NULL, NULL, 'before_delete', 'id', 'course.deleted 9df070e9'),
+    ('course.enrolled', 'lms.course_enrollments', 'lms.course_enrolled_body(bigint[])', '{insert}', NULL, NULL, 'statement', 'id', 'course.enrolled 689ff958'),
+    ('course.enrollment', 'lms.course_enrollments', 'lms.course_enrollment_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'course.enrollment 813b989a'),
+    ('course.updated', 'lms.courses', 'lms.course_payload(bigint)', '{update}', NULL, NULL, 'commit', 'id', 'course.updated 150d1dc3'),
+    ('discussion.submitted', 'lms.discussion_posts', 'lms.discussion_post_body(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'discussion.submitted e0179cea'),
+    ('group.created', 'lms.groups', 'lms.group_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'group.created a0878ec3'),
+    ('live_class.created', 'lms.live_classes', 'lms.live_class_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'live_class.created 9b158e50'),
+    ('live_class.deleted', 'lms.live_classes', 'lms.live_class_payload(bigint)', '{delete}', NULL, NULL, 'before_delete', 'id', 'live_class.deleted 65528dac'),
+    ('live_class.enrollment', 'lms.live_class_enrollments', 'lms.live_class_enrollment_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'live_class.enrollment 2930b5d3'),
+    ('live_class.updated', 'lms.live_classes', 'lms.live_class_payload(bigint)', '{update}', NULL, NULL, 'commit', 'id', 'live_class.updated 2f802373'),
+    ('order.failed', 'lms.orders', 'lms.order_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''FAILED''', 'commit', 'id', 'order.failed 6fb507d7'),
+    ('order.placed', 'lms.orders', 'lms.order_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''COMPLETED''', 'commit', 'id', 'order.placed 51f5972e'),
+    ('order.refunded', 'lms.orders', 'lms.order_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''REFUNDED''', 'commit', 'id', 'order.refunded 57a2e050'),
+    ('payment.pending', 'lms.orders', 'lms.order_body(bigint)', '{insert,update}', '{status}', 'NEW.status = ''PENDING''', 'commit', 'id', 'payment.pending 4aea04ef'),
+    ('product.created', 'lms.products', 'lms.product_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'product.created 9994686a'),
+    ('product.deleted', 'lms.products', 'lms.product_payload(bigint)', '{delete}', NULL, NULL, 'before_delete', 'id', 'product.deleted a109b5a7'),
+    ('quiz.submitted', 'lms.quiz_submissions', 'lms.quiz_submission_body(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'quiz.submitted e7cbe0a0'),
+    ('sale.new', 'lms.orders', 'lms.sale_payload(bigint)', '{insert,update}', '{status}', 'NEW.status = ''COMPLETED''', 'commit', 'id', 'sale.new 47fc9493'),
+    ('test.completed', 'lms.test_attempts', 'lms.test_completed_payload(bigint)', '{insert,update}', '{completed_at}', 'NEW.completed_at IS NOT NULL', 'commit', 'id', 'test.completed 896bcaac'),
+    ('test.created', 'lms.tests', 'lms.test_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'test.created 453e9867'),
+    ('test.deleted', 'lms.tests', 'lms.test_payload(bigint)', '{delete}', NULL, NULL, 'before_delete', 'id', 'test.deleted 01464f0b'),
+    ('test.enrollment', 'lms.test_enrollments', 'lms.test_enrollment_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'test.enrollment 67761e3b'),
+    ('test.updated', 'lms.tests', 'lms.test_payload(bigint)', '{update}', NULL, NULL, 'commit', 'id', 'test.updated 9c6ad74c'),
+    ('user.created', 'lms.users', 'lms.user_created_payload(bigint)', '{insert}', NULL, NULL, 'commit', 'id', 'user.created e4ccad9e'),
+    ('user.deleted', 'lms.users', 'lms.user_payload(bigint)', '{delete}', NULL, NULL, 'before_delete', 'id', 'user.deleted b36b606b'),
+    ('user.updated', 'lms.users', 'lms.user_payload(bigint)', '{update}', NULL, NULL, 'commit', 'id', 'user.updated 7ce3bd62');
+
+-- A row naming an extension member but not a documented topic was forged
+-- (only CREATE EXTENSION makes members): it goes, with a warning.
+DO $forged$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT u.topic FROM webhook.upgrade_0_3_0_topics u
+              WHERE u.member AND u.topic NOT IN (SELECT d.topic FROM webhook.upgrade_0_3_0_documented d) LOOP
+        RAISE WARNING 'topic %: its row names a function of the extension but is not a documented topic; it is removed', t.topic;
+        DELETE FROM webhook.topics c WHERE c.topic = t.topic;
+    END LOOP;
+END
+$forged$;
+
 -- Whose rights a topic's code runs with. A documented topic's: the
--- extension owner. Another's: the owner of its 0.2.0 function (SECURITY
--- DEFINER), when that is not a superuser, or when it is and the row is
--- verifiably what the superuser defined (its function still matches, and a
--- condition, which 0.2.0 kept in the WHEN clause only, is in the function
--- too, as for commit topics). Otherwise webhook_admin, which can run
--- nothing it could not already: the repair warns, and the topic should be
--- redefined by the role it is meant to run as.
+-- extension owner, its definition rebuilt as shipped. Another's: the owner
+-- of its 0.2.0 function (SECURITY DEFINER) when the row is verified, and a
+-- condition, which 0.2.0 kept only in the WHEN clause for other timings,
+-- is in the function too (commit topics). Otherwise webhook_admin, which
+-- can run nothing it could not already: the repair warns, and the topic
+-- should be redefined by the role it is meant to run as.
 ALTER TABLE webhook.topics ADD COLUMN definer regrole;
 UPDATE webhook.topics t
-   SET builtin = u.member,
-       definer = CASE
-           WHEN u.member THEN (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'webhook_emitter')
-           WHEN u.function_owner IS NOT NULL
-                AND (NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = u.function_owner)
-                     OR (u.as_generated AND (t.condition IS NULL OR t.timing = 'commit')))
-               THEN u.function_owner
-           ELSE 'webhook_admin'::regrole::oid END::regrole
+   SET builtin = true,
+       definer = (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'webhook_emitter')::regrole,
+       source_table = d.source_table, builder = d.builder::regprocedure, operations = d.operations,
+       columns = d.columns, condition = d.condition, timing = d.timing, key_column = d.key_column,
+       exclude_columns = NULL, trigger_function = d.trigger_function
+  FROM webhook.upgrade_0_3_0_topics u, webhook.upgrade_0_3_0_documented d
+ WHERE u.topic = t.topic AND d.topic = t.topic AND u.member;
+UPDATE webhook.topics t
+   SET builtin = false,
+       definer = CASE WHEN u.verified AND (t.condition IS NULL OR t.timing = 'commit') THEN u.function_owner
+                      ELSE 'webhook_admin'::regrole::oid END::regrole
   FROM webhook.upgrade_0_3_0_topics u
- WHERE u.topic = t.topic;
+ WHERE u.topic = t.topic AND NOT u.member;
 ALTER TABLE webhook.topics ALTER COLUMN definer SET NOT NULL;
 
 -- delete_webhook no longer waits for writers: it may leave the removal
@@ -978,7 +1048,7 @@ DECLARE
     t record;
     fn regprocedure;
 BEGIN
-    FOR t IN SELECT c.topic, c.trigger_function, c.condition FROM webhook.topics c ORDER BY c.topic LOOP
+    FOR t IN SELECT c.topic, c.trigger_function, c.definer FROM webhook.topics c ORDER BY c.topic LOOP
         PERFORM webhook.uninstall_topic(t.topic);
         fn := to_regprocedure(format('webhook_triggers.%I()', t.trigger_function));
         IF fn IS NOT NULL AND NOT EXISTS (SELECT FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass
@@ -986,13 +1056,16 @@ BEGIN
             EXECUTE format('DROP FUNCTION %s', fn);
             fn := NULL;
         END IF;
+        -- An unverified row is not installed: its table may not be the one
+        -- it was defined on, nor its definer's to trigger on.
+        CONTINUE WHEN t.definer = 'webhook_admin'::regrole;
         PERFORM webhook.install_topic(t.topic);
         IF fn IS NULL AND NOT (SELECT c.builtin FROM webhook.topics c WHERE c.topic = t.topic) THEN
             EXECUTE format('ALTER EXTENSION webhook_emitter DROP FUNCTION webhook_triggers.%I()', t.trigger_function);
         END IF;
     END LOOP;
     FOR t IN SELECT c.topic FROM webhook.topics c WHERE c.definer = 'webhook_admin'::regrole ORDER BY 1 LOOP
-        RAISE WARNING 'topic %: its row could not be verified against what defined it; its code now runs as webhook_admin', t.topic
+        RAISE WARNING 'topic %: its row could not be verified against what defined it (webhook_admin could edit webhook.topics in 0.2.0); it emits nothing until it is redefined', t.topic
             USING HINT = 'Redefine it (webhook.define_topic(..., replace => true) or webhook.watch) as the role it should run as.';
     END LOOP;
     FOR t IN SELECT c.topic, c.builder FROM webhook.topics c JOIN pg_proc p ON p.oid = c.builder
@@ -1018,4 +1091,4 @@ BEGIN
     END LOOP;
 END
 $repair$;
-DROP TABLE webhook.upgrade_0_3_0_topics;
+DROP TABLE webhook.upgrade_0_3_0_topics, webhook.upgrade_0_3_0_documented;

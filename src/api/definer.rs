@@ -24,7 +24,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 
 /// The topic's definer, generated function and builder, when all are
 /// sound: the function is the extension owner's and not `SECURITY
@@ -34,7 +34,9 @@ use std::ffi::CStr;
 /// `webhook_triggers`, so the function is found in `pg_proc`, not by
 /// `to_regprocedure` (which would check it).
 const TOPIC_TARGET: &CStr = c"
-SELECT t.definer::pg_catalog.oid, p.oid, t.builder::pg_catalog.oid
+SELECT t.definer::pg_catalog.oid, p.oid, t.builder::pg_catalog.oid,
+       (SELECT b.proargtypes[0] FROM pg_catalog.pg_proc b WHERE b.oid OPERATOR(pg_catalog.=) t.builder::pg_catalog.oid),
+       (pg_catalog.parse_ident(t.source_table))[1], (pg_catalog.parse_ident(t.source_table))[2]
   FROM webhook.topics t
   JOIN pg_catalog.pg_proc p
     ON p.proname OPERATOR(pg_catalog.=) t.trigger_function
@@ -53,11 +55,24 @@ SELECT t.definer::pg_catalog.oid, p.oid, t.builder::pg_catalog.oid
            AND (o.rolsuper OR b.proowner OPERATOR(pg_catalog.=) t.definer::pg_catalog.oid)))";
 
 /// What `emit_topic` runs for a topic, and as whom.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Target {
     definer: pg_sys::Oid,
     function: pg_sys::Oid,
     builder: Option<pg_sys::Oid>,
+    /// The type of the builder's argument (the key, or the array of keys).
+    key_type: pg_sys::Oid,
+    /// The topic's table by name (schema, relation), as stored.
+    table: (CString, CString),
+}
+
+/// The builder `emit_topic` is running right now, and its argument type:
+/// `call_builder` serves that call and nothing else (its EXECUTE is
+/// webhook_admin's, since the generated functions run as the definer).
+#[derive(Clone, Copy, PartialEq)]
+struct Emitting {
+    builder: pg_sys::Oid,
+    key_type: pg_sys::Oid,
 }
 
 /// Targets as they were when `generation` was current (bounded by
@@ -68,6 +83,7 @@ struct Targets {
 }
 
 thread_local! {
+    static EMITTING: Cell<Option<Emitting>> = const { Cell::new(None) };
     static TARGETS: RefCell<Option<Targets>> = const { RefCell::new(None) };
     static TARGET_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
 }
@@ -106,6 +122,8 @@ pub unsafe extern "C-unwind" fn emit_topic(fcinfo: pg_sys::FunctionCallInfo) -> 
     }
     let topic = CStr::from_ptr(*(*trigger).tgargs).to_string_lossy();
     let target = target_of(&topic);
+    let relation = (*(*(context as *mut pg_sys::TriggerData)).tg_relation).rd_id;
+    check_table(&topic, &target, relation);
 
     let mut flinfo: pg_sys::FmgrInfo = std::mem::zeroed();
     pg_sys::fmgr_info(target.function, &mut flinfo);
@@ -137,7 +155,12 @@ pub unsafe extern "C-unwind" fn emit_topic(fcinfo: pg_sys::FunctionCallInfo) -> 
             | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
     );
     let guc_level = pg_sys::NewGUCNestLevel();
+    let outer = EMITTING.replace(target.builder.map(|builder| Emitting {
+        builder,
+        key_type: target.key_type,
+    }));
     let result = pg_sys::ffi::pg_guard_ffi_boundary(|| call_function(call));
+    EMITTING.set(outer);
     pg_sys::AtEOXact_GUC(false, guc_level);
     pg_sys::SetUserIdAndSecContext(caller, sec_context);
     (*fcinfo).isnull = (*call).isnull;
@@ -160,6 +183,32 @@ fn call_builder(topic: &str, key: pgrx::AnyElement) -> Option<String> {
     let Some(builder) = target_of(topic).builder else {
         WebhookError::invalid("topic", format!("{topic} has no builder")).raise()
     };
+    // Only for the builder emit_topic is running, with its own argument
+    // type: a datum of another type would be read as that type.
+    let emitting = EMITTING.get();
+    if emitting.map(|e| e.builder) != Some(builder) {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: webhook.call_builder serves the trigger of topic {topic} only (its generated function calls it)")
+        );
+    }
+    if emitting.map(|e| e.key_type) != Some(key.oid()) {
+        WebhookError::invalid(
+            "key",
+            format!("is not of the type the builder of topic {topic} takes"),
+        )
+        .raise()
+    }
+    // The definer (the current user here) must still be allowed to run it.
+    // SAFETY: an ACL check of a function that exists (it was just looked up).
+    if !unsafe { may_execute(builder) } {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("topic {topic}: its definer may no longer execute its builder")
+        );
+    }
     // SAFETY: a one-argument call through the function manager, as
     // OidFunctionCall1 makes it, but allowing a NULL result; the result is
     // copied out as text before the call's memory may go.
@@ -196,6 +245,58 @@ fn call_builder(topic: &str, key: pgrx::AnyElement) -> Option<String> {
     }
 }
 
+/// Whether the current user may execute function `function`.
+///
+/// # Safety
+/// `function` must exist.
+unsafe fn may_execute(function: pg_sys::Oid) -> bool {
+    #[cfg(feature = "pg15")]
+    let result = pg_sys::pg_proc_aclcheck(function, pg_sys::GetUserId(), pg_sys::ACL_EXECUTE as _);
+    #[cfg(not(feature = "pg15"))]
+    let result = pg_sys::object_aclcheck(
+        pg_sys::ProcedureRelationId,
+        function,
+        pg_sys::GetUserId(),
+        pg_sys::ACL_EXECUTE as _,
+    );
+    result == pg_sys::AclResult::ACLCHECK_OK
+}
+
+/// The trigger must be on the topic's table as its name resolves now: had
+/// its owner renamed the table and put a view of its own under the name,
+/// the generated function's re-read would run the view as the definer.
+/// A partition's trigger is its partitioned table's.
+///
+/// # Safety
+/// Called from `emit_topic` with the trigger's relation.
+unsafe fn check_table(topic: &str, target: &Target, relation: pg_sys::Oid) {
+    let namespace = pg_sys::get_namespace_oid(target.table.0.as_ptr(), true);
+    let named = if namespace == pg_sys::InvalidOid {
+        pg_sys::InvalidOid
+    } else {
+        pg_sys::get_relname_relid(target.table.1.as_ptr(), namespace)
+    };
+    if named == relation && named != pg_sys::InvalidOid {
+        return;
+    }
+    let partition_of = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_partition_root($1) OPERATOR(pg_catalog.=) $2",
+        &[relation.into(), named.into()],
+    );
+    if !matches!(partition_of, Ok(Some(true))) {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "topic {topic}: its table {}.{} is no longer the table this trigger is on (renamed or replaced)",
+                target.table.0.to_string_lossy(),
+                target.table.1.to_string_lossy()
+            ),
+            "Redefine the topic on the table as it is named now."
+        );
+    }
+}
+
 /// The topic's target, from the per-backend cache (see `wanted.rs` for the
 /// generation) or `webhook.topics`.
 fn target_of(topic: &str) -> Target {
@@ -206,7 +307,7 @@ fn target_of(topic: &str) -> Target {
         targets
             .as_ref()
             .filter(|t| t.generation == generation)
-            .and_then(|t| t.by_topic.get(topic).copied())
+            .and_then(|t| t.by_topic.get(topic).cloned())
     });
     if let Some(target) = cached {
         return target;
@@ -220,7 +321,7 @@ fn target_of(topic: &str) -> Target {
                 by_topic: HashMap::new(),
             }),
         };
-        targets.by_topic.insert(topic.to_owned(), target);
+        targets.by_topic.insert(topic.to_owned(), target.clone());
     });
     target
 }
@@ -251,10 +352,16 @@ fn load_target(topic: &str, read_as: ReadAs) -> Target {
                 let datum = pg_sys::SPI_getbinval(row, desc, column, &mut is_null);
                 (!is_null).then(|| pg_sys::Oid::from(datum.value() as u32))
             };
+            let name = |column: i32| {
+                let value = pg_sys::SPI_getvalue(row, desc, column);
+                (!value.is_null()).then(|| CStr::from_ptr(value).to_owned())
+            };
             Some(Target {
                 definer: oid(1)?,
                 function: oid(2)?,
                 builder: oid(3),
+                key_type: oid(4).unwrap_or(pg_sys::InvalidOid),
+                table: (name(5)?, name(6)?),
             })
         }
     });

@@ -13,9 +13,10 @@ const UNPARSEABLE: &str = "<unparseable URL>";
 /// out of free text: they hide nothing and would mangle every message.
 const MIN_SECRET_LEN: usize = 3;
 
-/// `scheme://host[:port]/path`: the query becomes `?<redacted>`, a
-/// fragment `#<redacted>`, and user:password@ is dropped. A URL without a
-/// host (`mailto:`, `data:`) keeps only its scheme.
+/// `scheme://host[:port]/`: a path becomes `/<redacted>` (Slack's and
+/// Discord's webhook URLs carry their token in it), the query
+/// `?<redacted>`, a fragment `#<redacted>`, and user:password@ is dropped.
+/// A URL without a host (`mailto:`, `data:`) keeps only its scheme.
 pub fn redact_url(raw: &str) -> String {
     match Url::parse(raw.trim()) {
         Ok(url) => redact_parsed(&url),
@@ -37,7 +38,13 @@ pub fn redact_parsed(url: &Url) -> String {
         out.push(':');
         out.push_str(&port.to_string());
     }
-    out.push_str(url.path());
+    match url.path() {
+        "" | "/" => out.push('/'),
+        _ => {
+            out.push('/');
+            out.push_str(REDACTED);
+        }
+    }
     if url.query().is_some() {
         out.push('?');
         out.push_str(REDACTED);
@@ -75,7 +82,14 @@ pub fn scrub(text: &str, url: &str) -> String {
         out = out.replace(form, &safe);
     }
     if let Some(u) = &parsed {
-        let secrets = [u.query(), u.fragment(), Some(u.username()), u.password()];
+        let path = Some(u.path()).filter(|p| *p != "/");
+        let secrets = [
+            path,
+            u.query(),
+            u.fragment(),
+            Some(u.username()),
+            u.password(),
+        ];
         for secret in secrets
             .into_iter()
             .flatten()
@@ -122,20 +136,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_keep_scheme_host_port_path_only() {
+    fn urls_keep_scheme_host_port_only() {
         for (raw, want) in [
             (
                 "https://u:p@hooks.example:8443/a/b?token=T#frag",
-                "https://hooks.example:8443/a/b?<redacted>#<redacted>",
+                "https://hooks.example:8443/<redacted>?<redacted>#<redacted>",
             ),
             (
                 "http://127.0.0.1:9/h?token=SECRET",
-                "http://127.0.0.1:9/h?<redacted>",
+                "http://127.0.0.1:9/<redacted>?<redacted>",
             ),
             ("https://example.com", "https://example.com/"),
-            ("https://example.com:443/x", "https://example.com/x"),
+            (
+                "https://example.com:443/x",
+                "https://example.com/<redacted>",
+            ),
             ("http://[::1]:8080/?", "http://[::1]:8080/?<redacted>"),
-            ("HTTP://User@EXAMPLE.com/P", "http://example.com/P"),
+            ("HTTP://User@EXAMPLE.com/P", "http://example.com/<redacted>"),
+            (
+                "https://hooks.slack.com/services/T0000/B0000/XXXXsecret",
+                "https://hooks.slack.com/<redacted>",
+            ),
             ("mailto:someone@example.com", "mailto:<redacted>"),
             ("not a url ?token=T", "<unparseable URL>"),
             ("", "<unparseable URL>"),
@@ -149,11 +170,11 @@ mod tests {
         let base = "https://a.example/hook?token=T";
         assert_eq!(
             redact_location(base, "/next?sig=S"),
-            "https://a.example/next?<redacted>"
+            "https://a.example/<redacted>?<redacted>"
         );
         assert_eq!(
             redact_location(base, "http://u:pw@b.example:81/x#f"),
-            "http://b.example:81/x#<redacted>"
+            "http://b.example:81/<redacted>#<redacted>"
         );
         assert_eq!(redact_location("::", "/x"), "<unparseable URL>");
     }
@@ -167,13 +188,13 @@ mod tests {
         let out = scrub(&text, url);
         assert!(!out.contains("SECRET123"), "{out}");
         assert!(
-            out.starts_with("http://127.0.0.1:9/h?<redacted>: Connection Failed"),
+            out.starts_with("http://127.0.0.1:9/<redacted>?<redacted>: Connection Failed"),
             "{out}"
         );
         // The parser's normal form (lower-case host, encoded space) too.
         let odd = "http://EXAMPLE.com/a b?k=SECRET456";
         let out = scrub("http://example.com/a%20b?k=SECRET456: Dns Failed", odd);
-        assert_eq!(out, "http://example.com/a%20b?<redacted>: Dns Failed");
+        assert_eq!(out, "http://example.com/<redacted>?<redacted>: Dns Failed");
         // Texts without the URL are unchanged.
         assert_eq!(
             scrub("receiver answered HTTP 500", url),

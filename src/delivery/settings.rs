@@ -90,7 +90,7 @@ impl Settings {
 ///   owner's functions before `pg_catalog` (`evil.now()` run as a
 ///   superuser), timeouts or read-only defaults that would stall delivery,
 ///   date styles that change how timestamps are read back.
-pub(crate) const SESSION_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 12] = [
+pub(crate) const SESSION_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 24] = [
     // A database owner can `ALTER DATABASE ... SET role`: the worker would
     // run as that role (and fail to read the webhooks).
     (c"role", c"none"),
@@ -105,6 +105,20 @@ pub(crate) const SESSION_SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 12] = [
     (c"default_transaction_isolation", c"read committed"),
     (c"DateStyle", c"ISO, MDY"),
     (c"IntervalStyle", c"postgres"),
+    // The planner's defaults: with index scans off (say) every claim would
+    // read the whole queue.
+    (c"enable_indexscan", c"on"),
+    (c"enable_indexonlyscan", c"on"),
+    (c"enable_bitmapscan", c"on"),
+    (c"enable_nestloop", c"on"),
+    (c"enable_hashjoin", c"on"),
+    (c"enable_mergejoin", c"on"),
+    (c"work_mem", c"4MB"),
+    (c"random_page_cost", c"4"),
+    (c"seq_page_cost", c"1"),
+    (c"cpu_tuple_cost", c"0.01"),
+    (c"cpu_index_tuple_cost", c"0.005"),
+    (c"plan_cache_mode", c"auto"),
 ];
 
 /// Session settings that exist from PostgreSQL 17 on.

@@ -132,6 +132,10 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
         "SELECT webhook.install_topic('user.created')",
         "SELECT webhook.uninstall_topic('user.created')",
         "CREATE TRIGGER t AFTER INSERT ON billing.invoices FOR EACH ROW EXECUTE FUNCTION webhook.emit_topic('user.created')",
+        // Only the trigger of its topic may call a builder (a key of another
+        // type would be read as the builder's).
+        "SELECT webhook.call_builder('user.created', 'not a bigint'::text)",
+        "SELECT webhook.call_builder('user.created', 1::bigint)",
     ] {
         let err = error_of(&mut admin, internal);
         assert!(err.contains("permission denied"), "{internal}: {err}");
@@ -339,6 +343,49 @@ fn a_definers_code_cannot_reach_the_writers_session_or_be_swapped() {
         err.contains("lms.users or its schema belongs to a role that is not a superuser"),
         "{err}"
     );
+
+    // The owner of a table an admin's topic watches swaps the table for a
+    // view of its own: the re-read at commit would run the view as the
+    // definer. The trigger is on the renamed table, not on what the name
+    // now is: the write is refused and nothing runs as the admin.
+    su.batch_execute("CREATE SCHEMA appdata AUTHORIZATION lms_app")
+        .unwrap();
+    let mut app = cluster.client_as("lms_app");
+    app.batch_execute(
+        "CREATE TABLE appdata.orders (id bigserial PRIMARY KEY, v int);
+         GRANT SELECT, TRIGGER ON appdata.orders TO lms_admin;
+         GRANT USAGE ON SCHEMA appdata TO lms_admin;",
+    )
+    .unwrap();
+    admin
+        .batch_execute(
+            "CREATE FUNCTION billing.order_body(bigint) RETURNS json LANGUAGE sql STABLE
+                 AS $$ SELECT json_build_object('id', $1) $$;
+             SELECT webhook.define_topic('order.seen', 'appdata.orders', 'billing.order_body(bigint)',
+                 condition => 'NEW.v > 0', sample_body => '{\"id\": 1}');
+             SELECT webhook.create_webhook('orders', 'http://127.0.0.1:9/o', '{order.seen}');",
+        )
+        .unwrap();
+    app.batch_execute(
+        "CREATE TABLE appdata.seen_by (who text);
+         GRANT INSERT ON appdata.seen_by TO PUBLIC;
+         CREATE FUNCTION appdata.spy() RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO appdata.seen_by VALUES (current_user); RETURN true; END $$;
+         ALTER TABLE appdata.orders RENAME TO orders_real;
+         CREATE VIEW appdata.orders AS SELECT * FROM appdata.orders_real WHERE appdata.spy();
+         GRANT SELECT ON appdata.orders TO lms_admin;",
+    )
+    .unwrap();
+    let err = error_of(&mut app, "INSERT INTO appdata.orders_real (v) VALUES (5)");
+    assert!(
+        err.contains("is no longer the table this trigger is on"),
+        "{err}"
+    );
+    let seen: i64 = su
+        .query_one("SELECT count(*) FROM appdata.seen_by", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 0);
 }
 
 /// Finding 3: the database owner's search_path and timeouts do not reach

@@ -253,6 +253,11 @@ fn upgrading_from_0_2_0_repairs_ownership_and_grants() {
              sample_body => '{\"id\": 1}');
          CREATE FUNCTION webhook_triggers.\"squatted 00000000\"() RETURNS trigger LANGUAGE plpgsql
              AS 'BEGIN RETURN NULL; END';
+         -- 0.2.0 let the admin edit the catalog: a documented topic's row, and
+         -- a row of its own that no longer matches what defined it.
+         SELECT webhook.define_topic('invoice.voided', 'billing.invoices', 'billing.invoice_body(bigint)',
+             operations => '{delete}', sample_body => '{\"id\": 1}');
+         UPDATE webhook.topics SET condition = 'true' WHERE topic IN ('group.created', 'invoice.voided');
          RESET ROLE;",
     )
     .unwrap();
@@ -315,6 +320,29 @@ fn upgrading_from_0_2_0_repairs_ownership_and_grants() {
         .unwrap()
         .get(0);
     assert!(!member);
+
+    // The documented row is rebuilt as shipped; the edited one emits
+    // nothing (no triggers) and would run as webhook_admin.
+    let (documented, voided): (Option<String>, String) = c
+        .query_one(
+            "SELECT (SELECT condition FROM webhook.topics WHERE topic = 'group.created'),
+                    (SELECT definer::text FROM webhook.topics WHERE topic = 'invoice.voided')",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((documented, voided.as_str()), (None, "webhook_admin"));
+    let voided_triggers: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'billing.invoices'::regclass
+               AND tgname = webhook.topic_trigger_name('invoice.voided', 'delete')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(voided_triggers, 0);
+    c.batch_execute("SELECT webhook.drop_topic('invoice.voided')")
+        .unwrap();
 
     let mut f = cluster.client_db("fresh");
     f.batch_execute("CREATE EXTENSION webhook_emitter").unwrap();
