@@ -36,7 +36,8 @@ use std::ffi::{CStr, CString};
 const TOPIC_TARGET: &CStr = c"
 SELECT t.definer::pg_catalog.oid, p.oid, t.builder::pg_catalog.oid,
        (SELECT b.proargtypes[0] FROM pg_catalog.pg_proc b WHERE b.oid OPERATOR(pg_catalog.=) t.builder::pg_catalog.oid),
-       (pg_catalog.parse_ident(t.source_table))[1], (pg_catalog.parse_ident(t.source_table))[2]
+       (pg_catalog.parse_ident(t.source_table))[1], (pg_catalog.parse_ident(t.source_table))[2],
+       t.timing OPERATOR(pg_catalog.=) 'commit' AND t.condition IS NOT NULL
   FROM webhook.topics t
   JOIN pg_catalog.pg_proc p
     ON p.proname OPERATOR(pg_catalog.=) t.trigger_function
@@ -64,6 +65,9 @@ struct Target {
     key_type: pg_sys::Oid,
     /// The topic's table by name (schema, relation), as stored.
     table: (CString, CString),
+    /// The generated function reads the table again by that name (a
+    /// commit topic with a condition).
+    rereads: bool,
 }
 
 /// The builder `emit_topic` is running right now, and its argument type:
@@ -123,7 +127,9 @@ pub unsafe extern "C-unwind" fn emit_topic(fcinfo: pg_sys::FunctionCallInfo) -> 
     let topic = CStr::from_ptr(*(*trigger).tgargs).to_string_lossy();
     let target = target_of(&topic);
     let relation = (*(*(context as *mut pg_sys::TriggerData)).tg_relation).rd_id;
-    check_table(&topic, &target, relation);
+    if target.rereads {
+        check_table(&topic, &target, relation);
+    }
 
     let mut flinfo: pg_sys::FmgrInfo = std::mem::zeroed();
     pg_sys::fmgr_info(target.function, &mut flinfo);
@@ -262,10 +268,11 @@ unsafe fn may_execute(function: pg_sys::Oid) -> bool {
     result == pg_sys::AclResult::ACLCHECK_OK
 }
 
-/// The trigger must be on the topic's table as its name resolves now: had
-/// its owner renamed the table and put a view of its own under the name,
-/// the generated function's re-read would run the view as the definer.
-/// A partition's trigger is its partitioned table's.
+/// For a topic whose generated function reads its table again by name
+/// (commit, with a condition), the trigger must be on the table that name
+/// resolves to now: had its owner renamed the table and put a view of its
+/// own under the name, the re-read would run the view as the definer. A
+/// partition's trigger is its partitioned table's.
 ///
 /// # Safety
 /// Called from `emit_topic` with the trigger's relation.
@@ -362,6 +369,7 @@ fn load_target(topic: &str, read_as: ReadAs) -> Target {
                 builder: oid(3),
                 key_type: oid(4).unwrap_or(pg_sys::InvalidOid),
                 table: (name(5)?, name(6)?),
+                rereads: name(7).is_some_and(|b| b.as_bytes() == b"t"),
             })
         }
     });
