@@ -25,6 +25,7 @@ use pgrx::PgSqlErrorCode;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::rc::Rc;
 
 /// The topic's definer, generated function and builder, when all are
 /// sound: the function is the extension owner's and not `SECURITY
@@ -56,7 +57,6 @@ SELECT t.definer::pg_catalog.oid, p.oid, t.builder::pg_catalog.oid,
            AND (o.rolsuper OR b.proowner OPERATOR(pg_catalog.=) t.definer::pg_catalog.oid)))";
 
 /// What `emit_topic` runs for a topic, and as whom.
-#[derive(Clone)]
 struct Target {
     definer: pg_sys::Oid,
     function: pg_sys::Oid,
@@ -83,7 +83,7 @@ struct Emitting {
 /// `webhook.topics`: only topics that exist are kept).
 struct Targets {
     generation: u64,
-    by_topic: HashMap<String, Target>,
+    by_topic: HashMap<String, Rc<Target>>,
 }
 
 thread_local! {
@@ -186,20 +186,23 @@ pub unsafe extern "C-unwind" fn emit_topic(fcinfo: pg_sys::FunctionCallInfo) -> 
     sql = "CREATE FUNCTION webhook.call_builder(topic text, key anyelement) RETURNS json\nLANGUAGE c /* Rust */\nAS 'MODULE_PATHNAME', 'call_builder_wrapper';"
 )]
 fn call_builder(topic: &str, key: pgrx::AnyElement) -> Option<String> {
-    let Some(builder) = target_of(topic).builder else {
-        WebhookError::invalid("topic", format!("{topic} has no builder")).raise()
+    // Only the builder emit_topic is running (it looked the topic up),
+    // with its own argument type: a datum of another type would be read
+    // as that type. `topic` only names it in messages.
+    let emitting = match EMITTING.get() {
+        Some(emitting) => emitting,
+        #[allow(unreachable_code)]
+        None => {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied: webhook.call_builder serves the trigger of topic {topic} only (its generated function calls it)")
+            );
+            unreachable!("ereport!(ERROR) does not return")
+        }
     };
-    // Only for the builder emit_topic is running, with its own argument
-    // type: a datum of another type would be read as that type.
-    let emitting = EMITTING.get();
-    if emitting.map(|e| e.builder) != Some(builder) {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied: webhook.call_builder serves the trigger of topic {topic} only (its generated function calls it)")
-        );
-    }
-    if emitting.map(|e| e.key_type) != Some(key.oid()) {
+    let builder = emitting.builder;
+    if emitting.key_type != key.oid() {
         WebhookError::invalid(
             "key",
             format!("is not of the type the builder of topic {topic} takes"),
@@ -306,7 +309,7 @@ unsafe fn check_table(topic: &str, target: &Target, relation: pg_sys::Oid) {
 
 /// The topic's target, from the per-backend cache (see `wanted.rs` for the
 /// generation) or `webhook.topics`.
-fn target_of(topic: &str) -> Target {
+fn target_of(topic: &str) -> Rc<Target> {
     let Some(generation) = wanted::cache_generation() else {
         return load_target(topic, ReadAs::Current);
     };
@@ -328,12 +331,14 @@ fn target_of(topic: &str) -> Target {
                 by_topic: HashMap::new(),
             }),
         };
-        targets.by_topic.insert(topic.to_owned(), target.clone());
+        targets
+            .by_topic
+            .insert(topic.to_owned(), Rc::clone(&target));
     });
     target
 }
 
-fn load_target(topic: &str, read_as: ReadAs) -> Target {
+fn load_target(topic: &str, read_as: ReadAs) -> Rc<Target> {
     let found = Spi::connect(|_client| {
         // SAFETY: SPI is connected for the closure's duration; the kept
         // plan takes one text argument; the oids are copied out before
@@ -374,7 +379,7 @@ fn load_target(topic: &str, read_as: ReadAs) -> Target {
         }
     });
     match found {
-        Some(target) => target,
+        Some(target) => Rc::new(target),
         #[allow(unreachable_code)]
         None => {
             ereport!(
