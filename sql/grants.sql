@@ -46,7 +46,7 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
 -- triggers' function is the extension owner's alone (CREATE TRIGGER checks
 -- EXECUTE, so nobody else can attach it to a table).
 REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(text, json, boolean, oid),
-    webhook.save_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
+    webhook.store_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
     webhook.install_topic(text), webhook.uninstall_topic(text),
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
     FROM webhook_admin;

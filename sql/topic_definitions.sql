@@ -286,7 +286,7 @@ DECLARE
     op text;
 BEGIN
     IF condition IS NULL OR rel IS NULL OR length(condition) > 2000 THEN
-        RETURN;  -- save_topic names what is wrong
+        RETURN;  -- store_topic names what is wrong
     END IF;
     FOR op IN SELECT json_array_elements_text(definition -> 'operations') LOOP
         BEGIN
@@ -306,8 +306,8 @@ $$;
 -- definer_role: whose rights the topic's code runs with (the caller of
 -- webhook.change_topic; the extension owner for the documented topics).
 -- Runs as the extension owner: what the definer may do is checked here.
-CREATE FUNCTION webhook.save_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false,
-                                   definer_role regrole DEFAULT NULL)
+CREATE FUNCTION webhook.store_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false,
+                                    definer_role regrole DEFAULT NULL)
 RETURNS webhook.topics
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -553,6 +553,21 @@ BEGIN
 END
 $$;
 
+-- The entry of define_topic and watch, as the caller: webhook.change_topic
+-- stores the definition as the extension owner, the caller its definer.
+-- documented: the extension's own scripts, which run as the extension
+-- owner (store_topic is its alone).
+CREATE FUNCTION webhook.save_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false)
+RETURNS webhook.topics
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF documented THEN
+        RETURN webhook.store_topic(d, replace, true);
+    END IF;
+    RETURN json_populate_record(NULL::webhook.topics, webhook.change_topic('save', row_to_json(d), replace));
+END
+$$;
+
 -- Keys a row of webhook.topics from define_topic's arguments: on replace,
 -- what is not given is kept from the current definition.
 CREATE FUNCTION webhook.define_topic(
@@ -613,7 +628,7 @@ BEGIN
     d.description := coalesce(description, old.description,
         format('Fires on %s of %s.', array_to_string(operations, ', '), source_table));
     d.sample_body := coalesce(sample_body, old.sample_body);
-    RETURN json_populate_record(NULL::webhook.topics, webhook.change_topic('save', row_to_json(d), replace));
+    RETURN webhook.save_topic(d, replace);
 END
 $$;
 COMMENT ON FUNCTION webhook.define_topic IS 'Define (or with replace => true redefine) a topic: which writes on which table emit it and which function builds its body; generates its triggers.';
@@ -704,7 +719,7 @@ RETURNS json
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF change = 'save' THEN
-        RETURN row_to_json(webhook.save_topic(json_populate_record(NULL::webhook.topics, definition),
+        RETURN row_to_json(webhook.store_topic(json_populate_record(NULL::webhook.topics, definition),
                                               coalesce(replace, false), false, definer_role::regrole));
     ELSIF change = 'drop' THEN
         PERFORM webhook.remove_topic(definition ->> 'topic', definer_role::regrole);
@@ -782,7 +797,7 @@ BEGIN
             'old_row', CASE WHEN op <> 'insert' THEN sample END,
             'changed_columns', CASE WHEN op = 'update' THEN
                 coalesce(to_json(columns), (SELECT json_agg(k) FROM json_object_keys(sample) k)) END);
-        PERFORM webhook.change_topic('save', row_to_json(d), true);
+        PERFORM webhook.save_topic(d, true);
         RETURN NEXT d.topic;
     END LOOP;
 END

@@ -312,140 +312,18 @@ BEGIN
 END
 $$;
 
--- Keys a row of webhook.topics from define_topic's arguments: on replace,
--- what is not given is kept from the current definition.
-CREATE OR REPLACE FUNCTION webhook.define_topic(
-    topic text,
-    source_table text,
-    builder text DEFAULT NULL,
-    operations text[] DEFAULT '{insert}',
-    columns text[] DEFAULT NULL,
-    condition text DEFAULT NULL,
-    timing text DEFAULT NULL,
-    envelope text DEFAULT NULL,
-    resource text DEFAULT NULL,
-    action text DEFAULT NULL,
-    display_name text DEFAULT NULL,
-    description text DEFAULT NULL,
-    sample_body json DEFAULT NULL,
-    replace boolean DEFAULT false
-) RETURNS webhook.topics
+-- The entry of define_topic and watch, as the caller: webhook.change_topic
+-- stores the definition as the extension owner, the caller its definer.
+-- documented: the extension's own scripts, which run as the extension
+-- owner (store_topic is its alone).
+CREATE OR REPLACE FUNCTION webhook.save_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false)
+RETURNS webhook.topics
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    old webhook.topics;
-    d webhook.topics;
 BEGIN
-    IF timing = 'row' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'timing: row events are defined with webhook.watch(table)';
+    IF documented THEN
+        RETURN webhook.store_topic(d, replace, true);
     END IF;
-    SELECT * INTO old FROM webhook.topics t WHERE t.topic = topic;
-    d.topic := topic;
-    d.source_table := source_table;
-    IF builder IS NOT NULL THEN
-        -- 'schema.name(argument types)', or a name that is not overloaded.
-        d.builder := CASE WHEN strpos(builder, '(') > 0 THEN to_regprocedure(builder)
-                          ELSE to_regproc(builder)::oid::regprocedure END;
-        IF d.builder IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'undefined_function',
-                MESSAGE = format('builder: function %L does not exist (or its name is overloaded)', builder),
-                HINT = 'Name it with its schema and argument type, e.g. ''public.invoice_body(bigint)''.';
-        END IF;
-    END IF;
-    d.operations := operations;
-    d.columns := columns;
-    d.condition := condition;
-    d.timing := timing;
-    IF envelope IS NULL AND resource IS NULL AND action IS NULL AND replace THEN
-        -- A documented topic rebound to another table keeps its envelope.
-        d.envelope := old.envelope;
-        d.resource := old.resource;
-        d.action := old.action;
-    ELSE
-        d.envelope := coalesce(envelope, CASE WHEN resource IS NOT NULL OR action IS NOT NULL THEN 'braincert' ELSE 'flat' END);
-        d.resource := resource;
-        d.action := action;
-    END IF;
-    d.source := coalesce(old.source, 'custom');
-    d.display_name := coalesce(display_name, old.display_name, topic);
-    d.description := coalesce(description, old.description,
-        format('Fires on %s of %s.', array_to_string(operations, ', '), source_table));
-    d.sample_body := coalesce(sample_body, old.sample_body);
     RETURN json_populate_record(NULL::webhook.topics, webhook.change_topic('save', row_to_json(d), replace));
-END
-$$;
-
--- Row events on any table: one topic per operation, <schema>.<table>.<operation>.
-CREATE OR REPLACE FUNCTION webhook.watch(
-    source_table text,
-    operations text[] DEFAULT '{insert,update,delete}',
-    columns text[] DEFAULT NULL,
-    exclude_columns text[] DEFAULT NULL,
-    condition text DEFAULT NULL
-) RETURNS SETOF text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    rel regclass := to_regclass(source_table);
-    schema_name text;
-    table_name text;
-    op text;
-    c text;
-    d webhook.topics;
-    old webhook.topics;
-    sample json;
-BEGIN
-    IF rel IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
-            MESSAGE = format('source_table: table %s does not exist', coalesce(quote_literal(source_table), 'NULL'));
-    END IF;
-    SELECT n.nspname, k.relname INTO schema_name, table_name
-      FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = rel;
-    FOREACH c IN ARRAY coalesce(exclude_columns, '{}') LOOP
-        IF c IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = c
-                                        AND a.attnum > 0 AND NOT a.attisdropped) THEN
-            RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-                MESSAGE = format('exclude_columns: %s is not a column of %s', coalesce(quote_literal(c), 'NULL'), rel);
-        END IF;
-    END LOOP;
-    IF operations IS NULL OR cardinality(operations) = 0 THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'operations: at least one of insert, update, delete is required';
-    END IF;
-    IF columns IS NOT NULL AND NOT 'update' = ANY (operations) THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'columns: names the columns whose change fires an update; it needs operations to include update';
-    END IF;
-    sample := webhook.row_sample(rel, exclude_columns);
-    FOREACH op IN ARRAY operations LOOP
-        d := NULL;
-        d.topic := format('%s.%s.%s', schema_name, table_name, op);
-        SELECT * INTO old FROM webhook.topics t WHERE t.topic = d.topic;
-        IF FOUND AND old.timing <> 'row' THEN
-            RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
-                MESSAGE = format('source_table: topic %L already exists and is not a row event', d.topic);
-        END IF;
-        d.source_table := source_table;
-        d.operations := ARRAY[op];
-        d.columns := CASE WHEN op = 'update' THEN columns END;
-        d.condition := condition;
-        d.timing := 'row';
-        d.exclude_columns := exclude_columns;
-        d.source := 'custom';
-        d.envelope := 'flat';
-        d.display_name := format('%s.%s %s', schema_name, table_name, op);
-        d.description := format('Fires when a row of %s is %s (webhook.watch).', rel,
-                                CASE op WHEN 'insert' THEN 'inserted' WHEN 'update' THEN 'updated' ELSE 'deleted' END);
-        d.sample_body := json_build_object(
-            'operation', op, 'schema', schema_name, 'table', table_name,
-            'row', CASE WHEN op <> 'delete' THEN sample END,
-            'old_row', CASE WHEN op <> 'insert' THEN sample END,
-            'changed_columns', CASE WHEN op = 'update' THEN
-                coalesce(to_json(columns), (SELECT json_agg(k) FROM json_object_keys(sample) k)) END);
-        PERFORM webhook.change_topic('save', row_to_json(d), true);
-        RETURN NEXT d.topic;
-    END LOOP;
 END
 $$;
 
@@ -461,7 +339,7 @@ DECLARE
     op text;
 BEGIN
     IF condition IS NULL OR rel IS NULL OR length(condition) > 2000 THEN
-        RETURN;  -- save_topic names what is wrong
+        RETURN;  -- store_topic names what is wrong
     END IF;
     FOR op IN SELECT json_array_elements_text(definition -> 'operations') LOOP
         BEGIN
@@ -478,12 +356,11 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION webhook.save_topic(webhook.topics, boolean, boolean);
 -- definer_role: whose rights the topic's code runs with (the caller of
 -- webhook.change_topic; the extension owner for the documented topics).
 -- Runs as the extension owner: what the definer may do is checked here.
-CREATE FUNCTION webhook.save_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false,
-                                   definer_role regrole DEFAULT NULL)
+CREATE FUNCTION webhook.store_topic(d webhook.topics, replace boolean, documented boolean DEFAULT false,
+                                    definer_role regrole DEFAULT NULL)
 RETURNS webhook.topics
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -783,7 +660,7 @@ RETURNS json
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF change = 'save' THEN
-        RETURN row_to_json(webhook.save_topic(json_populate_record(NULL::webhook.topics, definition),
+        RETURN row_to_json(webhook.store_topic(json_populate_record(NULL::webhook.topics, definition),
                                               coalesce(replace, false), false, definer_role::regrole));
     ELSIF change = 'drop' THEN
         PERFORM webhook.remove_topic(definition ->> 'topic', definer_role::regrole);
@@ -1008,7 +885,7 @@ GRANT SELECT ON webhook.deliveries TO webhook_admin;
 REVOKE ALL ON FUNCTION webhook.emit_topic(), webhook.change_topic(text, json, boolean),
     webhook.call_builder(text, anyelement), webhook.condition_in_when(webhook.topics),
     webhook.check_condition(json),
-    webhook.save_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
+    webhook.store_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
     webhook.change_topic_as_owner(text, json, boolean, oid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.change_topic(text, json, boolean), webhook.call_builder(text, anyelement),
     webhook.condition_in_when(webhook.topics), webhook.check_condition(json) TO webhook_admin;
