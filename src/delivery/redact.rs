@@ -122,7 +122,7 @@ pub fn transport_error(t: &ureq::Transport, url: &str, secrets: &[&str]) -> Stri
 
 /// `text` with every copy of each secret (of at least `MIN_SECRET_LEN`
 /// bytes) replaced by `<redacted>`.
-pub fn without_secrets(mut text: String, secrets: &[&str]) -> String {
+fn without_secrets(mut text: String, secrets: &[&str]) -> String {
     for secret in secrets.iter().filter(|s| s.len() >= MIN_SECRET_LEN) {
         if text.contains(secret) {
             text = text.replace(secret, REDACTED);

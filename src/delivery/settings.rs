@@ -136,12 +136,30 @@ pub(crate) fn session_settings(
         .chain(SESSION_SETTINGS_SINCE_17)
 }
 
+/// Pin the worker session's settings, over whatever the database's and
+/// the role's settings gave it at connection: [`restore_session_user`],
+/// then [`session_settings`].
+pub(crate) fn pin_session() {
+    restore_session_user();
+    for (name, value) in session_settings() {
+        // SAFETY: plain GUC assignments on the worker's main thread.
+        unsafe {
+            pgrx::pg_sys::SetConfigOption(
+                name.as_ptr(),
+                value.as_ptr(),
+                pgrx::pg_sys::GucContext::PGC_USERSET,
+                pgrx::pg_sys::GucSource::PGC_S_SESSION,
+            );
+        }
+    }
+}
+
 /// The worker connects as the bootstrap superuser, but a database owner's
 /// `ALTER DATABASE ... SET session_authorization` is applied at connection
 /// (the worker would be that role, and fail to read the queue): set it
 /// back, in a transaction since the role is looked up. Then `role` and the
 /// rest of [`session_settings`] apply.
-pub(crate) fn restore_session_user() {
+fn restore_session_user() {
     pgrx::bgworkers::BackgroundWorker::transaction(|| {
         // SAFETY: catalog lookup and GUC assignment inside a transaction,
         // on the worker's main thread.

@@ -480,17 +480,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     if !wakeup::publish_worker(slot) {
         return; // its database is being dropped or copied
     }
-    super::settings::restore_session_user();
-    for (name, value) in super::settings::session_settings() {
-        unsafe {
-            pg_sys::SetConfigOption(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-            );
-        }
-    }
+    super::settings::pin_session();
     let mut worker = Worker::new();
     if !presence::wait_for_extension(slot, worker.settings.poll_interval) {
         return; // no extension here: nothing to deliver
