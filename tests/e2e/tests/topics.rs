@@ -118,13 +118,21 @@ fn the_documented_topics_are_definitions_and_the_reference_is_generated_from_the
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// Moodle's tables as its installer creates them, then the documented
+/// topics rebound to them.
+fn load_moodle(c: &mut Client) {
+    c.batch_execute(&std::fs::read_to_string(fixture("moodle_schema.sql")).unwrap())
+        .unwrap();
+    c.batch_execute(&std::fs::read_to_string(fixture("moodle.sql")).unwrap())
+        .unwrap();
+}
+
 #[test]
 fn an_lms_with_its_own_schema_gets_the_documented_webhooks() {
     let cluster = Cluster::start("");
     let receiver = Receiver::start();
     let mut c = cluster.client();
-    c.batch_execute(&std::fs::read_to_string(fixture("moodle.sql")).unwrap())
-        .unwrap();
+    load_moodle(&mut c);
     c.execute(
         "SELECT webhook.create_webhook('moodle crm', $1,
              '{user.created,course.created,course.enrollment,course.completed,sale.new}')",
@@ -136,7 +144,7 @@ fn an_lms_with_its_own_schema_gets_the_documented_webhooks() {
         &mut c,
         "SELECT count(*) FROM webhook.topics
           WHERE topic IN ('user.created', 'course.created', 'course.enrollment', 'course.completed', 'sale.new')
-            AND NOT builtin AND source_table LIKE 'public.%'",
+            AND NOT builtin AND source_table LIKE 'public.mdl\\_%'",
     );
     assert_eq!(rebound, 5);
     c.batch_execute("INSERT INTO lms.users (first_name, email) VALUES ('Old', 'old@example.com')")
@@ -145,100 +153,242 @@ fn an_lms_with_its_own_schema_gets_the_documented_webhooks() {
     // Rolled back: nothing.
     c.batch_execute(
         "BEGIN;
-         INSERT INTO mdl_user (username, firstname, lastname, email) VALUES ('ghost', 'G', 'H', 'g@example.com');
+         INSERT INTO public.mdl_user (username, firstname, lastname, email) VALUES ('ghost', 'G', 'H', 'g@example.com');
          ROLLBACK;",
     )
     .unwrap();
 
-    // One transaction, as Moodle writes it: the user with profile data,
-    // group and role; a course with a teacher; an enrolment; a completion
-    // row first without a completion time; an order paid after its lines.
+    // One transaction (Moodle itself commits these one by one): a category
+    // and a course with its context and overview image, a fee enrolment
+    // method; a student with profile data and a group, a teacher with a
+    // picture; both enrolled and given their roles in the course context;
+    // a completion row written at enrolment and completed later; the
+    // student's payment of the fee (with the gateway's surcharge).
     c.batch_execute(
         "BEGIN;
-         INSERT INTO mdl_user (id, username, firstname, lastname, email, timecreated)
-              VALUES (789012, 'jdoe', 'John', 'Doe', 'john.doe@example.com', 1707906600),
-                     (890789, 'asmith', 'Alex', 'Smith', 'alex@example.com', 1600000000);
-         INSERT INTO mdl_user_info_data VALUES (789012, 1, 'University of BrainCert'), (789012, 2, 'Computer Science');
-         INSERT INTO mdl_groups_members VALUES (101, 789012);
-         INSERT INTO mdl_role_assignments VALUES (5, 789012);
-         INSERT INTO mdl_course (id, fullname, shortname, summary, tagline, imageurl, cost, timecreated)
-              VALUES (909850, 'Introduction to Webhooks', 'introduction-to-webhooks', 'A guide.', 'Real time',
-                      '/img/hooks.png', 49.00, 1707947533);
-         INSERT INTO mdl_course_teachers VALUES (909850, 890789, 'Senior Developer', 1);
-         INSERT INTO mdl_enrol VALUES (1, 'manual', 909850);
-         INSERT INTO mdl_user_enrolments (id, enrolid, userid, timestart) VALUES (97472, 1, 789012, 1707950000);
-         INSERT INTO mdl_course_completions (id, userid, course) VALUES (5, 789012, 909850);
-         UPDATE mdl_course_completions SET timecompleted = 1707960000, certificate_expires = 1739496000 WHERE id = 5;
-         INSERT INTO shop_orders (reference, userid, gateway, method, currency, fee)
-              VALUES ('ORD_ep3FVWZ9lC', 789012, 'paypal', 'card', 'USD', 0);
-         INSERT INTO shop_order_lines (orderid, kind, name, price)
-              SELECT id, 'course', 'PHP course', 100 FROM shop_orders;
-         INSERT INTO shop_order_lines (orderid, kind, name, price)
-              SELECT id, 'assessment', 'Recurring payment test', 80 FROM shop_orders;
-         UPDATE shop_orders SET status = 'paid';
+         INSERT INTO public.mdl_user_info_field (id, shortname, name, datatype, sortorder)
+              VALUES (1, 'school', 'School', 'text', 1), (2, 'major', 'Major', 'text', 2);
+         INSERT INTO public.mdl_course_categories (id, name, path, depth) VALUES (3, 'Integrations', '/3', 1);
+         INSERT INTO public.mdl_course (id, category, fullname, shortname, summary, summaryformat, timecreated)
+              VALUES (909850, 3, 'Introduction to Webhooks', 'introduction-to-webhooks', '<p>A guide.</p>', 1,
+                      1707947533);
+         INSERT INTO public.mdl_context (id, contextlevel, instanceid, path, depth) VALUES (120, 50, 909850, '/1/120', 2);
+         INSERT INTO public.mdl_files (contextid, component, filearea, itemid, filepath, filename, filesize,
+                                       pathnamehash, timecreated, timemodified)
+              VALUES (120, 'course', 'overviewfiles', 0, '/', '.', 0, 'd1', 1707947533, 1707947533),
+                     (120, 'course', 'overviewfiles', 0, '/', 'hooks.png', 2048, 'd2', 1707947533, 1707947533);
+         INSERT INTO public.mdl_enrol (id, enrol, courseid, roleid, cost, currency)
+              VALUES (1, 'manual', 909850, 5, NULL, NULL), (2, 'fee', 909850, 5, '49.00', 'USD');
+         INSERT INTO public.mdl_user (id, auth, confirmed, mnethostid, username, firstname, lastname, email,
+                                      picture, description, timecreated)
+              VALUES (789012, 'email', 1, 1, 'jdoe', 'John', 'Doe', 'john.doe@example.com', 0, NULL, 1707906600),
+                     (890789, 'manual', 1, 1, 'asmith', 'Alex', 'Smith', 'alex@example.com', 4711,
+                      'Senior Developer', 1600000000);
+         INSERT INTO public.mdl_user_info_data (userid, fieldid, data)
+              VALUES (789012, 2, 'Computer Science'), (789012, 1, 'University of BrainCert');
+         INSERT INTO public.mdl_groups (id, courseid, name) VALUES (101, 909850, 'Web Development Enthusiasts');
+         INSERT INTO public.mdl_groups_members (groupid, userid) VALUES (101, 789012);
+         INSERT INTO public.mdl_user_enrolments (id, enrolid, userid, timestart, timecreated)
+              VALUES (97472, 2, 789012, 0, 1707950000), (97473, 1, 890789, 1707900000, 1707900000);
+         INSERT INTO public.mdl_role_assignments (roleid, contextid, userid)
+              VALUES (5, 120, 789012), (3, 120, 890789);
+         INSERT INTO public.mdl_course_completions (id, userid, course, timeenrolled)
+              VALUES (5, 789012, 909850, 1707950000);
+         UPDATE public.mdl_course_completions SET timecompleted = 1707960000 WHERE id = 5;
+         INSERT INTO public.mdl_payments (id, component, paymentarea, itemid, userid, amount, currency,
+                                          accountid, gateway, timecreated)
+              VALUES (1, 'enrol_fee', 'fee', 2, 789012, '50.47', 'USD', 1, 'paypal', 1707949000);
          COMMIT;",
     )
     .unwrap();
-    // Two users (the student and the teacher), one event for each other topic.
-    let got = receiver.wait_for(6, Duration::from_secs(20));
+    // Two users and two enrolments (the student's and the teacher's), one
+    // event for each other topic.
+    let got = receiver.wait_for(7, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(receiver.count(), 6, "none from lms.users");
+    assert_eq!(receiver.count(), 7, "none from lms.users");
     let mut problems = Vec::new();
     for r in &got {
-        if r.json()["payload"]["user_id"] == 890789 {
-            continue; // the teacher's user.created
-        }
         let topic = r.header("webhook-type").unwrap_or_default().to_owned();
         let body = r.json();
+        let payload = &body["payload"];
         assert_shape(&example(&topic), &body, &topic, &mut problems);
         match topic.as_str() {
-            "user.created" => {
-                assert_eq!(body["payload"]["user_id"], 789012);
-                assert_eq!(body["payload"]["groups"][0]["group_id"], "101");
+            "user.created" if payload["user_id"] == 890789 => {
                 assert_eq!(
-                    body["payload"]["custom_registration_fields"][1]["field_value"],
+                    payload["avatar_url"],
+                    "https://moodle.example.com/user/pix.php/890789/f1.jpg"
+                );
+                assert_eq!(payload["roles"][0]["role_name"], "Teacher");
+            }
+            "user.created" => {
+                assert_eq!(payload["user_id"], 789012);
+                assert_eq!(payload["date_added"], "2024-02-14T10:30:00.000Z");
+                assert_eq!(payload["avatar_url"], Value::Null, "picture 0: no avatar");
+                assert_eq!(payload["groups"][0]["group_id"], "101");
+                assert_eq!(payload["roles"][0]["role_id"], "5");
+                assert_eq!(payload["roles"][0]["role_name"], "Student");
+                assert_eq!(
+                    payload["custom_registration_fields"][1]["field_value"],
                     "Computer Science"
                 );
             }
             "course.created" => {
-                assert_eq!(body["payload"]["payment_type"], "paid");
-                assert_eq!(body["payload"]["instructors"][0]["first_name"], "Alex");
+                assert_eq!(payload["payment_type"], "paid");
+                assert_eq!(payload["subtitle"], "Integrations");
+                assert_eq!(
+                    payload["course_card_image_url"],
+                    "https://moodle.example.com/pluginfile.php/120/course/overviewfiles/hooks.png"
+                );
+                assert_eq!(payload["instructors"][0]["first_name"], "Alex");
+                assert_eq!(payload["instructors"][0]["bio"], "Senior Developer");
             }
             "course.completed" => {
                 assert_eq!(
-                    body["payload"]["course"]["completion_date"],
+                    payload["course"]["completion_date"],
                     "2024-02-15T01:20:00.000Z"
-                )
+                );
+                assert_eq!(payload["completion_details"]["certificate_issued"], "no");
             }
             "sale.new" => {
-                assert_eq!(body["payload"]["total"], 180);
+                assert_eq!(payload["order_id"], "1");
+                assert_eq!(payload["total_amount"], 49);
+                assert_eq!(payload["service_charge"], 1.47);
+                assert_eq!(payload["total"], 50.47);
+                assert_eq!(payload["items"][0]["name"], "Introduction to Webhooks");
+            }
+            "course.enrollment" if payload["enrollment_id"] == 97473 => {
+                assert_eq!(payload["started_at"], "2024-02-14T08:40:00.000Z");
+            }
+            "course.enrollment" => {
+                assert_eq!(payload["enrollment_id"], 97472);
                 assert_eq!(
-                    body["payload"]["items"][1]["name"],
-                    "Recurring payment test"
+                    payload["started_at"], payload["activated_at"],
+                    "timestart 0: from enrolment on"
                 );
             }
-            "course.enrollment" => assert_eq!(body["payload"]["enrollment_id"], 97472),
             other => panic!("unexpected topic {other}"),
         }
         assert!(body["resource"].is_string(), "{topic} keeps its envelope");
     }
     assert!(problems.is_empty(), "{problems:#?}");
 
-    // An update that changes nothing, or not the status, emits nothing; a
-    // refund and back to paid emits again.
+    // Updates that do not complete a course emit nothing, nor does a
+    // payment for something other than a course fee; the next completion
+    // and the next fee paid do.
     c.batch_execute(
-        "UPDATE shop_orders SET status = 'paid';
-         UPDATE shop_orders SET currency = 'USD';
-         UPDATE mdl_course_completions SET certificate_expires = NULL;",
+        "UPDATE public.mdl_course_completions SET reaggregate = 1707960100 WHERE id = 5;
+         UPDATE public.mdl_course_completions SET timecompleted = 1707960000 WHERE id = 5;
+         INSERT INTO public.mdl_course_completions (id, userid, course) VALUES (6, 890789, 909850);
+         UPDATE public.mdl_payments SET timemodified = 1707949100;
+         INSERT INTO public.mdl_payments (id, component, paymentarea, itemid, userid, amount, currency,
+                                          accountid, gateway, timecreated)
+              VALUES (2, 'core_badges', 'badge', 7, 789012, '5', 'USD', 1, 'paypal', 1707949200);",
     )
     .unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(receiver.count(), 6);
+    assert_eq!(receiver.count(), 7);
     c.batch_execute(
-        "UPDATE shop_orders SET status = 'refunded'; UPDATE shop_orders SET status = 'paid';",
+        "UPDATE public.mdl_course_completions SET timecompleted = 1707970000 WHERE id = 6;
+         INSERT INTO public.mdl_payments (id, component, paymentarea, itemid, userid, amount, currency,
+                                          accountid, gateway, timecreated)
+              VALUES (3, 'enrol_fee', 'fee', 2, 890789, '49.00', 'USD', 1, 'paypal', 1707949300);",
     )
     .unwrap();
-    receiver.wait_for(7, Duration::from_secs(10));
+    receiver.wait_for(9, Duration::from_secs(10));
+}
+
+/// The SQL block of the README's "Binding the documented topics to your
+/// own schema", found by its heading.
+fn readme_binding_example() -> String {
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let section = readme
+        .find("**Binding the documented topics to your own schema.**")
+        .expect("the README section");
+    let rest = &readme[section..];
+    let start = rest.find("```sql\n").expect("its SQL block") + "```sql\n".len();
+    let len = rest[start..].find("```").expect("the end of its SQL block");
+    rest[start..start + len].to_owned()
+}
+
+#[test]
+fn the_readme_binding_example_runs_as_written_on_moodle_tables() {
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.batch_execute(&std::fs::read_to_string(fixture("moodle_schema.sql")).unwrap())
+        .unwrap();
+    let example_sql = readme_binding_example();
+    if let Err(e) = c.batch_execute(&example_sql) {
+        panic!("the README example fails: {}", db_message(&e));
+    }
+    c.execute(
+        "SELECT webhook.create_webhook('moodle crm', $1, '{user.created,sale.new}')",
+        &[&receiver.url("/moodle")],
+    )
+    .unwrap();
+
+    // An ordinary sign-up, as Moodle writes it: the user's row first, its
+    // context and profile data afterwards, each committed on its own.
+    c.batch_execute(
+        "INSERT INTO public.mdl_user (auth, confirmed, mnethostid, username, password, firstname, lastname,
+                                      email, timecreated, timemodified)
+              VALUES ('email', 1, 1, 'jdoe', '$2y$10$x', 'John', 'Doe', 'john.doe@example.com',
+                      1707906600, 1707906600)",
+    )
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO public.mdl_context (contextlevel, instanceid, depth)
+              SELECT 30, id, 2 FROM public.mdl_user WHERE username = 'jdoe'",
+    )
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO public.mdl_user_info_field (shortname, name, datatype) VALUES ('school', 'School', 'text');
+         INSERT INTO public.mdl_user_info_data (userid, fieldid, data)
+              SELECT u.id, f.id, 'University of BrainCert' FROM public.mdl_user u, public.mdl_user_info_field f",
+    )
+    .unwrap();
+    let got = receiver.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got[0].header("webhook-type"), Some("user.created"));
+    let body = got[0].json();
+    let mut problems = Vec::new();
+    assert_shape(
+        &example("user.created"),
+        &body,
+        "user.created",
+        &mut problems,
+    );
+    assert!(problems.is_empty(), "{problems:#?}");
+    let payload = &body["payload"];
+    assert_eq!(payload["name"], "John Doe");
+    assert_eq!(payload["date_added"], "2024-02-14T10:30:00.000Z");
+    assert_eq!(payload["avatar_url"], Value::Null, "no picture yet");
+    assert_eq!(payload["roles"], serde_json::json!([]));
+    assert_eq!(
+        payload["custom_registration_fields"],
+        serde_json::json!([]),
+        "written after the user's row"
+    );
+    assert_eq!(body["resource"], "user", "the documented envelope");
+
+    // The picture is uploaded later (an update: no event). A course fee
+    // paid through PayPal is a sale.
+    c.batch_execute(
+        "UPDATE public.mdl_user SET picture = 17 WHERE username = 'jdoe';
+         INSERT INTO public.mdl_course (id, fullname, shortname, timecreated)
+              VALUES (2, 'Introduction to Webhooks', 'webhooks', 1707900000);
+         INSERT INTO public.mdl_enrol (id, enrol, courseid, cost, currency) VALUES (1, 'fee', 2, '49.00', 'USD');
+         INSERT INTO public.mdl_payments (component, paymentarea, itemid, userid, amount, currency, accountid,
+                                          gateway, timecreated)
+              SELECT 'enrol_fee', 'fee', 1, id, '49.00', 'USD', 1, 'paypal', 1707949000 FROM public.mdl_user;",
+    )
+    .unwrap();
+    let got = receiver.wait_for(2, Duration::from_secs(20));
+    assert_eq!(got[1].header("webhook-type"), Some("sale.new"));
+    let body = got[1].json();
+    assert_shape(&example("sale.new"), &body, "sale.new", &mut problems);
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(body["payload"]["total"], 49.0);
+    assert_eq!(body["payload"]["user"]["first_name"], "John");
 }
 
 #[test]
@@ -606,8 +756,7 @@ fn defined_topics_survive_dump_and_restore() {
     admin.batch_execute("CREATE DATABASE school").unwrap();
     let mut c = cluster.client_db("school");
     c.batch_execute("CREATE EXTENSION webhook_emitter").unwrap();
-    c.batch_execute(&std::fs::read_to_string(fixture("moodle.sql")).unwrap())
-        .unwrap();
+    load_moodle(&mut c);
     c.batch_execute(
         "CREATE TABLE public.invoices (id int PRIMARY KEY, status text);
          SELECT webhook.watch('public.invoices', operations => '{insert}');",
@@ -632,7 +781,7 @@ fn defined_topics_survive_dump_and_restore() {
     )
     .unwrap();
     r.batch_execute(
-        "INSERT INTO mdl_user (username, firstname, lastname, email) VALUES ('x', 'Xa', 'Yu', 'x@example.com');
+        "INSERT INTO public.mdl_user (username, firstname, lastname, email) VALUES ('x', 'Xa', 'Yu', 'x@example.com');
          INSERT INTO invoices VALUES (1, 'open');",
     )
     .unwrap();
