@@ -63,12 +63,14 @@ SELECT w.id AS webhook_id, w.name, w.enabled, w.disabled_reason, w.failing_since
        percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p99_ms,
        (SELECT count(*) FROM webhook.deliveries p
          WHERE p.webhook_id = w.id AND p.status IN ('pending', 'failed', 'delivering')) AS backlog,
-       (SELECT count(*) FROM webhook.deliveries h WHERE h.webhook_id = w.id AND h.status = 'held') AS held
+       (SELECT count(*) FROM webhook.deliveries h WHERE h.webhook_id = w.id AND h.status = 'held') AS held,
+       -- 0.3.0: events whose builder failed, waiting for webhook.rebuild_events.
+       (SELECT count(*) FROM webhook.deliveries u WHERE u.webhook_id = w.id AND u.status = 'unbuilt') AS unbuilt
 FROM webhook.webhooks w
 LEFT JOIN webhook.deliveries d ON d.webhook_id = w.id AND d.last_attempt_at > now() - interval '24 hours'
 LEFT JOIN webhook.attempts a ON a.delivery_id = d.id AND a.started_at > now() - interval '24 hours'
 GROUP BY w.id;
-COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog and held deliveries.';
+COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog, held deliveries, and unbuilt ones (their builder failed; see webhook.rebuild_events).';
 
 -- Re-queue one failed or dead delivery; the event (and its id) is unchanged.
 -- SECURITY DEFINER (here and in replay): webhook_admin reads the queue

@@ -7,8 +7,13 @@ CREATE TABLE webhook.events (
     body       json NOT NULL,               -- json, not jsonb: key order as built
     tenant_id  text NOT NULL,
     is_test    boolean NOT NULL DEFAULT false,
-    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- 0.3.0: an event whose builder raised (body 'null'): the error and the
+    -- row's key (as text), until webhook.rebuild_events builds it.
+    build_error text,
+    build_key   text
 );
+CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
 -- No index on created_at: ids are ULIDs, ordered by creation time, so
 -- pruning finds old events through the primary key.
 COMMENT ON TABLE webhook.events IS 'Queued events; the body is the document delivered (before per-webhook rendering).';
@@ -36,7 +41,7 @@ CREATE TABLE webhook.deliveries (
     -- fifo, the value at ordering_key for per_key); NULL when unordered.
     order_key        text,
     CONSTRAINT deliveries_status_check
-        CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held'))
+        CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'))
 );
 -- Unordered deliveries are claimed by due time; ordered ones only at the
 -- head of their sequence, found through deliveries_sequence_idx, so a long
@@ -53,7 +58,8 @@ CREATE INDEX deliveries_held_idx ON webhook.deliveries (webhook_id, created_at)
     WHERE status = 'held';
 CREATE INDEX deliveries_leased_idx ON webhook.deliveries (lease_until)
     WHERE status = 'delivering';
-COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead, or held while the webhook is disabled.';
+CREATE INDEX deliveries_unbuilt_idx ON webhook.deliveries (webhook_id) WHERE status = 'unbuilt';
+COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead, held while the webhook is disabled, unbuilt while its builder fails (webhook.rebuild_events), replicated when it came by logical replication (never sent here).';
 
 -- One row per HTTP attempt.
 CREATE TABLE webhook.attempts (
@@ -102,6 +108,37 @@ CREATE TRIGGER hold_or_release_deliveries AFTER UPDATE OF enabled ON webhook.web
     FOR EACH ROW WHEN (OLD.enabled IS DISTINCT FROM NEW.enabled)
     EXECUTE FUNCTION webhook.hold_or_release_deliveries();
 
+-- Logical replication -----------------------------------------------------------
+
+-- A publication FOR ALL TABLES carries the queue too. Events are sent by
+-- the database that queued them: on a subscriber, a delivery that arrives
+-- by replication (the apply worker runs with session_replication_role =
+-- replica, so only these triggers fire) is marked 'replicated', which no
+-- worker claims, and stays so when the publisher's worker updates it.
+-- The rows still apply cleanly (same keys), so the publisher's updates
+-- and pruning find them. On the publisher these triggers never fire.
+CREATE FUNCTION webhook.mark_replicated() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        NEW.status := 'replicated';
+        NEW.lease_until := NULL;
+        RETURN NEW;
+    END IF;
+    UPDATE webhook.deliveries d SET status = 'replicated', lease_until = NULL
+     WHERE d.id = NEW.id AND d.status <> 'replicated';
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER deliveries_replicated BEFORE INSERT ON webhook.deliveries
+    FOR EACH ROW EXECUTE FUNCTION webhook.mark_replicated();
+-- AFTER, not BEFORE: a BEFORE UPDATE row trigger, even one that never
+-- fires, makes every UPDATE of the worker lock the row first.
+CREATE TRIGGER deliveries_still_replicated AFTER UPDATE ON webhook.deliveries
+    FOR EACH ROW WHEN (NEW.status <> 'replicated') EXECUTE FUNCTION webhook.mark_replicated();
+ALTER TABLE webhook.deliveries ENABLE REPLICA TRIGGER deliveries_replicated;
+ALTER TABLE webhook.deliveries ENABLE REPLICA TRIGGER deliveries_still_replicated;
+
 -- The write path ---------------------------------------------------------------
 
 -- webhook.topic_wanted(topic) (Rust, src/api/wanted.rs) is the test in
@@ -119,6 +156,10 @@ CREATE TRIGGER subscriptions_changed
 CREATE TRIGGER subscriptions_changed
     AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE ON webhook.topics
     FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
+-- Replicated changes (a logical replication subscriber) count too.
+ALTER TABLE webhook.webhooks ENABLE ALWAYS TRIGGER subscriptions_changed;
+ALTER TABLE webhook.settings ENABLE ALWAYS TRIGGER subscriptions_changed;
+ALTER TABLE webhook.topics ENABLE ALWAYS TRIGGER subscriptions_changed;
 
 -- webhook.enqueue(topic, body) (Rust, src/api/enqueue.rs) queues an event
 -- for every webhook subscribed to the topic whose filter it matches (held

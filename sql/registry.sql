@@ -30,6 +30,9 @@ END
 $$;
 CREATE TRIGGER settings_replace_row BEFORE INSERT ON webhook.settings
     FOR EACH ROW EXECUTE FUNCTION webhook.settings_replace_row();
+-- Also for a logical replication subscriber's initial copy (which has a
+-- settings row of its own).
+ALTER TABLE webhook.settings ENABLE ALWAYS TRIGGER settings_replace_row;
 INSERT INTO webhook.settings DEFAULT VALUES;
 SELECT pg_catalog.pg_extension_config_dump('webhook.settings', '');
 
@@ -66,6 +69,11 @@ CREATE TABLE webhook.topics (
     -- Added in 0.3.0: whose rights the topic's code runs with (the role
     -- that defined it; the extension owner for the documented topics).
     definer          regrole NOT NULL,
+    -- What a builder that raises does to the write: 'queue' lets it commit
+    -- and queues the event unbuilt (webhook.rebuild_events), 'refuse'
+    -- fails it.
+    on_builder_error text NOT NULL DEFAULT 'queue'
+                     CONSTRAINT topics_on_builder_error_check CHECK (on_builder_error IN ('queue', 'refuse')),
     CONSTRAINT topics_envelope_check
         CHECK ((envelope = 'braincert') = (resource IS NOT NULL AND action IS NOT NULL)),
     CONSTRAINT topics_builder_check CHECK ((builder IS NULL) = (timing = 'row'))

@@ -303,6 +303,67 @@ BEGIN
 END
 $$;
 
+-- A definition's builder, proven as the caller (its definer) before it is
+-- accepted: a builder that fails at every write would fail (or, by
+-- default, queue unbuilt) every event of the topic. It runs on an existing
+-- row of the table as the generated function runs it (search_path =
+-- pg_catalog, pg_temp, the builder's own SET clauses), in a block that is
+-- always rolled back; on an empty table its body is at least parsed and
+-- resolved by its language's validator under the same settings.
+CREATE FUNCTION webhook.check_builder(definition json) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel regclass := to_regclass(definition ->> 'source_table');
+    builder regprocedure := to_regprocedure(definition ->> 'builder');
+    timing text := coalesce(definition ->> 'timing',
+                            CASE WHEN definition ->> 'operations' = '["delete"]' THEN 'before_delete' ELSE 'commit' END);
+    key_column text;
+    arg_type text;
+    validator regproc;
+    path text;
+    sample text;
+BEGIN
+    IF rel IS NULL OR builder IS NULL OR timing = 'row' THEN
+        RETURN;  -- store_topic names what is wrong
+    END IF;
+    SELECT min(a.attname) INTO key_column
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indrelid = rel AND i.indisprimary AND cardinality(i.indkey::int2[]) = 1;
+    SELECT format_type(p.proargtypes[0], NULL), l.lanvalidator,
+           (SELECT substr(c, 13) FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
+      INTO arg_type, validator, path
+      FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = builder AND p.pronargs = 1;
+    IF key_column IS NULL OR arg_type IS NULL OR NOT has_function_privilege(builder, 'EXECUTE')
+       OR NOT has_table_privilege(rel, 'SELECT') THEN
+        RETURN;  -- store_topic names what is wrong
+    END IF;
+    BEGIN
+        EXECUTE format('SELECT %I::text FROM %s LIMIT 1', key_column, rel) INTO sample;
+        IF sample IS NOT NULL THEN
+            -- A statement topic's builder takes an array of keys.
+            EXECUTE format('SELECT %s($1::%s)', builder::oid::regproc, arg_type)
+              USING CASE WHEN timing = 'statement' THEN '{' || sample || '}' ELSE sample END;
+        ELSIF validator IS NOT NULL AND validator <> 0 THEN
+            PERFORM set_config('check_function_bodies', 'on', true);
+            IF path IS NOT NULL THEN
+                PERFORM set_config('search_path', path, true);
+            END IF;
+            EXECUTE format('SELECT %s($1)', validator) USING builder::oid;
+        END IF;
+        RAISE SQLSTATE 'WHPRV';  -- undo whatever the builder did
+    EXCEPTION
+        WHEN SQLSTATE 'WHPRV' THEN
+            NULL;
+        WHEN OTHERS THEN
+            RAISE EXCEPTION USING ERRCODE = SQLSTATE,
+                MESSAGE = format('builder: %s fails %s: %s', builder,
+                                 CASE WHEN sample IS NOT NULL THEN format('on the row of %s with %s = %s', rel, key_column, sample)
+                                      ELSE 'to check under the settings it runs with' END, SQLERRM),
+                HINT = 'The builder runs with search_path = pg_catalog, pg_temp: schema-qualify every table and function it names (public.mdl_user), or give it its own SET search_path.';
+    END;
+END
+$$;
+
 -- definer_role: whose rights the topic's code runs with (the caller of
 -- webhook.change_topic; the extension owner for the documented topics).
 -- Runs as the extension owner: what the definer may do is checked here.
@@ -525,6 +586,11 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'display_name: must be 1 to 200 characters';
     END IF;
+    d.on_builder_error := coalesce(d.on_builder_error, 'queue');
+    IF d.on_builder_error NOT IN ('queue', 'refuse') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('on_builder_error: %L is not supported; allowed: queue (the write commits, the event waits with the error until webhook.rebuild_events), refuse (the write fails)', d.on_builder_error);
+    END IF;
     d.builtin := documented;
     d.trigger_function := left(d.topic, 50) || ' ' || left(md5(concat_ws('|', d.topic, d.source_table,
         d.operations::text, d.columns::text, d.condition, d.timing, d.builder::text, d.key_column,
@@ -568,13 +634,16 @@ BEGIN
 END
 $$;
 
--- Keys a row of webhook.topics from define_topic's arguments: on replace,
--- what is not given is kept from the current definition.
+-- Keys a row of webhook.topics from define_topic's arguments. A new topic
+-- gets the defaults; with replace => true an existing one keeps every
+-- argument that is not given (NULL): rebinding a topic to another table or
+-- builder leaves its operations, columns, condition, timing and catalog
+-- entry as they were. columns => '{}' and condition => '' remove them.
 CREATE FUNCTION webhook.define_topic(
     topic text,
     source_table text,
     builder text DEFAULT NULL,
-    operations text[] DEFAULT '{insert}',
+    operations text[] DEFAULT NULL,
     columns text[] DEFAULT NULL,
     condition text DEFAULT NULL,
     timing text DEFAULT NULL,
@@ -584,7 +653,8 @@ CREATE FUNCTION webhook.define_topic(
     display_name text DEFAULT NULL,
     description text DEFAULT NULL,
     sample_body json DEFAULT NULL,
-    replace boolean DEFAULT false
+    replace boolean DEFAULT false,
+    on_builder_error text DEFAULT NULL
 ) RETURNS webhook.topics
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
@@ -596,9 +666,15 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'timing: row events are defined with webhook.watch(table)';
     END IF;
-    SELECT * INTO old FROM webhook.topics t WHERE t.topic = topic;
+    IF replace THEN
+        SELECT * INTO old FROM webhook.topics t WHERE t.topic = topic;
+    END IF;
+    IF old.timing = 'row' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('topic: %L is a row event of webhook.watch; change it with webhook.watch', topic);
+    END IF;
     d.topic := topic;
-    d.source_table := source_table;
+    d.source_table := coalesce(source_table, old.source_table);
     IF builder IS NOT NULL THEN
         -- 'schema.name(argument types)', or a name that is not overloaded.
         d.builder := CASE WHEN strpos(builder, '(') > 0 THEN to_regprocedure(builder)
@@ -608,12 +684,15 @@ BEGIN
                 MESSAGE = format('builder: function %L does not exist (or its name is overloaded)', builder),
                 HINT = 'Name it with its schema and argument type, e.g. ''public.invoice_body(bigint)''.';
         END IF;
+    ELSE
+        d.builder := old.builder;
     END IF;
-    d.operations := operations;
-    d.columns := columns;
-    d.condition := condition;
-    d.timing := timing;
-    IF envelope IS NULL AND resource IS NULL AND action IS NULL AND replace THEN
+    d.operations := coalesce(operations, old.operations, '{insert}');
+    d.columns := CASE WHEN columns = '{}' THEN NULL ELSE coalesce(columns, old.columns) END;
+    d.condition := CASE WHEN btrim(condition) = '' THEN NULL ELSE coalesce(condition, old.condition) END;
+    -- The timing follows the operations unless given: kept while they are.
+    d.timing := coalesce(timing, CASE WHEN d.operations = old.operations THEN old.timing END);
+    IF envelope IS NULL AND resource IS NULL AND action IS NULL AND old.topic IS NOT NULL THEN
         -- A documented topic rebound to another table keeps its envelope.
         d.envelope := old.envelope;
         d.resource := old.resource;
@@ -626,12 +705,13 @@ BEGIN
     d.source := coalesce(old.source, 'custom');
     d.display_name := coalesce(display_name, old.display_name, topic);
     d.description := coalesce(description, old.description,
-        format('Fires on %s of %s.', array_to_string(operations, ', '), source_table));
+        format('Fires on %s of %s.', array_to_string(d.operations, ', '), d.source_table));
     d.sample_body := coalesce(sample_body, old.sample_body);
+    d.on_builder_error := coalesce(on_builder_error, old.on_builder_error);
     RETURN webhook.save_topic(d, replace);
 END
 $$;
-COMMENT ON FUNCTION webhook.define_topic IS 'Define (or with replace => true redefine) a topic: which writes on which table emit it and which function builds its body; generates its triggers.';
+COMMENT ON FUNCTION webhook.define_topic IS 'Define (or with replace => true redefine, keeping what is not given) a topic: which writes on which table emit it and which function builds its body; generates its triggers.';
 
 -- The documented LMS topics (sql/topics/*.sql) are defined through this.
 CREATE FUNCTION webhook.define_documented_topic(
@@ -844,6 +924,9 @@ END
 $$;
 CREATE TRIGGER topics_replace_row BEFORE INSERT ON webhook.topics
     FOR EACH ROW EXECUTE FUNCTION webhook.topics_replace_row();
+-- Also for a logical replication subscriber's initial copy (which has the
+-- documented topics of its own CREATE EXTENSION).
+ALTER TABLE webhook.topics ENABLE ALWAYS TRIGGER topics_replace_row;
 SELECT pg_catalog.pg_extension_config_dump('webhook.topics', 'WHERE NOT builtin');
 
 -- The topic reference in Markdown, generated from the definitions (the
@@ -867,7 +950,8 @@ RETURN (
                              ELSE 'the row event' END,
                CASE WHEN t.builder IS NOT NULL THEN format(' by `%s`', t.builder) ELSE '' END,
                concat(CASE WHEN t.columns IS NOT NULL THEN format('; an update fires when %s changes', array_to_string(t.columns, ', ')) END,
-                      CASE WHEN t.condition IS NOT NULL THEN format('; only when `%s`', t.condition) END),
+                      CASE WHEN t.condition IS NOT NULL THEN format('; only when `%s`', t.condition) END,
+                      CASE WHEN t.on_builder_error = 'refuse' THEN '; a builder error fails the write' END),
                t.sample_body::text),
            E'\n' ORDER BY array_position(ARRAY['braincert', 'aom', 'custom'], t.source), t.topic)
     FROM webhook.topics t

@@ -120,6 +120,25 @@ ALTER TABLE webhook.webhooks ADD COLUMN deletion_requested_at timestamptz;
 ALTER TABLE webhook.webhooks DROP CONSTRAINT webhooks_name_key;
 CREATE UNIQUE INDEX webhooks_name_key ON webhook.webhooks (name) WHERE deletion_requested_at IS NULL;
 
+-- Issue 26: builders that fail, logical replication ----------------------------
+-- What a builder that raises does to the write (default: queue the event
+-- unbuilt); events kept with the error and the key; deliveries 'unbuilt'
+-- and 'replicated' (a copy a logical replication subscriber never sends).
+ALTER TABLE webhook.topics ADD COLUMN on_builder_error text NOT NULL DEFAULT 'queue'
+    CONSTRAINT topics_on_builder_error_check CHECK (on_builder_error IN ('queue', 'refuse'));
+ALTER TABLE webhook.events ADD COLUMN build_error text, ADD COLUMN build_key text;
+CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
+ALTER TABLE webhook.deliveries DROP CONSTRAINT deliveries_status_check,
+    ADD CONSTRAINT deliveries_status_check
+        CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'));
+CREATE INDEX deliveries_unbuilt_idx ON webhook.deliveries (webhook_id) WHERE status = 'unbuilt';
+COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead, held while the webhook is disabled, unbuilt while its builder fails (webhook.rebuild_events), replicated when it came by logical replication (never sent here).';
+-- The document puts tenant_id before domain_id for these two topics.
+UPDATE webhook.topics
+   SET sample_body = replace(sample_body::text, E'"domain_id": "acme-academy",\n  "tenant_id": "acme-academy",',
+                             E'"tenant_id": "acme-academy",\n  "domain_id": "acme-academy",')::json
+ WHERE topic IN ('user.updated', 'user.deleted') AND builtin;
+
 -- Code -----------------------------------------------------------------------
 
 -- Only the extension owner runs the topic's code as its definer (Rust).
@@ -578,6 +597,11 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'display_name: must be 1 to 200 characters';
     END IF;
+    d.on_builder_error := coalesce(d.on_builder_error, 'queue');
+    IF d.on_builder_error NOT IN ('queue', 'refuse') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('on_builder_error: %L is not supported; allowed: queue (the write commits, the event waits with the error until webhook.rebuild_events), refuse (the write fails)', d.on_builder_error);
+    END IF;
     d.builtin := documented;
     d.trigger_function := left(d.topic, 50) || ' ' || left(md5(concat_ws('|', d.topic, d.source_table,
         d.operations::text, d.columns::text, d.condition, d.timing, d.builder::text, d.key_column,
@@ -855,6 +879,262 @@ BEGIN
 END
 $$;
 
+-- Issue 26: rebinding keeps what it is not given; builders proven when a
+-- topic is defined, contained when they fail at a write, rebuilt later.
+DROP FUNCTION webhook.define_topic(text, text, text, text[], text[], text, text, text, text, text, text, text, json, boolean);
+CREATE FUNCTION webhook.define_topic(
+    topic text,
+    source_table text,
+    builder text DEFAULT NULL,
+    operations text[] DEFAULT NULL,
+    columns text[] DEFAULT NULL,
+    condition text DEFAULT NULL,
+    timing text DEFAULT NULL,
+    envelope text DEFAULT NULL,
+    resource text DEFAULT NULL,
+    action text DEFAULT NULL,
+    display_name text DEFAULT NULL,
+    description text DEFAULT NULL,
+    sample_body json DEFAULT NULL,
+    replace boolean DEFAULT false,
+    on_builder_error text DEFAULT NULL
+) RETURNS webhook.topics
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    old webhook.topics;
+    d webhook.topics;
+BEGIN
+    IF timing = 'row' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'timing: row events are defined with webhook.watch(table)';
+    END IF;
+    IF replace THEN
+        SELECT * INTO old FROM webhook.topics t WHERE t.topic = topic;
+    END IF;
+    IF old.timing = 'row' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('topic: %L is a row event of webhook.watch; change it with webhook.watch', topic);
+    END IF;
+    d.topic := topic;
+    d.source_table := coalesce(source_table, old.source_table);
+    IF builder IS NOT NULL THEN
+        -- 'schema.name(argument types)', or a name that is not overloaded.
+        d.builder := CASE WHEN strpos(builder, '(') > 0 THEN to_regprocedure(builder)
+                          ELSE to_regproc(builder)::oid::regprocedure END;
+        IF d.builder IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_function',
+                MESSAGE = format('builder: function %L does not exist (or its name is overloaded)', builder),
+                HINT = 'Name it with its schema and argument type, e.g. ''public.invoice_body(bigint)''.';
+        END IF;
+    ELSE
+        d.builder := old.builder;
+    END IF;
+    d.operations := coalesce(operations, old.operations, '{insert}');
+    d.columns := CASE WHEN columns = '{}' THEN NULL ELSE coalesce(columns, old.columns) END;
+    d.condition := CASE WHEN btrim(condition) = '' THEN NULL ELSE coalesce(condition, old.condition) END;
+    -- The timing follows the operations unless given: kept while they are.
+    d.timing := coalesce(timing, CASE WHEN d.operations = old.operations THEN old.timing END);
+    IF envelope IS NULL AND resource IS NULL AND action IS NULL AND old.topic IS NOT NULL THEN
+        -- A documented topic rebound to another table keeps its envelope.
+        d.envelope := old.envelope;
+        d.resource := old.resource;
+        d.action := old.action;
+    ELSE
+        d.envelope := coalesce(envelope, CASE WHEN resource IS NOT NULL OR action IS NOT NULL THEN 'braincert' ELSE 'flat' END);
+        d.resource := resource;
+        d.action := action;
+    END IF;
+    d.source := coalesce(old.source, 'custom');
+    d.display_name := coalesce(display_name, old.display_name, topic);
+    d.description := coalesce(description, old.description,
+        format('Fires on %s of %s.', array_to_string(d.operations, ', '), d.source_table));
+    d.sample_body := coalesce(sample_body, old.sample_body);
+    d.on_builder_error := coalesce(on_builder_error, old.on_builder_error);
+    RETURN webhook.save_topic(d, replace);
+END
+$$;
+COMMENT ON FUNCTION webhook.define_topic IS 'Define (or with replace => true redefine, keeping what is not given) a topic: which writes on which table emit it and which function builds its body; generates its triggers.';
+CREATE FUNCTION webhook.check_builder(definition json) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel regclass := to_regclass(definition ->> 'source_table');
+    builder regprocedure := to_regprocedure(definition ->> 'builder');
+    timing text := coalesce(definition ->> 'timing',
+                            CASE WHEN definition ->> 'operations' = '["delete"]' THEN 'before_delete' ELSE 'commit' END);
+    key_column text;
+    arg_type text;
+    validator regproc;
+    path text;
+    sample text;
+BEGIN
+    IF rel IS NULL OR builder IS NULL OR timing = 'row' THEN
+        RETURN;  -- store_topic names what is wrong
+    END IF;
+    SELECT min(a.attname) INTO key_column
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indrelid = rel AND i.indisprimary AND cardinality(i.indkey::int2[]) = 1;
+    SELECT format_type(p.proargtypes[0], NULL), l.lanvalidator,
+           (SELECT substr(c, 13) FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
+      INTO arg_type, validator, path
+      FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = builder AND p.pronargs = 1;
+    IF key_column IS NULL OR arg_type IS NULL OR NOT has_function_privilege(builder, 'EXECUTE')
+       OR NOT has_table_privilege(rel, 'SELECT') THEN
+        RETURN;  -- store_topic names what is wrong
+    END IF;
+    BEGIN
+        EXECUTE format('SELECT %I::text FROM %s LIMIT 1', key_column, rel) INTO sample;
+        IF sample IS NOT NULL THEN
+            -- A statement topic's builder takes an array of keys.
+            EXECUTE format('SELECT %s($1::%s)', builder::oid::regproc, arg_type)
+              USING CASE WHEN timing = 'statement' THEN '{' || sample || '}' ELSE sample END;
+        ELSIF validator IS NOT NULL AND validator <> 0 THEN
+            PERFORM set_config('check_function_bodies', 'on', true);
+            IF path IS NOT NULL THEN
+                PERFORM set_config('search_path', path, true);
+            END IF;
+            EXECUTE format('SELECT %s($1)', validator) USING builder::oid;
+        END IF;
+        RAISE SQLSTATE 'WHPRV';  -- undo whatever the builder did
+    EXCEPTION
+        WHEN SQLSTATE 'WHPRV' THEN
+            NULL;
+        WHEN OTHERS THEN
+            RAISE EXCEPTION USING ERRCODE = SQLSTATE,
+                MESSAGE = format('builder: %s fails %s: %s', builder,
+                                 CASE WHEN sample IS NOT NULL THEN format('on the row of %s with %s = %s', rel, key_column, sample)
+                                      ELSE 'to check under the settings it runs with' END, SQLERRM),
+                HINT = 'The builder runs with search_path = pg_catalog, pg_temp: schema-qualify every table and function it names (public.mdl_user), or give it its own SET search_path.';
+    END;
+END
+$$;
+CREATE OR REPLACE FUNCTION webhook.topic_reference() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT E'# Topic reference\n\n'
+        || E'Generated by `SELECT webhook.topic_reference()` from the topic definitions in\n'
+        || E'`webhook.topics` (for the documented topics: `sql/topics/*.sql`). Which write fires\n'
+        || E'each documented topic: [lms.md](lms.md). BrainCert topics are enveloped\n'
+        || E'(`resource`/`action` below); AOM events are flat.\n\n'
+        || string_agg(format(E'## `%s`: %s\n\n%s Source: %s%s.\n\n'
+                              || E'Emitted by %s on `%s`, %s%s%s.\n\n```json\n%s\n```\n',
+               t.topic, t.display_name, t.description, t.source,
+               CASE WHEN t.envelope = 'braincert' THEN format(', envelope %s / %s', t.resource, t.action) ELSE '' END,
+               array_to_string(t.operations, ', '), t.source_table,
+               CASE t.timing WHEN 'commit' THEN 'built at commit'
+                             WHEN 'before_delete' THEN 'built before the delete'
+                             WHEN 'statement' THEN 'one event per statement'
+                             ELSE 'the row event' END,
+               CASE WHEN t.builder IS NOT NULL THEN format(' by `%s`', t.builder) ELSE '' END,
+               concat(CASE WHEN t.columns IS NOT NULL THEN format('; an update fires when %s changes', array_to_string(t.columns, ', ')) END,
+                      CASE WHEN t.condition IS NOT NULL THEN format('; only when `%s`', t.condition) END,
+                      CASE WHEN t.on_builder_error = 'refuse' THEN '; a builder error fails the write' END),
+               t.sample_body::text),
+           E'\n' ORDER BY array_position(ARRAY['braincert', 'aom', 'custom'], t.source), t.topic)
+    FROM webhook.topics t
+);
+COMMENT ON FUNCTION webhook.topic_reference IS 'The topic reference (names, when they fire, sample bodies) in Markdown, from the definitions; docs/topics.md is its output on a fresh install.';
+CREATE FUNCTION webhook.rebuild_events(topic text DEFAULT NULL, max_events integer DEFAULT 10000, discard boolean DEFAULT false)
+RETURNS TABLE (rebuilt bigint, still_failing bigint, discarded bigint)
+LANGUAGE c /* Rust */ SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'rebuild_events_wrapper';
+COMMENT ON FUNCTION webhook.rebuild_events IS 'Build again the events whose builder failed (deliveries unbuilt), as the topic''s definer, and release them; with discard => true remove them instead. At most max_events per call.';
+CREATE OR REPLACE VIEW webhook.webhook_health AS
+SELECT w.id AS webhook_id, w.name, w.enabled, w.disabled_reason, w.failing_since,
+       count(a.id) AS attempts_24h,
+       count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS successes_24h,
+       round(100.0 * count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) / nullif(count(a.id), 0), 1)
+           AS success_rate_pct,
+       max(a.started_at) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS last_success_at,
+       max(a.started_at) FILTER (WHERE a.status_code IS NULL OR a.status_code NOT BETWEEN 200 AND 299) AS last_failure_at,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p50_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p95_ms,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p99_ms,
+       (SELECT count(*) FROM webhook.deliveries p
+         WHERE p.webhook_id = w.id AND p.status IN ('pending', 'failed', 'delivering')) AS backlog,
+       (SELECT count(*) FROM webhook.deliveries h WHERE h.webhook_id = w.id AND h.status = 'held') AS held,
+       -- 0.3.0: events whose builder failed, waiting for webhook.rebuild_events.
+       (SELECT count(*) FROM webhook.deliveries u WHERE u.webhook_id = w.id AND u.status = 'unbuilt') AS unbuilt
+FROM webhook.webhooks w
+LEFT JOIN webhook.deliveries d ON d.webhook_id = w.id AND d.last_attempt_at > now() - interval '24 hours'
+LEFT JOIN webhook.attempts a ON a.delivery_id = d.id AND a.started_at > now() - interval '24 hours'
+GROUP BY w.id;
+COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog, held deliveries, and unbuilt ones (their builder failed; see webhook.rebuild_events).';
+CREATE OR REPLACE FUNCTION webhook.metrics() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH hooks AS (
+        SELECT w.id, 'webhook=' || webhook.prometheus_label(w.name) || ',webhook_id="' || w.id || '"' AS labels
+          FROM webhook.webhook_list w),
+    counters AS (
+        SELECT c.*, h.labels || ',topic=' || webhook.prometheus_label(c.topic) AS labels
+          FROM webhook.delivery_counters c JOIN hooks h ON h.id = c.webhook_id),
+    queue AS (
+        SELECT h.labels,
+               count(d.id) FILTER (WHERE d.status = 'delivering') AS in_flight,
+               count(d.id) FILTER (WHERE d.status = 'pending') AS pending,
+               count(d.id) FILTER (WHERE d.status = 'failed') AS retrying,
+               count(d.id) FILTER (WHERE d.status = 'held') AS held,
+               count(d.id) FILTER (WHERE d.status = 'unbuilt') AS unbuilt,
+               coalesce(extract(epoch FROM now() - min(d.created_at) FILTER (WHERE d.status IN ('pending', 'failed'))), 0)
+                   AS oldest_pending
+          FROM hooks h
+          LEFT JOIN webhook.deliveries d ON d.webhook_id = h.id AND d.status IN ('delivering', 'pending', 'failed', 'held', 'unbuilt')
+         GROUP BY h.labels),
+    lines (family, series, ord, line) AS (
+        SELECT 1, '', 0, E'# HELP webhook_deliveries_total Finished delivery attempts by outcome (failed: will be retried; dead: given up).\n# TYPE webhook_deliveries_total counter'
+        UNION ALL SELECT 1, c.labels, o.ord, format('webhook_deliveries_total{%s,outcome="%s"} %s', c.labels, o.outcome, o.n)
+          FROM counters c, LATERAL (VALUES (1, 'delivered', c.delivered), (2, 'failed', c.failed), (3, 'dead', c.dead)) AS o(ord, outcome, n)
+        UNION ALL SELECT 2, '', 0, E'# HELP webhook_retries_total Attempts after the first.\n# TYPE webhook_retries_total counter'
+        UNION ALL SELECT 2, c.labels, 1, format('webhook_retries_total{%s} %s', c.labels, c.retried) FROM counters c
+        UNION ALL SELECT 3, '', 0, E'# HELP webhook_in_flight Deliveries being sent now.\n# TYPE webhook_in_flight gauge'
+        UNION ALL SELECT 3, q.labels, 1, format('webhook_in_flight{%s} %s', q.labels, q.in_flight) FROM queue q
+        UNION ALL SELECT 4, '', 0, E'# HELP webhook_backlog Deliveries waiting: pending (never tried), retrying (failed, due again later), held (webhook disabled), unbuilt (the builder failed; webhook.rebuild_events).\n# TYPE webhook_backlog gauge'
+        UNION ALL SELECT 4, q.labels, b.ord, format('webhook_backlog{%s,state="%s"} %s', q.labels, b.state, b.n)
+          FROM queue q, LATERAL (VALUES (1, 'pending', q.pending), (2, 'retrying', q.retrying), (3, 'held', q.held), (4, 'unbuilt', q.unbuilt)) AS b(ord, state, n)
+        UNION ALL SELECT 5, '', 0, E'# HELP webhook_oldest_pending_age_seconds Age of the oldest delivery not yet delivered (0 when none).\n# TYPE webhook_oldest_pending_age_seconds gauge'
+        UNION ALL SELECT 5, q.labels, 1, format('webhook_oldest_pending_age_seconds{%s} %s', q.labels, round(q.oldest_pending::numeric, 3))
+          FROM queue q
+        UNION ALL SELECT 6, '', 0, E'# HELP webhook_delivery_latency_seconds Time from queueing to a successful delivery.\n# TYPE webhook_delivery_latency_seconds histogram'
+        UNION ALL SELECT 6, c.labels, b.i::int, format('webhook_delivery_latency_seconds_bucket{%s,le="%s"} %s', c.labels, b.le, coalesce(c.latency_le[b.i::int], 0))
+          FROM counters c, unnest(webhook.latency_buckets()) WITH ORDINALITY AS b(le, i)
+        UNION ALL SELECT 6, c.labels, 1000, format('webhook_delivery_latency_seconds_bucket{%s,le="+Inf"} %s', c.labels, c.latency_count)
+          FROM counters c
+        UNION ALL SELECT 6, c.labels, 1001, format('webhook_delivery_latency_seconds_sum{%s} %s', c.labels, round(c.latency_sum::numeric, 6))
+          FROM counters c
+        UNION ALL SELECT 6, c.labels, 1002, format('webhook_delivery_latency_seconds_count{%s} %s', c.labels, c.latency_count)
+          FROM counters c)
+    SELECT string_agg(line, E'\n' ORDER BY family, series, ord) || E'\n' FROM lines;
+END;
+COMMENT ON FUNCTION webhook.metrics IS 'Delivery metrics in the Prometheus text format: counters per webhook and topic, backlog gauges, a latency histogram.';
+
+-- Logical replication: a replicated delivery is never sent here; the
+-- replace-row and cache triggers also fire for replicated rows.
+CREATE FUNCTION webhook.mark_replicated() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        NEW.status := 'replicated';
+        NEW.lease_until := NULL;
+        RETURN NEW;
+    END IF;
+    UPDATE webhook.deliveries d SET status = 'replicated', lease_until = NULL
+     WHERE d.id = NEW.id AND d.status <> 'replicated';
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER deliveries_replicated BEFORE INSERT ON webhook.deliveries
+    FOR EACH ROW EXECUTE FUNCTION webhook.mark_replicated();
+CREATE TRIGGER deliveries_still_replicated AFTER UPDATE ON webhook.deliveries
+    FOR EACH ROW WHEN (NEW.status <> 'replicated') EXECUTE FUNCTION webhook.mark_replicated();
+ALTER TABLE webhook.deliveries ENABLE REPLICA TRIGGER deliveries_replicated;
+ALTER TABLE webhook.deliveries ENABLE REPLICA TRIGGER deliveries_still_replicated;
+ALTER TABLE webhook.settings ENABLE ALWAYS TRIGGER settings_replace_row;
+ALTER TABLE webhook.topics ENABLE ALWAYS TRIGGER topics_replace_row;
+ALTER TABLE webhook.webhooks ENABLE ALWAYS TRIGGER subscriptions_changed;
+ALTER TABLE webhook.settings ENABLE ALWAYS TRIGGER subscriptions_changed;
+ALTER TABLE webhook.topics ENABLE ALWAYS TRIGGER subscriptions_changed;
+
 -- The API functions that change the queue (webhook_admin reads it only),
 -- and webhook.enqueue, which the generated functions call as the definer.
 ALTER FUNCTION webhook.enable_webhook(bigint, boolean) SECURITY DEFINER;
@@ -892,6 +1172,11 @@ GRANT EXECUTE ON FUNCTION webhook.change_topic(text, json, boolean), webhook.cal
 REVOKE EXECUTE ON FUNCTION webhook.install_topic(text), webhook.uninstall_topic(text),
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
     FROM webhook_admin;
+
+REVOKE ALL ON FUNCTION webhook.define_topic(text, text, text, text[], text[], text, text, text, text, text, text, text, json, boolean, text),
+    webhook.check_builder(json), webhook.rebuild_events(text, integer, boolean), webhook.mark_replicated() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.define_topic(text, text, text, text[], text[], text, text, text, text, text, text, text, json, boolean, text),
+    webhook.check_builder(json), webhook.rebuild_events(text, integer, boolean), webhook.mark_replicated() TO webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever
 -- calls it with whatever path. Not needed (and not set) where the body is

@@ -386,8 +386,12 @@ fn the_braincert_envelope_is_what_json_build_object_made() {
         )
         .unwrap()
         .unwrap();
-        let by_rust =
-            crate::api::enqueue::braincert_envelope(id, resource, action, tenant, micros, payload);
+        let fields = crate::api::enqueue::Envelope {
+            resource: resource.map(str::to_owned),
+            action: action.map(str::to_owned),
+            tenant_first: false,
+        };
+        let by_rust = crate::api::enqueue::braincert_envelope(id, &fields, tenant, micros, payload);
         assert_eq!(by_rust, by_sql, "{ts}");
     }
 }

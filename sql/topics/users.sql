@@ -164,8 +164,8 @@ SELECT webhook.define_documented_topic(
   "id": "20240214103000123456789",
   "resource": "user",
   "action": "updated",
-  "domain_id": "acme-academy",
   "tenant_id": "acme-academy",
+  "domain_id": "acme-academy",
   "created_at": "2022-05-11T01:20:54.000Z",
   "timestamp": 1652232054,
   "payload": {
@@ -216,8 +216,8 @@ SELECT webhook.define_documented_topic(
   "id": "20240214103000123456789",
   "resource": "user",
   "action": "deleted",
-  "domain_id": "acme-academy",
   "tenant_id": "acme-academy",
+  "domain_id": "acme-academy",
   "created_at": "2022-05-11T01:20:54.000Z",
   "timestamp": 1652232054,
   "payload": {

@@ -38,7 +38,9 @@ const TOPIC_TARGET: &CStr = c"
 SELECT t.definer::pg_catalog.oid, p.oid, t.builder::pg_catalog.oid,
        (SELECT b.proargtypes[0] FROM pg_catalog.pg_proc b WHERE b.oid OPERATOR(pg_catalog.=) t.builder::pg_catalog.oid),
        (pg_catalog.parse_ident(t.source_table))[1], (pg_catalog.parse_ident(t.source_table))[2],
-       t.timing OPERATOR(pg_catalog.=) 'commit' AND t.condition IS NOT NULL
+       t.timing OPERATOR(pg_catalog.=) 'commit' AND t.condition IS NOT NULL,
+       t.on_builder_error OPERATOR(pg_catalog.=) 'refuse',
+       t.timing OPERATOR(pg_catalog.=) 'before_delete'
   FROM webhook.topics t
   JOIN pg_catalog.pg_proc p
     ON p.proname OPERATOR(pg_catalog.=) t.trigger_function
@@ -57,26 +59,23 @@ SELECT t.definer::pg_catalog.oid, p.oid, t.builder::pg_catalog.oid,
            AND (o.rolsuper OR b.proowner OPERATOR(pg_catalog.=) t.definer::pg_catalog.oid)))";
 
 /// What `emit_topic` runs for a topic, and as whom.
-struct Target {
-    definer: pg_sys::Oid,
+pub(crate) struct Target {
+    pub topic: String,
+    pub definer: pg_sys::Oid,
     function: pg_sys::Oid,
-    builder: Option<pg_sys::Oid>,
+    pub builder: Option<pg_sys::Oid>,
     /// The type of the builder's argument (the key, or the array of keys).
-    key_type: pg_sys::Oid,
+    pub key_type: pg_sys::Oid,
     /// The topic's table by name (schema, relation), as stored.
     table: (CString, CString),
     /// The generated function reads the table again by that name (a
     /// commit topic with a condition).
     rereads: bool,
-}
-
-/// The builder `emit_topic` is running right now, and its argument type:
-/// `call_builder` serves that call and nothing else (its EXECUTE is
-/// webhook_admin's, since the generated functions run as the definer).
-#[derive(Clone, Copy, PartialEq)]
-struct Emitting {
-    builder: pg_sys::Oid,
-    key_type: pg_sys::Oid,
+    /// A builder error fails the write (`on_builder_error = 'refuse'`)
+    /// instead of queuing the event unbuilt.
+    refuse_on_error: bool,
+    /// Built before the delete (timing `before_delete`).
+    before_delete: bool,
 }
 
 /// Targets as they were when `generation` was current (bounded by
@@ -87,7 +86,11 @@ struct Targets {
 }
 
 thread_local! {
-    static EMITTING: Cell<Option<Emitting>> = const { Cell::new(None) };
+    /// The topic whose builder `emit_topic` is running right now:
+    /// `call_builder` serves that call and nothing else (its EXECUTE is
+    /// webhook_admin's, since the generated functions run as the definer),
+    /// and takes the topic from here, not from its argument.
+    static EMITTING: RefCell<Option<Rc<Target>>> = const { RefCell::new(None) };
     static TARGETS: RefCell<Option<Targets>> = const { RefCell::new(None) };
     static TARGET_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
 }
@@ -126,9 +129,16 @@ pub unsafe extern "C-unwind" fn emit_topic(fcinfo: pg_sys::FunctionCallInfo) -> 
     }
     let topic = CStr::from_ptr(*(*trigger).tgargs).to_string_lossy();
     let target = target_of(&topic);
-    let relation = (*(*(context as *mut pg_sys::TriggerData)).tg_relation).rd_id;
+    let trigger_data = context as *mut pg_sys::TriggerData;
+    let relation = (*(*trigger_data).tg_relation).rd_id;
     if target.rereads {
         check_table(&topic, &target, relation);
+    }
+    // An entity created and deleted in one transaction was never announced
+    // (its created topic, built at commit, finds no row): its delete is
+    // not announced either. The row is let through untouched.
+    if target.before_delete && inserted_by_this_transaction((*trigger_data).tg_trigtuple) {
+        return pg_sys::Datum::from((*trigger_data).tg_trigtuple);
     }
 
     let mut flinfo: pg_sys::FmgrInfo = std::mem::zeroed();
@@ -161,12 +171,10 @@ pub unsafe extern "C-unwind" fn emit_topic(fcinfo: pg_sys::FunctionCallInfo) -> 
             | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
     );
     let guc_level = pg_sys::NewGUCNestLevel();
-    let outer = EMITTING.replace(target.builder.map(|builder| Emitting {
-        builder,
-        key_type: target.key_type,
-    }));
-    let result = pg_sys::ffi::pg_guard_ffi_boundary(|| call_function(call));
-    EMITTING.set(outer);
+    let result = {
+        let _emitting = EmittingGuard::enter(target.builder.map(|_| Rc::clone(&target)));
+        pg_sys::ffi::pg_guard_ffi_boundary(|| call_function(call))
+    };
     pg_sys::AtEOXact_GUC(false, guc_level);
     pg_sys::SetUserIdAndSecContext(caller, sec_context);
     (*fcinfo).isnull = (*call).isnull;
@@ -174,12 +182,49 @@ pub unsafe extern "C-unwind" fn emit_topic(fcinfo: pg_sys::FunctionCallInfo) -> 
     result
 }
 
-/// `webhook.call_builder(topic, key)`: the topic's builder called with
-/// `key`, by the oid `webhook.topics` holds, never by name: a function
-/// made later under the same name (by whoever may create in its schema)
-/// is not the one the definer chose. The generated functions call it (as
-/// the definer, inside `emit_topic`). Returns the body as json text, NULL
-/// when the builder returns NULL (nothing is sent).
+/// Sets `EMITTING` for the duration of a generated function's call and
+/// restores the outer value however the call ends (an ERROR unwinds
+/// through `emit_topic` as a Rust panic): nothing may call a builder
+/// through `call_builder` once its trigger is done.
+struct EmittingGuard(Option<Rc<Target>>);
+
+impl EmittingGuard {
+    fn enter(target: Option<Rc<Target>>) -> EmittingGuard {
+        EmittingGuard(EMITTING.replace(target))
+    }
+}
+
+impl Drop for EmittingGuard {
+    fn drop(&mut self) {
+        EMITTING.set(self.0.take());
+    }
+}
+
+/// Whether a row version was inserted by the current transaction (or one
+/// of its subtransactions) rather than made by an UPDATE.
+///
+/// # Safety
+/// `tuple` is a trigger's valid heap tuple (or null).
+unsafe fn inserted_by_this_transaction(tuple: pg_sys::HeapTuple) -> bool {
+    if tuple.is_null() || (*tuple).t_data.is_null() {
+        return false;
+    }
+    let header = &*(*tuple).t_data;
+    let updated = header.t_infomask & pg_sys::HEAP_UPDATED as u16 != 0;
+    let frozen = header.t_infomask & pg_sys::HEAP_XMIN_FROZEN as u16 == pg_sys::HEAP_XMIN_FROZEN as u16;
+    let xmin = header.t_choice.t_heap.t_xmin;
+    !updated && !frozen && pg_sys::TransactionIdIsCurrentTransactionId(xmin)
+}
+
+/// `webhook.call_builder(topic, key)`: the builder of the topic whose
+/// trigger is running, called with `key`, by the oid `webhook.topics`
+/// holds, never by name: a function made later under the same name (by
+/// whoever may create in its schema) is not the one the definer chose.
+/// The generated functions call it (as the definer, inside `emit_topic`).
+/// Returns the body as json text, NULL when the builder returns NULL
+/// (nothing is sent) or failed: unless the topic refuses the write on a
+/// builder error, the event is then queued unbuilt, with the error and the
+/// key, for `webhook.rebuild_events`.
 #[pg_extern(
     volatile,
     parallel_unsafe,
@@ -189,20 +234,13 @@ fn call_builder(topic: &str, key: pgrx::AnyElement) -> Option<String> {
     // Only the builder emit_topic is running (it looked the topic up),
     // with its own argument type: a datum of another type would be read
     // as that type. `topic` only names it in messages.
-    let emitting = match EMITTING.get() {
-        Some(emitting) => emitting,
-        #[allow(unreachable_code)]
-        None => {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("permission denied: webhook.call_builder serves the trigger of topic {topic} only (its generated function calls it)")
-            );
-            unreachable!("ereport!(ERROR) does not return")
-        }
+    let Some(target) = EMITTING.with_borrow(|e| e.clone()) else {
+        denied(&format!("permission denied: webhook.call_builder serves the trigger of topic {topic} only (its generated function calls it)"))
     };
-    let builder = emitting.builder;
-    if emitting.key_type != key.oid() {
+    let Some(builder) = target.builder else {
+        denied(&format!("topic {topic} has no builder"))
+    };
+    if target.key_type != key.oid() {
         WebhookError::invalid(
             "key",
             format!("is not of the type the builder of topic {topic} takes"),
@@ -212,46 +250,160 @@ fn call_builder(topic: &str, key: pgrx::AnyElement) -> Option<String> {
     // The definer (the current user here) must still be allowed to run it.
     // SAFETY: an ACL check of a function that exists (it was just looked up).
     if !unsafe { may_execute(builder) } {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("topic {topic}: its definer may no longer execute its builder")
-        );
+        denied(&format!(
+            "topic {}: its definer may no longer execute its builder",
+            target.topic
+        ));
     }
-    // SAFETY: a one-argument call through the function manager, as
-    // OidFunctionCall1 makes it, but allowing a NULL result; the result is
-    // copied out as text before the call's memory may go.
-    unsafe {
-        let mut flinfo: pg_sys::FmgrInfo = std::mem::zeroed();
-        pg_sys::fmgr_info(builder, &mut flinfo);
-        let Some(function) = flinfo.fn_addr else {
-            WebhookError::Internal(format!("the builder of topic {topic} has no entry point"))
-                .raise()
-        };
-        let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
-            + std::mem::size_of::<pg_sys::NullableDatum>();
-        let call = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
-        (*call).flinfo = &mut flinfo;
-        (*call).nargs = 1;
-        (*call).fncollation = pg_sys::get_typcollation(key.oid());
-        let args = (*call).args.as_mut_slice(1);
-        args[0].value = key.datum();
-        args[0].isnull = false;
-        let result = pg_sys::ffi::pg_guard_ffi_boundary(|| function(call));
-        if (*call).isnull {
-            return None;
+    if target.refuse_on_error {
+        // SAFETY: the builder takes key_type (checked above).
+        return unsafe { run_builder(builder, key.oid(), key.datum()) };
+    }
+    // SAFETY: as above; the key datum outlives the subtransaction (it is
+    // the generated function's argument).
+    match unsafe { contained(|| run_builder(builder, key.oid(), key.datum())) } {
+        Ok(body) => body,
+        Err(error) => {
+            // SAFETY: a datum of key_type, converted by its output function.
+            let key_text = unsafe { datum_text(key.oid(), key.datum()) };
+            let error = format!("builder {}: {error}", function_name(builder));
+            pgrx::log!(
+                "webhook_emitter: topic {}: the event of key {key_text} is queued unbuilt: {error}",
+                target.topic
+            );
+            let owner = extension_owner();
+            as_role(owner, || {
+                super::enqueue::queue_unbuilt(&target.topic, &key_text, &error)
+            });
+            None
         }
-        // json or jsonb (define_topic checks): their text, as ::json made it.
-        let mut output = pg_sys::InvalidOid;
-        let mut varlena = false;
-        pg_sys::getTypeOutputInfo(pg_sys::get_func_rettype(builder), &mut output, &mut varlena);
-        let text = pg_sys::OidOutputFunctionCall(output, result);
-        Some(
-            std::ffi::CStr::from_ptr(text)
-                .to_string_lossy()
-                .into_owned(),
-        )
     }
+}
+
+fn denied(message: &str) -> ! {
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        message.to_owned()
+    );
+}
+
+/// Call a one-argument builder through the function manager (as
+/// OidFunctionCall1 does, but allowing a NULL result) and return the body
+/// as text, as ::json made it; an ERROR propagates.
+///
+/// # Safety
+/// `key` is a datum of type `key_type`, which `builder` takes.
+pub(crate) unsafe fn run_builder(
+    builder: pg_sys::Oid,
+    key_type: pg_sys::Oid,
+    key: pg_sys::Datum,
+) -> Option<String> {
+    let mut flinfo: pg_sys::FmgrInfo = std::mem::zeroed();
+    pg_sys::fmgr_info(builder, &mut flinfo);
+    let Some(function) = flinfo.fn_addr else {
+        WebhookError::Internal(format!("the builder {builder:?} has no entry point")).raise()
+    };
+    let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+        + std::mem::size_of::<pg_sys::NullableDatum>();
+    let call = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
+    (*call).flinfo = &mut flinfo;
+    (*call).nargs = 1;
+    (*call).fncollation = pg_sys::get_typcollation(key_type);
+    let args = (*call).args.as_mut_slice(1);
+    args[0].value = key;
+    args[0].isnull = false;
+    let result = pg_sys::ffi::pg_guard_ffi_boundary(|| function(call));
+    if (*call).isnull {
+        return None;
+    }
+    // json or jsonb (define_topic checks): their text, as ::json made it.
+    let mut output = pg_sys::InvalidOid;
+    let mut varlena = false;
+    pg_sys::getTypeOutputInfo(pg_sys::get_func_rettype(builder), &mut output, &mut varlena);
+    let text = pg_sys::OidOutputFunctionCall(output, result);
+    Some(CStr::from_ptr(text).to_string_lossy().into_owned())
+}
+
+/// `f` in a subtransaction of its own, as the procedural languages run an
+/// exception block: an ERROR is rolled back with everything `f` did and
+/// comes back as its message (with its SQLSTATE); the transaction goes on.
+///
+/// # Safety
+/// `f` must leave no pointer into memory of the subtransaction behind
+/// (what it returns is Rust-owned).
+pub(crate) unsafe fn contained<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    let memory = pg_sys::CurrentMemoryContext;
+    let owner = pg_sys::CurrentResourceOwner;
+    pg_sys::BeginInternalSubTransaction(std::ptr::null());
+    pg_sys::MemoryContextSwitchTo(memory);
+    let outcome = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        let result = f();
+        pg_sys::ReleaseCurrentSubTransaction();
+        Ok(result)
+    }))
+    .catch_others(|caught| Err(describe(&caught)))
+    .execute();
+    if outcome.is_err() {
+        // The catch flushed the error state; the subtransaction is undone.
+        pg_sys::RollbackAndReleaseCurrentSubTransaction();
+    }
+    pg_sys::MemoryContextSwitchTo(memory);
+    pg_sys::CurrentResourceOwner = owner;
+    outcome
+}
+
+/// An ERROR's message, SQLSTATE and detail, bounded for the queue's rows.
+fn describe(caught: &pgrx::pg_sys::panic::CaughtError) -> String {
+    use pgrx::pg_sys::panic::CaughtError;
+    let report = match caught {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+        CaughtError::RustPanic { ereport, .. } => ereport,
+    };
+    let mut text = format!(
+        "{} (SQLSTATE {})",
+        report.message(),
+        sqlstate(report.sql_error_code() as i32)
+    );
+    if let Some(detail) = report.detail() {
+        text.push_str(": ");
+        text.push_str(detail);
+    }
+    const LIMIT: usize = 2000;
+    if text.len() > LIMIT {
+        let mut end = LIMIT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// The five characters of a SQLSTATE packed as MAKE_SQLSTATE packs them.
+fn sqlstate(code: i32) -> String {
+    (0..5)
+        .map(|i| char::from(b'0' + ((code >> (6 * i)) & 0x3F) as u8))
+        .collect()
+}
+
+/// A datum's text by its type's output function.
+///
+/// # Safety
+/// `value` is a datum of type `type_oid`.
+pub(crate) unsafe fn datum_text(type_oid: pg_sys::Oid, value: pg_sys::Datum) -> String {
+    let mut output = pg_sys::InvalidOid;
+    let mut varlena = false;
+    pg_sys::getTypeOutputInfo(type_oid, &mut output, &mut varlena);
+    let text = pg_sys::OidOutputFunctionCall(output, value);
+    CStr::from_ptr(text).to_string_lossy().into_owned()
+}
+
+/// A function as regprocedure prints it (for messages).
+pub(crate) fn function_name(function: pg_sys::Oid) -> String {
+    // SAFETY: regprocedureout of an oid; an unknown oid prints as a number.
+    unsafe { datum_text(pg_sys::REGPROCEDUREOID, pg_sys::Datum::from(function)) }
 }
 
 /// Whether the current user may execute function `function`.
@@ -309,7 +461,7 @@ unsafe fn check_table(topic: &str, target: &Target, relation: pg_sys::Oid) {
 
 /// The topic's target, from the per-backend cache (see `wanted.rs` for the
 /// generation) or `webhook.topics`.
-fn target_of(topic: &str) -> Rc<Target> {
+pub(crate) fn target_of(topic: &str) -> Rc<Target> {
     let Some(generation) = wanted::cache_generation() else {
         return load_target(topic, ReadAs::Current);
     };
@@ -369,12 +521,15 @@ fn load_target(topic: &str, read_as: ReadAs) -> Rc<Target> {
                 (!value.is_null()).then(|| CStr::from_ptr(value).to_owned())
             };
             Some(Target {
+                topic: topic.to_owned(),
                 definer: oid(1)?,
                 function: oid(2)?,
                 builder: oid(3),
                 key_type: oid(4).unwrap_or(pg_sys::InvalidOid),
                 table: (name(5)?, name(6)?),
                 rereads: name(7).is_some_and(|b| b.as_bytes() == b"t"),
+                refuse_on_error: name(8).is_some_and(|b| b.as_bytes() == b"t"),
+                before_delete: name(9).is_some_and(|b| b.as_bytes() == b"t"),
             })
         }
     });
@@ -420,10 +575,11 @@ fn change_topic(change: &str, definition: pgrx::Json, replace: Option<bool>) -> 
             "permission denied: defining, changing or dropping topics needs membership in webhook_admin"
         );
     }
-    // The condition is parsed as the caller, never as the extension owner.
+    // The condition is parsed, and the builder proven, as the caller,
+    // never as the extension owner.
     if change == "save" {
         Spi::run_with_args(
-            "SELECT webhook.check_condition($1)",
+            "SELECT webhook.check_condition($1), webhook.check_builder($1)",
             &[pgrx::Json(definition.0.clone()).into()],
         )
         .unwrap_or_else(|e| WebhookError::from(e).raise());
@@ -444,7 +600,7 @@ fn change_topic(change: &str, definition: pgrx::Json, replace: Option<bool>) -> 
 }
 
 /// The role that owns the extension: every generated object is its.
-fn extension_owner() -> pg_sys::Oid {
+pub(crate) fn extension_owner() -> pg_sys::Oid {
     let owner = Spi::get_one::<pg_sys::Oid>(
         "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'webhook_emitter'",
     );
@@ -457,7 +613,7 @@ fn extension_owner() -> pg_sys::Oid {
 
 /// Run `f` with the current user id switched to `role`. An error leaves
 /// the restore to the (sub)transaction abort, as for `SECURITY DEFINER`.
-fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+pub(crate) fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     let mut caller = pg_sys::InvalidOid;
     let mut sec_context = 0;
     // SAFETY: saving and setting the user id is what fmgr_security_definer

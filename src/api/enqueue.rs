@@ -12,6 +12,7 @@
 //! enrollment workload: see docs/scaling.md.
 
 use super::wanted::{self, ReadAs};
+use crate::delivery::types::DeliveryStatus;
 use crate::delivery::wakeup;
 use crate::error::WebhookError;
 use pgrx::prelude::*;
@@ -40,10 +41,28 @@ SELECT e.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END,
             ELSE coalesce(e.body #>> pg_catalog.string_to_array(w.ordering_key, '.'), '') END
   FROM e, w";
 
+/// An event whose builder failed (the topic's `on_builder_error` is
+/// 'queue'): kept with the error and the row's key, its deliveries
+/// 'unbuilt' with the error, for every subscribed webhook (a filter needs
+/// the body: `rebuild_events` applies it), until `webhook.rebuild_events`
+/// builds it again.
+const QUEUE_UNBUILT: &str = "
+WITH w AS (SELECT wh.id FROM webhook.webhooks wh
+            WHERE wh.topics @> ARRAY[$2] AND wh.deletion_requested_at IS NULL
+              FOR KEY SHARE OF wh),
+     e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at, build_error, build_key)
+           SELECT $1, $2, 'null', $3, pg_catalog.clock_timestamp(), $4, $5 WHERE EXISTS (SELECT FROM w)
+           RETURNING events.id)
+INSERT INTO webhook.deliveries (event_id, webhook_id, status, last_error)
+SELECT e.id, w.id, $6, $4 FROM e, w";
+
 /// What queueing an event of one topic needs besides the body. No row:
 /// not a topic. No settings row counts as the switch off.
 const TOPIC_ROUTE: &CStr = c"
-SELECT s.enabled, s.tenant_id, t.envelope = 'braincert', t.resource, t.action
+SELECT s.enabled, s.tenant_id, t.envelope = 'braincert', t.resource, t.action,
+       (SELECT pg_catalog.min(k.n) FILTER (WHERE k.key = 'tenant_id')
+               < pg_catalog.min(k.n) FILTER (WHERE k.key = 'domain_id')
+          FROM pg_catalog.json_object_keys(t.sample_body) WITH ORDINALITY k (key, n))
   FROM webhook.topics t LEFT JOIN webhook.settings s ON true
  WHERE t.topic = $1";
 
@@ -52,9 +71,20 @@ struct Route {
     /// The global switch: off queues nothing.
     enabled: bool,
     tenant_id: String,
-    /// `Some((resource, action))` for the BrainCert envelope; `None` for a
-    /// flat body, queued as built.
-    braincert: Option<(Option<String>, Option<String>)>,
+    /// `Some` for the BrainCert envelope; `None` for a flat body, queued
+    /// as built.
+    braincert: Option<Envelope>,
+}
+
+/// A BrainCert envelope's fields besides the event's own.
+#[derive(Clone)]
+pub(crate) struct Envelope {
+    pub resource: Option<String>,
+    pub action: Option<String>,
+    /// The document puts `tenant_id` before `domain_id` for some topics
+    /// (`user.updated`, `user.deleted`); the topic's sample body, which
+    /// follows the document, says which order it has.
+    pub tenant_first: bool,
 }
 
 /// Routes of topics as they were when `generation` was current. Only real
@@ -111,15 +141,8 @@ fn enqueue(topic: Option<&str>, body: Option<&str>) -> Option<String> {
     let envelope;
     let queued_body = match &route.braincert {
         None => body,
-        Some((resource, action)) => {
-            envelope = braincert_envelope(
-                &event_id,
-                resource.as_deref(),
-                action.as_deref(),
-                &route.tenant_id,
-                created_at,
-                body,
-            );
+        Some(fields) => {
+            envelope = braincert_envelope(&event_id, fields, &route.tenant_id, created_at, body);
             &envelope
         }
     };
@@ -189,7 +212,11 @@ fn load_route(topic: &str, read_as: ReadAs) -> Option<Rc<Route>> {
             Some(Rc::new(Route {
                 enabled: text(1).as_deref() == Some("t"),
                 tenant_id: text(2).unwrap_or_default(),
-                braincert: braincert.then(|| (text(4), text(5))),
+                braincert: braincert.then(|| Envelope {
+                    resource: text(4),
+                    action: text(5),
+                    tenant_first: text(6).as_deref() == Some("t"),
+                }),
             }))
         }
     })
@@ -236,6 +263,42 @@ fn queue_event(
     })
 }
 
+/// The BrainCert envelope's fields of `topic`, `None` for a flat body (or
+/// no such topic).
+pub(crate) fn envelope_of(topic: &str) -> Option<Envelope> {
+    route(topic).and_then(|r| r.braincert.clone())
+}
+
+/// Queue the event of `topic` for the row `key` unbuilt, with `error`
+/// (see `QUEUE_UNBUILT`); nothing when the global switch is off. Runs as
+/// the extension owner.
+pub(crate) fn queue_unbuilt(topic: &str, key: &str, error: &str) {
+    let Some(route) = route(topic) else { return };
+    if !route.enabled {
+        return;
+    }
+    let event_id = super::validate::new_event_id();
+    let result = Spi::connect_mut(|client| {
+        client
+            .update(
+                QUEUE_UNBUILT,
+                None,
+                &[
+                    event_id.as_str().into(),
+                    topic.into(),
+                    route.tenant_id.as_str().into(),
+                    error.into(),
+                    key.into(),
+                    DeliveryStatus::Unbuilt.as_str().into(),
+                ],
+            )
+            .map(|_| ())
+    });
+    if let Err(e) = result {
+        WebhookError::from(e).raise()
+    }
+}
+
 /// A text (or json: same representation) datum in the current memory context.
 unsafe fn text_datum(value: &str) -> pg_sys::Datum {
     pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
@@ -252,19 +315,23 @@ unsafe fn text_datum(value: &str) -> pg_sys::Datum {
 /// `timestamp` is its Unix time in whole seconds.
 pub(crate) fn braincert_envelope(
     event_id: &str,
-    resource: Option<&str>,
-    action: Option<&str>,
+    fields: &Envelope,
     tenant_id: &str,
     created_at: pg_sys::TimestampTz,
     payload: &str,
 ) -> String {
     let (unix_seconds, iso) = utc_iso_millis(created_at);
     let tenant = json_string(Some(tenant_id));
+    let (first, second) = if fields.tenant_first {
+        ("tenant_id", "domain_id")
+    } else {
+        ("domain_id", "tenant_id")
+    };
     format!(
-        "{{\"id\" : {}, \"resource\" : {}, \"action\" : {}, \"domain_id\" : {tenant}, \"tenant_id\" : {tenant}, \"created_at\" : \"{iso}\", \"timestamp\" : {unix_seconds}, \"payload\" : {payload}}}",
+        "{{\"id\" : {}, \"resource\" : {}, \"action\" : {}, \"{first}\" : {tenant}, \"{second}\" : {tenant}, \"created_at\" : \"{iso}\", \"timestamp\" : {unix_seconds}, \"payload\" : {payload}}}",
         json_string(Some(event_id)),
-        json_string(resource),
-        json_string(action),
+        json_string(fields.resource.as_deref()),
+        json_string(fields.action.as_deref()),
     )
 }
 
@@ -340,8 +407,7 @@ mod tests {
     fn the_envelope_has_json_build_objects_layout() {
         let body = braincert_envelope(
             "01J",
-            Some("course_enrollment"),
-            Some("enrollment"),
+            &fields(Some("course_enrollment"), Some("enrollment"), false),
             "acme \"a\"",
             SAMPLE_TS,
             "{\"a\" : 1}",
@@ -350,7 +416,19 @@ mod tests {
             body,
             "{\"id\" : \"01J\", \"resource\" : \"course_enrollment\", \"action\" : \"enrollment\", \"domain_id\" : \"acme \\\"a\\\"\", \"tenant_id\" : \"acme \\\"a\\\"\", \"created_at\" : \"2024-01-26T22:17:01.924Z\", \"timestamp\" : 1706307421, \"payload\" : {\"a\" : 1}}"
         );
-        assert!(braincert_envelope("x", None, None, "t", 0, "1")
+        assert!(braincert_envelope("x", &fields(None, None, false), "t", 0, "1")
             .contains("\"resource\" : null, \"action\" : null"));
+        assert!(
+            braincert_envelope("x", &fields(Some("user"), Some("updated"), true), "t", 0, "1")
+                .contains("\"action\" : \"updated\", \"tenant_id\" : \"t\", \"domain_id\" : \"t\", ")
+        );
+    }
+
+    fn fields(resource: Option<&str>, action: Option<&str>, tenant_first: bool) -> Envelope {
+        Envelope {
+            resource: resource.map(str::to_owned),
+            action: action.map(str::to_owned),
+            tenant_first,
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod definer;
 pub mod enqueue;
 pub mod preview;
+pub mod rebuild;
 pub mod redact;
 pub mod send_test;
 pub mod validate;

@@ -16,6 +16,7 @@ use crate::delivery::types::{Attempt, Job, Outcome};
 use crate::error::{OrRaise, Result, WebhookError};
 use crate::guc;
 use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, TryRecvError};
 use std::sync::Arc;
@@ -50,6 +51,16 @@ fn send_test(
         name!(delivery_id, i64),
     ),
 > {
+    // A standby can send but not record: refuse before anything is sent.
+    // SAFETY: reads shared recovery state.
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "send_test: this server is a standby (in recovery); Send Test records its attempt in the delivery log, which only the primary can write",
+            "Run webhook.send_test on the primary."
+        );
+    }
     let (endpoint, topic, event) = Spi::connect(|client| -> Result<_> {
         // Plain SELECTs: they take no row locks.
         let (row, _) = store::load_endpoints(client, vec![webhook_id])?

@@ -30,5 +30,6 @@ pub fn init() {
         return;
     }
     wakeup::init_shmem();
+    wakeup::install_commit_prepared_hook();
     launcher::register();
 }

@@ -24,6 +24,13 @@ pub enum DeliveryStatus {
     Dead,
     /// Kept, not sent, while its webhook is disabled.
     Held,
+    /// Its event's builder failed at the write; waits for
+    /// `webhook.rebuild_events` (queued by `call_builder`).
+    Unbuilt,
+    /// A copy that came by logical replication: the database that queued
+    /// it sends it, this one never does (set by a replica trigger in SQL).
+    #[allow(dead_code)]
+    Replicated,
 }
 
 impl DeliveryStatus {
@@ -35,6 +42,8 @@ impl DeliveryStatus {
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Dead => "dead",
             DeliveryStatus::Held => "held",
+            DeliveryStatus::Unbuilt => "unbuilt",
+            DeliveryStatus::Replicated => "replicated",
         }
     }
 }

@@ -396,3 +396,62 @@ pub fn bump_subscriptions_generation_at_commit() {
         }
     });
 }
+
+/// The ProcessUtility hook in place before ours (another extension's).
+static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+/// `COMMIT PREPARED` commits a transaction that another session prepared:
+/// the commit callback that wakes the worker ran in no session (PREPARE
+/// fires none), so the committing statement wakes it. Installed in every
+/// backend from `_PG_init` (the library is preloaded).
+pub fn install_commit_prepared_hook() {
+    // SAFETY: _PG_init runs once per process, before any statement.
+    unsafe {
+        PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+    }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    statement: *mut pg_sys::PlannedStmt,
+    query: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    completion: *mut pg_sys::QueryCompletion,
+) {
+    let node = (*statement).utilityStmt;
+    let commits_prepared = !node.is_null()
+        && pgrx::is_a(node, pg_sys::NodeTag::T_TransactionStmt)
+        && (*(node as *mut pg_sys::TransactionStmt)).kind
+            == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED;
+    match PREVIOUS_PROCESS_UTILITY {
+        Some(previous) => previous(
+            statement,
+            query,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            completion,
+        ),
+        None => pg_sys::standard_ProcessUtility(
+            statement,
+            query,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            completion,
+        ),
+    }
+    if commits_prepared {
+        set_worker_latch();
+    }
+}
