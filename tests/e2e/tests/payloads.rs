@@ -94,6 +94,16 @@ fn every_topic_matches_its_documented_shape_in_json_and_xml() {
         };
         for body in &got {
             assert_shape(&example, body, topic, &mut problems);
+            // The envelope's keys come in the document's order.
+            if let (Value::Object(e), Value::Object(b)) = (&example, body) {
+                let documented: Vec<&String> = e.keys().filter(|k| b.contains_key(*k)).collect();
+                let delivered: Vec<&String> = b.keys().filter(|k| e.contains_key(*k)).collect();
+                if documented != delivered {
+                    problems.push(format!(
+                        "{topic}: top-level keys in the order {delivered:?}, the document has {documented:?}"
+                    ));
+                }
+            }
         }
         // The XML rendering of each event reads back to the same JSON.
         let rows = c
