@@ -255,6 +255,171 @@ impl Cluster {
     }
 }
 
+/// Replication: streaming standbys made with `pg_basebackup -R`, promotion,
+/// and logical replication between independent clusters.
+impl Cluster {
+    /// An empty cluster directory (owned by postgres when we are root) and a
+    /// free port; no data directory yet.
+    fn empty_dir() -> Cluster {
+        let base = std::env::temp_dir().join(format!(
+            "webhook_e2e_{}_{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&base).expect("mkdir");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres", base.to_str().unwrap()])
+                .status();
+            assert!(status.map(|s| s.success()).unwrap_or(false), "chown failed");
+        }
+        Cluster {
+            dir: base,
+            port: free_port(),
+        }
+    }
+
+    /// A hot streaming standby of `primary`, started: `pg_basebackup -R`
+    /// (WAL streamed, fast checkpoint) into its own directory, with the
+    /// primary's postgresql.conf (the same preload and settings) plus its own
+    /// port and socket directory. initdb's `-A trust` lets local and
+    /// 127.0.0.1 replication connections in. Its `primary_conninfo` and
+    /// `standby.signal` come from `-R`.
+    pub fn standby_of(primary: &Cluster) -> Cluster {
+        let bin = format!("{}/pg_basebackup", pg_bin());
+        assert!(
+            Path::new(&bin).exists(),
+            "{bin} does not exist: a standby needs pg_basebackup next to the server under test"
+        );
+        let cluster = Self::empty_dir();
+        let data = cluster.data_dir();
+        let port = primary.port.to_string();
+        let out = pg_command("pg_basebackup")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ])
+            .output()
+            .expect("pg_basebackup");
+        assert!(
+            out.status.success(),
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Later lines win: the standby's own port and socket directory.
+        let conf = format!(
+            "\n# standby of port {primary}\nport = {port}\nunix_socket_directories = '{dir}'\nhot_standby = on\n",
+            primary = primary.port,
+            port = cluster.port,
+            dir = cluster.dir.display()
+        );
+        let mut existing =
+            std::fs::read_to_string(data.join("postgresql.conf")).expect("the copied conf");
+        existing.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), existing).expect("write conf");
+        cluster.pg_ctl_start();
+        assert!(cluster.is_in_recovery(), "the standby is not in recovery");
+        cluster
+    }
+
+    /// `pg_ctl promote -w`: the standby becomes a primary (its launcher and
+    /// delivery workers start once recovery has ended).
+    pub fn promote(&self) {
+        let out = pg_command("pg_ctl")
+            .args([
+                "-D",
+                self.data_dir().to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "promote",
+            ])
+            .output()
+            .expect("pg_ctl promote");
+        assert!(
+            out.status.success(),
+            "pg_ctl promote failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        let mut c = self.client();
+        wait_for(Duration::from_secs(60), "the promotion to finish", || {
+            let r: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).ok()?.get(0);
+            (!r).then_some(())
+        });
+    }
+
+    pub fn is_in_recovery(&self) -> bool {
+        self.client()
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .expect("pg_is_in_recovery")
+            .get(0)
+    }
+
+    /// The primary's current WAL position (`pg_current_wal_lsn()`), as text.
+    pub fn current_wal_lsn(&self) -> String {
+        self.client()
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .expect("pg_current_wal_lsn")
+            .get(0)
+    }
+
+    /// Wait until this standby has replayed everything `primary` had
+    /// written when called (`pg_last_wal_replay_lsn()` has reached the
+    /// primary's `pg_current_wal_lsn()`).
+    pub fn wait_replayed(&self, primary: &Cluster, timeout: Duration) {
+        let lsn = primary.current_wal_lsn();
+        let mut c = self.client();
+        wait_for(
+            timeout,
+            &format!("the standby on port {} to replay up to {lsn}", self.port),
+            || {
+                let done: Option<bool> = c
+                    .query_one(
+                        "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                        &[&lsn],
+                    )
+                    .ok()?
+                    .get(0);
+                done.unwrap_or(false).then_some(())
+            },
+        );
+    }
+
+    /// `CREATE SUBSCRIPTION name CONNECTION <publisher> PUBLICATION publication`
+    /// in database postgres of this cluster (the publisher needs
+    /// `wal_level = logical`; a slot named after the subscription is created there).
+    pub fn subscribe(&self, publisher: &Cluster, name: &str, publication: &str) {
+        self.client()
+            .batch_execute(&format!(
+                "CREATE SUBSCRIPTION {name} CONNECTION '{}' PUBLICATION {publication}",
+                publisher.conn_string()
+            ))
+            .unwrap_or_else(|e| panic!("CREATE SUBSCRIPTION: {}", db_message(&e)));
+    }
+
+    /// Lines of the server log with `ERROR:`.
+    pub fn error_lines(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("ERROR:"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.pg_ctl_stop("immediate");
