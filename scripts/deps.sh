@@ -61,5 +61,5 @@ if ! grep -qs "pg15" "$config" || ! grep -qs "$PG18_CONFIG" "$config"; then
     cargo pgrx init --pg15 "$PG15_CONFIG" --pg18 "$PG18_CONFIG"
 fi
 if { true >&3; } 2>/dev/null; then
-    printf 'pg15=%s\npg18=%s\n' "$PG15_CONFIG" "$PG18_CONFIG" >&3
+    printf 'pg15=%s\npg18=%s\n' "$PG15_CONFIG" "$PG18_CONFIG" >&3 2>/dev/null || true
 fi
