@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 echo "==> building and installing webhook_emitter (release)" >&2
+# A new file, not the old one rewritten in place (a running cluster maps it).
+rm -f "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/webhook_emitter.so"
 cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
 cargo build --release -q -p webhook_emitter_e2e --bin bench
 exec target/release/bench "$@"

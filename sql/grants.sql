@@ -47,7 +47,7 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
 -- EXECUTE, so nobody else can attach it to a table).
 REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(text, json, boolean, oid),
     webhook.store_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
-    webhook.install_topic(text), webhook.uninstall_topic(text),
+    webhook.install_topic(text), webhook.uninstall_topic(text), webhook.mark_replicated(),
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
     FROM webhook_admin;
 

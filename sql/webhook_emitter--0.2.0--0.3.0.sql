@@ -1176,7 +1176,7 @@ REVOKE EXECUTE ON FUNCTION webhook.install_topic(text), webhook.uninstall_topic(
 REVOKE ALL ON FUNCTION webhook.define_topic(text, text, text, text[], text[], text, text, text, text, text, text, text, json, boolean, text),
     webhook.check_builder(json), webhook.rebuild_events(text, integer, boolean), webhook.mark_replicated() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.define_topic(text, text, text, text[], text[], text, text, text, text, text, text, text, json, boolean, text),
-    webhook.check_builder(json), webhook.rebuild_events(text, integer, boolean), webhook.mark_replicated() TO webhook_admin;
+    webhook.check_builder(json), webhook.rebuild_events(text, integer, boolean) TO webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever
 -- calls it with whatever path. Not needed (and not set) where the body is

@@ -211,7 +211,8 @@ unsafe fn inserted_by_this_transaction(tuple: pg_sys::HeapTuple) -> bool {
     }
     let header = &*(*tuple).t_data;
     let updated = header.t_infomask & pg_sys::HEAP_UPDATED as u16 != 0;
-    let frozen = header.t_infomask & pg_sys::HEAP_XMIN_FROZEN as u16 == pg_sys::HEAP_XMIN_FROZEN as u16;
+    let frozen =
+        header.t_infomask & pg_sys::HEAP_XMIN_FROZEN as u16 == pg_sys::HEAP_XMIN_FROZEN as u16;
     let xmin = header.t_choice.t_heap.t_xmin;
     !updated && !frozen && pg_sys::TransactionIdIsCurrentTransactionId(xmin)
 }
@@ -263,17 +264,22 @@ fn call_builder(topic: &str, key: pgrx::AnyElement) -> Option<String> {
     // the generated function's argument).
     match unsafe { contained(|| run_builder(builder, key.oid(), key.datum())) } {
         Ok(body) => body,
-        Err(error) => {
+        Err(failure) => {
             // SAFETY: a datum of key_type, converted by its output function.
             let key_text = unsafe { datum_text(key.oid(), key.datum()) };
-            let error = format!("builder {}: {error}", function_name(builder));
+            let error = format!("builder {}: {}", function_name(builder), failure.text);
             pgrx::log!(
                 "webhook_emitter: topic {}: the event of key {key_text} is queued unbuilt: {error}",
                 target.topic
             );
             let owner = extension_owner();
             as_role(owner, || {
-                super::enqueue::queue_unbuilt(&target.topic, &key_text, &error)
+                super::enqueue::queue_unbuilt(
+                    &target.topic,
+                    &key_text,
+                    &error,
+                    &failure.summary(&target.topic),
+                )
             });
             None
         }
@@ -332,7 +338,7 @@ pub(crate) unsafe fn run_builder(
 /// # Safety
 /// `f` must leave no pointer into memory of the subtransaction behind
 /// (what it returns is Rust-owned).
-pub(crate) unsafe fn contained<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+pub(crate) unsafe fn contained<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
     let memory = pg_sys::CurrentMemoryContext;
     let owner = pg_sys::CurrentResourceOwner;
     pg_sys::BeginInternalSubTransaction(std::ptr::null());
@@ -353,18 +359,34 @@ pub(crate) unsafe fn contained<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     outcome
 }
 
+/// An ERROR caught by `contained`.
+pub(crate) struct Failure {
+    /// Its message, SQLSTATE and detail, bounded: for webhook_admin only
+    /// (`webhook.events.build_error`), since a builder's message may carry
+    /// what its definer reads.
+    pub text: String,
+    pub sqlstate: String,
+}
+
+impl Failure {
+    /// What the delivery log, which PUBLIC reads, says of it.
+    pub fn summary(&self, topic: &str) -> String {
+        format!(
+            "unbuilt: the builder of topic {topic} failed (SQLSTATE {}); webhook_admin finds the error in webhook.events.build_error",
+            self.sqlstate
+        )
+    }
+}
+
 /// An ERROR's message, SQLSTATE and detail, bounded for the queue's rows.
-fn describe(caught: &pgrx::pg_sys::panic::CaughtError) -> String {
+fn describe(caught: &pgrx::pg_sys::panic::CaughtError) -> Failure {
     use pgrx::pg_sys::panic::CaughtError;
     let report = match caught {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
         CaughtError::RustPanic { ereport, .. } => ereport,
     };
-    let mut text = format!(
-        "{} (SQLSTATE {})",
-        report.message(),
-        sqlstate(report.sql_error_code() as i32)
-    );
+    let code = sqlstate(report.sql_error_code() as i32);
+    let mut text = format!("{} (SQLSTATE {code})", report.message());
     if let Some(detail) = report.detail() {
         text.push_str(": ");
         text.push_str(detail);
@@ -378,7 +400,10 @@ fn describe(caught: &pgrx::pg_sys::panic::CaughtError) -> String {
         text.truncate(end);
         text.push('…');
     }
-    text
+    Failure {
+        text,
+        sqlstate: code,
+    }
 }
 
 /// The five characters of a SQLSTATE packed as MAKE_SQLSTATE packs them.

@@ -54,7 +54,7 @@ WITH w AS (SELECT wh.id FROM webhook.webhooks wh
            SELECT $1, $2, 'null', $3, pg_catalog.clock_timestamp(), $4, $5 WHERE EXISTS (SELECT FROM w)
            RETURNING events.id)
 INSERT INTO webhook.deliveries (event_id, webhook_id, status, last_error)
-SELECT e.id, w.id, $6, $4 FROM e, w";
+SELECT e.id, w.id, $6, $7 FROM e, w";
 
 /// What queueing an event of one topic needs besides the body. No row:
 /// not a topic. No settings row counts as the switch off.
@@ -272,7 +272,9 @@ pub(crate) fn envelope_of(topic: &str) -> Option<Envelope> {
 /// Queue the event of `topic` for the row `key` unbuilt, with `error`
 /// (see `QUEUE_UNBUILT`); nothing when the global switch is off. Runs as
 /// the extension owner.
-pub(crate) fn queue_unbuilt(topic: &str, key: &str, error: &str) {
+/// `error` is kept with the event (webhook_admin reads it), `summary` on
+/// the deliveries (PUBLIC reads them).
+pub(crate) fn queue_unbuilt(topic: &str, key: &str, error: &str, summary: &str) {
     let Some(route) = route(topic) else { return };
     if !route.enabled {
         return;
@@ -290,6 +292,7 @@ pub(crate) fn queue_unbuilt(topic: &str, key: &str, error: &str) {
                     error.into(),
                     key.into(),
                     DeliveryStatus::Unbuilt.as_str().into(),
+                    summary.into(),
                 ],
             )
             .map(|_| ())
@@ -416,12 +419,18 @@ mod tests {
             body,
             "{\"id\" : \"01J\", \"resource\" : \"course_enrollment\", \"action\" : \"enrollment\", \"domain_id\" : \"acme \\\"a\\\"\", \"tenant_id\" : \"acme \\\"a\\\"\", \"created_at\" : \"2024-01-26T22:17:01.924Z\", \"timestamp\" : 1706307421, \"payload\" : {\"a\" : 1}}"
         );
-        assert!(braincert_envelope("x", &fields(None, None, false), "t", 0, "1")
-            .contains("\"resource\" : null, \"action\" : null"));
         assert!(
-            braincert_envelope("x", &fields(Some("user"), Some("updated"), true), "t", 0, "1")
-                .contains("\"action\" : \"updated\", \"tenant_id\" : \"t\", \"domain_id\" : \"t\", ")
+            braincert_envelope("x", &fields(None, None, false), "t", 0, "1")
+                .contains("\"resource\" : null, \"action\" : null")
         );
+        assert!(braincert_envelope(
+            "x",
+            &fields(Some("user"), Some("updated"), true),
+            "t",
+            0,
+            "1"
+        )
+        .contains("\"action\" : \"updated\", \"tenant_id\" : \"t\", \"domain_id\" : \"t\", "));
     }
 
     fn fields(resource: Option<&str>, action: Option<&str>, tenant_first: bool) -> Envelope {

@@ -8,7 +8,7 @@
 //! the write, on the key stored with the event (which only the extension
 //! owner writes): whoever calls this runs no code of their choosing.
 
-use super::definer::{self, Target};
+use super::definer::{self, Failure, Target};
 use super::enqueue::{self, Envelope};
 use crate::delivery::wakeup;
 use crate::error::WebhookError;
@@ -47,9 +47,11 @@ UPDATE webhook.deliveries d
  WHERE d.event_id = e.id AND d.status = 'unbuilt' AND w.id = d.webhook_id
    AND (w.filter IS NULL OR $2::jsonb @> w.filter)";
 
+/// The full error stays with the event (webhook_admin reads it), the
+/// deliveries get its summary (PUBLIC reads them).
 const STILL_FAILING: &str = "
 WITH e AS (UPDATE webhook.events e SET build_error = $2 WHERE e.id = $1 RETURNING e.id)
-UPDATE webhook.deliveries d SET last_error = $2 FROM e WHERE d.event_id = e.id AND d.status = 'unbuilt'";
+UPDATE webhook.deliveries d SET last_error = $3 FROM e WHERE d.event_id = e.id AND d.status = 'unbuilt'";
 
 const REMOVE: &str = "
 WITH d AS (DELETE FROM webhook.deliveries d WHERE d.event_id = $1 AND d.status = 'unbuilt')
@@ -117,8 +119,14 @@ fn rebuild_events(
         };
         let built = match (&target, &event.key) {
             (Some(target), Some(key)) => build(target, key),
-            (None, _) => Err(format!("topic {} is no longer defined", event.topic)),
-            (Some(_), None) => Err("the event has no key to build it from".into()),
+            (None, _) => Err(Failure {
+                text: format!("topic {} is no longer defined", event.topic),
+                sqlstate: "42704".into(),
+            }),
+            (Some(_), None) => Err(Failure {
+                text: "the event has no key to build it from".into(),
+                sqlstate: "22004".into(),
+            }),
         };
         match built {
             Ok(Some(body)) => {
@@ -134,8 +142,16 @@ fn rebuild_events(
                 run(REMOVE, &[event.id.as_str().into()]);
                 rebuilt += 1;
             }
-            Err(error) => {
-                run(STILL_FAILING, &[event.id.as_str().into(), error.as_str().into()]);
+            Err(failure) => {
+                let summary = failure.summary(&event.topic);
+                run(
+                    STILL_FAILING,
+                    &[
+                        event.id.as_str().into(),
+                        failure.text.as_str().into(),
+                        summary.as_str().into(),
+                    ],
+                );
                 failing += 1;
             }
         }
@@ -159,11 +175,15 @@ struct Unbuilt {
 /// The topic's builder on `key`, as at the write: as the definer, in a
 /// security-restricted operation, with the generated function's settings;
 /// an error comes back as its message (builder named).
-fn build(target: &Target, key: &str) -> Result<Option<String>, String> {
-    let Some(builder) = target.builder else {
-        return Err(format!("topic {} has no builder", target.topic));
+fn build(target: &Target, key: &str) -> Result<Option<String>, Failure> {
+    let failure = |text: &str| Failure {
+        text: text.to_owned(),
+        sqlstate: "22023".into(),
     };
-    let key = CString::new(key).map_err(|_| "the stored key holds a NUL byte".to_owned())?;
+    let Some(builder) = target.builder else {
+        return Err(failure("the topic has no builder"));
+    };
+    let key = CString::new(key).map_err(|_| failure("the stored key holds a NUL byte"))?;
     let key_type = target.key_type;
     // SAFETY: the user id, security context and GUC nesting are saved and
     // restored around the call as emit_topic does; the key is converted by
@@ -199,12 +219,21 @@ fn build(target: &Target, key: &str) -> Result<Option<String>, String> {
         });
         pg_sys::AtEOXact_GUC(true, guc_level);
         pg_sys::SetUserIdAndSecContext(caller, sec_context);
-        outcome.map_err(|e| format!("builder {}: {e}", definer::function_name(builder)))
+        outcome.map_err(|e| Failure {
+            text: format!("builder {}: {}", definer::function_name(builder), e.text),
+            sqlstate: e.sqlstate,
+        })
     }
 }
 
 fn envelope(event: &Unbuilt, fields: &Envelope, payload: &str) -> String {
-    enqueue::braincert_envelope(&event.id, fields, &event.tenant_id, event.created_at, payload)
+    enqueue::braincert_envelope(
+        &event.id,
+        fields,
+        &event.tenant_id,
+        event.created_at,
+        payload,
+    )
 }
 
 fn run(sql: &str, args: &[pgrx::datum::DatumWithOid]) {

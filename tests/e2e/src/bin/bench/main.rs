@@ -117,12 +117,20 @@ fn write_path(cluster: &Cluster, receiver: &FastReceiver, durability: &str) {
             .unwrap();
         }
     };
-    let configs: [(&str, i64, &str); 5] = [
+    // The last: builders called without a subtransaction (every topic's
+    // on_builder_error = 'refuse', 0.2.0's behaviour), against the default
+    // that contains a failing builder: what the containment costs.
+    let configs: [(&str, i64, &str); 6] = [
         ("plain tables, no triggers", 0, ALL_TOPICS),
         ("extension, 0 webhooks", 0, ALL_TOPICS),
         ("1 webhook, the workload's topic", 1, WORKLOAD_TOPICS),
         ("1 webhook, all topics", 1, ALL_TOPICS),
         ("5 webhooks, all topics", 5, ALL_TOPICS),
+        (
+            "1 webhook, all topics, builder errors refuse the write",
+            1,
+            ALL_TOPICS,
+        ),
     ];
     let scripts = [
         ("sign-up (user + 2 groups + role)", "signup.sql"),
@@ -131,11 +139,16 @@ fn write_path(cluster: &Cluster, receiver: &FastReceiver, durability: &str) {
     ];
     let mut tps: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
     // Two rounds in opposite order, so table growth favours no configuration.
-    let order: Vec<usize> = vec![0, 1, 2, 3, 4, 4, 3, 2, 1, 0];
+    let order: Vec<usize> = vec![0, 1, 2, 3, 5, 4, 4, 5, 3, 2, 1, 0];
     for &cfg in &order {
         let (_, webhooks, topics) = configs[cfg];
         set_triggers(&mut c, cfg != 0);
         set_webhooks(&mut c, webhooks, topics);
+        c.batch_execute(&format!(
+            "UPDATE webhook.topics SET on_builder_error = '{}'",
+            if cfg == 5 { "refuse" } else { "queue" }
+        ))
+        .unwrap();
         for (si, (_, file)) in scripts.iter().enumerate() {
             tps.entry((cfg, si))
                 .or_default()
@@ -149,25 +162,27 @@ fn write_path(cluster: &Cluster, receiver: &FastReceiver, durability: &str) {
     println!("\n## Write path, {durability}: pgbench TPS (4 clients, {secs} s per run, two rounds averaged)\n");
     let names: Vec<&str> = configs.iter().map(|c| c.0).collect();
     println!(
-        "| workload | {} | ratio 1 webhook (own topic) / plain | ratio 1 webhook (all topics) / plain | ratio 5 webhooks / plain |",
+        "| workload | {} | ratio 1 webhook (own topic) / plain | ratio 1 webhook (all topics) / plain | ratio 5 webhooks / plain | builders contained / refusing |",
         names.join(" | ")
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (si, (name, _)) in scripts.iter().enumerate() {
         let avg = |cfg: usize| {
             let v = &tps[&(cfg, si)];
             v.iter().sum::<f64>() / v.len() as f64
         };
         println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | **{:.2}** | {:.2} | {:.2} |",
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | **{:.2}** | {:.2} | {:.2} | {:.2} |",
             avg(0),
             avg(1),
             avg(2),
             avg(3),
             avg(4),
+            avg(5),
             avg(2) / avg(0),
             avg(3) / avg(0),
-            avg(4) / avg(0)
+            avg(4) / avg(0),
+            avg(3) / avg(5)
         );
     }
     println!("\n({queued} events were queued by the runs with webhooks.)");
