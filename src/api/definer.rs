@@ -256,6 +256,9 @@ fn call_builder(topic: &str, key: pgrx::AnyElement) -> Option<String> {
             target.topic
         ));
     }
+    // While the builder runs, nothing it calls may use call_builder (it
+    // would choose a key of its own for the unbuilt path).
+    let _serving = EmittingGuard::enter(None);
     if target.refuse_on_error {
         // SAFETY: the builder takes key_type (checked above).
         return unsafe { run_builder(builder, key.oid(), key.datum()) };
@@ -272,14 +275,19 @@ fn call_builder(topic: &str, key: pgrx::AnyElement) -> Option<String> {
                 "webhook_emitter: topic {}: the event of key {key_text} is queued unbuilt: {error}",
                 target.topic
             );
+            // As the extension owner, with the search_path pinned: the
+            // definer's code (a condition's non-LOCAL set_config) may have
+            // changed it, and this runs before emit_topic undoes that.
             let owner = extension_owner();
             as_role(owner, || {
-                super::enqueue::queue_unbuilt(
-                    &target.topic,
-                    &key_text,
-                    &error,
-                    &failure.summary(&target.topic),
-                )
+                pinned_search_path(|| {
+                    super::enqueue::queue_unbuilt(
+                        &target.topic,
+                        &key_text,
+                        &error,
+                        &failure.summary(&target.topic),
+                    )
+                })
             });
             None
         }
@@ -356,7 +364,43 @@ pub(crate) unsafe fn contained<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
     }
     pg_sys::MemoryContextSwitchTo(memory);
     pg_sys::CurrentResourceOwner = owner;
+    // A cancel (statement_timeout, pg_cancel_backend) and a failed ASSERT
+    // are not the builder's error: they stop the statement, as PL/pgSQL's
+    // WHEN OTHERS lets them.
+    if let Err(failure) = &outcome {
+        let code = match failure.sqlstate.as_str() {
+            "57014" => Some(PgSqlErrorCode::ERRCODE_QUERY_CANCELED),
+            "P0004" => Some(PgSqlErrorCode::ERRCODE_ASSERT_FAILURE),
+            _ => None,
+        };
+        if let Some(code) = code {
+            ereport!(ERROR, code, failure.message.clone());
+        }
+    }
     outcome
+}
+
+/// `f` with `search_path = pg_catalog, pg_temp`, every setting it changes
+/// undone on return.
+pub(crate) fn pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the GUC nesting is opened and closed around `f` on the main
+    // thread; an error leaves it to the (sub)transaction abort.
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let result = f();
+        pg_sys::AtEOXact_GUC(false, level);
+        result
+    }
 }
 
 /// An ERROR caught by `contained`.
@@ -366,6 +410,8 @@ pub(crate) struct Failure {
     /// what its definer reads.
     pub text: String,
     pub sqlstate: String,
+    /// The message alone.
+    pub message: String,
 }
 
 impl Failure {
@@ -403,6 +449,7 @@ fn describe(caught: &pgrx::pg_sys::panic::CaughtError) -> Failure {
     Failure {
         text,
         sqlstate: code,
+        message: report.message().to_owned(),
     }
 }
 
@@ -427,8 +474,12 @@ pub(crate) unsafe fn datum_text(type_oid: pg_sys::Oid, value: pg_sys::Datum) -> 
 
 /// A function as regprocedure prints it (for messages).
 pub(crate) fn function_name(function: pg_sys::Oid) -> String {
-    // SAFETY: regprocedureout of an oid; an unknown oid prints as a number.
-    unsafe { datum_text(pg_sys::REGPROCEDUREOID, pg_sys::Datum::from(function)) }
+    // Qualified as under the pinned search_path, whatever the definer's
+    // code set. SAFETY: regprocedureout of an oid; an unknown oid prints
+    // as a number.
+    pinned_search_path(|| unsafe {
+        datum_text(pg_sys::REGPROCEDUREOID, pg_sys::Datum::from(function))
+    })
 }
 
 /// Whether the current user may execute function `function`.

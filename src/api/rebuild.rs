@@ -122,10 +122,12 @@ fn rebuild_events(
             (None, _) => Err(Failure {
                 text: format!("topic {} is no longer defined", event.topic),
                 sqlstate: "42704".into(),
+                message: String::new(),
             }),
             (Some(_), None) => Err(Failure {
                 text: "the event has no key to build it from".into(),
                 sqlstate: "22004".into(),
+                message: String::new(),
             }),
         };
         match built {
@@ -179,6 +181,7 @@ fn build(target: &Target, key: &str) -> Result<Option<String>, Failure> {
     let failure = |text: &str| Failure {
         text: text.to_owned(),
         sqlstate: "22023".into(),
+        message: String::new(),
     };
     let Some(builder) = target.builder else {
         return Err(failure("the topic has no builder"));
@@ -217,11 +220,14 @@ fn build(target: &Target, key: &str) -> Result<Option<String>, Failure> {
             let datum = pg_sys::OidInputFunctionCall(input, key.as_ptr().cast_mut(), io_param, -1);
             definer::run_builder(builder, key_type, datum)
         });
-        pg_sys::AtEOXact_GUC(true, guc_level);
+        // false: nothing the builder set outlives the call (the caller's
+        // session is not the definer's to change).
+        pg_sys::AtEOXact_GUC(false, guc_level);
         pg_sys::SetUserIdAndSecContext(caller, sec_context);
         outcome.map_err(|e| Failure {
             text: format!("builder {}: {}", definer::function_name(builder), e.text),
             sqlstate: e.sqlstate,
+            message: e.message,
         })
     }
 }

@@ -412,7 +412,9 @@ pub fn install_commit_prepared_hook() {
     }
 }
 
-#[pg_guard]
+/// No `pg_guard` here: an ERROR of the statement passes through this frame
+/// (which holds nothing to drop) as PostgreSQL raised it, its context
+/// included; only the wake-up is guarded.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn process_utility(
     statement: *mut pg_sys::PlannedStmt,
@@ -425,10 +427,15 @@ unsafe extern "C-unwind" fn process_utility(
     completion: *mut pg_sys::QueryCompletion,
 ) {
     let node = (*statement).utilityStmt;
-    let commits_prepared = !node.is_null()
-        && pgrx::is_a(node, pg_sys::NodeTag::T_TransactionStmt)
+    if !node.is_null()
+        && (*node).type_ == pg_sys::NodeTag::T_TransactionStmt
         && (*(node as *mut pg_sys::TransactionStmt)).kind
-            == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED;
+            == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED
+    {
+        // When the transaction running COMMIT PREPARED commits (after the
+        // prepared one is committed and visible).
+        wake_worker_after_this_commit();
+    }
     match PREVIOUS_PROCESS_UTILITY {
         Some(previous) => previous(
             statement,
@@ -451,7 +458,9 @@ unsafe extern "C-unwind" fn process_utility(
             completion,
         ),
     }
-    if commits_prepared {
-        set_worker_latch();
-    }
+}
+
+#[pg_guard]
+extern "C-unwind" fn wake_worker_after_this_commit() {
+    wake_worker_at_commit();
 }

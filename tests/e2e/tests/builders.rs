@@ -392,3 +392,67 @@ fn an_entity_created_and_deleted_in_one_transaction_sends_nothing() {
     );
     assert_eq!(topics, "user.created,user.deleted");
 }
+
+/// An attacker's review of the unbuilt path: a definer whose condition
+/// moves search_path (set_config without LOCAL) in front of the queueing
+/// done as the extension owner, with an operator of its own there, and a
+/// builder that calls call_builder again to pick its own failing key.
+/// Neither runs anything as the extension owner; neither leaves the
+/// definer's settings or builder access behind.
+#[test]
+fn a_failing_builder_cannot_make_the_unbuilt_path_run_its_code_as_the_owner() {
+    let cluster = Cluster::start("");
+    setup(&cluster);
+    let mut admin = cluster.client_as("lms_admin");
+    admin
+        .batch_execute(
+            "CREATE FUNCTION app.pwn(a text[], b text[]) RETURNS boolean LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE 'ALTER ROLE lms_admin SUPERUSER';
+                   RETURN pg_catalog.array_position(a, b[1]) IS NOT NULL; END $$;
+             CREATE OPERATOR app.@> (LEFTARG = text[], RIGHTARG = text[], FUNCTION = app.pwn);
+             CREATE TABLE app.t2 (id bigint PRIMARY KEY);
+             CREATE FUNCTION app.fail_body(p bigint) RETURNS json LANGUAGE plpgsql AS $$
+             BEGIN IF p >= 1000 THEN RAISE EXCEPTION 'fails on purpose'; END IF;
+                   RETURN pg_catalog.json_build_object('id', p); END $$;
+             SELECT webhook.define_topic('evil.a', 'app.t2', 'app.fail_body(bigint)',
+                 condition => 'pg_catalog.set_config(''search_path'', ''app, pg_catalog'', false) IS NOT NULL',
+                 sample_body => '{\"id\": 1}');
+             INSERT INTO app.t2 VALUES (1);
+             CREATE FUNCTION app.evil_body(p bigint) RETURNS json LANGUAGE plpgsql
+                 SET search_path = app, pg_catalog AS $$
+             BEGIN IF p = 1000 THEN PERFORM webhook.call_builder('evil.b', 1001::bigint); END IF;
+                   IF p = 1001 THEN RAISE EXCEPTION 'inner'; END IF;
+                   RETURN pg_catalog.json_build_object('id', p); END $$;
+             SELECT webhook.define_topic('evil.b', 'app.t2', 'app.evil_body(bigint)',
+                 sample_body => '{\"id\": 1}');
+             SELECT webhook.create_webhook('sink', 'http://127.0.0.1:9/', '{evil.a,evil.b}');",
+        )
+        .unwrap();
+    admin
+        .batch_execute("INSERT INTO app.t2 VALUES (1000)")
+        .unwrap();
+    let mut su = cluster.client();
+    let superuser: bool = one(
+        &mut su,
+        "SELECT rolsuper FROM pg_roles WHERE rolname = 'lms_admin'",
+    );
+    assert!(
+        !superuser,
+        "the definer's operator ran as the extension owner"
+    );
+    // evil.a's event is unbuilt (its builder failed); evil.b's builder could
+    // not reach call_builder, so its own event is unbuilt with that error.
+    let errors: String = one(
+        &mut su,
+        "SELECT string_agg(topic || ': ' || build_error, '; ' ORDER BY topic) FROM webhook.events",
+    );
+    assert!(
+        errors.contains("evil.a: builder app.fail_body(bigint): fails on purpose"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("evil.b: builder app.evil_body(bigint): permission denied"),
+        "{errors}"
+    );
+    assert!(!errors.contains("inner"), "{errors}");
+}
