@@ -38,7 +38,7 @@ extension_sql_file!(
     requires = [
         "queue",
         api::definer::change_topic,
-        api::definer::call_builder
+        api::builder::call_builder
     ]
 );
 // The webhook list masks URLs with webhook.redact_url (a Rust function).

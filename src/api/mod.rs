@@ -2,6 +2,7 @@
 //! used by the registry trigger, body previews, Send Test, and the write
 //! path's cached test of whether a topic is wanted.
 
+pub mod builder;
 pub mod definer;
 pub mod enqueue;
 pub mod preview;

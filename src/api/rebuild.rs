@@ -8,7 +8,8 @@
 //! the write, on the key stored with the event (which only the extension
 //! owner writes): whoever calls this runs no code of their choosing.
 
-use super::definer::{self, Failure, Target};
+use super::builder::{self, Failure};
+use super::definer::{self, Target};
 use super::enqueue::{self, Envelope};
 use crate::delivery::wakeup;
 use crate::error::WebhookError;
@@ -183,53 +184,36 @@ fn build(target: &Target, key: &str) -> Result<Option<String>, Failure> {
         sqlstate: "22023".into(),
         message: String::new(),
     };
-    let Some(builder) = target.builder else {
+    let Some(function) = target.builder else {
         return Err(failure("the topic has no builder"));
     };
     let key = CString::new(key).map_err(|_| failure("the stored key holds a NUL byte"))?;
     let key_type = target.key_type;
-    // SAFETY: the user id, security context and GUC nesting are saved and
-    // restored around the call as emit_topic does; the key is converted by
-    // its type's input function inside the contained call, so a key the
+    // As at the write: as the definer, with the generated function's
+    // search_path, nothing it sets outliving the call. The key is converted
+    // by its type's input function inside the contained call, so a key the
     // type no longer accepts is an error of this event alone.
-    unsafe {
-        let mut caller = pg_sys::InvalidOid;
-        let mut sec_context = 0;
-        pg_sys::GetUserIdAndSecContext(&mut caller, &mut sec_context);
-        pg_sys::SetUserIdAndSecContext(
-            target.definer,
-            sec_context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-        let guc_level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        let outcome = definer::contained(|| {
-            let mut input = pg_sys::InvalidOid;
-            let mut io_param = pg_sys::InvalidOid;
-            pg_sys::getTypeInputInfo(key_type, &mut input, &mut io_param);
-            let datum = pg_sys::OidInputFunctionCall(input, key.as_ptr().cast_mut(), io_param, -1);
-            definer::run_builder(builder, key_type, datum)
-        });
-        // false: nothing the builder set outlives the call (the caller's
-        // session is not the definer's to change).
-        pg_sys::AtEOXact_GUC(false, guc_level);
-        pg_sys::SetUserIdAndSecContext(caller, sec_context);
-        outcome.map_err(|e| Failure {
-            text: format!("builder {}: {}", definer::function_name(builder), e.text),
-            sqlstate: e.sqlstate,
-            message: e.message,
+    let outcome = definer::as_definer(target.definer, || {
+        builder::pinned_search_path(|| {
+            // SAFETY: `run_builder` gets a datum of key_type, which the
+            // builder takes (checked when the topic was defined).
+            unsafe {
+                builder::contained(|| {
+                    let mut input = pg_sys::InvalidOid;
+                    let mut io_param = pg_sys::InvalidOid;
+                    pg_sys::getTypeInputInfo(key_type, &mut input, &mut io_param);
+                    let datum =
+                        pg_sys::OidInputFunctionCall(input, key.as_ptr().cast_mut(), io_param, -1);
+                    builder::run_builder(function, key_type, datum)
+                })
+            }
         })
-    }
+    });
+    outcome.map_err(|e| Failure {
+        text: format!("builder {}: {}", builder::function_name(function), e.text),
+        sqlstate: e.sqlstate,
+        message: e.message,
+    })
 }
 
 fn envelope(event: &Unbuilt, fields: &Envelope, payload: &str) -> String {
