@@ -1,111 +1,129 @@
 //! webhook_emitter: LMS table writes become signed JSON/XML webhooks,
 //! queued durably at commit and delivered by a background worker.
 //!
-//! Layout: `api` (SQL-callable management helpers), `render` (JSON, XML,
-//! templates, signatures), `delivery` (worker, HTTP), `guc` (settings),
-//! `error` (one error type mapped to SQLSTATEs). The tables, the topic
-//! definitions (and the triggers generated from them) and the payload
-//! builders are SQL, in `sql/` (`sql/topics/` for the documented topics).
+//! Layout, following the data: `write` (the write path: topic triggers,
+//! builders, enqueue, waking the worker at commit), `admin` (the management
+//! functions in Rust: validation, previews, Send Test, rebuilds), `render`
+//! (JSON, XML, templates, signatures), `http` (a webhook's endpoint, one
+//! request, auth, address policy), `worker` (launcher, loop, claim, record,
+//! retry), `shmem` (shared memory), `guc` (settings), `error` (one error
+//! type mapped to SQLSTATEs). SQL in `sql/engine/` (state.sql: tables;
+//! the rest: functions, triggers, views) and `sql/lms/` (the LMS schema and
+//! its documented topics).
 
 use pgrx::prelude::*;
 
-mod api;
-mod delivery;
+mod admin;
 mod error;
 mod guc;
+mod http;
 mod render;
+mod shmem;
+mod status;
+mod worker;
+mod write;
 
 ::pgrx::pg_module_magic!();
 
-extension_sql_file!("../sql/registry.sql", name = "registry");
-// The write path's cached subscription test and its queueing step are
-// Rust (api::wanted, api::enqueue).
+extension_sql_file!("../sql/engine/state.sql", name = "state");
 extension_sql_file!(
-    "../sql/queue.sql",
+    "../sql/engine/registry.sql",
+    name = "registry",
+    requires = ["state"]
+);
+// The write path's cached subscription test and its queueing step are
+// Rust (write::wanted, write::enqueue).
+extension_sql_file!(
+    "../sql/engine/queue.sql",
     name = "queue",
     requires = [
         "registry",
-        api::wanted::topic_wanted,
-        api::wanted::subscriptions_changed,
-        api::enqueue::enqueue
+        write::wanted::topic_wanted,
+        write::wanted::subscriptions_changed,
+        write::enqueue::enqueue
     ]
 );
 // Topic changes go through webhook.change_topic, which runs them as the
-// extension owner (Rust, api::definer).
+// extension owner (Rust, write::definer).
 extension_sql_file!(
-    "../sql/topic_definitions.sql",
-    name = "topic_definitions",
+    "../sql/engine/topics.sql",
+    name = "topics",
     requires = [
         "queue",
-        api::definer::change_topic,
-        api::builder::call_builder
+        write::definer::change_topic,
+        write::builder::call_builder
     ]
 );
 // The webhook list masks URLs with webhook.redact_url (a Rust function).
 extension_sql_file!(
-    "../sql/log.sql",
+    "../sql/engine/log.sql",
     name = "log",
-    requires = ["topic_definitions", api::redact::redact_url]
+    requires = ["topics", admin::redact::redact_url]
 );
-extension_sql_file!("../sql/metrics.sql", name = "metrics", requires = ["log"]);
 extension_sql_file!(
-    "../sql/lms_schema.sql",
+    "../sql/engine/metrics.sql",
+    name = "metrics",
+    requires = ["log"]
+);
+// The LMS application: its schema, then the documented topics (shared
+// helpers, then one file per group of tables with its builders and topic
+// definitions).
+extension_sql_file!(
+    "../sql/lms/schema.sql",
     name = "lms_schema",
     requires = ["metrics"]
 );
-// The documented LMS topics: shared helpers, then one file per group of
-// tables with its builders and topic definitions.
 extension_sql_file!(
-    "../sql/topics/common.sql",
+    "../sql/lms/topics/common.sql",
     name = "topics_common",
     requires = ["lms_schema"]
 );
 extension_sql_file!(
-    "../sql/topics/users.sql",
+    "../sql/lms/topics/users.sql",
     name = "topics_users",
     requires = ["topics_common"]
 );
 extension_sql_file!(
-    "../sql/topics/courses.sql",
+    "../sql/lms/topics/courses.sql",
     name = "topics_courses",
     requires = ["topics_users"]
 );
 extension_sql_file!(
-    "../sql/topics/tests.sql",
+    "../sql/lms/topics/tests.sql",
     name = "topics_tests",
     requires = ["topics_courses"]
 );
 extension_sql_file!(
-    "../sql/topics/products.sql",
+    "../sql/lms/topics/products.sql",
     name = "topics_products",
     requires = ["topics_tests"]
 );
 extension_sql_file!(
-    "../sql/topics/enrollments.sql",
+    "../sql/lms/topics/enrollments.sql",
     name = "topics_enrollments",
     requires = ["topics_products"]
 );
 extension_sql_file!(
-    "../sql/topics/orders.sql",
+    "../sql/lms/topics/orders.sql",
     name = "topics_orders",
     requires = ["topics_enrollments"]
 );
 extension_sql_file!(
-    "../sql/topics/coursework.sql",
+    "../sql/lms/topics/coursework.sql",
     name = "topics_coursework",
     requires = ["topics_orders"]
 );
 extension_sql_file!(
-    "../sql/topics/announcements.sql",
+    "../sql/lms/topics/announcements.sql",
     name = "topics_announcements",
     requires = ["topics_coursework"]
 );
-extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
+extension_sql_file!("../sql/engine/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
-    delivery::init();
+    worker::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -324,7 +324,7 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
     )
     .unwrap();
     // The worker's session settings, as the worker plans the claim.
-    for (name, value) in crate::delivery::settings::session_settings() {
+    for (name, value) in crate::worker::settings::session_settings() {
         let (name, value) = (name.to_string_lossy(), value.to_string_lossy());
         Spi::run_with_args(
             "SELECT pg_catalog.set_config($1, $2, true)",
@@ -336,7 +336,7 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
     let plan = || {
         Spi::run(&format!(
             "PREPARE claim_plan(bigint, bigint[], float8, bigint, bigint) AS {}",
-            crate::delivery::store::CLAIM_SQL
+            crate::worker::claim::CLAIM_SQL
         ))
         .unwrap();
         let plan = Spi::get_one::<pgrx::Json>("EXPLAIN (FORMAT JSON) EXECUTE claim_plan(1000, '{}', 60, 67108864, 16777216)")
@@ -386,12 +386,12 @@ fn the_braincert_envelope_is_what_json_build_object_made() {
         )
         .unwrap()
         .unwrap();
-        let fields = crate::api::enqueue::Envelope {
+        let fields = crate::write::enqueue::Envelope {
             resource: resource.map(str::to_owned),
             action: action.map(str::to_owned),
             tenant_first: false,
         };
-        let by_rust = crate::api::enqueue::braincert_envelope(id, &fields, tenant, micros, payload);
+        let by_rust = crate::write::enqueue::braincert_envelope(id, &fields, tenant, micros, payload);
         assert_eq!(by_rust, by_sql, "{ts}");
     }
 }
@@ -407,10 +407,10 @@ fn a_delivery_interrupted_again_and_again_is_set_aside() {
         "INSERT INTO webhook.events (id, topic, body, tenant_id) VALUES ('p1', 'group.created', '{}', 'd'), ('p2', 'group.created', '{}', 'd');
          INSERT INTO webhook.deliveries (event_id, webhook_id, status, attempts)
              VALUES ('p1', $1, 'delivering', $2), ('p2', $1, 'delivering', 1)",
-        &[id.into(), crate::delivery::store::POISON_INTERRUPTIONS.into()],
+        &[id.into(), crate::worker::maintenance::POISON_INTERRUPTIONS.into()],
     )
     .unwrap();
-    let released = Spi::connect_mut(crate::delivery::store::release_orphans).unwrap();
+    let released = Spi::connect_mut(crate::worker::maintenance::release_orphans).unwrap();
     assert_eq!(released, 2);
     let outcome = |event: &str| {
         Spi::get_two_with_args::<String, String>(

@@ -1,0 +1,227 @@
+-- webhook_emitter: the engine's state: every table, sequence and index,
+-- the settings row, and what pg_dump keeps. The code that works on them
+-- (functions, triggers, views) is in the other files of sql/engine/;
+-- the LMS application (schema lms, the documented topics) in sql/lms/.
+-- Loaded first by CREATE EXTENSION into schema "webhook".
+
+-- Who may manage webhooks: members of webhook_admin. Created once per cluster.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'webhook_admin') THEN
+        CREATE ROLE webhook_admin NOLOGIN;
+    END IF;
+END
+$$;
+
+-- Installation-wide settings: exactly one row.
+CREATE TABLE webhook.settings (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    enabled    boolean NOT NULL DEFAULT true,   -- the global on/off switch
+    tenant_id  text    NOT NULL DEFAULT 'default'
+               CHECK (tenant_id <> '' AND length(tenant_id) <= 200),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE webhook.settings IS 'Installation-wide switch (enabled) and the tenant id sent as tenant_id/domain_id.';
+INSERT INTO webhook.settings DEFAULT VALUES;
+SELECT pg_catalog.pg_extension_config_dump('webhook.settings', '');
+
+-- The topics subscribers choose from. Each row is a topic's definition:
+-- which writes on which table emit it and how its body is built (see
+-- topics.sql). The documented LMS topics come with the extension
+-- (builtin, sql/lms/topics/*.sql); webhook.define_topic and webhook.watch add
+-- more.
+CREATE TABLE webhook.topics (
+    topic        text PRIMARY KEY,
+    display_name text NOT NULL,
+    description  text NOT NULL,
+    source       text NOT NULL CONSTRAINT topics_source_check
+                 CHECK (source IN ('braincert', 'aom', 'custom')),  -- the document defining the body
+    resource     text,          -- BrainCert envelope "resource"
+    action       text,          -- BrainCert envelope "action"
+    sample_body  json NOT NULL, -- a realistic body, as delivered (Send Test)
+    -- Added in 0.2.0: the definition (sql/engine/topics.sql).
+    envelope         text NOT NULL DEFAULT 'flat'
+                     CONSTRAINT topics_envelope_kind_check CHECK (envelope IN ('braincert', 'flat')),
+    source_table     text NOT NULL,    -- schema.table, quoted as needed
+    operations       text[] NOT NULL
+                     CONSTRAINT topics_operations_check
+                     CHECK (cardinality(operations) > 0 AND operations <@ ARRAY['insert', 'update', 'delete']),
+    columns          text[],           -- update: only a change of one of these fires
+    condition        text,             -- a trigger WHEN expression over NEW / OLD
+    timing           text NOT NULL
+                     CONSTRAINT topics_timing_check CHECK (timing IN ('commit', 'before_delete', 'statement', 'row')),
+    builder          regprocedure,     -- key (or key[] per statement) -> json; NULL for row events
+    key_column       text,             -- the source table's primary key column
+    exclude_columns  text[],           -- row events: columns that never leave the database
+    trigger_function text NOT NULL,    -- its generated function in schema webhook_triggers
+    builtin          boolean NOT NULL DEFAULT false,  -- shipped with the extension (not dumped)
+    -- Added in 0.3.0: whose rights the topic's code runs with (the role
+    -- that defined it; the extension owner for the documented topics).
+    definer          regrole NOT NULL,
+    -- What a builder that raises does to the write: 'queue' lets it commit
+    -- and queues the event unbuilt (webhook.rebuild_events), 'refuse'
+    -- fails it.
+    on_builder_error text NOT NULL DEFAULT 'queue'
+                     CONSTRAINT topics_on_builder_error_check CHECK (on_builder_error IN ('queue', 'refuse')),
+    CONSTRAINT topics_envelope_check
+        CHECK ((envelope = 'braincert') = (resource IS NOT NULL AND action IS NOT NULL)),
+    CONSTRAINT topics_builder_check CHECK ((builder IS NULL) = (timing = 'row'))
+);
+COMMENT ON TABLE webhook.topics IS 'Topics and their definitions (which writes emit them, how the body is built); change them with webhook.define_topic, drop_topic, watch, unwatch.';
+
+CREATE TABLE webhook.webhooks (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name            text    NOT NULL,
+    url             text    NOT NULL,
+    description     text,
+    topics          text[]  NOT NULL,
+    content_type    text    NOT NULL DEFAULT 'application/json',
+    auth_username   text,
+    auth_password   text,
+    body_template   text,
+    enabled         boolean NOT NULL DEFAULT true,
+    signing_secret  text,
+    headers         jsonb   NOT NULL DEFAULT '{}',
+    timeout_ms      integer,
+    disabled_reason text,
+    disabled_at     timestamptz,
+    failing_since   timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- Added in 0.2.0 (after the 0.1.0 columns, as ALTER TABLE puts them).
+    previous_signing_secret       text,        -- still signed with until ..._until
+    previous_signing_secret_until timestamptz,
+    bearer_token                  text,
+    rate_limit_per_second         integer,
+    ordering                      text NOT NULL DEFAULT 'none'
+                                  CONSTRAINT webhooks_ordering_check CHECK (ordering IN ('none', 'fifo', 'per_key')),
+    ordering_key                  text,        -- dotted path into the body, for per_key
+    client_certificate            text,        -- PEM chain presented for mTLS
+    client_key                    text,        -- PEM private key (a secret)
+    oauth2_token_url              text,
+    oauth2_client_id              text,
+    oauth2_client_secret          text,        -- a secret
+    oauth2_scope                  text,
+    filter                        jsonb,       -- only events whose body contains it (@>)
+    -- Added in 0.3.0: delete_webhook could not remove it at once (writers
+    -- still queuing for it); the worker removes it after them.
+    deletion_requested_at         timestamptz
+);
+-- Names are unique among the webhooks not being deleted, through a
+-- partial index, which PostgreSQL does not count as a key: changing a
+-- webhook then takes no lock that waits for the writers whose events are
+-- being queued for it (enqueue locks the webhook FOR KEY SHARE).
+CREATE UNIQUE INDEX webhooks_name_key ON webhook.webhooks (name) WHERE deletion_requested_at IS NULL;
+COMMENT ON TABLE webhook.webhooks IS 'Registered endpoints. Passwords and signing secrets are readable only by webhook_admin; others use webhook.webhook_list.';
+CREATE INDEX webhooks_topics_idx ON webhook.webhooks USING gin (topics);
+SELECT pg_catalog.pg_extension_config_dump('webhook.webhooks', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.webhooks_id_seq', '');
+
+SELECT pg_catalog.pg_extension_config_dump('webhook.topics', 'WHERE NOT builtin');
+
+-- Generated trigger functions of the topics (see topics.sql).
+CREATE SCHEMA webhook_triggers;
+COMMENT ON SCHEMA webhook_triggers IS 'Trigger functions generated from webhook.topics; redefine the topic rather than editing them.';
+
+-- One row per event, stored once however many webhooks receive it.
+CREATE TABLE webhook.events (
+    id         text PRIMARY KEY,            -- ULID; the webhook-id header and envelope id
+    topic      text NOT NULL,
+    body       json NOT NULL,               -- json, not jsonb: key order as built
+    tenant_id  text NOT NULL,
+    is_test    boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- 0.3.0: an event whose builder raised (body 'null'): the error and the
+    -- row's key (as text), until webhook.rebuild_events builds it.
+    build_error text,
+    build_key   text
+);
+CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
+-- No index on created_at: ids are ULIDs, ordered by creation time, so
+-- pruning finds old events through the primary key.
+COMMENT ON TABLE webhook.events IS 'Queued events; the body is the document delivered (before per-webhook rendering).';
+
+-- One row per (event, webhook): the delivery log. A delivery of a disabled
+-- webhook is "held": kept, not sent, until the webhook is enabled again.
+CREATE TABLE webhook.deliveries (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id         text   NOT NULL,  -- no FK: one check less per queued row; pruning removes both
+    -- The FK keeps a delete from racing a writer: enqueue locks the webhooks
+    -- it fans out to (FOR KEY SHARE), so a delete either waits for the
+    -- writer and cascades to its deliveries, or the writer skips the webhook.
+    webhook_id       bigint NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
+    status           text   NOT NULL DEFAULT 'pending',
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    lease_until      timestamptz,
+    last_attempt_at  timestamptz,
+    last_status_code integer,
+    last_error       text,
+    delivered_at     timestamptz,
+    is_test          boolean NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    -- 0.2.0: the sequence an ordered webhook's delivery belongs to ('' for
+    -- fifo, the value at ordering_key for per_key); NULL when unordered.
+    order_key        text,
+    CONSTRAINT deliveries_status_check
+        CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'))
+);
+-- Unordered deliveries are claimed by due time; ordered ones only at the
+-- head of their sequence, found through deliveries_sequence_idx, so a long
+-- blocked sequence is never scanned by the claim.
+CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at)
+    WHERE status IN ('pending', 'failed') AND order_key IS NULL;
+CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_key, id)
+    WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');
+CREATE INDEX deliveries_webhook_idx ON webhook.deliveries (webhook_id, created_at);
+CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
+CREATE INDEX deliveries_finished_idx ON webhook.deliveries (created_at)
+    WHERE status IN ('delivered', 'dead', 'held');
+CREATE INDEX deliveries_held_idx ON webhook.deliveries (webhook_id, created_at)
+    WHERE status = 'held';
+CREATE INDEX deliveries_leased_idx ON webhook.deliveries (lease_until)
+    WHERE status = 'delivering';
+CREATE INDEX deliveries_unbuilt_idx ON webhook.deliveries (webhook_id) WHERE status = 'unbuilt';
+COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead, held while the webhook is disabled, unbuilt while its builder fails (webhook.rebuild_events), replicated when it came by logical replication (never sent here).';
+
+-- One row per HTTP attempt.
+CREATE TABLE webhook.attempts (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    delivery_id      bigint NOT NULL REFERENCES webhook.deliveries (id) ON DELETE CASCADE,
+    attempt          integer NOT NULL,
+    started_at       timestamptz NOT NULL,
+    duration_ms      double precision NOT NULL,
+    status_code      integer,
+    response_headers jsonb,
+    response_excerpt text,
+    error            text
+);
+CREATE INDEX attempts_delivery_idx ON webhook.attempts (delivery_id);
+COMMENT ON TABLE webhook.attempts IS 'Every HTTP attempt: timing, status code, response excerpt, error.';
+
+-- The queue is the installation's data: pg_dump dumps it (and the identity
+-- sequences), so a restore keeps pending deliveries and their event bodies.
+SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_id_seq', '');
+
+-- Delivery counters for webhook.metrics() (see metrics.sql): counters must
+-- only go up while the delivery log is pruned.
+CREATE TABLE webhook.delivery_counters (
+    webhook_id     bigint NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
+    topic          text   NOT NULL,
+    delivered      bigint NOT NULL DEFAULT 0,
+    failed         bigint NOT NULL DEFAULT 0,  -- attempts that failed and will be retried
+    dead           bigint NOT NULL DEFAULT 0,
+    retried        bigint NOT NULL DEFAULT 0,  -- attempts after the first
+    -- Queued-to-delivered latency: cumulative counts for each bound of
+    -- webhook.latency_buckets(), their sum (seconds) and count.
+    latency_le     bigint[] NOT NULL,
+    latency_sum    double precision NOT NULL DEFAULT 0,
+    latency_count  bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (webhook_id, topic)
+);
+COMMENT ON TABLE webhook.delivery_counters IS 'Monotonic delivery counters per webhook and topic (kept when the log is pruned); see webhook.metrics().';
+SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_counters', '');

@@ -1,0 +1,588 @@
+//! The background worker's main loop. The main thread owns every Postgres
+//! interaction (claim, record, prune); HTTP runs on the pool's threads.
+//! It sleeps on its latch, which committing writers set (see `crate::shmem`),
+//! with `webhook.poll_interval` as a fallback.
+
+use super::admission::{Admission, Admitted};
+use super::endpoints::EndpointCache;
+use super::plans;
+use super::pool::Pool;
+use super::presence;
+use super::profile::{LoopProfile, Phase};
+use super::settings::Settings;
+use super::txn;
+use super::verdict::Verdict;
+use super::{claim, maintenance, record};
+use crate::guc;
+use crate::http::job::{Attempt, Job, Outcome};
+use crate::shmem;
+use crate::status::DeliveryStatus;
+use pgrx::bgworkers::*;
+use pgrx::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Maintenance (pruning, held deliveries, expired leases) runs this often
+/// at most (more often for short retentions).
+const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
+/// Rows per pruning transaction: short locks, little bloat per commit.
+const PRUNE_BATCH: i64 = 5000;
+/// Time one loop turn may spend pruning; a turn that runs out of it comes
+/// back on the next turn, so pruning keeps pace with any drain rate without
+/// holding up claims for long.
+const PRUNE_BUDGET: Duration = Duration::from_millis(100);
+/// While requests are in flight the loop checks for results this often.
+const BUSY_TICK: Duration = Duration::from_millis(2);
+/// Outcomes are recorded in batches: one transaction per this many, or per
+/// this long, rather than one per loop turn (each transaction and each
+/// statement has a fixed cost that a fast receiver makes dominant).
+const RECORD_BATCH: usize = 500;
+const RECORD_DELAY: Duration = Duration::from_millis(20);
+
+struct Worker {
+    settings: Settings,
+    agent: Option<ureq::Agent>,
+    pool: Pool,
+    max_concurrency: usize,
+    endpoints: EndpointCache,
+    admission: Admission,
+    outstanding: usize,
+    /// Webhooks the last claim skipped as saturated.
+    excluded: Vec<i64>,
+    /// One of them has room again: claim without waiting for the poll.
+    capacity_freed: bool,
+    /// An ordered webhook's outcome was recorded, which may make the next
+    /// delivery of its sequence claimable: claim without waiting.
+    sequence_advanced: bool,
+    /// Finished attempts not yet recorded, and when the oldest finished.
+    /// Attempts that failed before any request (unusable webhook settings)
+    /// join them too.
+    unrecorded: Vec<Outcome>,
+    unrecorded_since: Option<Instant>,
+    /// Deliveries claimed and not yet recorded (their leases are live),
+    /// with the bytes of body each holds.
+    in_hand: HashMap<i64, i64>,
+    last_maintenance: Instant,
+    /// The last pruning turn ran out of budget: more is old enough.
+    prune_behind: bool,
+    /// After a failed claim, the next one waits until then.
+    claim_backoff: Option<Instant>,
+    profile: LoopProfile,
+    /// Last value published with `shmem::set_busy`.
+    busy: bool,
+}
+
+impl Worker {
+    fn new() -> Worker {
+        let max_concurrency = guc::MAX_CONCURRENCY.get().max(1) as usize;
+        let settings = Settings::load(max_concurrency, None);
+        let excerpt = guc::response_excerpt_bytes();
+        let mut w = Worker {
+            agent: None,
+            pool: Pool::new(max_concurrency, excerpt),
+            max_concurrency,
+            endpoints: EndpointCache::default(),
+            admission: Admission::new(max_concurrency, settings.max_per_endpoint),
+            outstanding: 0,
+            excluded: Vec::new(),
+            capacity_freed: false,
+            sequence_advanced: false,
+            unrecorded: Vec::new(),
+            unrecorded_since: None,
+            in_hand: HashMap::new(),
+            last_maintenance: Instant::now(),
+            prune_behind: false,
+            claim_backoff: None,
+            profile: LoopProfile::new(),
+            busy: false,
+            settings,
+        };
+        w.rebuild_agent();
+        w
+    }
+
+    fn rebuild_agent(&mut self) {
+        self.agent = match crate::http::agent::build_agent(&self.settings.agent, None) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                warning!("webhook_emitter: cannot build the HTTP client: {e}; deliveries wait until it is fixed");
+                None
+            }
+        };
+    }
+
+    fn reload(&mut self) {
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        self.settings = Settings::load(self.max_concurrency, Some(&self.settings));
+        self.admission
+            .configure(self.max_concurrency, self.settings.max_per_endpoint);
+        self.endpoints.clear();
+        self.rebuild_agent();
+    }
+
+    fn submit(&mut self, admitted: Admitted) {
+        self.pool.submit(admitted.job, admitted.slow_lane);
+    }
+
+    /// Send now if the endpoint has room, else park the job.
+    fn dispatch(&mut self, job: Job) {
+        if let Some(admitted) = self.admission.admit(job) {
+            self.submit(admitted);
+        }
+    }
+
+    /// Publish whether this worker has requests out, and take its share
+    /// of `webhook.max_concurrency` among the busy databases.
+    fn share_concurrency(&mut self, slot: usize) {
+        let busy = self.outstanding > 0;
+        if busy != self.busy {
+            shmem::set_busy(slot, busy);
+            self.busy = busy;
+        }
+        self.admission
+            .set_share(shmem::share(slot, self.max_concurrency));
+    }
+
+    /// Start parked jobs whose rate-limit token or pause came due.
+    fn release_due(&mut self) {
+        for admitted in self.admission.release_due() {
+            self.submit(admitted);
+        }
+    }
+
+    fn finished(&mut self, outcome: &Outcome) {
+        self.outstanding = self.outstanding.saturating_sub(1);
+        let id = outcome.webhook_id;
+        for admitted in self.admission.finished(outcome) {
+            self.submit(admitted);
+        }
+        if self.excluded.contains(&id) && self.admission.load(id) < self.admission.limit(id) {
+            // A webhook the last claim skipped has room again.
+            self.capacity_freed = true;
+        }
+    }
+
+    /// Take finished attempts from the pool (their endpoints get room at
+    /// once) and record them when a batch is full, the oldest has waited
+    /// `RECORD_DELAY`, nothing else is in flight, an ordered webhook's
+    /// sequence waits on one, or `now`. Returns how many were recorded.
+    fn record_finished(&mut self, now: bool) -> usize {
+        let outcomes = self.pool.drain();
+        for o in &outcomes {
+            self.finished(o);
+        }
+        // Only the new outcomes need looking at: an ordered one is recorded
+        // in the turn it arrives, so none waits among the older ones.
+        let ordered_waiting = outcomes
+            .iter()
+            .any(|o| self.endpoints.ordered(o.webhook_id));
+        self.unrecorded.extend(outcomes);
+        if self.unrecorded.is_empty() {
+            return 0;
+        }
+        let since = *self.unrecorded_since.get_or_insert_with(Instant::now);
+        let due = now
+            || ordered_waiting
+            || self.outstanding == 0
+            || self.unrecorded.len() >= RECORD_BATCH
+            || since.elapsed() >= RECORD_DELAY;
+        if !due {
+            return 0;
+        }
+        self.unrecorded_since = None;
+        let outcomes = std::mem::take(&mut self.unrecorded);
+        for o in &outcomes {
+            self.in_hand.remove(&o.delivery_id);
+        }
+        self.sequence_advanced |= ordered_waiting;
+        let n = outcomes.len();
+        self.profile.count(n, 0);
+        let verdicts: Vec<Verdict> = outcomes
+            .into_iter()
+            .map(|o| {
+                self.settings
+                    .schedule
+                    .verdict(o, self.settings.max_retry_after)
+            })
+            .collect();
+        let disable_after = self.settings.disable_after;
+        let recorded = txn::run(|| {
+            Spi::connect_mut(|client| record::record(client, &verdicts, disable_after))
+        });
+        if let Err(e) = recorded {
+            warning!(
+                "webhook_emitter: recording {n} outcomes failed: {e}; recording them one by one"
+            );
+            for verdict in &verdicts {
+                self.record_alone(verdict, disable_after);
+            }
+        }
+        n
+    }
+
+    /// Record one outcome in its own transaction, after its batch failed. An
+    /// outcome that cannot be recorded (a row or a trigger that rejects it)
+    /// ends its delivery `failed` (`dead` when no retry is left) with the
+    /// error as `last_error`; only if even that fails does the lease bring
+    /// it back later. Other deliveries are never held up by it.
+    fn record_alone(&self, verdict: &Verdict, disable_after: Duration) {
+        let one = std::slice::from_ref(verdict);
+        let Err(e) =
+            txn::run(|| Spi::connect_mut(|client| record::record(client, one, disable_after)))
+        else {
+            return;
+        };
+        let id = verdict.outcome.delivery_id;
+        let retry_in = match verdict.status {
+            DeliveryStatus::Delivered | DeliveryStatus::Failed => self
+                .settings
+                .schedule
+                .after_failure(verdict.outcome.attempt, None, self.settings.max_retry_after),
+            _ => None,
+        };
+        let error = format!(
+            "recording the outcome of attempt {} failed: {e}",
+            verdict.outcome.attempt
+        );
+        warning!("webhook_emitter: delivery {id}: {error}");
+        let marked = txn::run(|| {
+            Spi::connect_mut(|client| record::mark_unrecordable(client, id, retry_in, &error))
+        });
+        if let Err(e) = marked {
+            warning!("webhook_emitter: delivery {id} could not be marked failed either ({e}); its lease will bring it back");
+        }
+    }
+
+    /// Claim due deliveries and hand them to the pool. Returns whether more
+    /// may be due (the claim was full), or None when there was too little
+    /// room to be worth a claim (it waits until half the window is free).
+    fn claim_and_dispatch(&mut self) -> Option<bool> {
+        let agent = self.agent.clone()?;
+        let window = (self.max_concurrency * 4).max(self.settings.batch_size as usize);
+        // Jobs of rate-limited or paused webhooks at their limit wait for
+        // their endpoint, not for this claim, which leaves those webhooks out.
+        let held = self
+            .outstanding
+            .saturating_sub(self.admission.held_by_left_out());
+        let room = window.saturating_sub(held) as i64;
+        let limit = self.settings.batch_size.min(room);
+        if limit <= 0 || (held > 0 && room < (window / 2) as i64) {
+            return None;
+        }
+        if self
+            .claim_backoff
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return None;
+        }
+        let left_out = self.admission.left_out_ids();
+        self.excluded = left_out.clone();
+        self.capacity_freed = false;
+        self.sequence_advanced = false;
+        let lease = self.settings.lease();
+        // Bodies in hand are bounded in bytes, not only in rows: writers
+        // choose their sizes.
+        let held_bytes: i64 = self.in_hand.values().sum();
+        let bytes = claim::ClaimBytes {
+            budget: self.settings.bytes_in_flight_cap() - held_bytes,
+            max_body: self.settings.max_body_bytes,
+        };
+        if bytes.budget <= 0 && !self.in_hand.is_empty() {
+            return None;
+        }
+        let claimed = match txn::run(|| {
+            Spi::connect_mut(|client| claim::claim(client, limit, left_out, lease, bytes))
+        }) {
+            Ok((claimed, statistics_stale)) => {
+                if statistics_stale {
+                    if let Err(e) = txn::run(|| Spi::connect_mut(plans::analyze_queue)) {
+                        warning!("webhook_emitter: analyzing webhook.deliveries failed: {e}");
+                    }
+                }
+                claimed
+            }
+            Err(e) => {
+                // Nothing was claimed (the transaction rolled back); try
+                // again after a poll interval rather than spin on the error.
+                warning!(
+                    "webhook_emitter: claiming deliveries failed: {e}; retrying in {:?}",
+                    self.settings.poll_interval
+                );
+                self.claim_backoff = Some(Instant::now() + self.settings.poll_interval);
+                return Some(false);
+            }
+        };
+        self.claim_backoff = None;
+        let unusable = self.endpoints.refresh(&claimed, &self.settings);
+        let n = claimed.len();
+        self.profile.count(0, n);
+        for c in claimed {
+            self.in_hand
+                .insert(c.attempt.delivery_id, c.attempt.body.len() as i64);
+            if let Some(size) = c.body_too_large {
+                self.unrecorded.push(failed_before_sending(
+                    &c.attempt,
+                    c.webhook_id,
+                    format!(
+                        "its body is {size} bytes, more than webhook.max_body_bytes ({}); it is not sent (raise the setting, then webhook.redeliver)",
+                        self.settings.max_body_bytes
+                    ),
+                ));
+                continue;
+            }
+            if !c.event_found {
+                self.unrecorded.push(failed_before_sending(
+                    &c.attempt,
+                    c.webhook_id,
+                    format!(
+                        "its event {} no longer exists in webhook.events",
+                        c.attempt.event_id
+                    ),
+                ));
+                continue;
+            }
+            let Some(endpoint) = self.endpoints.get(c.webhook_id) else {
+                // Fails like an attempt (and is retried on the schedule), so
+                // it never sits "delivering"; other webhooks are unaffected.
+                let why = unusable
+                    .get(&c.webhook_id)
+                    .map_or("its settings could not be loaded", String::as_str);
+                self.unrecorded.push(failed_before_sending(
+                    &c.attempt,
+                    c.webhook_id,
+                    format!("webhook {} has unusable settings: {why}", c.webhook_id),
+                ));
+                continue;
+            };
+            self.outstanding += 1;
+            let job = Job {
+                attempt: c.attempt,
+                endpoint: Arc::clone(endpoint),
+                // An endpoint with a client certificate has its own client.
+                agent: endpoint.agent.clone().unwrap_or_else(|| agent.clone()),
+            };
+            self.dispatch(job);
+        }
+        Some(n as i64 >= limit)
+    }
+
+    /// Pruning, held deliveries and expired leases, every `MAINTAIN_EVERY`
+    /// (sooner for short retentions); pruning continues on the next loop
+    /// turns while it has more to do.
+    fn maybe_maintain(&mut self) {
+        let every = (self.settings.retention / 4).clamp(Duration::from_secs(1), MAINTAIN_EVERY);
+        let due = self.last_maintenance.elapsed() >= every;
+        if !due && !self.prune_behind {
+            return;
+        }
+        let retention = self.settings.retention;
+        let started = Instant::now();
+        let mut pruned = 0;
+        self.prune_behind = false;
+        while started.elapsed() < PRUNE_BUDGET {
+            let n = txn::run(|| {
+                Spi::connect_mut(|client| maintenance::prune(client, retention, PRUNE_BATCH))
+            })
+            .unwrap_or_else(|e| {
+                warning!("webhook_emitter: pruning failed: {e}");
+                0
+            });
+            pruned += n;
+            if (n as i64) < PRUNE_BATCH {
+                break;
+            }
+            self.prune_behind = started.elapsed() >= PRUNE_BUDGET;
+        }
+        if pruned > 0 {
+            debug1!("webhook_emitter: pruned {pruned} deliveries");
+        }
+        if !due {
+            return;
+        }
+        self.last_maintenance = Instant::now();
+        let mine = self.in_hand();
+        txn::run(|| {
+            Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
+                maintenance::remove_deleted_webhooks(client)?;
+                Ok((
+                    maintenance::release_expired_leases(client, mine)?,
+                    maintenance::sync_held(client)?,
+                ))
+            })
+        })
+        .map(|(leases, held)| {
+            if leases > 0 {
+                log!("webhook_emitter: {leases} deliveries with an expired lease are due again");
+            }
+            if held > 0 {
+                debug1!("webhook_emitter: {held} deliveries moved to or from held");
+            }
+        })
+        .unwrap_or_else(|e| warning!("webhook_emitter: maintenance failed: {e}"));
+    }
+
+    /// Ids of the deliveries this worker holds: in flight, parked, or
+    /// waiting to be recorded.
+    fn in_hand(&self) -> Vec<i64> {
+        self.in_hand.keys().copied().collect()
+    }
+}
+
+/// The outcome of an attempt that could not even be made.
+fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> Outcome {
+    Outcome {
+        delivery_id: attempt.delivery_id,
+        webhook_id,
+        attempt: attempt.attempt,
+        started_at: std::time::SystemTime::now(),
+        duration_ms: 0.0,
+        status_code: None,
+        response_headers: None,
+        response_excerpt: None,
+        error: Some(error),
+        retry_after: None,
+    }
+}
+
+/// Sleep on the latch for at most `timeout`; returns (keep running, the
+/// latch was set). Unlike `BackgroundWorker::wait_latch` it tells a commit
+/// wake-up from a timeout.
+fn wait_on_latch(timeout: Duration) -> (bool, bool) {
+    let flags = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
+    let ms = timeout.as_millis().min(i32::MAX as u128) as std::ffi::c_long;
+    let rc = unsafe { pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION) };
+    let latch_set = rc & pg_sys::WL_LATCH_SET as i32 != 0;
+    // Reset only a latch this wait saw set: one set after a timeout
+    // returned stays set for the next wait, instead of being cleared unseen
+    // (a commit's wake-up then waited for the next commit or the poll).
+    if latch_set {
+        unsafe { pg_sys::ResetLatch(pg_sys::MyLatch) };
+    }
+    pg_sys::check_for_interrupts!();
+    let postmaster_died = rc & pg_sys::WL_POSTMASTER_DEATH as i32 != 0;
+    (
+        !postmaster_died && !BackgroundWorker::sigterm_received(),
+        latch_set,
+    )
+}
+
+/// Entry point of the background worker process.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // The launcher passes the slot (high 32 bits) and the database OID.
+    let packed = arg.value() as u64;
+    let (slot, database) = ((packed >> 32) as usize, packed as u32);
+    if slot >= shmem::MAX_DATABASES {
+        return;
+    }
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
+    if !shmem::publish_worker(slot) {
+        return; // its database is being dropped or copied
+    }
+    super::settings::pin_session();
+    let mut worker = Worker::new();
+    if !presence::wait_for_extension(slot, worker.settings.poll_interval) {
+        return; // no extension here: nothing to deliver
+    }
+    let orphans = txn::run(|| Spi::connect_mut(maintenance::release_orphans)).unwrap_or_else(|e| {
+        warning!(
+            "webhook_emitter: releasing interrupted deliveries failed: {e}; their leases will"
+        );
+        0
+    });
+    if orphans > 0 {
+        log!("webhook_emitter: {orphans} interrupted deliveries are due again");
+    }
+    log!("webhook_emitter: {} started", BackgroundWorker::get_name());
+
+    // Claims happen when a commit woke us, when the last claim was full (more
+    // is due), or when the poll interval passed (retries coming due); not on
+    // every tick spent waiting for HTTP results.
+    let mut timeout = Duration::ZERO;
+    let mut wake_pending = true;
+    let mut more_due = false;
+    let mut last_claim = Instant::now();
+    loop {
+        let started = Instant::now();
+        let (alive, latch_set) = if worker.outstanding > 0 {
+            // Requests in flight: wake on the first result (or the tick),
+            // then look at the latch without sleeping.
+            worker.pool.wait(timeout);
+            wait_on_latch(Duration::ZERO)
+        } else {
+            wait_on_latch(timeout)
+        };
+        worker.profile.add(Phase::Waiting, started);
+        worker.profile.maybe_report();
+        if !alive {
+            break;
+        }
+        wake_pending |= latch_set;
+        if BackgroundWorker::sighup_received() {
+            worker.reload();
+        }
+        let started = Instant::now();
+        let recorded = worker.record_finished(false);
+        worker.profile.add(
+            if recorded > 0 {
+                Phase::Recording
+            } else {
+                Phase::Other
+            },
+            started,
+        );
+        let started = Instant::now();
+        worker.share_concurrency(slot);
+        worker.release_due();
+        worker.profile.add(Phase::Other, started);
+        let poll = worker.settings.poll_interval;
+        if wake_pending
+            || more_due
+            || worker.capacity_freed
+            || worker.sequence_advanced
+            || last_claim.elapsed() >= poll
+        {
+            let started = Instant::now();
+            let claimed = worker.claim_and_dispatch();
+            worker.profile.add(Phase::Claiming, started);
+            if let Some(full) = claimed {
+                more_due = full;
+                wake_pending = false;
+                last_claim = Instant::now();
+            }
+            // A claim that failed because DROP EXTENSION ran here ends the
+            // worker (CREATE EXTENSION asks the launcher for a new one).
+            if worker.claim_backoff.is_some() && presence::extension_dropped(slot) {
+                log!("webhook_emitter: the extension was dropped from this database");
+                break;
+            }
+        }
+        let started = Instant::now();
+        worker.maybe_maintain();
+        worker.profile.add(Phase::Other, started);
+        timeout = if worker.outstanding > 0 {
+            BUSY_TICK
+        } else if let Some(until) = worker.claim_backoff {
+            until.saturating_duration_since(Instant::now())
+        } else if more_due
+            || wake_pending
+            || worker.sequence_advanced
+            || worker.prune_behind
+            || !worker.unrecorded.is_empty()
+        {
+            Duration::ZERO
+        } else {
+            poll.saturating_sub(last_claim.elapsed())
+        };
+    }
+    // SIGTERM or postmaster death: keep what already finished; attempts
+    // still in flight are retried after restart (same webhook-id).
+    worker.record_finished(true);
+    log!("webhook_emitter: {} exiting", BackgroundWorker::get_name());
+    // The launcher starts the worker again (a DBA's pg_terminate_backend
+    // restarts it rather than stopping delivery) unless the database or
+    // the extension is gone or the server is shutting down.
+}

@@ -1,0 +1,131 @@
+//! The worker's upkeep of the queue: orphaned and expired leases, held
+//! deliveries following their webhook, deleted webhooks, pruning. SPI
+//! arguments only; runs on the worker's main thread.
+
+use crate::error::Result;
+use pgrx::spi::SpiClient;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The installed version of the extension in this database, if any.
+pub fn extension_version(client: &SpiClient) -> Result<Option<String>> {
+    Ok(client
+        .select(
+            "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'webhook_emitter'",
+            None,
+            &[],
+        )?
+        .first()
+        .get::<String>(1)
+        .unwrap_or(None))
+}
+
+/// Interrupted attempts after which a delivery is set aside.
+pub const POISON_INTERRUPTIONS: i64 = 3;
+
+/// Attempts interrupted by a crash or restart become due again at once.
+/// Only one worker exists, so anything still "delivering" is orphaned.
+///
+/// A delivery whose attempts were interrupted [`POISON_INTERRUPTIONS`]
+/// times (attempts started but never recorded) is set aside as dead: if it
+/// is what crashes the worker, it must not put the server into a crash
+/// loop, and the other deliveries go on.
+pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
+    let t = client.update(
+        "WITH orphan AS (
+             SELECT d.id, d.attempts - (SELECT count(*) FROM webhook.attempts a WHERE a.delivery_id = d.id) AS interrupted
+               FROM webhook.deliveries d WHERE d.status = 'delivering')
+         UPDATE webhook.deliveries d
+            SET status = CASE WHEN o.interrupted >= $1 THEN 'dead' ELSE 'failed' END,
+                next_attempt_at = now(), lease_until = NULL,
+                last_error = CASE WHEN o.interrupted >= $1
+                    THEN format('set aside: the worker stopped during %s of its attempts (a crash or restart); inspect it, then webhook.redeliver(%s)', o.interrupted, d.id)
+                    ELSE 'interrupted: the worker stopped before this attempt finished' END
+           FROM orphan o WHERE d.id = o.id",
+        None,
+        &[POISON_INTERRUPTIONS.into()],
+    )?;
+    Ok(t.len())
+}
+
+/// Deliveries whose lease ran out and that this worker does not hold (a
+/// lost job) are due again.
+pub fn release_expired_leases(client: &mut SpiClient, held_by_worker: Vec<i64>) -> Result<usize> {
+    let t = client.update(
+        "UPDATE webhook.deliveries SET status = 'failed', next_attempt_at = now(), lease_until = NULL,
+                last_error = 'lease expired: the attempt was lost; sending again'
+         WHERE status = 'delivering' AND lease_until < now() AND id <> ALL ($1)",
+        None,
+        &[held_by_worker.into()],
+    )?;
+    Ok(t.len())
+}
+
+// The maintenance statements below reach the queue the way the claim
+// does (see CLAIM_SQL): through `= ANY` of ids already chosen, never a
+// join that stale statistics could turn into a full scan per row. OFFSET 0
+// keeps the events' NOT EXISTS a lookup per event rather than an anti-join.
+
+/// Held deliveries follow their webhook's enabled flag. The enable/disable
+/// trigger does this at once; this sweep catches deliveries queued by a
+/// writer that saw the flag before a concurrent change committed.
+pub fn sync_held(client: &mut SpiClient) -> Result<usize> {
+    let released = client.update(
+        "UPDATE webhook.deliveries d SET status = 'pending', next_attempt_at = d.created_at
+          WHERE d.status = 'held'
+            AND d.webhook_id = ANY (ARRAY(SELECT w.id FROM webhook.webhooks w WHERE w.enabled))",
+        None,
+        &[],
+    )?;
+    let held = client.update(
+        "UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
+          WHERE d.status IN ('pending', 'failed') AND d.created_at > now() - interval '1 day'
+            AND d.webhook_id = ANY (ARRAY(SELECT w.id FROM webhook.webhooks w WHERE NOT w.enabled))",
+        None,
+        &[],
+    )?;
+    Ok(released.len() + held.len())
+}
+
+/// Webhooks `delete_webhook` could not remove at once (writers were
+/// queuing for them), removed now that nobody holds them; the others wait
+/// for the next turn.
+pub fn remove_deleted_webhooks(client: &mut SpiClient) -> Result<usize> {
+    let removed = client.update(
+        "DELETE FROM webhook.webhooks w WHERE w.id = ANY (ARRAY(
+             SELECT x.id FROM webhook.webhooks x WHERE x.deletion_requested_at IS NOT NULL
+                FOR UPDATE SKIP LOCKED))",
+        None,
+        &[],
+    )?;
+    Ok(removed.len())
+}
+
+/// Delete up to `batch` finished deliveries (and orphaned events) older
+/// than `retention`; small batches keep locks short and bloat low.
+pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<usize> {
+    let deleted = client.update(
+        "WITH old AS (
+             SELECT id FROM webhook.deliveries
+              WHERE status IN ('delivered', 'dead', 'held') AND created_at < now() - make_interval(secs => $1)
+              ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         DELETE FROM webhook.deliveries d WHERE d.id = ANY (ARRAY(SELECT id FROM old)) RETURNING d.id",
+        None,
+        &[retention.as_secs_f64().into(), batch.into()],
+    )?;
+    // ULIDs sort by creation time: every id below this one is older.
+    let cutoff_ms = SystemTime::now()
+        .checked_sub(retention)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64);
+    let cutoff_id = ulid::Ulid::from_parts(cutoff_ms, 0).to_string();
+    client.update(
+        "DELETE FROM webhook.events e WHERE e.id = ANY (ARRAY(
+             SELECT e2.id FROM webhook.events e2
+              WHERE e2.id < $1
+                AND NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = e2.id OFFSET 0)
+              ORDER BY e2.id LIMIT $2))",
+        None,
+        &[cutoff_id.into(), batch.into()],
+    )?;
+    Ok(deleted.len())
+}

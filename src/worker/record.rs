@@ -1,0 +1,213 @@
+//! Recording outcomes: the deliveries' new status, the counters, endpoint
+//! health, and `webhook.attempts`, whose only writer is `log_attempts`
+//! (the worker's batches and Send Test). SPI arguments only.
+
+use super::plans::run_saved;
+use super::verdict::Verdict;
+use crate::error::Result;
+use crate::http::job::Outcome;
+use crate::status::DeliveryStatus;
+use pgrx::pg_sys::BuiltinOid::{FLOAT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+use pgrx::spi::SpiClient;
+use std::time::{Duration, UNIX_EPOCH};
+
+fn epoch(t: std::time::SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Record a batch of finished attempts: the attempt log, the deliveries'
+/// new status, and endpoint health (failing_since, 410, auto-disable).
+pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Duration) -> Result<()> {
+    if verdicts.is_empty() {
+        return Ok(());
+    }
+    // Lock order webhooks → deliveries, the order delete_webhook takes
+    // (its cascade reaches the deliveries last): without it, the counters'
+    // foreign key check below would wait for a delete that waits for the
+    // delivery rows updated here, a deadlock. KEY SHARE does not wait for
+    // an admin's update_webhook.
+    let mut webhooks: Vec<i64> = verdicts.iter().map(|v| v.outcome.webhook_id).collect();
+    webhooks.sort_unstable();
+    webhooks.dedup();
+    run_saved(
+        client,
+        "SELECT FROM webhook.webhooks WHERE id = ANY ($1) ORDER BY id FOR KEY SHARE",
+        &[INT8ARRAYOID],
+        &[webhooks.into()],
+    )?;
+    let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
+    let statuses: Vec<&str> = verdicts.iter().map(|v| v.status.as_str()).collect();
+    let delays: Vec<Option<f64>> = verdicts
+        .iter()
+        .map(|v| v.retry_in.map(|d| d.as_secs_f64()))
+        .collect();
+    let codes: Vec<Option<i32>> = verdicts
+        .iter()
+        .map(|v| v.outcome.status_code.map(i32::from))
+        .collect();
+    let errors: Vec<Option<String>> = verdicts.iter().map(|v| v.outcome.error.clone()).collect();
+    // A failure of a webhook disabled meanwhile is held, not retried. The
+    // webhook is a lookup, not a join: as a join, statistics that said the
+    // queue was empty made the plan walk all of deliveries_webhook_idx
+    // for every batch. status || '': not the partial index's predicate, so
+    // the plan never walks deliveries_leased_idx either.
+    run_saved(
+        client,
+        "UPDATE webhook.deliveries d
+            SET status = CASE WHEN r.status = 'failed'
+                               AND NOT (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
+                              THEN 'held' ELSE r.status END,
+                lease_until = NULL, last_status_code = r.code, last_error = r.err,
+                next_attempt_at = CASE WHEN r.delay IS NULL THEN d.next_attempt_at
+                                       ELSE now() + make_interval(secs => r.delay) END,
+                delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
+           FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[]) AS r(id, status, delay, code, err)
+          WHERE d.id = r.id AND d.status || '' = 'delivering'",
+        &[INT8ARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID],
+        &[ids.clone().into(), statuses.clone().into(), delays.into(), codes.into(), errors.into()],
+    )?;
+    // Monotonic counters for webhook.metrics(), in the same transaction.
+    run_saved(
+        client,
+        "SELECT webhook.count_outcomes($1, $2)",
+        &[INT8ARRAYOID, TEXTARRAYOID],
+        &[ids.clone().into(), statuses.into()],
+    )?;
+    let outcomes: Vec<&Outcome> = verdicts.iter().map(|v| &v.outcome).collect();
+    log_attempts(client, &outcomes)?;
+    record_health(client, verdicts, disable_after)
+}
+
+/// Append attempts to `webhook.attempts`: the table's only writer. An
+/// attempt whose delivery is gone (deleted meanwhile) is not logged.
+pub fn log_attempts(client: &mut SpiClient, outcomes: &[&Outcome]) -> Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id).collect();
+    let attempts: Vec<i32> = outcomes.iter().map(|o| o.attempt).collect();
+    let started: Vec<f64> = outcomes.iter().map(|o| epoch(o.started_at)).collect();
+    let durations: Vec<f64> = outcomes.iter().map(|o| o.duration_ms).collect();
+    let codes: Vec<Option<i32>> = outcomes
+        .iter()
+        .map(|o| o.status_code.map(i32::from))
+        .collect();
+    let headers: Vec<Option<String>> = outcomes
+        .iter()
+        .map(|o| o.response_headers.as_ref().map(|h| h.to_string()))
+        .collect();
+    // text columns cannot hold NUL; a receiver may send it.
+    let excerpts: Vec<Option<String>> = outcomes
+        .iter()
+        .map(|o| o.response_excerpt.as_ref().map(|s| s.replace('\0', "")))
+        .collect();
+    let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.error.clone()).collect();
+    run_saved(
+        client,
+        "INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code,
+                                       response_headers, response_excerpt, error)
+         SELECT r.id, r.attempt, to_timestamp(r.started), r.duration, r.code, r.headers::jsonb, r.excerpt, r.err
+           FROM unnest($1::bigint[], $2::int[], $3::float8[], $4::float8[], $5::int[], $6::text[], $7::text[], $8::text[])
+                AS r(id, attempt, started, duration, code, headers, excerpt, err)
+          -- OFFSET 0: a primary-key lookup per attempt, never a join.
+          WHERE EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = r.id OFFSET 0)",
+        &[INT8ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID],
+        &[ids.into(), attempts.into(), started.into(), durations.into(), codes.into(), headers.into(), excerpts.into(), errors.into()],
+    )?;
+    Ok(())
+}
+
+/// Endpoint health never waits on a lock: a webhook row an admin holds
+/// (an open transaction on it) is skipped now and updated with a later
+/// batch of outcomes, so delivery never stalls behind it.
+fn record_health(
+    client: &mut SpiClient,
+    verdicts: &[Verdict],
+    disable_after: Duration,
+) -> Result<()> {
+    let mut ok: Vec<i64> = verdicts
+        .iter()
+        .filter(|v| v.status == DeliveryStatus::Delivered)
+        .map(|v| v.outcome.webhook_id)
+        .collect();
+    ok.sort_unstable();
+    ok.dedup();
+    let mut failing: Vec<i64> = verdicts
+        .iter()
+        .filter(|v| {
+            v.status != DeliveryStatus::Delivered
+                && ok.binary_search(&v.outcome.webhook_id).is_err()
+        })
+        .map(|v| v.outcome.webhook_id)
+        .collect();
+    failing.sort_unstable();
+    failing.dedup();
+    let mut gone: Vec<i64> = verdicts
+        .iter()
+        .filter(|v| v.outcome.gone())
+        .map(|v| v.outcome.webhook_id)
+        .collect();
+    gone.dedup();
+    if !ok.is_empty() {
+        client.update(
+            "UPDATE webhook.webhooks SET failing_since = NULL WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND failing_since IS NOT NULL",
+            None,
+            &[ok.into()],
+        )?;
+    }
+    if !failing.is_empty() {
+        client.update(
+            "UPDATE webhook.webhooks SET failing_since = now() WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND failing_since IS NULL",
+            None,
+            &[failing.clone().into()],
+        )?;
+        if !disable_after.is_zero() {
+            client.update(
+                "UPDATE webhook.webhooks
+                    SET enabled = false, disabled_at = now(),
+                        disabled_reason = format('failing without a success since %s (longer than webhook.disable_after)', failing_since)
+                  WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND enabled AND failing_since < now() - make_interval(secs => $2)",
+                None,
+                &[failing.into(), disable_after.as_secs_f64().into()],
+            )?;
+        }
+    }
+    if !gone.is_empty() {
+        client.update(
+            "UPDATE webhook.webhooks
+                SET enabled = false, disabled_at = now(),
+                    disabled_reason = format('receiver answered 410 Gone at %s', now())
+              WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND enabled",
+            None,
+            &[gone.into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// A delivery whose outcome could not be recorded: `failed`, due again
+/// after `retry_in`, or `dead` when no retry is left; `error` says why.
+pub fn mark_unrecordable(
+    client: &mut SpiClient,
+    delivery_id: i64,
+    retry_in: Option<Duration>,
+    error: &str,
+) -> Result<()> {
+    client.update(
+        "UPDATE webhook.deliveries
+            SET status = CASE WHEN $2::float8 IS NULL THEN 'dead' ELSE 'failed' END,
+                next_attempt_at = CASE WHEN $2::float8 IS NULL THEN next_attempt_at
+                                       ELSE now() + make_interval(secs => $2::float8) END,
+                lease_until = NULL, last_error = $3
+          WHERE id = $1 AND status = 'delivering'",
+        None,
+        &[
+            delivery_id.into(),
+            retry_in.map(|d| d.as_secs_f64()).into(),
+            error.into(),
+        ],
+    )?;
+    Ok(())
+}
