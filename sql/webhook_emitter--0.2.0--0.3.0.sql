@@ -771,10 +771,6 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'unique_violation',
                 MESSAGE = format('name: a webhook named %L already exists; names must be unique', NEW.name);
         END IF;
-        IF NEW.url IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'url: must not be null';
-        END IF;
-        PERFORM webhook.check_url(NEW.url);
         IF NEW.topics IS NULL OR cardinality(NEW.topics) = 0 THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'topics: at least one topic is required',
@@ -791,69 +787,13 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'topics: a topic is listed more than once; list each topic once';
         END IF;
-        IF NEW.content_type IS NULL OR NEW.content_type NOT IN ('application/json', 'application/xml') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('content_type: %L is not supported; allowed: application/json, application/xml', NEW.content_type);
-        END IF;
-        IF (NEW.auth_username IS NULL) <> (NEW.auth_password IS NULL) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'auth_username, auth_password: HTTP Basic auth needs both a username and a password, or neither';
-        END IF;
-        IF NEW.auth_username IS NOT NULL AND (NEW.auth_username = '' OR strpos(NEW.auth_username, ':') > 0
-                OR NEW.auth_username ~ '[[:cntrl:]]' OR NEW.auth_password ~ '[[:cntrl:]]') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'auth_username: must be non-empty without colons or control characters (and auth_password without control characters)';
-        END IF;
         IF NEW.headers IS NULL THEN
             NEW.headers := '{}';
         END IF;
-        PERFORM webhook.check_headers(NEW.headers);
-        IF NEW.signing_secret IS NOT NULL THEN
-            PERFORM webhook.check_signing_secret(NEW.signing_secret);
-        END IF;
-        IF (NEW.previous_signing_secret IS NULL) <> (NEW.previous_signing_secret_until IS NULL) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'previous_signing_secret, previous_signing_secret_until: give both or neither (update_webhook(id, rotate_signing_secret => true) sets them)';
-        END IF;
-        IF NEW.previous_signing_secret IS NOT NULL THEN
-            PERFORM webhook.check_signing_secret(NEW.previous_signing_secret);
-        END IF;
-        -- RFC 6750's b64token: what an Authorization header can carry.
-        IF NEW.bearer_token IS NOT NULL AND (length(NEW.bearer_token) > 4096
-                OR NEW.bearer_token !~ '^[A-Za-z0-9._~+/-]+=*$') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'bearer_token: must be 1 to 4096 characters of A-Z, a-z, 0-9 and - . _ ~ + / (then = padding), as RFC 6750 allows';
-        END IF;
-        IF NEW.bearer_token IS NOT NULL AND NEW.auth_username IS NOT NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'bearer_token: cannot be combined with auth_username/auth_password (both are sent as the Authorization header); use one of them';
-        END IF;
-        IF NEW.rate_limit_per_second IS NOT NULL AND NEW.rate_limit_per_second NOT BETWEEN 1 AND 100000 THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('rate_limit_per_second: %s is out of range; allowed: 1 to 100000 requests per second, or NULL for no limit', NEW.rate_limit_per_second);
-        END IF;
+        -- Every rule about the row's own values (src/settings/rules.rs).
+        PERFORM webhook.check_webhook(to_jsonb(NEW));
         PERFORM webhook.check_ordering(NEW.ordering, NEW.ordering_key, NEW.topics);
         PERFORM webhook.check_filter(NEW.filter, NEW.topics);
-        IF (NEW.client_certificate IS NULL) <> (NEW.client_key IS NULL) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'client_certificate, client_key: mTLS needs both a PEM certificate and its PEM private key, or neither';
-        END IF;
-        IF NEW.client_certificate IS NOT NULL THEN
-            IF NEW.url NOT ILIKE 'https://%' THEN
-                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                    MESSAGE = 'client_certificate: a client certificate is presented only over TLS; the url must start with https://';
-            END IF;
-            PERFORM webhook.check_client_certificate(NEW.client_certificate, NEW.client_key);
-        END IF;
-        PERFORM webhook.check_oauth2(NEW.oauth2_token_url, NEW.oauth2_client_id, NEW.oauth2_client_secret, NEW.oauth2_scope);
-        IF NEW.oauth2_token_url IS NOT NULL AND (NEW.auth_username IS NOT NULL OR NEW.bearer_token IS NOT NULL) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'oauth2_token_url: OAuth2 cannot be combined with auth_username/auth_password or bearer_token (each is sent as the Authorization header); use one of them';
-        END IF;
-        IF NEW.timeout_ms IS NOT NULL AND NEW.timeout_ms NOT BETWEEN 100 AND 300000 THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('timeout_ms: %s is out of range; allowed: 100 to 300000 milliseconds, or NULL for webhook.request_timeout', NEW.timeout_ms);
-        END IF;
         IF NEW.body_template IS NOT NULL AND (TG_OP = 'INSERT'
                 OR NEW.body_template IS DISTINCT FROM OLD.body_template OR NEW.topics IS DISTINCT FROM OLD.topics) THEN
             SELECT json_object_agg(c.topic, c.sample_body) INTO samples
@@ -1135,14 +1075,88 @@ ALTER TABLE webhook.webhooks ENABLE ALWAYS TRIGGER subscriptions_changed;
 ALTER TABLE webhook.settings ENABLE ALWAYS TRIGGER subscriptions_changed;
 ALTER TABLE webhook.topics ENABLE ALWAYS TRIGGER subscriptions_changed;
 
+-- create_webhook and update_webhook are Rust (src/settings/api.rs), with the
+-- rules of the row's own values (webhook.check_webhook, src/settings/rules.rs).
+CREATE OR REPLACE FUNCTION webhook.check_webhook(
+    "webhook" jsonb
+) RETURNS void
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'check_webhook_wrapper';
+CREATE OR REPLACE FUNCTION webhook.create_webhook(
+    "name" TEXT,
+    "url" TEXT,
+    "topics" TEXT[],
+    "content_type" TEXT DEFAULT 'application/json',
+    "description" TEXT DEFAULT NULL,
+    "auth_username" TEXT DEFAULT NULL,
+    "auth_password" TEXT DEFAULT NULL,
+    "body_template" TEXT DEFAULT NULL,
+    "enabled" bool DEFAULT true,
+    "signing_secret" TEXT DEFAULT NULL,
+    "generate_signing_secret" bool DEFAULT false,
+    "headers" jsonb DEFAULT '{}',
+    "timeout_ms" INT DEFAULT NULL,
+    "bearer_token" TEXT DEFAULT NULL,
+    "rate_limit_per_second" INT DEFAULT NULL,
+    "ordering" TEXT DEFAULT 'none',
+    "ordering_key" TEXT DEFAULT NULL,
+    "client_certificate" TEXT DEFAULT NULL,
+    "client_key" TEXT DEFAULT NULL,
+    "oauth2_token_url" TEXT DEFAULT NULL,
+    "oauth2_client_id" TEXT DEFAULT NULL,
+    "oauth2_client_secret" TEXT DEFAULT NULL,
+    "oauth2_scope" TEXT DEFAULT NULL,
+    "filter" jsonb DEFAULT NULL
+) RETURNS bigint
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'create_webhook_wrapper';
+CREATE OR REPLACE FUNCTION webhook.update_webhook(
+    "id" bigint,
+    "name" TEXT DEFAULT NULL,
+    "url" TEXT DEFAULT NULL,
+    "topics" TEXT[] DEFAULT NULL,
+    "content_type" TEXT DEFAULT NULL,
+    "description" TEXT DEFAULT NULL,
+    "auth_username" TEXT DEFAULT NULL,
+    "auth_password" TEXT DEFAULT NULL,
+    "body_template" TEXT DEFAULT NULL,
+    "enabled" bool DEFAULT NULL,
+    "signing_secret" TEXT DEFAULT NULL,
+    "headers" jsonb DEFAULT NULL,
+    "timeout_ms" INT DEFAULT NULL,
+    "clear_auth" bool DEFAULT false,
+    "clear_body_template" bool DEFAULT false,
+    "clear_signing_secret" bool DEFAULT false,
+    "rotate_signing_secret" bool DEFAULT false,
+    "rotation_overlap" interval DEFAULT '24:00:00',
+    "bearer_token" TEXT DEFAULT NULL,
+    "clear_bearer_token" bool DEFAULT false,
+    "rate_limit_per_second" INT DEFAULT NULL,
+    "clear_rate_limit" bool DEFAULT false,
+    "ordering" TEXT DEFAULT NULL,
+    "ordering_key" TEXT DEFAULT NULL,
+    "client_certificate" TEXT DEFAULT NULL,
+    "client_key" TEXT DEFAULT NULL,
+    "clear_client_certificate" bool DEFAULT false,
+    "oauth2_token_url" TEXT DEFAULT NULL,
+    "oauth2_client_id" TEXT DEFAULT NULL,
+    "oauth2_client_secret" TEXT DEFAULT NULL,
+    "oauth2_scope" TEXT DEFAULT NULL,
+    "clear_oauth2" bool DEFAULT false,
+    "filter" jsonb DEFAULT NULL,
+    "clear_filter" bool DEFAULT false
+) RETURNS void
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'update_webhook_wrapper';
+
 -- The API functions that change the queue (webhook_admin reads it only),
 -- and webhook.enqueue, which the generated functions call as the definer.
 ALTER FUNCTION webhook.enable_webhook(bigint, boolean) SECURITY DEFINER;
-ALTER FUNCTION webhook.create_webhook(text, text, text[], text, text, text, text, text, boolean, text, boolean, jsonb,
-    integer, text, integer, text, text, text, text, text, text, text, text, jsonb) SECURITY DEFINER;
-ALTER FUNCTION webhook.update_webhook(bigint, text, text, text[], text, text, text, text, text, boolean, text, jsonb,
-    integer, boolean, boolean, boolean, boolean, interval, text, boolean, integer, boolean, text, text, text, text,
-    boolean, text, text, text, text, boolean, jsonb, boolean) SECURITY DEFINER;
 ALTER FUNCTION webhook.disable_webhook(bigint, text) SECURITY DEFINER;
 ALTER FUNCTION webhook.set_enabled(boolean) SECURITY DEFINER;
 ALTER FUNCTION webhook.set_tenant_id(text) SECURITY DEFINER;
@@ -1177,6 +1191,8 @@ REVOKE ALL ON FUNCTION webhook.define_topic(text, text, text, text[], text[], te
     webhook.check_builder(json), webhook.rebuild_events(text, integer, boolean), webhook.mark_replicated() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.define_topic(text, text, text, text[], text[], text, text, text, text, text, text, text, json, boolean, text),
     webhook.check_builder(json), webhook.rebuild_events(text, integer, boolean) TO webhook_admin;
+REVOKE ALL ON FUNCTION webhook.check_webhook(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.check_webhook(jsonb) TO webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever
 -- calls it with whatever path. Not needed (and not set) where the body is

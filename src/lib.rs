@@ -18,6 +18,7 @@ mod error;
 mod guc;
 mod http;
 mod render;
+mod settings;
 mod shmem;
 mod status;
 mod worker;
@@ -26,10 +27,17 @@ mod write;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/engine/state.sql", name = "state");
+// The registry's COMMENTs name the Rust functions that write webhooks
+// (settings::api), and its trigger calls their rules (settings::rules).
 extension_sql_file!(
     "../sql/engine/registry.sql",
     name = "registry",
-    requires = ["state"]
+    requires = [
+        "state",
+        settings::api::create_webhook,
+        settings::api::update_webhook,
+        settings::rules::check_webhook
+    ]
 );
 // The write path's cached subscription test and its queueing step are
 // Rust (write::wanted, write::enqueue).

@@ -358,7 +358,7 @@ fn the_claim_plan_reaches_the_queue_only_through_indexes_whatever_the_statistics
     assert_eq!(unbounded_scan(&stale), None, "statistics of an empty queue: {stale:#}");
 }
 
-/// The BrainCert envelope is written in Rust (api::enqueue); it must be
+/// The BrainCert envelope is written in Rust (write::enqueue); it must be
 /// byte for byte what 0.1.0's `json_build_object` made of the same fields,
 /// escapes and timestamp formats included.
 #[pg_test]

@@ -59,7 +59,7 @@ ALTER TABLE webhook.deliveries ENABLE REPLICA TRIGGER deliveries_still_replicate
 
 -- The write path ---------------------------------------------------------------
 
--- webhook.topic_wanted(topic) (Rust, src/api/wanted.rs) is the test in
+-- webhook.topic_wanted(topic) (Rust, src/write/wanted.rs) is the test in
 -- every generated trigger's WHEN clause: true when an event of the topic
 -- would be queued for anyone (a disabled webhook holds its events), so that
 -- nobody pays for payloads nobody receives. Each backend caches the
@@ -79,7 +79,7 @@ ALTER TABLE webhook.webhooks ENABLE ALWAYS TRIGGER subscriptions_changed;
 ALTER TABLE webhook.settings ENABLE ALWAYS TRIGGER subscriptions_changed;
 ALTER TABLE webhook.topics ENABLE ALWAYS TRIGGER subscriptions_changed;
 
--- webhook.enqueue(topic, body) (Rust, src/api/enqueue.rs) queues an event
+-- webhook.enqueue(topic, body) (Rust, src/write/enqueue.rs) queues an event
 -- for every webhook subscribed to the topic whose filter it matches (held
 -- for the disabled ones); the generated topic triggers call it. It caches
 -- the switch, the tenant id and each topic's envelope under the same

@@ -128,10 +128,6 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'unique_violation',
                 MESSAGE = format('name: a webhook named %L already exists; names must be unique', NEW.name);
         END IF;
-        IF NEW.url IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'url: must not be null';
-        END IF;
-        PERFORM webhook.check_url(NEW.url);
         IF NEW.topics IS NULL OR cardinality(NEW.topics) = 0 THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'topics: at least one topic is required',
@@ -148,69 +144,13 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'topics: a topic is listed more than once; list each topic once';
         END IF;
-        IF NEW.content_type IS NULL OR NEW.content_type NOT IN ('application/json', 'application/xml') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('content_type: %L is not supported; allowed: application/json, application/xml', NEW.content_type);
-        END IF;
-        IF (NEW.auth_username IS NULL) <> (NEW.auth_password IS NULL) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'auth_username, auth_password: HTTP Basic auth needs both a username and a password, or neither';
-        END IF;
-        IF NEW.auth_username IS NOT NULL AND (NEW.auth_username = '' OR strpos(NEW.auth_username, ':') > 0
-                OR NEW.auth_username ~ '[[:cntrl:]]' OR NEW.auth_password ~ '[[:cntrl:]]') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'auth_username: must be non-empty without colons or control characters (and auth_password without control characters)';
-        END IF;
         IF NEW.headers IS NULL THEN
             NEW.headers := '{}';
         END IF;
-        PERFORM webhook.check_headers(NEW.headers);
-        IF NEW.signing_secret IS NOT NULL THEN
-            PERFORM webhook.check_signing_secret(NEW.signing_secret);
-        END IF;
-        IF (NEW.previous_signing_secret IS NULL) <> (NEW.previous_signing_secret_until IS NULL) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'previous_signing_secret, previous_signing_secret_until: give both or neither (update_webhook(id, rotate_signing_secret => true) sets them)';
-        END IF;
-        IF NEW.previous_signing_secret IS NOT NULL THEN
-            PERFORM webhook.check_signing_secret(NEW.previous_signing_secret);
-        END IF;
-        -- RFC 6750's b64token: what an Authorization header can carry.
-        IF NEW.bearer_token IS NOT NULL AND (length(NEW.bearer_token) > 4096
-                OR NEW.bearer_token !~ '^[A-Za-z0-9._~+/-]+=*$') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'bearer_token: must be 1 to 4096 characters of A-Z, a-z, 0-9 and - . _ ~ + / (then = padding), as RFC 6750 allows';
-        END IF;
-        IF NEW.bearer_token IS NOT NULL AND NEW.auth_username IS NOT NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'bearer_token: cannot be combined with auth_username/auth_password (both are sent as the Authorization header); use one of them';
-        END IF;
-        IF NEW.rate_limit_per_second IS NOT NULL AND NEW.rate_limit_per_second NOT BETWEEN 1 AND 100000 THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('rate_limit_per_second: %s is out of range; allowed: 1 to 100000 requests per second, or NULL for no limit', NEW.rate_limit_per_second);
-        END IF;
+        -- Every rule about the row's own values (src/settings/rules.rs).
+        PERFORM webhook.check_webhook(to_jsonb(NEW));
         PERFORM webhook.check_ordering(NEW.ordering, NEW.ordering_key, NEW.topics);
         PERFORM webhook.check_filter(NEW.filter, NEW.topics);
-        IF (NEW.client_certificate IS NULL) <> (NEW.client_key IS NULL) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'client_certificate, client_key: mTLS needs both a PEM certificate and its PEM private key, or neither';
-        END IF;
-        IF NEW.client_certificate IS NOT NULL THEN
-            IF NEW.url NOT ILIKE 'https://%' THEN
-                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                    MESSAGE = 'client_certificate: a client certificate is presented only over TLS; the url must start with https://';
-            END IF;
-            PERFORM webhook.check_client_certificate(NEW.client_certificate, NEW.client_key);
-        END IF;
-        PERFORM webhook.check_oauth2(NEW.oauth2_token_url, NEW.oauth2_client_id, NEW.oauth2_client_secret, NEW.oauth2_scope);
-        IF NEW.oauth2_token_url IS NOT NULL AND (NEW.auth_username IS NOT NULL OR NEW.bearer_token IS NOT NULL) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'oauth2_token_url: OAuth2 cannot be combined with auth_username/auth_password or bearer_token (each is sent as the Authorization header); use one of them';
-        END IF;
-        IF NEW.timeout_ms IS NOT NULL AND NEW.timeout_ms NOT BETWEEN 100 AND 300000 THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('timeout_ms: %s is out of range; allowed: 100 to 300000 milliseconds, or NULL for webhook.request_timeout', NEW.timeout_ms);
-        END IF;
         IF NEW.body_template IS NOT NULL AND (TG_OP = 'INSERT'
                 OR NEW.body_template IS DISTINCT FROM OLD.body_template OR NEW.topics IS DISTINCT FROM OLD.topics) THEN
             SELECT json_object_agg(c.topic, c.sample_body) INTO samples
@@ -242,166 +182,11 @@ CREATE TRIGGER validate_webhook BEFORE INSERT OR UPDATE ON webhook.webhooks
 -- Management API -----------------------------------------------------------
 -- SECURITY DEFINER: webhook_admin reads webhook.webhooks but writes it only
 -- through these functions (table privileges would also let it lock the
--- table, and every writer and the worker read it).
+-- table, and every writer and the worker read it). create_webhook and
+-- update_webhook are Rust (src/settings/api.rs), next to the settings'
+-- model and rules.
 
-CREATE FUNCTION webhook.create_webhook(
-    name text,
-    url text,
-    topics text[],
-    content_type text DEFAULT 'application/json',
-    description text DEFAULT NULL,
-    auth_username text DEFAULT NULL,
-    auth_password text DEFAULT NULL,
-    body_template text DEFAULT NULL,
-    enabled boolean DEFAULT true,
-    signing_secret text DEFAULT NULL,
-    generate_signing_secret boolean DEFAULT false,
-    headers jsonb DEFAULT '{}',
-    timeout_ms integer DEFAULT NULL,
-    bearer_token text DEFAULT NULL,
-    rate_limit_per_second integer DEFAULT NULL,
-    ordering text DEFAULT 'none',
-    ordering_key text DEFAULT NULL,
-    client_certificate text DEFAULT NULL,
-    client_key text DEFAULT NULL,
-    oauth2_token_url text DEFAULT NULL,
-    oauth2_client_id text DEFAULT NULL,
-    oauth2_client_secret text DEFAULT NULL,
-    oauth2_scope text DEFAULT NULL,
-    filter jsonb DEFAULT NULL
-) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    new_id bigint;
-BEGIN
-    IF generate_signing_secret AND signing_secret IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'signing_secret: give a secret or generate_signing_secret => true, not both';
-    END IF;
-    INSERT INTO webhook.webhooks AS w (name, url, topics, content_type, description, auth_username,
-        auth_password, body_template, enabled, signing_secret, headers, timeout_ms, bearer_token,
-        rate_limit_per_second, ordering, ordering_key, client_certificate, client_key,
-        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope, filter)
-    VALUES (name, url, topics, coalesce(content_type, 'application/json'), description, auth_username,
-        auth_password, body_template, coalesce(enabled, true),
-        CASE WHEN generate_signing_secret THEN webhook.generate_signing_secret() ELSE signing_secret END,
-        coalesce(headers, '{}'), timeout_ms, bearer_token, rate_limit_per_second,
-        coalesce(ordering, 'none'), ordering_key, client_certificate, client_key,
-        oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope, filter)
-    RETURNING w.id INTO new_id;
-    RETURN new_id;
-END
-$$;
 COMMENT ON FUNCTION webhook.create_webhook IS 'Register a webhook; returns its id. Raises 22023 naming the field on bad input.';
-
-CREATE FUNCTION webhook.update_webhook(
-    id bigint,
-    name text DEFAULT NULL,
-    url text DEFAULT NULL,
-    topics text[] DEFAULT NULL,
-    content_type text DEFAULT NULL,
-    description text DEFAULT NULL,
-    auth_username text DEFAULT NULL,
-    auth_password text DEFAULT NULL,
-    body_template text DEFAULT NULL,
-    enabled boolean DEFAULT NULL,
-    signing_secret text DEFAULT NULL,
-    headers jsonb DEFAULT NULL,
-    timeout_ms integer DEFAULT NULL,
-    clear_auth boolean DEFAULT false,
-    clear_body_template boolean DEFAULT false,
-    clear_signing_secret boolean DEFAULT false,
-    rotate_signing_secret boolean DEFAULT false,
-    rotation_overlap interval DEFAULT '24 hours',
-    bearer_token text DEFAULT NULL,
-    clear_bearer_token boolean DEFAULT false,
-    rate_limit_per_second integer DEFAULT NULL,
-    clear_rate_limit boolean DEFAULT false,
-    ordering text DEFAULT NULL,
-    ordering_key text DEFAULT NULL,
-    client_certificate text DEFAULT NULL,
-    client_key text DEFAULT NULL,
-    clear_client_certificate boolean DEFAULT false,
-    oauth2_token_url text DEFAULT NULL,
-    oauth2_client_id text DEFAULT NULL,
-    oauth2_client_secret text DEFAULT NULL,
-    oauth2_scope text DEFAULT NULL,
-    clear_oauth2 boolean DEFAULT false,
-    filter jsonb DEFAULT NULL,
-    clear_filter boolean DEFAULT false
-) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    overlap interval := coalesce(rotation_overlap, interval '0');
-BEGIN
-    IF (clear_auth AND (auth_username IS NOT NULL OR auth_password IS NOT NULL))
-       OR (clear_body_template AND body_template IS NOT NULL)
-       OR ((clear_signing_secret OR rotate_signing_secret) AND signing_secret IS NOT NULL)
-       OR (clear_signing_secret AND rotate_signing_secret)
-       OR (clear_bearer_token AND bearer_token IS NOT NULL)
-       OR (clear_rate_limit AND rate_limit_per_second IS NOT NULL)
-       OR (clear_client_certificate AND (client_certificate IS NOT NULL OR client_key IS NOT NULL))
-       OR (clear_oauth2 AND (oauth2_token_url IS NOT NULL OR oauth2_client_id IS NOT NULL
-                             OR oauth2_client_secret IS NOT NULL OR oauth2_scope IS NOT NULL))
-       OR (clear_filter AND filter IS NOT NULL) THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'clear_*/rotate_signing_secret: cannot both set and clear the same setting';
-    END IF;
-    IF overlap < interval '0' OR overlap > interval '30 days' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('rotation_overlap: %s is out of range; allowed: 0 to 30 days', overlap);
-    END IF;
-    UPDATE webhook.webhooks w SET
-        name = coalesce(name, w.name),
-        url = coalesce(url, w.url),
-        topics = coalesce(topics, w.topics),
-        content_type = coalesce(content_type, w.content_type),
-        description = coalesce(description, w.description),
-        auth_username = CASE WHEN clear_auth THEN NULL ELSE coalesce(auth_username, w.auth_username) END,
-        auth_password = CASE WHEN clear_auth THEN NULL ELSE coalesce(auth_password, w.auth_password) END,
-        body_template = CASE WHEN clear_body_template THEN NULL ELSE coalesce(body_template, w.body_template) END,
-        enabled = coalesce(enabled, w.enabled),
-        signing_secret = CASE WHEN clear_signing_secret THEN NULL
-                              WHEN rotate_signing_secret THEN webhook.generate_signing_secret()
-                              ELSE coalesce(signing_secret, w.signing_secret) END,
-        -- Rotation keeps the old secret signing for the overlap; any other
-        -- change of the secret replaces it at once.
-        previous_signing_secret = CASE
-            WHEN rotate_signing_secret AND w.signing_secret IS NOT NULL AND overlap > interval '0'
-                THEN w.signing_secret
-            WHEN clear_signing_secret OR rotate_signing_secret OR signing_secret IS NOT NULL THEN NULL
-            ELSE w.previous_signing_secret END,
-        previous_signing_secret_until = CASE
-            WHEN rotate_signing_secret AND w.signing_secret IS NOT NULL AND overlap > interval '0'
-                THEN now() + overlap
-            WHEN clear_signing_secret OR rotate_signing_secret OR signing_secret IS NOT NULL THEN NULL
-            ELSE w.previous_signing_secret_until END,
-        headers = coalesce(headers, w.headers),
-        timeout_ms = coalesce(timeout_ms, w.timeout_ms),
-        bearer_token = CASE WHEN clear_bearer_token THEN NULL ELSE coalesce(bearer_token, w.bearer_token) END,
-        rate_limit_per_second = CASE WHEN clear_rate_limit THEN NULL
-                                     ELSE coalesce(rate_limit_per_second, w.rate_limit_per_second) END,
-        ordering = coalesce(ordering, w.ordering),
-        -- Back to unordered or fifo: a key path no longer applies.
-        ordering_key = CASE WHEN ordering IS NOT NULL AND ordering <> 'per_key' AND ordering_key IS NULL THEN NULL
-                            ELSE coalesce(ordering_key, w.ordering_key) END,
-        client_certificate = CASE WHEN clear_client_certificate THEN NULL
-                                  ELSE coalesce(client_certificate, w.client_certificate) END,
-        client_key = CASE WHEN clear_client_certificate THEN NULL ELSE coalesce(client_key, w.client_key) END,
-        oauth2_token_url = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_token_url, w.oauth2_token_url) END,
-        oauth2_client_id = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_client_id, w.oauth2_client_id) END,
-        oauth2_client_secret = CASE WHEN clear_oauth2 THEN NULL
-                                    ELSE coalesce(oauth2_client_secret, w.oauth2_client_secret) END,
-        oauth2_scope = CASE WHEN clear_oauth2 THEN NULL ELSE coalesce(oauth2_scope, w.oauth2_scope) END,
-        filter = CASE WHEN clear_filter THEN NULL ELSE coalesce(filter, w.filter) END
-    WHERE w.id = id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
-    END IF;
-END
-$$;
 COMMENT ON FUNCTION webhook.update_webhook IS 'Change only the given settings of a webhook (NULL = unchanged; clear_* to remove optional ones).';
 
 -- Never waits for the application: a writer that queued an event for the

@@ -21,7 +21,7 @@
 -- so writes pay nothing beyond that test for topics nobody subscribes to.
 --
 -- Who may define topics: webhook_admin (and superusers). Every change goes
--- through webhook.change_topic (Rust, src/api/definer.rs): it records the
+-- through webhook.change_topic (Rust, src/write/definer.rs): it records the
 -- caller as the topic's definer and makes the change as the extension
 -- owner, who alone creates and owns what is generated (nobody else may
 -- create in webhook_triggers). change_topic_as_owner checks what the

@@ -1,9 +1,8 @@
-//! The management API implemented in Rust: validation of webhook settings
-//! (called by the registry's trigger), body previews, Send Test, rebuilding
-//! unbuilt events, URL redaction for the webhook list.
+//! The management API implemented in Rust: body previews, Send Test,
+//! rebuilding unbuilt events, URL redaction for the webhook list. Webhook
+//! settings and their validation are `crate::settings`.
 
 pub mod preview;
 pub mod rebuild;
 pub mod redact;
 pub mod send_test;
-pub mod validate;

@@ -2,7 +2,7 @@
 //! which endpoint and client (`Job`), and what happened (`Outcome`). Used
 //! by the worker's delivery threads and by Send Test.
 
-use super::endpoint::Endpoint;
+use crate::settings::endpoint::Endpoint;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

@@ -1,12 +1,10 @@
-//! HTTP: a webhook's settings as one typed endpoint (`endpoint`), the
-//! client requests go through (`agent`), one attempt (`job`, `request`),
+//! HTTP: the client requests go through (`agent`), one attempt (`job`, `request`),
 //! authentication (`auth`), the address policy (`policy`), and what a log
 //! may show of a URL or an error (`redact`). Never calls Postgres from the
 //! threads that send.
 
 pub mod agent;
 pub mod auth;
-pub mod endpoint;
 pub mod job;
 pub mod policy;
 pub mod redact;

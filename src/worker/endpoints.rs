@@ -7,7 +7,7 @@ use super::claim::Claimed;
 use super::settings::Settings;
 use super::txn;
 use crate::http::agent::build_agent;
-use crate::http::endpoint::{self, Endpoint};
+use crate::settings::endpoint::{self, Endpoint};
 use pgrx::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;

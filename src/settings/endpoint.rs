@@ -3,10 +3,10 @@
 //! layer and Send Test all use. A new per-webhook setting is a column here,
 //! a field of `EndpointRow` and `Endpoint`, and its SQL (see UPGRADING.md).
 
-use super::auth::{ClientIdentity, OAuth2};
-use super::policy::DNS_TIMEOUT;
-use super::request::CONNECT_TIMEOUT;
 use crate::error::Result;
+use crate::http::auth::{ClientIdentity, OAuth2};
+use crate::http::policy::DNS_TIMEOUT;
+use crate::http::request::CONNECT_TIMEOUT;
 use crate::render::template::Template;
 use crate::render::{signature, ContentType};
 use base64::engine::general_purpose::STANDARD as B64;

@@ -1,0 +1,360 @@
+//! `webhook.create_webhook` and `webhook.update_webhook`: their arguments
+//! become a JSON object keyed by column (`Changes`), applied in one
+//! statement that names the columns as the catalog spells them
+//! (`jsonb_populate_record` converts each value to its column's type). The
+//! row's rules are checked by the registry's trigger, whatever wrote it.
+//!
+//! SECURITY DEFINER: webhook_admin reads `webhook.webhooks` but writes it
+//! only through these functions (table privileges would also let it lock
+//! the table, which every writer and the worker read).
+
+use crate::error::{OrRaise, Result, WebhookError};
+use crate::render::signature;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::JsonB;
+use serde_json::{Map, Value};
+
+/// Column values to write, by column name.
+#[derive(Default)]
+struct Changes(Map<String, Value>);
+
+impl Changes {
+    /// Set `column` when a value is given (None: not given).
+    fn given<T: Into<Value>>(&mut self, column: &str, value: Option<T>) {
+        if let Some(v) = value {
+            self.0.insert(column.to_owned(), v.into());
+        }
+    }
+
+    /// Clear `columns` (the `clear_*` arguments), refusing a value given
+    /// for one of them in the same call.
+    fn clear(&mut self, columns: &[&str]) -> Result<()> {
+        for column in columns {
+            if self.0.get(*column).is_some_and(|v| !v.is_null()) {
+                return Err(both_set_and_cleared());
+            }
+            self.0.insert((*column).to_owned(), Value::Null);
+        }
+        Ok(())
+    }
+
+    /// The columns to write, quoted as the catalog names them; a name that
+    /// is not a column of `webhook.webhooks` is an internal error.
+    fn columns(&self, client: &SpiClient) -> Result<Vec<String>> {
+        let names: Vec<String> = self.0.keys().cloned().collect();
+        let quoted: Vec<String> = client
+            .select(
+                "SELECT pg_catalog.quote_ident(a.attname) FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid = 'webhook.webhooks'::pg_catalog.regclass AND a.attnum > 0
+                    AND NOT a.attisdropped AND a.attname = ANY ($1::text[])
+                  ORDER BY a.attnum",
+                None,
+                &[names.clone().into()],
+            )?
+            .filter_map(|row| row.get::<String>(1).ok().flatten())
+            .collect();
+        if quoted.len() != names.len() {
+            return Err(WebhookError::Internal(format!(
+                "webhook.webhooks lacks a column of {names:?}"
+            )));
+        }
+        Ok(quoted)
+    }
+
+    fn json(self) -> JsonB {
+        JsonB(Value::Object(self.0))
+    }
+}
+
+fn both_set_and_cleared() -> WebhookError {
+    WebhookError::invalid(
+        "clear_*/rotate_signing_secret",
+        "cannot both set and clear the same setting",
+    )
+}
+
+/// `topics` as JSON: a NULL element stays null (the trigger names it).
+fn topic_list(topics: Option<Vec<Option<String>>>) -> Option<Value> {
+    topics.map(|t| {
+        Value::Array(
+            t.into_iter()
+                .map(|x| x.map_or(Value::Null, Value::String))
+                .collect(),
+        )
+    })
+}
+
+/// Register a webhook; returns its id. Raises 22023 naming the field on
+/// bad input.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_webhook(
+    name: Option<&str>,
+    url: Option<&str>,
+    topics: Option<Vec<Option<String>>>,
+    content_type: default!(Option<&str>, "'application/json'"),
+    description: default!(Option<&str>, "NULL"),
+    auth_username: default!(Option<&str>, "NULL"),
+    auth_password: default!(Option<&str>, "NULL"),
+    body_template: default!(Option<&str>, "NULL"),
+    enabled: default!(Option<bool>, "true"),
+    signing_secret: default!(Option<&str>, "NULL"),
+    generate_signing_secret: default!(Option<bool>, "false"),
+    headers: default!(Option<JsonB>, "'{}'"),
+    timeout_ms: default!(Option<i32>, "NULL"),
+    bearer_token: default!(Option<&str>, "NULL"),
+    rate_limit_per_second: default!(Option<i32>, "NULL"),
+    ordering: default!(Option<&str>, "'none'"),
+    ordering_key: default!(Option<&str>, "NULL"),
+    client_certificate: default!(Option<&str>, "NULL"),
+    client_key: default!(Option<&str>, "NULL"),
+    oauth2_token_url: default!(Option<&str>, "NULL"),
+    oauth2_client_id: default!(Option<&str>, "NULL"),
+    oauth2_client_secret: default!(Option<&str>, "NULL"),
+    oauth2_scope: default!(Option<&str>, "NULL"),
+    filter: default!(Option<JsonB>, "NULL"),
+) -> i64 {
+    // The row's defaults stand for an argument not given (or NULL).
+    let mut row = Changes::default();
+    row.given("name", name);
+    row.given("url", url);
+    row.0
+        .insert("topics".into(), topic_list(topics).unwrap_or(Value::Null));
+    row.given("content_type", content_type);
+    row.given("description", description);
+    row.given("auth_username", auth_username);
+    row.given("auth_password", auth_password);
+    row.given("body_template", body_template);
+    row.given("enabled", enabled);
+    if generate_signing_secret == Some(true) {
+        if signing_secret.is_some() {
+            WebhookError::invalid(
+                "signing_secret",
+                "give a secret or generate_signing_secret => true, not both",
+            )
+            .raise();
+        }
+        row.given("signing_secret", Some(signature::generate_secret()));
+    } else {
+        row.given("signing_secret", signing_secret);
+    }
+    row.given("headers", headers.map(|h| h.0));
+    row.given("timeout_ms", timeout_ms);
+    row.given("bearer_token", bearer_token);
+    row.given("rate_limit_per_second", rate_limit_per_second);
+    row.given("ordering", ordering);
+    row.given("ordering_key", ordering_key);
+    row.given("client_certificate", client_certificate);
+    row.given("client_key", client_key);
+    row.given("oauth2_token_url", oauth2_token_url);
+    row.given("oauth2_client_id", oauth2_client_id);
+    row.given("oauth2_client_secret", oauth2_client_secret);
+    row.given("oauth2_scope", oauth2_scope);
+    row.given("filter", filter.map(|f| f.0));
+    Spi::connect_mut(|client| -> Result<i64> {
+        let columns = row.columns(client)?;
+        let values: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
+        // Identifiers from the catalog (columns()); the values are the argument.
+        let insert = format!(
+            "INSERT INTO webhook.webhooks ({}) SELECT {} FROM pg_catalog.jsonb_populate_record(NULL::webhook.webhooks, $1) r RETURNING id",
+            columns.join(", "),
+            values.join(", ")
+        );
+        // No row limit: with one, the executor stops at the RETURNING row
+        // and the statement's AFTER triggers (subscriptions_changed) never fire.
+        let id = client
+            .update(&insert, None, &[row.json().into()])?
+            .first()
+            .get::<i64>(1)?;
+        id.ok_or_else(|| WebhookError::Internal("create_webhook: no id returned".into()))
+    })
+    .or_raise()
+}
+
+/// Change only the given settings of a webhook (NULL = unchanged; clear_*
+/// to remove optional ones).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn update_webhook(
+    id: Option<i64>,
+    name: default!(Option<&str>, "NULL"),
+    url: default!(Option<&str>, "NULL"),
+    topics: default!(Option<Vec<Option<String>>>, "NULL"),
+    content_type: default!(Option<&str>, "NULL"),
+    description: default!(Option<&str>, "NULL"),
+    auth_username: default!(Option<&str>, "NULL"),
+    auth_password: default!(Option<&str>, "NULL"),
+    body_template: default!(Option<&str>, "NULL"),
+    enabled: default!(Option<bool>, "NULL"),
+    signing_secret: default!(Option<&str>, "NULL"),
+    headers: default!(Option<JsonB>, "NULL"),
+    timeout_ms: default!(Option<i32>, "NULL"),
+    clear_auth: default!(Option<bool>, "false"),
+    clear_body_template: default!(Option<bool>, "false"),
+    clear_signing_secret: default!(Option<bool>, "false"),
+    rotate_signing_secret: default!(Option<bool>, "false"),
+    rotation_overlap: default!(Option<Interval>, "'24:00:00'"),
+    bearer_token: default!(Option<&str>, "NULL"),
+    clear_bearer_token: default!(Option<bool>, "false"),
+    rate_limit_per_second: default!(Option<i32>, "NULL"),
+    clear_rate_limit: default!(Option<bool>, "false"),
+    ordering: default!(Option<&str>, "NULL"),
+    ordering_key: default!(Option<&str>, "NULL"),
+    client_certificate: default!(Option<&str>, "NULL"),
+    client_key: default!(Option<&str>, "NULL"),
+    clear_client_certificate: default!(Option<bool>, "false"),
+    oauth2_token_url: default!(Option<&str>, "NULL"),
+    oauth2_client_id: default!(Option<&str>, "NULL"),
+    oauth2_client_secret: default!(Option<&str>, "NULL"),
+    oauth2_scope: default!(Option<&str>, "NULL"),
+    clear_oauth2: default!(Option<bool>, "false"),
+    filter: default!(Option<JsonB>, "NULL"),
+    clear_filter: default!(Option<bool>, "false"),
+) {
+    let flag = |f: Option<bool>| f == Some(true);
+    let mut row = Changes::default();
+    row.given("name", name);
+    row.given("url", url);
+    row.given("topics", topic_list(topics));
+    row.given("content_type", content_type);
+    row.given("description", description);
+    row.given("auth_username", auth_username);
+    row.given("auth_password", auth_password);
+    row.given("body_template", body_template);
+    row.given("enabled", enabled);
+    row.given("signing_secret", signing_secret);
+    row.given("headers", headers.map(|h| h.0));
+    row.given("timeout_ms", timeout_ms);
+    row.given("bearer_token", bearer_token);
+    row.given("rate_limit_per_second", rate_limit_per_second);
+    row.given("ordering", ordering);
+    row.given("ordering_key", ordering_key);
+    row.given("client_certificate", client_certificate);
+    row.given("client_key", client_key);
+    row.given("oauth2_token_url", oauth2_token_url);
+    row.given("oauth2_client_id", oauth2_client_id);
+    row.given("oauth2_client_secret", oauth2_client_secret);
+    row.given("oauth2_scope", oauth2_scope);
+    row.given("filter", filter.map(|f| f.0));
+    let clears: [(Option<bool>, &[&str]); 7] = [
+        (clear_auth, &["auth_username", "auth_password"]),
+        (clear_body_template, &["body_template"]),
+        (clear_bearer_token, &["bearer_token"]),
+        (clear_rate_limit, &["rate_limit_per_second"]),
+        (
+            clear_client_certificate,
+            &["client_certificate", "client_key"],
+        ),
+        (
+            clear_oauth2,
+            &[
+                "oauth2_token_url",
+                "oauth2_client_id",
+                "oauth2_client_secret",
+                "oauth2_scope",
+            ],
+        ),
+        (clear_filter, &["filter"]),
+    ];
+    let (clear_secret, rotate) = (flag(clear_signing_secret), flag(rotate_signing_secret));
+    let outcome = (|| -> Result<()> {
+        for (wanted, columns) in clears {
+            if flag(wanted) {
+                row.clear(columns)?;
+            }
+        }
+        if ((clear_secret || rotate) && signing_secret.is_some()) || (clear_secret && rotate) {
+            return Err(both_set_and_cleared());
+        }
+        // Back to unordered or fifo: a key path no longer applies.
+        if ordering.is_some_and(|o| o != "per_key") && ordering_key.is_none() {
+            row.0.insert("ordering_key".into(), Value::Null);
+        }
+        Ok(())
+    })();
+    outcome.or_raise();
+    let id = id.unwrap_or_default();
+    Spi::connect_mut(|client| -> Result<()> {
+        let secret_changes = clear_secret || rotate || signing_secret.is_some();
+        change_secret(client, &mut row, id, (clear_secret, rotate, secret_changes), rotation_overlap)?;
+        if row.0.is_empty() {
+            // Nothing given: the row is still touched (updated_at), and a
+            // missing webhook still reported.
+            row.0.insert("updated_at".into(), Value::Null);
+        }
+        let columns = row.columns(client)?;
+        let values: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
+        // Identifiers from the catalog (columns()); the values are the argument.
+        let update = format!(
+            "UPDATE webhook.webhooks w SET ({}) = (SELECT {} FROM pg_catalog.jsonb_populate_record(w, $2) r) WHERE w.id = $1 RETURNING w.id",
+            columns.join(", "),
+            values.join(", ")
+        );
+        let updated = client.update(&update, None, &[id.into(), row.json().into()])?;
+        if updated.is_empty() {
+            return Err(WebhookError::NotFound {
+                what: "id: webhook",
+                key: id.to_string(),
+            });
+        }
+        Ok(())
+    })
+    .or_raise();
+}
+
+/// A new, rotated or cleared signing secret. Rotation keeps the old secret
+/// signing for the overlap; any other change of the secret replaces it at
+/// once. The overlap is checked whether or not the secret changes.
+fn change_secret(
+    client: &mut SpiClient,
+    row: &mut Changes,
+    id: i64,
+    (clear, rotate, changes): (bool, bool, bool),
+    overlap: Option<Interval>,
+) -> Result<()> {
+    let overlap: DatumWithOid = overlap.into();
+    // The row is locked first, as the UPDATE after this would: a concurrent
+    // rotation then waits, and rotates the secret this one sets.
+    let current = client.update(
+        "SELECT coalesce($2, interval '0') < interval '0' OR coalesce($2, interval '0') > interval '30 days',
+                coalesce($2, interval '0')::text,
+                coalesce($2, interval '0') > interval '0',
+                to_jsonb(now() + coalesce($2, interval '0')),
+                (SELECT w.signing_secret FROM webhook.webhooks w WHERE w.id = $1 FOR NO KEY UPDATE)",
+        Some(1),
+        &[id.into(), overlap],
+    )?;
+    let current = current.first();
+    if current.get::<bool>(1)?.unwrap_or(false) {
+        let shown = current.get::<String>(2)?.unwrap_or_default();
+        return Err(WebhookError::invalid(
+            "rotation_overlap",
+            format!("{shown} is out of range; allowed: 0 to 30 days"),
+        ));
+    }
+    if !changes {
+        return Ok(());
+    }
+    let overlaps = current.get::<bool>(3)?.unwrap_or(false);
+    let until: Option<JsonB> = current.get(4)?;
+    let old_secret: Option<String> = current.get(5)?;
+    let (mut previous, mut previous_until) = (Value::Null, Value::Null);
+    if clear {
+        row.0.insert("signing_secret".into(), Value::Null);
+    } else if rotate {
+        row.0
+            .insert("signing_secret".into(), signature::generate_secret().into());
+        if let (Some(old), true) = (old_secret, overlaps) {
+            previous = old.into();
+            previous_until = until.map_or(Value::Null, |u| u.0);
+        }
+    }
+    row.0.insert("previous_signing_secret".into(), previous);
+    row.0
+        .insert("previous_signing_secret_until".into(), previous_until);
+    Ok(())
+}
