@@ -771,6 +771,12 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'unique_violation',
                 MESSAGE = format('name: a webhook named %L already exists; names must be unique', NEW.name);
         END IF;
+        IF NEW.headers IS NULL THEN
+            NEW.headers := '{}';
+        END IF;
+        -- Every rule about the row's own values (src/settings/rules.rs); the
+        -- filter is check_filter's (below), never parsed there.
+        PERFORM webhook.check_webhook(to_jsonb(NEW) - 'filter');
         IF NEW.topics IS NULL OR cardinality(NEW.topics) = 0 THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'topics: at least one topic is required',
@@ -787,11 +793,6 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'topics: a topic is listed more than once; list each topic once';
         END IF;
-        IF NEW.headers IS NULL THEN
-            NEW.headers := '{}';
-        END IF;
-        -- Every rule about the row's own values (src/settings/rules.rs).
-        PERFORM webhook.check_webhook(to_jsonb(NEW));
         PERFORM webhook.check_ordering(NEW.ordering, NEW.ordering_key, NEW.topics);
         PERFORM webhook.check_filter(NEW.filter, NEW.topics);
         IF NEW.body_template IS NOT NULL AND (TG_OP = 'INSERT'

@@ -10,17 +10,91 @@
 
 use crate::error::{OrRaise, Result, WebhookError};
 use crate::render::signature;
+use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::datum::DatumWithOid;
+use pgrx::nullable::Nullable;
+use pgrx::pgrx_sql_entity_graph::metadata::{
+    ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
+};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::JsonB;
+use pgrx::{FromDatum, IntoDatum, JsonB};
 use serde_json::{Map, Value};
 
-/// Column values to write, by column name.
+/// A jsonb argument kept as PostgreSQL's own datum, never parsed into
+/// serde's numbers (f64): a filter's 30-digit number or 0.30000000000000000001
+/// is stored exactly as given. Valid for the call it is an argument of.
+pub struct RawJsonb(pg_sys::Datum);
+
+impl FromDatum for RawJsonb {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<RawJsonb> {
+        (!is_null).then_some(RawJsonb(datum))
+    }
+}
+
+impl IntoDatum for RawJsonb {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+// SAFETY: the SQL type is jsonb, whose datums this type carries unchanged.
+unsafe impl SqlTranslatable for RawJsonb {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RawJsonb);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: std::result::Result<SqlMappingRef, ArgumentError> =
+        Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: std::result::Result<ReturnsRef, ReturnsError> =
+        Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+}
+
+// SAFETY: as pgrx does for its own types read with FromDatum.
+unsafe impl<'fcx> ArgAbi<'fcx> for RawJsonb {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe {
+            arg.unbox_arg_using_from_datum()
+                .unwrap_or_else(|| panic!("argument {index} must not be null"))
+        }
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum().into() }
+    }
+}
+
+/// Column values to write, by column name: plain values as JSON, jsonb
+/// settings as their datum (merged into the row in SQL, never through serde).
 #[derive(Default)]
-struct Changes(Map<String, Value>);
+struct Changes(Map<String, Value>, Vec<(&'static str, RawJsonb)>);
 
 impl Changes {
+    /// Set the jsonb setting `column` when a value is given. A JSON `null`
+    /// is refused: it would be read as SQL NULL.
+    fn given_jsonb(&mut self, column: &'static str, value: Option<RawJsonb>) -> Result<()> {
+        if let Some(v) = value {
+            if json_type(&v)? == "null" {
+                return Err(WebhookError::invalid(
+                    column,
+                    "must be a JSON object (not the JSON value null); use SQL NULL to leave it unchanged",
+                ));
+            }
+            self.1.push((column, v));
+        }
+        Ok(())
+    }
+
+    fn has(&self, column: &str) -> bool {
+        self.0.get(column).is_some_and(|v| !v.is_null()) || self.1.iter().any(|(c, _)| *c == column)
+    }
+
     /// Set `column` when a value is given (None: not given).
     fn given<T: Into<Value>>(&mut self, column: &str, value: Option<T>) {
         if let Some(v) = value {
@@ -32,7 +106,7 @@ impl Changes {
     /// for one of them in the same call.
     fn clear(&mut self, columns: &[&str]) -> Result<()> {
         for column in columns {
-            if self.0.get(*column).is_some_and(|v| !v.is_null()) {
+            if self.has(column) {
                 return Err(both_set_and_cleared());
             }
             self.0.insert((*column).to_owned(), Value::Null);
@@ -43,7 +117,8 @@ impl Changes {
     /// The columns to write, quoted as the catalog names them; a name that
     /// is not a column of `webhook.webhooks` is an internal error.
     fn columns(&self, client: &SpiClient) -> Result<Vec<String>> {
-        let names: Vec<String> = self.0.keys().cloned().collect();
+        let mut names: Vec<String> = self.0.keys().cloned().collect();
+        names.extend(self.1.iter().map(|(c, _)| (*c).to_owned()));
         let quoted: Vec<String> = client
             .select(
                 "SELECT pg_catalog.quote_ident(a.attname) FROM pg_catalog.pg_attribute a
@@ -63,9 +138,40 @@ impl Changes {
         Ok(quoted)
     }
 
-    fn json(self) -> JsonB {
-        JsonB(Value::Object(self.0))
+    /// The statement's row argument: `$n` (plain values) merged with the
+    /// jsonb settings, each named and valued by an argument after it.
+    fn row_sql(&self, n: usize) -> String {
+        let mut sql = format!("${n}::jsonb");
+        if !self.1.is_empty() {
+            let pairs: Vec<String> = (0..self.1.len())
+                .map(|i| format!("${}::text, ${}::jsonb", n + 1 + 2 * i, n + 2 + 2 * i))
+                .collect();
+            sql = format!(
+                "({sql} || pg_catalog.jsonb_build_object({}))",
+                pairs.join(", ")
+            );
+        }
+        sql
     }
+
+    /// The arguments `row_sql` names, in order.
+    fn args(self) -> Vec<DatumWithOid<'static>> {
+        let mut args: Vec<DatumWithOid<'static>> = vec![JsonB(Value::Object(self.0)).into()];
+        for (column, raw) in self.1 {
+            args.push(column.into());
+            args.push(raw.into());
+        }
+        args
+    }
+}
+
+/// `jsonb_typeof` of a jsonb argument.
+fn json_type(value: &RawJsonb) -> Result<String> {
+    let raw = RawJsonb(value.0);
+    Ok(
+        Spi::get_one_with_args::<String>("SELECT pg_catalog.jsonb_typeof($1)", &[raw.into()])?
+            .unwrap_or_default(),
+    )
 }
 
 fn both_set_and_cleared() -> WebhookError {
@@ -103,7 +209,7 @@ fn create_webhook(
     enabled: default!(Option<bool>, "true"),
     signing_secret: default!(Option<&str>, "NULL"),
     generate_signing_secret: default!(Option<bool>, "false"),
-    headers: default!(Option<JsonB>, "'{}'"),
+    headers: default!(Option<RawJsonb>, "'{}'"),
     timeout_ms: default!(Option<i32>, "NULL"),
     bearer_token: default!(Option<&str>, "NULL"),
     rate_limit_per_second: default!(Option<i32>, "NULL"),
@@ -115,7 +221,7 @@ fn create_webhook(
     oauth2_client_id: default!(Option<&str>, "NULL"),
     oauth2_client_secret: default!(Option<&str>, "NULL"),
     oauth2_scope: default!(Option<&str>, "NULL"),
-    filter: default!(Option<JsonB>, "NULL"),
+    filter: default!(Option<RawJsonb>, "NULL"),
 ) -> i64 {
     // The row's defaults stand for an argument not given (or NULL).
     let mut row = Changes::default();
@@ -141,7 +247,7 @@ fn create_webhook(
     } else {
         row.given("signing_secret", signing_secret);
     }
-    row.given("headers", headers.map(|h| h.0));
+    row.given_jsonb("headers", headers).or_raise();
     row.given("timeout_ms", timeout_ms);
     row.given("bearer_token", bearer_token);
     row.given("rate_limit_per_second", rate_limit_per_second);
@@ -153,20 +259,21 @@ fn create_webhook(
     row.given("oauth2_client_id", oauth2_client_id);
     row.given("oauth2_client_secret", oauth2_client_secret);
     row.given("oauth2_scope", oauth2_scope);
-    row.given("filter", filter.map(|f| f.0));
+    row.given_jsonb("filter", filter).or_raise();
     Spi::connect_mut(|client| -> Result<i64> {
         let columns = row.columns(client)?;
         let values: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
         // Identifiers from the catalog (columns()); the values are the argument.
         let insert = format!(
-            "INSERT INTO webhook.webhooks ({}) SELECT {} FROM pg_catalog.jsonb_populate_record(NULL::webhook.webhooks, $1) r RETURNING id",
+            "INSERT INTO webhook.webhooks ({}) SELECT {} FROM pg_catalog.jsonb_populate_record(NULL::webhook.webhooks, {}) r RETURNING id",
             columns.join(", "),
-            values.join(", ")
+            values.join(", "),
+            row.row_sql(1)
         );
         // No row limit: with one, the executor stops at the RETURNING row
         // and the statement's AFTER triggers (subscriptions_changed) never fire.
         let id = client
-            .update(&insert, None, &[row.json().into()])?
+            .update(&insert, None, &row.args())?
             .first()
             .get::<i64>(1)?;
         id.ok_or_else(|| WebhookError::Internal("create_webhook: no id returned".into()))
@@ -191,7 +298,7 @@ fn update_webhook(
     body_template: default!(Option<&str>, "NULL"),
     enabled: default!(Option<bool>, "NULL"),
     signing_secret: default!(Option<&str>, "NULL"),
-    headers: default!(Option<JsonB>, "NULL"),
+    headers: default!(Option<RawJsonb>, "NULL"),
     timeout_ms: default!(Option<i32>, "NULL"),
     clear_auth: default!(Option<bool>, "false"),
     clear_body_template: default!(Option<bool>, "false"),
@@ -212,7 +319,7 @@ fn update_webhook(
     oauth2_client_secret: default!(Option<&str>, "NULL"),
     oauth2_scope: default!(Option<&str>, "NULL"),
     clear_oauth2: default!(Option<bool>, "false"),
-    filter: default!(Option<JsonB>, "NULL"),
+    filter: default!(Option<RawJsonb>, "NULL"),
     clear_filter: default!(Option<bool>, "false"),
 ) {
     let flag = |f: Option<bool>| f == Some(true);
@@ -227,7 +334,7 @@ fn update_webhook(
     row.given("body_template", body_template);
     row.given("enabled", enabled);
     row.given("signing_secret", signing_secret);
-    row.given("headers", headers.map(|h| h.0));
+    row.given_jsonb("headers", headers).or_raise();
     row.given("timeout_ms", timeout_ms);
     row.given("bearer_token", bearer_token);
     row.given("rate_limit_per_second", rate_limit_per_second);
@@ -239,7 +346,7 @@ fn update_webhook(
     row.given("oauth2_client_id", oauth2_client_id);
     row.given("oauth2_client_secret", oauth2_client_secret);
     row.given("oauth2_scope", oauth2_scope);
-    row.given("filter", filter.map(|f| f.0));
+    row.given_jsonb("filter", filter).or_raise();
     let clears: [(Option<bool>, &[&str]); 7] = [
         (clear_auth, &["auth_username", "auth_password"]),
         (clear_body_template, &["body_template"]),
@@ -277,11 +384,17 @@ fn update_webhook(
         Ok(())
     })();
     outcome.or_raise();
-    let id = id.unwrap_or_default();
+    let Some(id) = id else {
+        WebhookError::NotFound {
+            what: "id: webhook",
+            key: "NULL".into(),
+        }
+        .raise()
+    };
     Spi::connect_mut(|client| -> Result<()> {
         let secret_changes = clear_secret || rotate || signing_secret.is_some();
         change_secret(client, &mut row, id, (clear_secret, rotate, secret_changes), rotation_overlap)?;
-        if row.0.is_empty() {
+        if row.0.is_empty() && row.1.is_empty() {
             // Nothing given: the row is still touched (updated_at), and a
             // missing webhook still reported.
             row.0.insert("updated_at".into(), Value::Null);
@@ -290,11 +403,14 @@ fn update_webhook(
         let values: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
         // Identifiers from the catalog (columns()); the values are the argument.
         let update = format!(
-            "UPDATE webhook.webhooks w SET ({}) = (SELECT {} FROM pg_catalog.jsonb_populate_record(w, $2) r) WHERE w.id = $1 RETURNING w.id",
+            "UPDATE webhook.webhooks w SET ({}) = (SELECT {} FROM pg_catalog.jsonb_populate_record(w, {}) r) WHERE w.id = $1 RETURNING w.id",
             columns.join(", "),
-            values.join(", ")
+            values.join(", "),
+            row.row_sql(2)
         );
-        let updated = client.update(&update, None, &[id.into(), row.json().into()])?;
+        let mut args: Vec<DatumWithOid> = vec![id.into()];
+        args.extend(row.args());
+        let updated = client.update(&update, None, &args)?;
         if updated.is_empty() {
             return Err(WebhookError::NotFound {
                 what: "id: webhook",
@@ -323,7 +439,8 @@ fn change_secret(
         "SELECT coalesce($2, interval '0') < interval '0' OR coalesce($2, interval '0') > interval '30 days',
                 coalesce($2, interval '0')::text,
                 coalesce($2, interval '0') > interval '0',
-                to_jsonb(now() + coalesce($2, interval '0')),
+                CASE WHEN coalesce($2, interval '0') BETWEEN interval '0' AND interval '30 days'
+                     THEN to_jsonb(now() + coalesce($2, interval '0')) END,
                 (SELECT w.signing_secret FROM webhook.webhooks w WHERE w.id = $1 FOR NO KEY UPDATE)",
         Some(1),
         &[id.into(), overlap],

@@ -130,6 +130,21 @@ fn create_and_update_write_only_what_they_are_given_and_keep_every_rule() {
         "true"
     );
 
+    // jsonb settings are stored as given, never through a float: a filter
+    // on a 30-digit id still matches it.
+    admin
+        .batch_execute(&format!(
+            "SELECT webhook.update_webhook({id}, filter => '{{\"payload\": {{\"user_id\": 123456789012345678901234567890, \"name\": \"0.30000000000000000001\"}}, \"timestamp\": 0.30000000000000000001}}')"
+        ))
+        .unwrap();
+    assert_eq!(
+        column(&mut admin, id, "filter"),
+        r#"{"payload": {"name": "0.30000000000000000001", "user_id": 123456789012345678901234567890}, "timestamp": 0.30000000000000000001}"#
+    );
+    admin
+        .batch_execute(&format!("SELECT webhook.update_webhook({id}, clear_filter => true)"))
+        .unwrap();
+
     // Bad input: the field named, nothing changed.
     let cases: &[(&str, &str, &str)] = &[
         (
@@ -186,6 +201,31 @@ fn create_and_update_write_only_what_they_are_given_and_keep_every_rule() {
             "SELECT webhook.update_webhook(999999)",
             "P0002",
             "id: webhook 999999 does not exist",
+        ),
+        (
+            "SELECT webhook.update_webhook(NULL, timeout_ms => 1000)",
+            "P0002",
+            "id: webhook NULL does not exist",
+        ),
+        (
+            "SELECT webhook.update_webhook(ID, rotation_overlap => '300000 years')",
+            "22023",
+            "rotation_overlap: 300000 years is out of range",
+        ),
+        (
+            "SELECT webhook.update_webhook(ID, headers => 'null')",
+            "22023",
+            "headers: must be a JSON object",
+        ),
+        (
+            "SELECT webhook.update_webhook(ID, filter => '{\"a\": 1}', clear_filter => true)",
+            "22023",
+            "cannot both set and clear the same setting",
+        ),
+        (
+            "SELECT webhook.create_webhook('u', 'ftp://x.example/', '{no.such}')",
+            "22023",
+            "url: scheme \"ftp\" is not allowed",
         ),
     ];
     let row_before = column(&mut admin, id, "to_jsonb(w) - 'updated_at'");
