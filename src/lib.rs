@@ -131,7 +131,14 @@ extension_sql_file!("../sql/engine/grants.sql", name = "grants", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
-    worker::init();
+    // Shared memory, the COMMIT PREPARED wake-up and the worker exist only
+    // when the library is preloaded (shared_preload_libraries).
+    // SAFETY: a flag PostgreSQL sets before loading preloaded libraries.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        shmem::init_shmem();
+        write::wake::install_commit_prepared_hook();
+        worker::launcher::register();
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]

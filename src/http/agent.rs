@@ -2,10 +2,10 @@
 //! roots, the address policy, connection reuse. Built on the main thread
 //! (worker, Send Test) from the GUCs, the only place those are read for it.
 
-use super::auth::ClientIdentity;
 use super::policy::AddressPolicy;
 use super::request::{CONNECT_TIMEOUT, USER_AGENT};
 use crate::error::{Result, WebhookError};
+use crate::settings::credentials::ClientIdentity;
 use std::sync::Arc;
 
 /// Settings shared by every request of one agent.

@@ -5,6 +5,7 @@ use super::job::{Job, Outcome};
 use super::policy::{DnsDeadline, DNS_TIMEOUT};
 use super::redact::{redact_location, transport_error};
 use crate::render::{render_body, signature, EventFacts};
+use crate::settings::endpoint::Endpoint;
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -109,6 +110,13 @@ fn excerpt_of(resp: ureq::Response, keep: usize) -> (Option<serde_json::Value>, 
     buf.truncate(keep);
     let text = String::from_utf8_lossy(&buf).into_owned();
     (Some(headers), Some(text))
+}
+
+impl Endpoint {
+    /// The longest one attempt can take: DNS, connect, then the request.
+    pub fn max_attempt_duration(&self) -> Duration {
+        self.timeout.min(DNS_TIMEOUT) + CONNECT_TIMEOUT + self.timeout
+    }
 }
 
 /// Render, sign and POST one job. Never panics on bad input or network errors.

@@ -3,10 +3,8 @@
 //! layer and Send Test all use. A new per-webhook setting is a column here,
 //! a field of `EndpointRow` and `Endpoint`, and its SQL (see UPGRADING.md).
 
+use super::credentials::{ClientIdentity, OAuth2};
 use crate::error::Result;
-use crate::http::auth::{ClientIdentity, OAuth2};
-use crate::http::policy::DNS_TIMEOUT;
-use crate::http::request::CONNECT_TIMEOUT;
 use crate::render::template::Template;
 use crate::render::{signature, ContentType};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -215,11 +213,6 @@ impl Endpoint {
             oauth2,
             agent: None,
         })
-    }
-
-    /// The longest one attempt can take: DNS, connect, then the request.
-    pub fn max_attempt_duration(&self) -> Duration {
-        self.timeout.min(DNS_TIMEOUT) + CONNECT_TIMEOUT + self.timeout
     }
 }
 

@@ -7,6 +7,7 @@
 //! `endpoint`, its rule in `rules` (see UPGRADING.md).
 
 mod api;
+pub mod credentials;
 pub mod endpoint;
 pub mod rules;
 pub mod validate;

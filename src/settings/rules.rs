@@ -5,9 +5,9 @@
 //! known topics, ordering and filter paths, templates against the topics'
 //! samples) are in the trigger (`sql/engine/registry.sql`).
 
+use super::credentials::ClientIdentity;
 use super::validate::{validate_headers, validate_oauth2, validate_url};
 use crate::error::{OrRaise, Result, WebhookError};
-use crate::http::auth::ClientIdentity;
 use crate::render::signature;
 use pgrx::prelude::*;
 use pgrx::JsonB;

@@ -218,7 +218,7 @@ fn check_url(url: &str) {
 /// the PEM private key of its first certificate.
 #[pg_extern(immutable, parallel_safe)]
 fn check_client_certificate(certificate: &str, key: &str) {
-    crate::http::auth::ClientIdentity::from_pem(certificate, key).or_raise();
+    super::credentials::ClientIdentity::from_pem(certificate, key).or_raise();
 }
 
 /// Raises `22023` naming the field unless the OAuth2 client credentials

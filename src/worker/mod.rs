@@ -18,16 +18,3 @@ pub mod retry;
 pub mod settings;
 pub mod txn;
 pub mod verdict;
-
-use pgrx::prelude::*;
-
-/// Called from `_PG_init`: shared memory and the worker exist only when the
-/// library is preloaded (`shared_preload_libraries`).
-pub fn init() {
-    if unsafe { !pg_sys::process_shared_preload_libraries_in_progress } {
-        return;
-    }
-    crate::shmem::init_shmem();
-    crate::write::wake::install_commit_prepared_hook();
-    launcher::register();
-}

@@ -142,7 +142,9 @@ fn create_and_update_write_only_what_they_are_given_and_keep_every_rule() {
         r#"{"payload": {"name": "0.30000000000000000001", "user_id": 123456789012345678901234567890}, "timestamp": 0.30000000000000000001}"#
     );
     admin
-        .batch_execute(&format!("SELECT webhook.update_webhook({id}, clear_filter => true)"))
+        .batch_execute(&format!(
+            "SELECT webhook.update_webhook({id}, clear_filter => true)"
+        ))
         .unwrap();
 
     // Bad input: the field named, nothing changed.
