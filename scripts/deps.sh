@@ -43,13 +43,16 @@ fi
 PG18_CONFIG=$(pg18_config)
 chmod -R a+rX "$PG18_VENV"
 
-# The official Prometheus client's text-format parser, which the metrics
-# test checks webhook.metrics() with.
+# Off-the-shelf checkers the tests use: the official Prometheus client's
+# text-format parser (webhook.metrics()), a JSON Schema validator with
+# RFC 3339 date-time checking (every delivered body against its topic's
+# schema) and an OpenAPI validator (webhook.event_catalog()).
 TOOLS_VENV=/opt/webhook_emitter/tools
-if ! "$TOOLS_VENV/bin/python" -c 'import prometheus_client' 2>/dev/null; then
-    echo "==> installing prometheus-client (the metrics test's parser) into $TOOLS_VENV"
+if ! "$TOOLS_VENV/bin/python" -c 'import prometheus_client, jsonschema, rfc3339_validator, openapi_spec_validator' 2>/dev/null; then
+    echo "==> installing the tests' checkers (Prometheus parser, JSON Schema and OpenAPI validators) into $TOOLS_VENV"
     python3 -m venv "$TOOLS_VENV"
-    "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check "prometheus-client==0.21.1"
+    "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check "prometheus-client==0.21.1" \
+        "jsonschema==4.26.0" "rfc3339-validator==0.1.4" "openapi-spec-validator==0.7.2"
 fi
 
 if ! cargo pgrx --version 2>/dev/null | grep -q '0\.18\.1'; then

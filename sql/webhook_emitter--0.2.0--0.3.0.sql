@@ -139,6 +139,23 @@ UPDATE webhook.topics
                              E'"tenant_id": "acme-academy",\n  "domain_id": "acme-academy",')::json
  WHERE topic IN ('user.updated', 'user.deleted') AND builtin;
 
+-- Issue 28: the event catalog ---------------------------------------------------
+-- A topic's JSON Schema (draft 2020-12): inferred from its sample body,
+-- tightened by hand (schema_overrides), kept as a generated column.
+CREATE FUNCTION webhook.infer_event_schema(
+    "topic" TEXT,
+    "display_name" TEXT,
+    "description" TEXT,
+    "sample_body" json,
+    "schema_overrides" jsonb
+) RETURNS jsonb
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'infer_event_schema_wrapper';
+ALTER TABLE webhook.topics ADD COLUMN schema_overrides jsonb,
+    ADD COLUMN event_schema jsonb GENERATED ALWAYS AS
+        (webhook.infer_event_schema(topic, display_name, description, sample_body, schema_overrides)) STORED;
+
 -- Code -----------------------------------------------------------------------
 
 -- Only the extension owner runs the topic's code as its definer (Rust).
@@ -611,7 +628,13 @@ BEGIN
         PERFORM webhook.uninstall_topic(old.topic);
         DELETE FROM webhook.topics t WHERE t.topic = old.topic;
     END IF;
-    INSERT INTO webhook.topics SELECT d.*;
+    -- Every column but the generated event_schema.
+    INSERT INTO webhook.topics (topic, display_name, description, source, resource, action, sample_body,
+        envelope, source_table, operations, columns, condition, timing, builder, key_column, exclude_columns,
+        trigger_function, builtin, definer, on_builder_error, schema_overrides)
+    SELECT d.topic, d.display_name, d.description, d.source, d.resource, d.action, d.sample_body,
+        d.envelope, d.source_table, d.operations, d.columns, d.condition, d.timing, d.builder, d.key_column,
+        d.exclude_columns, d.trigger_function, d.builtin, d.definer, d.on_builder_error, d.schema_overrides;
     BEGIN
         PERFORM webhook.install_topic(d.topic);
     EXCEPTION
@@ -1167,6 +1190,12 @@ ALTER FUNCTION webhook.hold_or_release_deliveries() SECURITY DEFINER;
 ALTER FUNCTION webhook.send_test(bigint, text) SECURITY DEFINER SET search_path TO pg_catalog, pg_temp;
 ALTER FUNCTION webhook.enqueue(text, json) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+-- The OpenAPI 3.1 document of every topic (src/catalog).
+CREATE FUNCTION webhook.event_catalog() RETURNS jsonb
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'event_catalog_wrapper';
+
 -- Privileges (sql/engine/grants.sql) ------------------------------------------------
 
 REVOKE ALL ON SCHEMA webhook_triggers FROM PUBLIC, webhook_admin;
@@ -1194,6 +1223,9 @@ GRANT EXECUTE ON FUNCTION webhook.define_topic(text, text, text, text[], text[],
     webhook.check_builder(json), webhook.rebuild_events(text, integer, boolean) TO webhook_admin;
 REVOKE ALL ON FUNCTION webhook.check_webhook(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.check_webhook(jsonb) TO webhook_admin;
+REVOKE ALL ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog() TO webhook_admin;
+GRANT EXECUTE ON FUNCTION webhook.event_catalog() TO PUBLIC;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever
 -- calls it with whatever path. Not needed (and not set) where the body is
@@ -1271,3 +1303,25 @@ BEGIN
 END
 $repair$;
 DROP TABLE webhook.upgrade_0_3_0_topics, webhook.upgrade_0_3_0_documented;
+
+-- The documented topics' event schemas, tightened by hand (sql/lms/topics/schemas.sql).
+WITH rule(topics, path, keywords) AS (VALUES
+    ('^(course|bundle|test)\.', '*.payment_type', '{"enum": ["free", "paid"]}'),
+    ('^test\.', '*.scoring_type', '{"enum": ["adaptive", "standard", "partial credit"]}'),
+    ('^test\.completed$', '*.manual_scoring', '{"type": ["string", "null"], "enum": ["pending", "completed", null]}'),
+    ('^live_class\.', '*.class_type', '{"enum": ["One-time", "recurring"]}'),
+    ('^live_class\.enrollment$', '*.enrollment_status', '{"enum": ["Active", "Waitlisted", "Cancelled"]}'),
+    ('^product\.', '*.product_type', '{"enum": ["Physical product", "Digital product"]}'),
+    ('^product\.', '*.shipping_option', '{"enum": ["None", "Shipping", "Pickup", "Both"]}'),
+    ('^(order|payment)\.', 'line_items[].product_type', '{"enum": ["course", "assessment", "bundle", "live_class", "product"]}'),
+    ('^(order|payment)\.', 'status', '{"enum": ["PENDING", "COMPLETED", "FAILED", "REFUNDED"]}'),
+    ('^(order|payment)\.', 'transaction_ref', '{"type": ["string", "null"]}'),
+    ('^assignment\.(evaluated|rejected)$', 'status', '{"enum": ["submitted", "evaluated", "rejected"]}'),
+    ('^user\.', '*.avatar_url', '{"type": ["string", "null"]}')
+)
+UPDATE webhook.topics t SET schema_overrides = r.overrides
+  FROM (SELECT tp.topic, jsonb_object_agg(rule.path, rule.keywords::jsonb) AS overrides
+          FROM webhook.topics tp JOIN rule ON tp.topic ~ rule.topics
+         WHERE tp.builtin
+         GROUP BY tp.topic) r
+ WHERE t.topic = r.topic;

@@ -3,7 +3,9 @@
 //!
 //! Layout, following the data: `write` (the write path: topic triggers,
 //! builders, enqueue, waking the worker at commit), `admin` (the management
-//! functions in Rust: validation, previews, Send Test, rebuilds), `render`
+//! functions in Rust: previews, Send Test, rebuilds), `settings` (a
+//! webhook's settings: model, API, rules), `catalog` (event schemas and the
+//! OpenAPI document), `render`
 //! (JSON, XML, templates, signatures), `http` (a webhook's endpoint, one
 //! request, auth, address policy), `worker` (launcher, loop, claim, record,
 //! retry), `shmem` (shared memory), `guc` (settings), `error` (one error
@@ -14,6 +16,7 @@
 use pgrx::prelude::*;
 
 mod admin;
+mod catalog;
 mod error;
 mod guc;
 mod http;
@@ -26,7 +29,12 @@ mod write;
 
 ::pgrx::pg_module_magic!();
 
-extension_sql_file!("../sql/engine/state.sql", name = "state");
+// A topic's event schema is a generated column (catalog::infer_event_schema).
+extension_sql_file!(
+    "../sql/engine/state.sql",
+    name = "state",
+    requires = [catalog::infer_event_schema]
+);
 // The registry's COMMENTs name the Rust functions that write webhooks
 // (settings::api), and its trigger calls their rules (settings::rules).
 extension_sql_file!(
@@ -125,6 +133,12 @@ extension_sql_file!(
     "../sql/lms/topics/announcements.sql",
     name = "topics_announcements",
     requires = ["topics_coursework"]
+);
+// Their event schemas' hand tightening (the catalog).
+extension_sql_file!(
+    "../sql/lms/topics/schemas.sql",
+    name = "topics_schemas",
+    requires = ["topics_announcements"]
 );
 extension_sql_file!("../sql/engine/grants.sql", name = "grants", finalize);
 

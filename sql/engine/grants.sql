@@ -35,7 +35,7 @@ GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, er
     ON webhook.attempts TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
     webhook.redact_url(text), webhook.metrics(), webhook.latency_buckets(),
-    webhook.prometheus_label(text) TO PUBLIC;
+    webhook.prometheus_label(text), webhook.event_catalog() TO PUBLIC;
 
 -- Read only: with UPDATE or DELETE it could LOCK the table, which every
 -- writer and the worker read (the API's functions are SECURITY DEFINER).

@@ -63,6 +63,12 @@ CREATE TABLE webhook.topics (
     -- fails it.
     on_builder_error text NOT NULL DEFAULT 'queue'
                      CONSTRAINT topics_on_builder_error_check CHECK (on_builder_error IN ('queue', 'refuse')),
+    -- The event catalog (src/catalog): hand tightening of the schema inferred
+    -- from the sample body (path -> JSON Schema keywords), and the schema
+    -- itself, JSON Schema draft 2020-12, always that of the current sample.
+    schema_overrides jsonb,
+    event_schema     jsonb GENERATED ALWAYS AS
+                     (webhook.infer_event_schema(topic, display_name, description, sample_body, schema_overrides)) STORED,
     CONSTRAINT topics_envelope_check
         CHECK ((envelope = 'braincert') = (resource IS NOT NULL AND action IS NOT NULL)),
     CONSTRAINT topics_builder_check CHECK ((builder IS NULL) = (timing = 'row'))

@@ -597,7 +597,13 @@ BEGIN
         PERFORM webhook.uninstall_topic(old.topic);
         DELETE FROM webhook.topics t WHERE t.topic = old.topic;
     END IF;
-    INSERT INTO webhook.topics SELECT d.*;
+    -- Every column but the generated event_schema.
+    INSERT INTO webhook.topics (topic, display_name, description, source, resource, action, sample_body,
+        envelope, source_table, operations, columns, condition, timing, builder, key_column, exclude_columns,
+        trigger_function, builtin, definer, on_builder_error, schema_overrides)
+    SELECT d.topic, d.display_name, d.description, d.source, d.resource, d.action, d.sample_body,
+        d.envelope, d.source_table, d.operations, d.columns, d.condition, d.timing, d.builder, d.key_column,
+        d.exclude_columns, d.trigger_function, d.builtin, d.definer, d.on_builder_error, d.schema_overrides;
     BEGIN
         PERFORM webhook.install_topic(d.topic);
     EXCEPTION

@@ -972,3 +972,40 @@ impl TestCa {
         (cert.pem(), key.serialize_pem())
     }
 }
+
+/// Run `script` with the tests' Python checkers (scripts/deps.sh installs
+/// them), `input` on its stdin; its stdout, or its stderr as the error.
+pub fn python_check(script: &str, input: &str) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = Command::new("/opt/webhook_emitter/tools/bin/python")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the tests' Python checkers (run scripts/deps.sh)");
+    if let Some(mut stdin) = child.stdin.take() {
+        // A checker that fails early closes its stdin: its stderr says why.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().expect("the checker runs");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Validates each `[schema, body]` pair of a JSON array read from stdin
+/// with jsonschema's draft 2020-12 validator, formats asserted; prints a
+/// JSON array of the errors of each pair.
+pub const JSON_SCHEMA_CHECK: &str = r#"
+import json, sys
+from jsonschema import Draft202012Validator, FormatChecker
+out = []
+for schema, body in json.load(sys.stdin):
+    Draft202012Validator.check_schema(schema)
+    v = Draft202012Validator(schema, format_checker=FormatChecker())
+    out.append(["/".join(map(str, e.absolute_path)) + ": " + e.message for e in v.iter_errors(body)])
+print(json.dumps(out))
+"#;

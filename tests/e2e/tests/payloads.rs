@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 use std::path::Path;
-use webhook_emitter_e2e::{assert_shape, fixture, Client, Cluster, Receiver};
+use webhook_emitter_e2e::{
+    assert_shape, fixture, python_check, Client, Cluster, Receiver, JSON_SCHEMA_CHECK,
+};
 
 fn examples_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/examples")
@@ -71,6 +73,9 @@ fn every_topic_matches_its_documented_shape_in_json_and_xml() {
     let names: Vec<String> = topics.iter().map(|t| t.0.clone()).collect();
     assert_eq!(names, fixtures);
     let mut problems = Vec::new();
+    // (topic, schema, body) of every body, checked against its topic's
+    // JSON Schema (webhook.topics.event_schema) by jsonschema at the end.
+    let mut checked: Vec<(String, Value, Value)> = Vec::new();
     for (i, (topic, sample)) in topics.iter().enumerate() {
         let db = format!("topic_{i}");
         admin
@@ -83,6 +88,19 @@ fn every_topic_matches_its_documented_shape_in_json_and_xml() {
             .unwrap_or_else(|e| panic!("{topic}: {e}"));
         tx.commit().unwrap();
         let got = bodies(&mut c, topic);
+        let schema: Value = serde_json::from_str(
+            c.query_one(
+                "SELECT event_schema::text FROM webhook.topics WHERE topic = $1",
+                &[topic],
+            )
+            .unwrap()
+            .get(0),
+        )
+        .unwrap();
+        checked.extend(
+            got.iter()
+                .map(|b| (topic.clone(), schema.clone(), b.clone())),
+        );
         if got.is_empty() {
             problems.push(format!("{topic}: the fixture emitted no event"));
         }
@@ -129,6 +147,40 @@ fn every_topic_matches_its_documented_shape_in_json_and_xml() {
         problems.is_empty(),
         "shape problems:\n{}",
         problems.join("\n")
+    );
+    // Every body passes its schema; the same body without its last
+    // top-level key (a documented key missing) does not.
+    let mut pairs: Vec<Value> = Vec::new();
+    for (_, schema, body) in &checked {
+        pairs.push(serde_json::json!([schema, body]));
+        let mut cut = body.clone();
+        if let Some(map) = cut.as_object_mut() {
+            let last = map.keys().last().cloned().unwrap_or_default();
+            map.remove(&last);
+        }
+        pairs.push(serde_json::json!([schema, cut]));
+    }
+    let out = python_check(JSON_SCHEMA_CHECK, &Value::Array(pairs).to_string())
+        .unwrap_or_else(|e| panic!("jsonschema failed: {e}"));
+    let errors: Vec<Vec<String>> = serde_json::from_str(&out).unwrap();
+    let mut schema_problems = Vec::new();
+    for (i, (topic, _, _)) in checked.iter().enumerate() {
+        if !errors[2 * i].is_empty() {
+            schema_problems.push(format!("{topic}: {:?}", errors[2 * i]));
+        }
+        if errors[2 * i + 1].is_empty() {
+            schema_problems.push(format!("{topic}: a body missing a key passes its schema"));
+        }
+    }
+    assert!(
+        checked.len() >= topics.len(),
+        "{} bodies checked",
+        checked.len()
+    );
+    assert!(
+        schema_problems.is_empty(),
+        "bodies against their schemas:\n{}",
+        schema_problems.join("\n")
     );
 }
 
