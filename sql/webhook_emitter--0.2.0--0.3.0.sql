@@ -120,6 +120,35 @@ ALTER TABLE webhook.webhooks ADD COLUMN deletion_requested_at timestamptz;
 ALTER TABLE webhook.webhooks DROP CONSTRAINT webhooks_name_key;
 CREATE UNIQUE INDEX webhooks_name_key ON webhook.webhooks (name) WHERE deletion_requested_at IS NULL;
 
+-- Issue 28: outcome callbacks. The function, the role it runs as (the one
+-- that set it), whether failed attempts are handed over too; the outcomes
+-- waiting for it.
+ALTER TABLE webhook.webhooks ADD COLUMN outcome_callback regprocedure,
+    ADD COLUMN outcome_callback_owner regrole,
+    ADD COLUMN callback_on_failure boolean NOT NULL DEFAULT false;
+-- Outcomes waiting for their webhook's callback (src/worker/callbacks.rs):
+-- written with the delivery's final status, in the same transaction; the
+-- callback's effects and its row's 'done' commit together, so an outcome
+-- is handed over exactly once. Retried on the retry schedule, then 'dead'.
+CREATE TABLE webhook.outcomes (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    delivery_id bigint  NOT NULL,  -- no FK: the delivery log may be pruned first
+    webhook_id  bigint  NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
+    argument    jsonb   NOT NULL,  -- what the callback is called with
+    status      text    NOT NULL DEFAULT 'pending'
+                CONSTRAINT outcomes_status_check CHECK (status IN ('pending', 'failed', 'done', 'dead')),
+    tries       integer NOT NULL DEFAULT 0,
+    next_try_at timestamptz NOT NULL DEFAULT now(),
+    last_error  text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    done_at     timestamptz
+);
+CREATE INDEX outcomes_due_idx ON webhook.outcomes (next_try_at) WHERE status IN ('pending', 'failed');
+CREATE INDEX outcomes_finished_idx ON webhook.outcomes (created_at) WHERE status IN ('done', 'dead');
+COMMENT ON TABLE webhook.outcomes IS 'Delivery outcomes handed to webhooks'' outcome callbacks: pending, failed (retried), done, dead.';
+SELECT pg_catalog.pg_extension_config_dump('webhook.outcomes', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.outcomes_id_seq', '');
+
 -- Issue 26: builders that fail, logical replication ----------------------------
 -- What a builder that raises does to the write (default: queue the event
 -- unbuilt); events kept with the error and the key; deliveries 'unbuilt'
@@ -816,6 +845,9 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'topics: a topic is listed more than once; list each topic once';
         END IF;
+        IF NEW.outcome_callback IS NOT NULL OR NEW.outcome_callback_owner IS NOT NULL THEN
+            PERFORM webhook.check_outcome_callback(NEW.outcome_callback::oid, NEW.outcome_callback_owner::oid);
+        END IF;
         PERFORM webhook.check_ordering(NEW.ordering, NEW.ordering_key, NEW.topics);
         PERFORM webhook.check_filter(NEW.filter, NEW.topics);
         IF NEW.body_template IS NOT NULL AND (TG_OP = 'INSERT'
@@ -1107,7 +1139,13 @@ CREATE OR REPLACE FUNCTION webhook.check_webhook(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'check_webhook_wrapper';
-CREATE OR REPLACE FUNCTION webhook.create_webhook(
+-- New arguments (outcome callbacks): the 0.2.0 signatures go.
+DROP FUNCTION webhook.create_webhook(text, text, text[], text, text, text, text, text, boolean, text, boolean, jsonb,
+    integer, text, integer, text, text, text, text, text, text, text, text, jsonb);
+DROP FUNCTION webhook.update_webhook(bigint, text, text, text[], text, text, text, text, text, boolean, text, jsonb,
+    integer, boolean, boolean, boolean, boolean, interval, text, boolean, integer, boolean, text, text, text, text,
+    boolean, text, text, text, text, boolean, jsonb, boolean);
+CREATE FUNCTION webhook.create_webhook(
     "name" TEXT,
     "url" TEXT,
     "topics" TEXT[],
@@ -1131,13 +1169,15 @@ CREATE OR REPLACE FUNCTION webhook.create_webhook(
     "oauth2_client_id" TEXT DEFAULT NULL,
     "oauth2_client_secret" TEXT DEFAULT NULL,
     "oauth2_scope" TEXT DEFAULT NULL,
-    "filter" jsonb DEFAULT NULL
+    "filter" jsonb DEFAULT NULL,
+    "outcome_callback" TEXT DEFAULT NULL,
+    "callback_on_failure" bool DEFAULT false
 ) RETURNS bigint
 VOLATILE SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'create_webhook_wrapper';
-CREATE OR REPLACE FUNCTION webhook.update_webhook(
+CREATE FUNCTION webhook.update_webhook(
     "id" bigint,
     "name" TEXT DEFAULT NULL,
     "url" TEXT DEFAULT NULL,
@@ -1171,12 +1211,25 @@ CREATE OR REPLACE FUNCTION webhook.update_webhook(
     "oauth2_scope" TEXT DEFAULT NULL,
     "clear_oauth2" bool DEFAULT false,
     "filter" jsonb DEFAULT NULL,
-    "clear_filter" bool DEFAULT false
+    "clear_filter" bool DEFAULT false,
+    "outcome_callback" TEXT DEFAULT NULL,
+    "callback_on_failure" bool DEFAULT NULL,
+    "clear_outcome_callback" bool DEFAULT false
 ) RETURNS void
 VOLATILE SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'update_webhook_wrapper';
+COMMENT ON FUNCTION webhook.create_webhook IS 'Register a webhook; returns its id. Raises 22023 naming the field on bad input.';
+COMMENT ON FUNCTION webhook.update_webhook IS 'Change only the given settings of a webhook (NULL = unchanged; clear_* to remove optional ones).';
+-- Who may be an outcome callback, run as whom (src/settings/rules.rs).
+CREATE FUNCTION webhook.check_outcome_callback(
+    "callback" oid,
+    "owner" oid
+) RETURNS void
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'check_outcome_callback_wrapper';
 
 -- The API functions that change the queue (webhook_admin reads it only),
 -- and webhook.enqueue, which the generated functions call as the definer.
@@ -1195,6 +1248,46 @@ CREATE FUNCTION webhook.event_catalog() RETURNS jsonb
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'event_catalog_wrapper';
+
+-- NOTIFY on channel webhook_emitter, so an application can LISTEN instead
+-- of polling: {"event": "delivery_dead" | "webhook_disabled" | "outcome_dead", ...}.
+CREATE FUNCTION webhook.notify(event text, facts jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.pg_notify('webhook_emitter', (jsonb_build_object('event', event) || facts)::text) $$;
+
+-- Deliveries that went dead (the worker's outcomes, crash loops, lost
+-- attempts with no retry left), each announced once.
+CREATE FUNCTION webhook.notify_dead_deliveries(ids bigint[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT webhook.notify('delivery_dead', jsonb_build_object('delivery_id', d.id, 'webhook_id', d.webhook_id,
+               'event_id', d.event_id, 'topic', (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id),
+               'attempts', d.attempts, 'error', left(d.last_error, 500)))
+      FROM webhook.deliveries d
+     WHERE d.id = ANY (ids) AND d.status = 'dead'
+$$;
+
+-- A disabled webhook is announced.
+CREATE OR REPLACE FUNCTION webhook.hold_or_release_deliveries() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.enabled THEN
+        UPDATE webhook.deliveries d SET status = 'pending', next_attempt_at = d.created_at, lease_until = NULL
+         WHERE d.webhook_id = NEW.id AND d.status = 'held';
+        IF FOUND THEN
+            PERFORM webhook.wake_worker_at_commit();
+        END IF;
+    ELSE
+        UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
+         WHERE d.webhook_id = NEW.id AND d.status IN ('pending', 'failed');
+        IF OLD.enabled THEN
+            PERFORM webhook.notify('webhook_disabled', jsonb_build_object('webhook_id', NEW.id,
+                'webhook', NEW.name, 'reason', left(NEW.disabled_reason, 500)));
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
 
 -- Privileges (sql/engine/grants.sql) ------------------------------------------------
 
@@ -1226,6 +1319,15 @@ GRANT EXECUTE ON FUNCTION webhook.check_webhook(jsonb) TO webhook_admin;
 REVOKE ALL ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog() TO webhook_admin;
 GRANT EXECUTE ON FUNCTION webhook.event_catalog() TO PUBLIC;
+REVOKE ALL ON FUNCTION webhook.create_webhook, webhook.update_webhook,
+    webhook.check_outcome_callback(oid, oid), webhook.notify(text, jsonb),
+    webhook.notify_dead_deliveries(bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.create_webhook, webhook.update_webhook,
+    webhook.check_outcome_callback(oid, oid) TO webhook_admin;
+REVOKE ALL ON webhook.outcomes FROM PUBLIC;
+GRANT SELECT (id, delivery_id, webhook_id, status, tries, next_try_at, created_at, done_at)
+    ON webhook.outcomes TO PUBLIC;
+GRANT SELECT ON webhook.outcomes TO webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever
 -- calls it with whatever path. Not needed (and not set) where the body is

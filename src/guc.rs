@@ -25,6 +25,7 @@ pub static RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 86_400);
 pub static ALLOWED_HOSTS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static RESPONSE_EXCERPT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(2048);
+pub static CALLBACK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2000);
 /// The largest event body the worker loads and sends; a larger one fails
 /// its own delivery. Writers control body sizes: this bounds the worker.
 pub static MAX_BODY_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024 * 1024);
@@ -164,6 +165,16 @@ fn init_reloadable_gucs() {
         RESPONSE_EXCERPT_MAX,
         GucContext::Sighup,
         GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.callback_timeout",
+        c"Longest an outcome callback may run before it is cancelled (and retried).",
+        c"Callbacks run one at a time on the delivery worker's main thread.",
+        &CALLBACK_TIMEOUT_MS,
+        10,
+        60_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
         c"webhook.max_body_bytes",

@@ -33,6 +33,8 @@ GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease
     ON webhook.deliveries TO PUBLIC;
 GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, error)
     ON webhook.attempts TO PUBLIC;
+GRANT SELECT (id, delivery_id, webhook_id, status, tries, next_try_at, created_at, done_at)
+    ON webhook.outcomes TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
     webhook.redact_url(text), webhook.metrics(), webhook.latency_buckets(),
     webhook.prometheus_label(text), webhook.event_catalog() TO PUBLIC;
@@ -40,7 +42,7 @@ GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted
 -- Read only: with UPDATE or DELETE it could LOCK the table, which every
 -- writer and the worker read (the API's functions are SECURITY DEFINER).
 GRANT SELECT ON webhook.webhooks, webhook.settings TO webhook_admin;
-GRANT SELECT ON webhook.events, webhook.deliveries, webhook.attempts TO webhook_admin;
+GRANT SELECT ON webhook.events, webhook.deliveries, webhook.attempts, webhook.outcomes TO webhook_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
 -- The internals of topic definitions run as the extension owner only; the
 -- triggers' function is the extension owner's alone (CREATE TRIGGER checks
@@ -48,6 +50,7 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO webhook_admin;
 REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(text, json, boolean, oid),
     webhook.store_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
     webhook.install_topic(text), webhook.uninstall_topic(text), webhook.mark_replicated(),
+    webhook.notify(text, jsonb), webhook.notify_dead_deliveries(bigint[]),
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
     FROM webhook_admin;
 

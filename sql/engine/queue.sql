@@ -2,6 +2,24 @@
 -- replication marks, the subscription cache's triggers, enqueue. Tables are
 -- in state.sql.
 
+-- NOTIFY on channel webhook_emitter, so an application can LISTEN instead
+-- of polling: {"event": "delivery_dead" | "webhook_disabled" | "outcome_dead", ...}.
+CREATE FUNCTION webhook.notify(event text, facts jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.pg_notify('webhook_emitter', (jsonb_build_object('event', event) || facts)::text) $$;
+
+-- Deliveries that went dead (the worker's outcomes, crash loops, lost
+-- attempts with no retry left), each announced once.
+CREATE FUNCTION webhook.notify_dead_deliveries(ids bigint[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT webhook.notify('delivery_dead', jsonb_build_object('delivery_id', d.id, 'webhook_id', d.webhook_id,
+               'event_id', d.event_id, 'topic', (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id),
+               'attempts', d.attempts, 'error', left(d.last_error, 500)))
+      FROM webhook.deliveries d
+     WHERE d.id = ANY (ids) AND d.status = 'dead'
+$$;
+
 -- A webhook disabled (by hand, by a 410, by webhook.disable_after) holds
 -- its queued deliveries; enabled again, it gets them oldest first.
 -- SECURITY DEFINER: it runs for whoever changes the webhook (webhook_admin),
@@ -18,6 +36,10 @@ BEGIN
     ELSE
         UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
          WHERE d.webhook_id = NEW.id AND d.status IN ('pending', 'failed');
+        IF OLD.enabled THEN
+            PERFORM webhook.notify('webhook_disabled', jsonb_build_object('webhook_id', NEW.id,
+                'webhook', NEW.name, 'reason', left(NEW.disabled_reason, 500)));
+        END IF;
     END IF;
     RETURN NULL;
 END

@@ -150,6 +150,9 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'topics: a topic is listed more than once; list each topic once';
         END IF;
+        IF NEW.outcome_callback IS NOT NULL OR NEW.outcome_callback_owner IS NOT NULL THEN
+            PERFORM webhook.check_outcome_callback(NEW.outcome_callback::oid, NEW.outcome_callback_owner::oid);
+        END IF;
         PERFORM webhook.check_ordering(NEW.ordering, NEW.ordering_key, NEW.topics);
         PERFORM webhook.check_filter(NEW.filter, NEW.topics);
         IF NEW.body_template IS NOT NULL AND (TG_OP = 'INSERT'

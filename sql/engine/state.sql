@@ -111,7 +111,14 @@ CREATE TABLE webhook.webhooks (
     filter                        jsonb,       -- only events whose body contains it (@>)
     -- Added in 0.3.0: delete_webhook could not remove it at once (writers
     -- still queuing for it); the worker removes it after them.
-    deletion_requested_at         timestamptz
+    deletion_requested_at         timestamptz,
+    -- Added in 0.3.0: the outcome callback (webhook.outcomes): a function of
+    -- one jsonb argument the worker calls when a delivery ends, as the role
+    -- that set it (never a superuser); also on every failed attempt when
+    -- callback_on_failure.
+    outcome_callback              regprocedure,
+    outcome_callback_owner        regrole,
+    callback_on_failure           boolean NOT NULL DEFAULT false
 );
 -- Names are unique among the webhooks not being deleted, through a
 -- partial index, which PostgreSQL does not count as a key: changing a
@@ -231,3 +238,26 @@ CREATE TABLE webhook.delivery_counters (
 );
 COMMENT ON TABLE webhook.delivery_counters IS 'Monotonic delivery counters per webhook and topic (kept when the log is pruned); see webhook.metrics().';
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_counters', '');
+
+-- Outcomes waiting for their webhook's callback (src/worker/callbacks.rs):
+-- written with the delivery's final status, in the same transaction; the
+-- callback's effects and its row's 'done' commit together, so an outcome
+-- is handed over exactly once. Retried on the retry schedule, then 'dead'.
+CREATE TABLE webhook.outcomes (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    delivery_id bigint  NOT NULL,  -- no FK: the delivery log may be pruned first
+    webhook_id  bigint  NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
+    argument    jsonb   NOT NULL,  -- what the callback is called with
+    status      text    NOT NULL DEFAULT 'pending'
+                CONSTRAINT outcomes_status_check CHECK (status IN ('pending', 'failed', 'done', 'dead')),
+    tries       integer NOT NULL DEFAULT 0,
+    next_try_at timestamptz NOT NULL DEFAULT now(),
+    last_error  text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    done_at     timestamptz
+);
+CREATE INDEX outcomes_due_idx ON webhook.outcomes (next_try_at) WHERE status IN ('pending', 'failed');
+CREATE INDEX outcomes_finished_idx ON webhook.outcomes (created_at) WHERE status IN ('done', 'dead');
+COMMENT ON TABLE webhook.outcomes IS 'Delivery outcomes handed to webhooks'' outcome callbacks: pending, failed (retried), done, dead.';
+SELECT pg_catalog.pg_extension_config_dump('webhook.outcomes', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.outcomes_id_seq', '');

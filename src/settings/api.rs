@@ -91,6 +91,33 @@ impl Changes {
         Ok(())
     }
 
+    /// Set the outcome callback when one is named: the function (resolved
+    /// under the pinned search_path, so schema-qualified) and the role it
+    /// runs as, the caller (the trigger checks that role may run it).
+    fn callback(&mut self, name: Option<&str>) -> Result<()> {
+        let Some(name) = name else { return Ok(()) };
+        let lookup = if name.contains('(') {
+            "SELECT pg_catalog.to_regprocedure($1)::pg_catalog.oid"
+        } else {
+            "SELECT pg_catalog.to_regproc($1)::pg_catalog.oid"
+        };
+        let function = Spi::get_one_with_args::<pg_sys::Oid>(lookup, &[name.into()])?
+            .ok_or_else(|| {
+                WebhookError::invalid(
+                    "outcome_callback",
+                    format!("no function {name} (schema-qualified, e.g. lms.on_outcome, or with its argument: lms.on_outcome(jsonb))"),
+                )
+            })?;
+        // SAFETY: reads the session's outer role (the caller's current role,
+        // not the SECURITY DEFINER owner), on the main thread.
+        let owner = unsafe { pg_sys::GetOuterUserId() };
+        self.0
+            .insert("outcome_callback".into(), u32::from(function).into());
+        self.0
+            .insert("outcome_callback_owner".into(), u32::from(owner).into());
+        Ok(())
+    }
+
     fn has(&self, column: &str) -> bool {
         self.0.get(column).is_some_and(|v| !v.is_null()) || self.1.iter().any(|(c, _)| *c == column)
     }
@@ -222,6 +249,8 @@ fn create_webhook(
     oauth2_client_secret: default!(Option<&str>, "NULL"),
     oauth2_scope: default!(Option<&str>, "NULL"),
     filter: default!(Option<RawJsonb>, "NULL"),
+    outcome_callback: default!(Option<&str>, "NULL"),
+    callback_on_failure: default!(Option<bool>, "false"),
 ) -> i64 {
     // The row's defaults stand for an argument not given (or NULL).
     let mut row = Changes::default();
@@ -260,6 +289,8 @@ fn create_webhook(
     row.given("oauth2_client_secret", oauth2_client_secret);
     row.given("oauth2_scope", oauth2_scope);
     row.given_jsonb("filter", filter).or_raise();
+    row.callback(outcome_callback).or_raise();
+    row.given("callback_on_failure", callback_on_failure);
     Spi::connect_mut(|client| -> Result<i64> {
         let columns = row.columns(client)?;
         let values: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
@@ -321,6 +352,9 @@ fn update_webhook(
     clear_oauth2: default!(Option<bool>, "false"),
     filter: default!(Option<RawJsonb>, "NULL"),
     clear_filter: default!(Option<bool>, "false"),
+    outcome_callback: default!(Option<&str>, "NULL"),
+    callback_on_failure: default!(Option<bool>, "NULL"),
+    clear_outcome_callback: default!(Option<bool>, "false"),
 ) {
     let flag = |f: Option<bool>| f == Some(true);
     let mut row = Changes::default();
@@ -347,7 +381,9 @@ fn update_webhook(
     row.given("oauth2_client_secret", oauth2_client_secret);
     row.given("oauth2_scope", oauth2_scope);
     row.given_jsonb("filter", filter).or_raise();
-    let clears: [(Option<bool>, &[&str]); 7] = [
+    row.callback(outcome_callback).or_raise();
+    row.given("callback_on_failure", callback_on_failure);
+    let clears: [(Option<bool>, &[&str]); 8] = [
         (clear_auth, &["auth_username", "auth_password"]),
         (clear_body_template, &["body_template"]),
         (clear_bearer_token, &["bearer_token"]),
@@ -366,6 +402,10 @@ fn update_webhook(
             ],
         ),
         (clear_filter, &["filter"]),
+        (
+            clear_outcome_callback,
+            &["outcome_callback", "outcome_callback_owner"],
+        ),
     ];
     let (clear_secret, rotate) = (flag(clear_signing_secret), flag(rotate_signing_secret));
     let outcome = (|| -> Result<()> {

@@ -42,6 +42,8 @@ pub struct Endpoint {
     /// This endpoint's own HTTP client, when it presents a client
     /// certificate (the shared client presents none).
     pub agent: Option<ureq::Agent>,
+    /// Outcomes go to the webhook's callback (`webhook.outcomes`).
+    pub outcome_callback: bool,
 }
 
 /// The columns of `webhook.webhooks` an endpoint is built from, each read
@@ -54,6 +56,7 @@ const SETTINGS_SQL: &str =
         extract(epoch FROM previous_signing_secret_until)::float8 AS previous_signing_secret_until,
         bearer_token, rate_limit_per_second, ordering, client_certificate, client_key,
         oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope,
+        outcome_callback IS NOT NULL AS has_outcome_callback,
         extract(epoch FROM updated_at)::float8 AS version
    FROM webhook.webhooks WHERE id = ANY ($1)";
 
@@ -95,6 +98,8 @@ pub struct EndpointRow {
     pub oauth2_client_id: Option<String>,
     pub oauth2_client_secret: Option<String>,
     pub oauth2_scope: Option<String>,
+    /// An outcome callback is set (the worker queues its outcomes).
+    pub has_outcome_callback: bool,
 }
 
 impl EndpointRow {
@@ -122,6 +127,7 @@ impl EndpointRow {
             oauth2_client_id: row.get_by_name("oauth2_client_id")?,
             oauth2_client_secret: row.get_by_name("oauth2_client_secret")?,
             oauth2_scope: row.get_by_name("oauth2_scope")?,
+            has_outcome_callback: row.get_by_name("has_outcome_callback")?.unwrap_or(false),
         })
     }
 }
@@ -212,6 +218,7 @@ impl Endpoint {
             client_identity,
             oauth2,
             agent: None,
+            outcome_callback: row.has_outcome_callback,
         })
     }
 }

@@ -6,7 +6,7 @@
 //! (the SQL delta), its argument and line in `api`, its field in
 //! `endpoint`, its rule in `rules` (see UPGRADING.md).
 
-mod api;
+pub mod api;
 pub mod credentials;
 pub mod endpoint;
 pub mod rules;

@@ -170,6 +170,80 @@ pub fn check(row: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
+/// Raises `22023` unless `callback` can be a webhook's outcome callback
+/// run as `owner`: a function (not a procedure or aggregate) of one jsonb
+/// argument, which `owner`, not a superuser, may execute.
+#[pg_extern(stable, parallel_safe)]
+fn check_outcome_callback(callback: Option<pg_sys::Oid>, owner: Option<pg_sys::Oid>) {
+    outcome_callback_problem(callback, owner)
+        .map_or(Ok(()), |message| {
+            Err(WebhookError::invalid("outcome_callback", message))
+        })
+        .or_raise();
+}
+
+/// Why `callback` cannot run as `owner`, or None.
+fn outcome_callback_problem(
+    callback: Option<pg_sys::Oid>,
+    owner: Option<pg_sys::Oid>,
+) -> Option<String> {
+    let (Some(callback), Some(owner)) = (callback, owner) else {
+        return Some("a callback and the role it runs as (outcome_callback_owner) go together; give both or neither".into());
+    };
+    let facts = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT p.oid::regprocedure::text, p.prokind = 'f' AND p.pronargs = 1
+                        AND p.proargtypes[0] = 'jsonb'::regtype,
+                        r.rolname::text, r.rolsuper,
+                        r.oid IS NOT NULL AND p.oid IS NOT NULL
+                            AND pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')
+                   FROM (SELECT) one
+                   LEFT JOIN pg_catalog.pg_proc p ON p.oid = $1
+                   LEFT JOIN pg_catalog.pg_roles r ON r.oid = $2",
+                Some(1),
+                &[callback.into(), owner.into()],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::SpiError>((
+            row.get::<String>(1)?,
+            row.get::<bool>(2)?.unwrap_or(false),
+            row.get::<String>(3)?,
+            row.get::<bool>(4)?.unwrap_or(false),
+            row.get::<bool>(5)?.unwrap_or(false),
+        ))
+    });
+    let (name, fits, role, superuser, may_execute) = match facts {
+        Ok(facts) => facts,
+        Err(e) => return Some(format!("cannot be checked: {e}")),
+    };
+    let Some(name) = name else {
+        return Some(format!("no function has oid {}", u32::from(callback)));
+    };
+    let Some(role) = role else {
+        return Some(format!(
+            "outcome_callback_owner: no role has oid {}",
+            u32::from(owner)
+        ));
+    };
+    if !fits {
+        return Some(format!(
+            "{name} must be a function of one jsonb argument (the outcome), e.g. CREATE FUNCTION lms.on_outcome(outcome jsonb) RETURNS void"
+        ));
+    }
+    if superuser {
+        return Some(format!(
+            "it would run as {role}, a superuser; set it as the role it should run as (SET ROLE, then update_webhook)"
+        ));
+    }
+    if !may_execute {
+        return Some(format!(
+            "{role}, the role it runs as, may not execute {name}"
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! with `webhook.poll_interval` as a fallback.
 
 use super::admission::{Admission, Admitted};
+use super::callbacks;
 use super::endpoints::EndpointCache;
 use super::plans;
 use super::pool::Pool;
@@ -46,6 +47,9 @@ struct Worker {
     pool: Pool,
     max_concurrency: usize,
     endpoints: EndpointCache,
+    /// Outcomes were handed to callbacks since they last ran.
+    callbacks_due: bool,
+    last_callbacks: Instant,
     admission: Admission,
     outstanding: usize,
     /// Webhooks the last claim skipped as saturated.
@@ -83,6 +87,8 @@ impl Worker {
             pool: Pool::new(max_concurrency, excerpt),
             max_concurrency,
             endpoints: EndpointCache::default(),
+            callbacks_due: true,
+            last_callbacks: Instant::now(),
             admission: Admission::new(max_concurrency, settings.max_per_endpoint),
             outstanding: 0,
             excluded: Vec::new(),
@@ -207,8 +213,12 @@ impl Worker {
             })
             .collect();
         let disable_after = self.settings.disable_after;
+        let with_callback = self.endpoints.with_callback(&verdicts);
+        self.callbacks_due |= !with_callback.is_empty();
         let recorded = txn::run(|| {
-            Spi::connect_mut(|client| record::record(client, &verdicts, disable_after))
+            Spi::connect_mut(|client| {
+                record::record(client, &verdicts, disable_after, &with_callback)
+            })
         });
         if let Err(e) = recorded {
             warning!(
@@ -228,9 +238,10 @@ impl Worker {
     /// it back later. Other deliveries are never held up by it.
     fn record_alone(&self, verdict: &Verdict, disable_after: Duration) {
         let one = std::slice::from_ref(verdict);
-        let Err(e) =
-            txn::run(|| Spi::connect_mut(|client| record::record(client, one, disable_after)))
-        else {
+        let with_callback = self.endpoints.with_callback(one);
+        let Err(e) = txn::run(|| {
+            Spi::connect_mut(|client| record::record(client, one, disable_after, &with_callback))
+        }) else {
             return;
         };
         let id = verdict.outcome.delivery_id;
@@ -561,6 +572,10 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             }
         }
         let started = Instant::now();
+        if worker.callbacks_due || worker.last_callbacks.elapsed() >= poll {
+            worker.callbacks_due = callbacks::turn(&worker.settings);
+            worker.last_callbacks = Instant::now();
+        }
         worker.maybe_maintain();
         worker.profile.add(Phase::Other, started);
         timeout = if worker.outstanding > 0 {
@@ -571,6 +586,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             || wake_pending
             || worker.sequence_advanced
             || worker.prune_behind
+            || worker.callbacks_due
             || !worker.unrecorded.is_empty()
         {
             Duration::ZERO

@@ -28,6 +28,18 @@ impl EndpointCache {
         self.get(webhook_id).is_some_and(|ep| ep.ordered)
     }
 
+    /// The webhooks among `verdicts`' whose outcomes go to a callback.
+    pub fn with_callback(&self, verdicts: &[super::verdict::Verdict]) -> Vec<i64> {
+        let mut ids: Vec<i64> = verdicts
+            .iter()
+            .map(|v| v.outcome.webhook_id)
+            .filter(|id| self.get(*id).is_some_and(|ep| ep.outcome_callback))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Forget everything (settings were reloaded).
     pub fn clear(&mut self) {
         self.cached.clear();

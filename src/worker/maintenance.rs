@@ -40,11 +40,20 @@ pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
                 last_error = CASE WHEN o.interrupted >= $1
                     THEN format('set aside: the worker stopped during %s of its attempts (a crash or restart); inspect it, then webhook.redeliver(%s)', o.interrupted, d.id)
                     ELSE 'interrupted: the worker stopped before this attempt finished' END
-           FROM orphan o WHERE d.id = o.id",
+           FROM orphan o WHERE d.id = o.id
+         RETURNING d.id, d.status",
         None,
         &[POISON_INTERRUPTIONS.into()],
     )?;
-    Ok(t.len())
+    let mut dead = Vec::new();
+    let released = t.len();
+    for row in t {
+        if row.get::<String>(2)?.as_deref() == Some("dead") {
+            dead.extend(row.get::<i64>(1)?);
+        }
+    }
+    super::record::notify_dead(client, dead)?;
+    Ok(released)
 }
 
 /// Deliveries whose lease ran out and that this worker does not hold (a
@@ -126,6 +135,14 @@ pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<
               ORDER BY e2.id LIMIT $2))",
         None,
         &[cutoff_id.into(), batch.into()],
+    )?;
+    client.update(
+        "DELETE FROM webhook.outcomes o WHERE o.id = ANY (ARRAY(
+             SELECT x.id FROM webhook.outcomes x
+              WHERE x.status IN ('done', 'dead') AND x.created_at < now() - make_interval(secs => $1)
+              ORDER BY x.created_at LIMIT $2))",
+        None,
+        &[retention.as_secs_f64().into(), batch.into()],
     )?;
     Ok(deleted.len())
 }

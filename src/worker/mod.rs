@@ -4,6 +4,7 @@
 //! retries (`retry`), upkeep (`maintenance`), and the cache of endpoints.
 
 pub mod admission;
+pub mod callbacks;
 pub mod claim;
 pub mod delivery_loop;
 pub mod endpoints;

@@ -7,7 +7,9 @@ use super::verdict::Verdict;
 use crate::error::Result;
 use crate::http::job::Outcome;
 use crate::status::DeliveryStatus;
-use pgrx::pg_sys::BuiltinOid::{FLOAT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+use pgrx::pg_sys::BuiltinOid::{
+    BOOLARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+};
 use pgrx::spi::SpiClient;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -18,8 +20,15 @@ fn epoch(t: std::time::SystemTime) -> f64 {
 }
 
 /// Record a batch of finished attempts: the attempt log, the deliveries'
-/// new status, and endpoint health (failing_since, 410, auto-disable).
-pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Duration) -> Result<()> {
+/// new status, the outcomes of webhooks with a callback (`with_callback`:
+/// their ids), the dead ones announced, and endpoint health
+/// (failing_since, 410, auto-disable).
+pub fn record(
+    client: &mut SpiClient,
+    verdicts: &[Verdict],
+    disable_after: Duration,
+    with_callback: &[i64],
+) -> Result<()> {
     if verdicts.is_empty() {
         return Ok(());
     }
@@ -77,7 +86,92 @@ pub fn record(client: &mut SpiClient, verdicts: &[Verdict], disable_after: Durat
     )?;
     let outcomes: Vec<&Outcome> = verdicts.iter().map(|v| &v.outcome).collect();
     log_attempts(client, &outcomes)?;
+    let for_callbacks: Vec<&Verdict> = verdicts
+        .iter()
+        .filter(|v| with_callback.contains(&v.outcome.webhook_id))
+        .collect();
+    queue_outcomes(client, &for_callbacks)?;
+    let dead: Vec<i64> = verdicts
+        .iter()
+        .filter(|v| v.status == DeliveryStatus::Dead)
+        .map(|v| v.outcome.delivery_id)
+        .collect();
+    notify_dead(client, dead)?;
     record_health(client, verdicts, disable_after)
+}
+
+/// Announce deliveries that went dead (NOTIFY webhook_emitter).
+pub fn notify_dead(client: &mut SpiClient, ids: Vec<i64>) -> Result<()> {
+    if !ids.is_empty() {
+        run_saved(
+            client,
+            "SELECT webhook.notify_dead_deliveries($1)",
+            &[INT8ARRAYOID],
+            &[ids.into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Hand the outcomes of these attempts to their webhooks' callbacks
+/// (`webhook.outcomes`, run by `callbacks.rs`): when the delivery ended,
+/// and on a failed attempt when the webhook asks for those too. In the
+/// transaction that records the outcome, so none is lost or added twice.
+fn queue_outcomes(client: &mut SpiClient, verdicts: &[&Verdict]) -> Result<()> {
+    if verdicts.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
+    let statuses: Vec<&str> = verdicts.iter().map(|v| v.status.as_str()).collect();
+    let attempts: Vec<i32> = verdicts.iter().map(|v| v.outcome.attempt).collect();
+    let codes: Vec<Option<i32>> = verdicts
+        .iter()
+        .map(|v| v.outcome.status_code.map(i32::from))
+        .collect();
+    let durations: Vec<f64> = verdicts.iter().map(|v| v.outcome.duration_ms).collect();
+    let errors: Vec<Option<String>> = verdicts.iter().map(|v| v.outcome.error.clone()).collect();
+    let headers: Vec<Option<String>> = verdicts
+        .iter()
+        .map(|v| v.outcome.response_headers.as_ref().map(|h| h.to_string()))
+        .collect();
+    let bodies: Vec<Option<String>> = verdicts
+        .iter()
+        .map(|v| {
+            v.outcome
+                .response_excerpt
+                .as_ref()
+                .map(|s| s.replace('\0', ""))
+        })
+        .collect();
+    // A body that parses as JSON is handed over as JSON (cast by
+    // PostgreSQL, numbers exact), any other as a string.
+    let json: Vec<bool> = bodies
+        .iter()
+        .map(|b| {
+            b.as_deref()
+                .is_some_and(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok())
+        })
+        .collect();
+    run_saved(
+        client,
+        "INSERT INTO webhook.outcomes (delivery_id, webhook_id, argument)
+         SELECT d.id, w.id, jsonb_build_object(
+                    'delivery_id', d.id, 'event_id', d.event_id,
+                    'topic', (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id),
+                    'webhook_id', w.id, 'webhook', w.name, 'status', r.status, 'attempt', r.attempt,
+                    'http_status', r.code, 'duration_ms', r.duration, 'error', r.err,
+                    'response_headers', r.headers::jsonb,
+                    'response_body', CASE WHEN r.json THEN r.body::jsonb ELSE to_jsonb(r.body) END)
+           FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::float8[], $6::text[], $7::text[],
+                       $8::text[], $9::bool[]) AS r(id, status, attempt, code, duration, err, headers, body, json)
+           JOIN webhook.deliveries d ON d.id = r.id
+           JOIN webhook.webhooks w ON w.id = d.webhook_id
+          WHERE w.outcome_callback IS NOT NULL
+            AND (r.status IN ('delivered', 'dead') OR (r.status = 'failed' AND w.callback_on_failure))",
+        &[INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID],
+        &[ids.into(), statuses.into(), attempts.into(), codes.into(), durations.into(), errors.into(), headers.into(), bodies.into(), json.into()],
+    )?;
+    Ok(())
 }
 
 /// Append attempts to `webhook.attempts`: the table's only writer. An
@@ -209,5 +303,8 @@ pub fn mark_unrecordable(
             error.into(),
         ],
     )?;
+    if retry_in.is_none() {
+        notify_dead(client, vec![delivery_id])?;
+    }
     Ok(())
 }

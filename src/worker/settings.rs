@@ -19,6 +19,8 @@ pub struct Settings {
     /// Bodies larger than this are not loaded (their delivery fails).
     pub max_body_bytes: i64,
     pub agent: AgentSettings,
+    /// Longest an outcome callback may run.
+    pub callback_timeout: Duration,
 }
 
 fn secs(v: i32) -> Duration {
@@ -49,6 +51,7 @@ impl Settings {
             retention: secs(guc::RETENTION_S.get()),
             max_body_bytes: i64::from(guc::MAX_BODY_BYTES.get().max(1024)),
             agent,
+            callback_timeout: Duration::from_millis(guc::CALLBACK_TIMEOUT_MS.get().max(1) as u64),
         }
     }
 

@@ -144,6 +144,29 @@ pub(crate) unsafe fn run_builder(
 /// `f` must leave no pointer into memory of the subtransaction behind
 /// (what it returns is Rust-owned).
 pub(crate) unsafe fn contained<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
+    let outcome = contained_all(f);
+    // A cancel (statement_timeout, pg_cancel_backend) and a failed ASSERT
+    // are not the builder's error: they stop the statement, as PL/pgSQL's
+    // WHEN OTHERS lets them.
+    if let Err(failure) = &outcome {
+        let code = match failure.sqlstate.as_str() {
+            "57014" => Some(PgSqlErrorCode::ERRCODE_QUERY_CANCELED),
+            "P0004" => Some(PgSqlErrorCode::ERRCODE_ASSERT_FAILURE),
+            _ => None,
+        };
+        if let Some(code) = code {
+            ereport!(ERROR, code, failure.message.clone());
+        }
+    }
+    outcome
+}
+
+/// `f` in a subtransaction of its own: an ERROR (a cancel included) rolls
+/// back what `f` did and comes back as the `Failure`.
+///
+/// # Safety
+/// On the main thread, inside a transaction.
+pub(crate) unsafe fn contained_all<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
     let memory = pg_sys::CurrentMemoryContext;
     let owner = pg_sys::CurrentResourceOwner;
     pg_sys::BeginInternalSubTransaction(std::ptr::null());
@@ -161,19 +184,6 @@ pub(crate) unsafe fn contained<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
     }
     pg_sys::MemoryContextSwitchTo(memory);
     pg_sys::CurrentResourceOwner = owner;
-    // A cancel (statement_timeout, pg_cancel_backend) and a failed ASSERT
-    // are not the builder's error: they stop the statement, as PL/pgSQL's
-    // WHEN OTHERS lets them.
-    if let Err(failure) = &outcome {
-        let code = match failure.sqlstate.as_str() {
-            "57014" => Some(PgSqlErrorCode::ERRCODE_QUERY_CANCELED),
-            "P0004" => Some(PgSqlErrorCode::ERRCODE_ASSERT_FAILURE),
-            _ => None,
-        };
-        if let Some(code) = code {
-            ereport!(ERROR, code, failure.message.clone());
-        }
-    }
     outcome
 }
 
