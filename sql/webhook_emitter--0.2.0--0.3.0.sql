@@ -1243,7 +1243,11 @@ ALTER FUNCTION webhook.hold_or_release_deliveries() SECURITY DEFINER;
 ALTER FUNCTION webhook.send_test(bigint, text) SECURITY DEFINER SET search_path TO pg_catalog, pg_temp;
 ALTER FUNCTION webhook.enqueue(text, json) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
--- The OpenAPI 3.1 document of every topic (src/catalog).
+-- A topic's event schema, and the OpenAPI 3.1 document of every topic (src/catalog).
+CREATE FUNCTION webhook.event_schema(topic text) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN (SELECT t.event_schema FROM webhook.topics t WHERE t.topic = event_schema.topic);
+COMMENT ON FUNCTION webhook.event_schema(text) IS 'The JSON Schema (draft 2020-12) of a topic''s body; webhook.event_catalog() gives every topic as one OpenAPI 3.1 document.';
 CREATE FUNCTION webhook.event_catalog() RETURNS jsonb
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c
@@ -1316,9 +1320,11 @@ GRANT EXECUTE ON FUNCTION webhook.define_topic(text, text, text, text[], text[],
     webhook.check_builder(json), webhook.rebuild_events(text, integer, boolean) TO webhook_admin;
 REVOKE ALL ON FUNCTION webhook.check_webhook(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.check_webhook(jsonb) TO webhook_admin;
-REVOKE ALL ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog() TO webhook_admin;
-GRANT EXECUTE ON FUNCTION webhook.event_catalog() TO PUBLIC;
+REVOKE ALL ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog(),
+    webhook.event_schema(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog(),
+    webhook.event_schema(text) TO webhook_admin;
+GRANT EXECUTE ON FUNCTION webhook.event_catalog(), webhook.event_schema(text) TO PUBLIC;
 REVOKE ALL ON FUNCTION webhook.create_webhook, webhook.update_webhook,
     webhook.check_outcome_callback(oid, oid), webhook.notify(text, jsonb),
     webhook.notify_dead_deliveries(bigint[]) FROM PUBLIC;

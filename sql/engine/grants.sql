@@ -1,9 +1,11 @@
 -- webhook_emitter: the privilege model (run last). docs/security.md says,
 -- role by role, what each may do and how it is enforced.
 --   PUBLIC        : the topic catalog, the settings, webhooks with secrets
---                   masked (webhook_list), the delivery log (deliveries
+--                   masked (webhook_list), the event schemas and
+--                   event_catalog(), the delivery log (deliveries
 --                   without the order key, which comes from the body;
---                   attempts without the response excerpt and headers; the
+--                   attempts without the response excerpt and headers;
+--                   outcomes without their argument and error; the
 --                   health views; the metrics). Not event bodies, not
 --                   passwords, signing secrets, URL tokens or header values,
 --                   not what a receiver answered (an echoing receiver would
@@ -37,7 +39,7 @@ GRANT SELECT (id, delivery_id, webhook_id, status, tries, next_try_at, created_a
     ON webhook.outcomes TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
     webhook.redact_url(text), webhook.metrics(), webhook.latency_buckets(),
-    webhook.prometheus_label(text), webhook.event_catalog() TO PUBLIC;
+    webhook.prometheus_label(text), webhook.event_catalog(), webhook.event_schema(text) TO PUBLIC;
 
 -- Read only: with UPDATE or DELETE it could LOCK the table, which every
 -- writer and the worker read (the API's functions are SECURITY DEFINER).

@@ -959,3 +959,12 @@ RETURN (
     FROM webhook.topics t
 );
 COMMENT ON FUNCTION webhook.topic_reference IS 'The topic reference (names, when they fire, sample bodies) in Markdown, from the definitions; docs/topics.md is its output on a fresh install.';
+
+-- A topic's event schema (JSON Schema draft 2020-12; src/catalog): the
+-- generated column webhook.topics.event_schema. The OpenAPI document of
+-- every topic is webhook.event_catalog().
+CREATE FUNCTION webhook.event_schema(topic text) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN (SELECT t.event_schema FROM webhook.topics t WHERE t.topic = event_schema.topic);
+COMMENT ON FUNCTION webhook.event_schema(text) IS 'The JSON Schema (draft 2020-12) of a topic''s body; webhook.event_catalog() gives every topic as one OpenAPI 3.1 document.';
+
