@@ -2,11 +2,13 @@
 # Benchmarks (not part of the tests): write path with pgbench, drain rate vs
 # the receiver's ceiling, commit-to-receipt latency, backlog growth, soak. All
 # figures of one table are measured side by side in the same run.
-# Usage: scripts/bench.sh [write|drain|million|databases|neighbour|backlog|latency|ratelimit|soak]   (default: all)
+# Usage: scripts/bench.sh [write|queue|drain|million|databases|neighbour|backlog|latency|ratelimit|soak]   (default: all)
 # BENCH_SOAK_SECS (600 alone, 120 in the full run) and BENCH_SOAK_RATE (2000) size the soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+# PgQ, the durable queue the write path is measured against (queue).
+dpkg -s postgresql-15-pgq3 >/dev/null 2>&1 || apt-get install -y -q postgresql-15-pgq3 >/dev/null 2>&1 || true
 echo "==> building and installing webhook_emitter (release)" >&2
 # A new file, not the old one rewritten in place (a running cluster maps it).
 rm -f "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/webhook_emitter.so"

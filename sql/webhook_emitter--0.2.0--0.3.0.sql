@@ -1173,7 +1173,7 @@ CREATE FUNCTION webhook.create_webhook(
     "outcome_callback" TEXT DEFAULT NULL,
     "callback_on_failure" bool DEFAULT false
 ) RETURNS bigint
-VOLATILE SECURITY DEFINER
+VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'create_webhook_wrapper';
@@ -1216,7 +1216,7 @@ CREATE FUNCTION webhook.update_webhook(
     "callback_on_failure" bool DEFAULT NULL,
     "clear_outcome_callback" bool DEFAULT false
 ) RETURNS void
-VOLATILE SECURITY DEFINER
+VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'update_webhook_wrapper';

@@ -4,12 +4,19 @@
 //! (`jsonb_populate_record` converts each value to its column's type). The
 //! row's rules are checked by the registry's trigger, whatever wrote it.
 //!
-//! SECURITY DEFINER: webhook_admin reads `webhook.webhooks` but writes it
-//! only through these functions (table privileges would also let it lock
-//! the table, which every writer and the worker read).
+//! webhook_admin reads `webhook.webhooks` but writes it only through these
+//! functions (table privileges would also let it lock the table, which
+//! every writer and the worker read): they run as the caller, who must be
+//! allowed to EXECUTE them, and write as the extension owner. Not SECURITY
+//! DEFINER: the caller's current role, the one an outcome callback will run
+//! as, must be visible (a SECURITY DEFINER function of an admin's, or a
+//! topic's builder, calling them makes that admin the caller, not the
+//! session's user); and nothing in a security-restricted operation (a
+//! builder run for a writer) may change webhooks.
 
 use crate::error::{OrRaise, Result, WebhookError};
 use crate::render::signature;
+use crate::write::definer::{as_role, extension_owner};
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::datum::DatumWithOid;
 use pgrx::nullable::Nullable;
@@ -18,6 +25,7 @@ use pgrx::pgrx_sql_entity_graph::metadata::{
 };
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
+use pgrx::PgSqlErrorCode;
 use pgrx::{FromDatum, IntoDatum, JsonB};
 use serde_json::{Map, Value};
 
@@ -108,9 +116,9 @@ impl Changes {
                     format!("no function {name} (schema-qualified, e.g. lms.on_outcome, or with its argument: lms.on_outcome(jsonb))"),
                 )
             })?;
-        // SAFETY: reads the session's outer role (the caller's current role,
-        // not the SECURITY DEFINER owner), on the main thread.
-        let owner = unsafe { pg_sys::GetOuterUserId() };
+        // SAFETY: reads the current user: the caller's role (these functions
+        // are not SECURITY DEFINER), on the main thread.
+        let owner = unsafe { pg_sys::GetUserId() };
         self.0
             .insert("outcome_callback".into(), u32::from(function).into());
         self.0
@@ -208,6 +216,20 @@ fn both_set_and_cleared() -> WebhookError {
     )
 }
 
+/// Webhooks are never changed from a security-restricted operation: a
+/// topic's builder (or condition) runs as its definer for whoever writes,
+/// and must not act on the definer's behalf beyond building the body.
+fn refuse_restricted() {
+    // SAFETY: reads the session's security context, on the main thread.
+    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "webhooks cannot be created or changed in a security-restricted operation (a topic's builder or condition, an index expression, a materialized view refresh)"
+        );
+    }
+}
+
 /// `topics` as JSON: a NULL element stays null (the trigger names it).
 fn topic_list(topics: Option<Vec<Option<String>>>) -> Option<Value> {
     topics.map(|t| {
@@ -222,7 +244,7 @@ fn topic_list(topics: Option<Vec<Option<String>>>) -> Option<Value> {
 /// Register a webhook; returns its id. Raises 22023 naming the field on
 /// bad input.
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(volatile, security_definer)]
+#[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn create_webhook(
     name: Option<&str>,
@@ -291,7 +313,8 @@ fn create_webhook(
     row.given_jsonb("filter", filter).or_raise();
     row.callback(outcome_callback).or_raise();
     row.given("callback_on_failure", callback_on_failure);
-    Spi::connect_mut(|client| -> Result<i64> {
+    refuse_restricted();
+    as_role(extension_owner(), || Spi::connect_mut(|client| -> Result<i64> {
         let columns = row.columns(client)?;
         let values: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
         // Identifiers from the catalog (columns()); the values are the argument.
@@ -308,14 +331,14 @@ fn create_webhook(
             .first()
             .get::<i64>(1)?;
         id.ok_or_else(|| WebhookError::Internal("create_webhook: no id returned".into()))
-    })
+    }))
     .or_raise()
 }
 
 /// Change only the given settings of a webhook (NULL = unchanged; clear_*
 /// to remove optional ones).
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(volatile, security_definer)]
+#[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn update_webhook(
     id: Option<i64>,
@@ -431,7 +454,8 @@ fn update_webhook(
         }
         .raise()
     };
-    Spi::connect_mut(|client| -> Result<()> {
+    refuse_restricted();
+    as_role(extension_owner(), || Spi::connect_mut(|client| -> Result<()> {
         let secret_changes = clear_secret || rotate || signing_secret.is_some();
         change_secret(client, &mut row, id, (clear_secret, rotate, secret_changes), rotation_overlap)?;
         if row.0.is_empty() && row.1.is_empty() {
@@ -458,7 +482,7 @@ fn update_webhook(
             });
         }
         Ok(())
-    })
+    }))
     .or_raise();
 }
 

@@ -172,7 +172,8 @@ pub fn check(row: &Map<String, Value>) -> Result<()> {
 
 /// Raises `22023` unless `callback` can be a webhook's outcome callback
 /// run as `owner`: a function (not a procedure or aggregate) of one jsonb
-/// argument, which `owner`, not a superuser, may execute.
+/// argument, which `owner` (a webhook_admin member, not a superuser) owns
+/// (or a superuser does) and may execute.
 #[pg_extern(stable, parallel_safe)]
 fn check_outcome_callback(callback: Option<pg_sys::Oid>, owner: Option<pg_sys::Oid>) {
     outcome_callback_problem(callback, owner)
@@ -197,7 +198,9 @@ fn outcome_callback_problem(
                         AND p.proargtypes[0] = 'jsonb'::regtype,
                         r.rolname::text, r.rolsuper,
                         r.oid IS NOT NULL AND p.oid IS NOT NULL
-                            AND pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')
+                            AND pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE'),
+                        p.proowner = r.oid OR (SELECT o.rolsuper FROM pg_catalog.pg_roles o WHERE o.oid = p.proowner),
+                        r.oid IS NOT NULL AND pg_catalog.pg_has_role(r.oid, 'webhook_admin', 'USAGE')
                    FROM (SELECT) one
                    LEFT JOIN pg_catalog.pg_proc p ON p.oid = $1
                    LEFT JOIN pg_catalog.pg_roles r ON r.oid = $2",
@@ -211,9 +214,11 @@ fn outcome_callback_problem(
             row.get::<String>(3)?,
             row.get::<bool>(4)?.unwrap_or(false),
             row.get::<bool>(5)?.unwrap_or(false),
+            row.get::<bool>(6)?.unwrap_or(false),
+            row.get::<bool>(7)?.unwrap_or(false),
         ))
     });
-    let (name, fits, role, superuser, may_execute) = match facts {
+    let (name, fits, role, superuser, may_execute, owns, admin) = match facts {
         Ok(facts) => facts,
         Err(e) => return Some(format!("cannot be checked: {e}")),
     };
@@ -239,6 +244,16 @@ fn outcome_callback_problem(
     if !may_execute {
         return Some(format!(
             "{role}, the role it runs as, may not execute {name}"
+        ));
+    }
+    if !owns {
+        return Some(format!(
+            "{name} belongs to another role, who could change what it does while it runs as {role}; use a function {role} owns"
+        ));
+    }
+    if !admin {
+        return Some(format!(
+            "{role}, the role it runs as, is not a member of webhook_admin"
         ));
     }
     None

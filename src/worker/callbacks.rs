@@ -10,100 +10,192 @@
 //! commit together, so an outcome is handed over exactly once; an error or
 //! a timeout is kept on the outcome (`last_error`), logged, and retried on
 //! the retry schedule, then the outcome is `dead` (and announced).
+//!
+//! A try is counted (and the outcome leased) in a transaction of its own
+//! before the call, so a try that never ends (a crash) still counts. A
+//! callback that catches the cancel and runs on is failed when it returns
+//! (its work rolled back); one that outlives its time limit by as much
+//! again is stopped for good: the worker ends (FATAL, which no handler
+//! catches) and is started again, and the try counts.
 //! Callbacks run on the worker's main thread between claims, for at most
 //! [`BUDGET`] per loop turn; requests in flight go on meanwhile.
 
 use super::retry::RetrySchedule;
+use super::settings::Settings;
+use super::txn;
 use crate::error::Result;
 use crate::settings::api::RawJsonb;
 use crate::write::builder::{contained_all, pinned_search_path};
 use crate::write::definer::as_definer;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
+use pgrx::IntoDatum;
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most time a loop turn spends starting callbacks (one always runs).
 pub const BUDGET: Duration = Duration::from_millis(200);
-/// Outcomes locked per turn.
-const BATCH: i64 = 50;
 
-/// `STATEMENT_TIMEOUT` of PostgreSQL's `TimeoutId` (utils/timeout.h; the
-/// same in 15 to 18), whose handler cancels the running statement.
-const STATEMENT_TIMEOUT: std::ffi::c_int = 3;
+/// `TimeoutId`s of utils/timeout.h: `STATEMENT_TIMEOUT` (its handler
+/// cancels the running statement) and `USER_TIMEOUT`, the first an
+/// extension may register (PostgreSQL 17 added one before it).
+const STATEMENT_TIMEOUT: c_int = 3;
+#[cfg(feature = "pg18")]
+const USER_TIMEOUT: c_int = 13;
+#[cfg(not(feature = "pg18"))]
+const USER_TIMEOUT: c_int = 12;
 
 extern "C-unwind" {
-    fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
-    fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
-    fn get_timeout_indicator(id: std::ffi::c_int, reset_indicator: bool) -> bool;
+    fn enable_timeout_after(id: c_int, delay_ms: c_int);
+    fn disable_timeout(id: c_int, keep_indicator: bool);
+    fn get_timeout_indicator(id: c_int, reset_indicator: bool) -> bool;
+    fn RegisterTimeout(id: c_int, handler: extern "C" fn()) -> c_int;
 }
 
-const DUE_SQL: &str = "
-SELECT o.id, o.argument, o.tries, o.delivery_id, o.webhook_id, w.outcome_callback::oid,
-       w.outcome_callback_owner::oid, w.outcome_callback::text,
+extern "C" {
+    /// PostgreSQL's own SetLatch, safe in a signal handler (pgrx's wrapper
+    /// is for the main thread's normal flow).
+    #[link_name = "SetLatch"]
+    fn set_latch_in_handler(latch: *mut pg_sys::Latch);
+}
+
+/// The timeout that ends the worker when a callback outlives its limit.
+static OVERRUN_TIMEOUT: AtomicI32 = AtomicI32::new(-1);
+
+/// A callback ran past its time limit and its cancel: end the process the
+/// way `pg_terminate_backend` would (FATAL at the next interrupt check,
+/// which no exception handler can catch). Runs in a signal handler: only
+/// flags and the latch.
+extern "C" fn overrun() {
+    // SAFETY: what PostgreSQL's die() does for SIGTERM: set the flags and
+    // the latch, all async-signal-safe.
+    unsafe {
+        pg_sys::ProcDiePending = 1;
+        pg_sys::InterruptPending = 1;
+        set_latch_in_handler(pg_sys::MyLatch);
+    }
+}
+
+fn overrun_timeout() -> c_int {
+    let id = OVERRUN_TIMEOUT.load(Ordering::Relaxed);
+    if id >= 0 {
+        return id;
+    }
+    // SAFETY: registering a timeout handler once, on the main thread.
+    let id = unsafe { RegisterTimeout(USER_TIMEOUT, overrun) };
+    OVERRUN_TIMEOUT.store(id, Ordering::Relaxed);
+    id
+}
+
+/// The outcome taken for a try: its id and the tries it now counts.
+const TAKE_SQL: &str = "
+UPDATE webhook.outcomes o SET tries = o.tries + 1, next_try_at = now() + make_interval(secs => $1)
+ WHERE o.id = (SELECT x.id FROM webhook.outcomes x
+                WHERE x.status IN ('pending', 'failed') AND x.next_try_at <= now()
+                ORDER BY x.next_try_at, x.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.tries";
+
+/// The taken outcome, locked, with what its call needs.
+const CALL_SQL: &str = "
+SELECT o.argument, o.delivery_id, o.webhook_id, w.outcome_callback::oid, w.outcome_callback_owner::oid,
+       w.outcome_callback::text,
        p.oid IS NOT NULL AND p.prokind = 'f' AND p.pronargs = 1 AND p.proargtypes[0] = 'jsonb'::regtype,
        coalesce(r.rolsuper, true),
        p.oid IS NOT NULL AND r.oid IS NOT NULL AND has_function_privilege(r.oid, p.oid, 'EXECUTE'),
-       p.oid::regproc::text
+       p.proowner = r.oid OR (SELECT s.rolsuper FROM pg_catalog.pg_roles s WHERE s.oid = p.proowner),
+       r.oid IS NOT NULL AND pg_has_role(r.oid, 'webhook_admin', 'USAGE')
   FROM webhook.outcomes o
   JOIN webhook.webhooks w ON w.id = o.webhook_id
   LEFT JOIN pg_catalog.pg_proc p ON p.oid = w.outcome_callback
   LEFT JOIN pg_catalog.pg_roles r ON r.oid = w.outcome_callback_owner
- WHERE o.status IN ('pending', 'failed') AND o.next_try_at <= now()
- ORDER BY o.next_try_at, o.id
- LIMIT $1
- FOR UPDATE OF o SKIP LOCKED";
+ WHERE o.id = $1 AND o.status IN ('pending', 'failed')
+   FOR UPDATE OF o";
 
-/// One due outcome and what its call needs.
-struct Due {
-    id: i64,
-    tries: i32,
-    delivery_id: i64,
-    webhook_id: i64,
-    /// The callback's name (qualified, from the catalog) and its owner, or
-    /// why it cannot be called.
-    call: std::result::Result<(String, pg_sys::Oid), String>,
-}
-
-/// One loop turn's callbacks, in a transaction of their own (an error
-/// there is logged and leaves the outcomes due). True when more are due.
-pub fn turn(settings: &super::settings::Settings) -> bool {
-    let (schedule, timeout) = (&settings.schedule, settings.callback_timeout);
-    match super::txn::run(|| Spi::connect_mut(|client| run_due(client, schedule, timeout))) {
-        Ok((_, more)) => more,
-        Err(e) => {
-            warning!("webhook_emitter: running outcome callbacks failed: {e}");
-            false
+/// One loop turn's callbacks, each try in transactions of its own (an
+/// error there is logged and leaves the outcome due). True when more are
+/// due.
+pub fn turn(settings: &Settings) -> bool {
+    let started = Instant::now();
+    let timeout = settings.callback_timeout;
+    // The lease: the call's time limit, its grace, and some.
+    let lease = (timeout * 2 + Duration::from_secs(5)).as_secs_f64();
+    loop {
+        if started.elapsed() >= BUDGET {
+            return true;
+        }
+        let taken = txn::run(|| {
+            Spi::connect_mut(|client| -> Result<Option<(i64, i32)>> {
+                let rows = client.update(TAKE_SQL, None, &[lease.into()])?;
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                let row = rows.first();
+                Ok(Some((
+                    row.get::<i64>(1)?.unwrap_or_default(),
+                    row.get::<i32>(2)?.unwrap_or_default(),
+                )))
+            })
+        });
+        let (id, tries) = match taken {
+            Ok(Some(taken)) => taken,
+            Ok(None) => return false,
+            Err(e) => {
+                warning!("webhook_emitter: taking an outcome for its callback failed: {e}");
+                return false;
+            }
+        };
+        let schedule = &settings.schedule;
+        if let Err(e) =
+            txn::run(|| Spi::connect_mut(|client| run_one(client, schedule, timeout, id, tries)))
+        {
+            warning!("webhook_emitter: the outcome callback of outcome {id} could not run: {e}");
         }
     }
 }
 
-/// Run due callbacks; says how many ran and whether more are due now.
-pub fn run_due(
+/// Call the callback of outcome `id` (taken for its try `tries`) and
+/// settle it.
+fn run_one(
     client: &mut SpiClient,
     schedule: &RetrySchedule,
     timeout: Duration,
-) -> Result<(usize, bool)> {
-    let rows = client.update(DUE_SQL, None, &[BATCH.into()])?;
-    let started = Instant::now();
-    let mut ran = 0;
-    let mut more = rows.len() as i64 >= BATCH;
-    let mut finished = Vec::new();
-    for row in rows {
-        if ran > 0 && started.elapsed() >= BUDGET {
-            // The rest stay due (their locks go with this transaction).
-            more = true;
-            break;
-        }
-        let name: String = row.get(8)?.unwrap_or_default();
-        let callback: Option<pg_sys::Oid> = row.get(6)?;
-        let owner: Option<pg_sys::Oid> = row.get(7)?;
-        let (fits, superuser, may_execute): (bool, bool, bool) = (
-            row.get(9)?.unwrap_or(false),
-            row.get(10)?.unwrap_or(true),
-            row.get(11)?.unwrap_or(false),
-        );
-        let callable = match (callback, owner) {
-            (None, _) | (_, None) => Err("the webhook has no outcome callback any more".to_owned()),
+    id: i64,
+    tries: i32,
+) -> Result<()> {
+    let rows = client.update(CALL_SQL, None, &[id.into()])?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let row = rows.first();
+    let delivery_id: i64 = row.get(2)?.unwrap_or_default();
+    let webhook_id: i64 = row.get(3)?.unwrap_or_default();
+    let callback: Option<pg_sys::Oid> = row.get(4)?;
+    let owner: Option<pg_sys::Oid> = row.get(5)?;
+    let name: String = row.get(6)?.unwrap_or_default();
+    let flag =
+        |i: usize, default: bool| -> Result<bool> { Ok(row.get::<bool>(i)?.unwrap_or(default)) };
+    let (fits, superuser, may_execute, owns, admin) = (
+        flag(7, false)?,
+        flag(8, true)?,
+        flag(9, false)?,
+        flag(10, false)?,
+        flag(11, false)?,
+    );
+    let argument: Option<RawJsonb> = row.get(1)?;
+    // The previous try was the last, and never ended: the worker stopped
+    // during it (a crash, or a callback past its time limit).
+    let result = if tries > 1
+        && schedule
+            .after_failure(tries - 1, None, Duration::ZERO)
+            .is_none()
+    {
+        Err("the worker stopped during its last try (a crash, or a callback that outlived its time limit)".to_owned())
+    } else {
+        match (callback, owner, argument) {
+            (None, _, _) | (_, None, _) => {
+                Err("the webhook has no outcome callback any more".to_owned())
+            }
             _ if !fits => Err(format!(
                 "{name} is not a function of one jsonb argument (any more)"
             )),
@@ -111,55 +203,64 @@ pub fn run_due(
                 Err("its owner is a superuser now; callbacks never run as one".into())
             }
             _ if !may_execute => Err(format!("its owner may not execute {name}")),
-            (Some(_), Some(o)) => Ok((row.get::<String>(12)?.unwrap_or_default(), o)),
-        };
-        let due = Due {
-            id: row.get(1)?.unwrap_or_default(),
-            tries: row.get(3)?.unwrap_or_default(),
-            delivery_id: row.get(4)?.unwrap_or_default(),
-            webhook_id: row.get(5)?.unwrap_or_default(),
-            call: callable,
-        };
-        let argument: Option<RawJsonb> = row.get(2)?;
-        let result = match (&due.call, argument) {
-            (Ok((function, owner)), Some(argument)) => call(function, *owner, argument, timeout),
-            (Ok(_), None) => Err("the outcome has no argument".into()),
-            (Err(why), _) => Err(why.clone()),
-        };
-        ran += 1;
-        finished.push((due, result));
-    }
-    for (due, result) in finished {
-        settle(client, schedule, &due, result)?;
-    }
-    Ok((ran, more))
+            _ if !owns => Err(format!("{name} belongs to another role now")),
+            _ if !admin => Err("its owner is no longer a member of webhook_admin".into()),
+            (_, _, None) => Err("the outcome has no argument".into()),
+            (Some(function), Some(owner), Some(argument)) => {
+                call(function, owner, argument, timeout)
+            }
+        }
+    };
+    settle(
+        client,
+        schedule,
+        (id, delivery_id, webhook_id, tries),
+        result,
+    )
 }
 
-/// Call `function(argument)` as `owner`, contained, within `timeout`.
-/// `function` is the catalog's qualified name (regproc output): with the
-/// jsonb argument it resolves to the checked function.
+/// Call `function(argument)` (by oid, through fmgr) as `owner`, contained,
+/// cancelled after `timeout`, failed if it ran longer anyway, and ended for
+/// good (the worker with it) after as much again.
 fn call(
-    function: &str,
+    function: pg_sys::Oid,
     owner: pg_sys::Oid,
     argument: RawJsonb,
     timeout: Duration,
 ) -> std::result::Result<(), String> {
-    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as std::ffi::c_int;
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128 / 2) as c_int;
+    let overrun = overrun_timeout();
+    let datum = argument.into_datum();
+    let started = Instant::now();
     // SAFETY: a subtransaction around the call on the worker's main thread;
-    // the timeout is disarmed whatever the call did.
+    // both timeouts are disarmed whatever the call did.
     let outcome = unsafe {
         contained_all(|| {
             as_definer(owner, || {
                 pinned_search_path(|| {
                     enable_timeout_after(STATEMENT_TIMEOUT, ms);
-                    // Identifier from the catalog; the outcome is the argument.
-                    Spi::run_with_args(&format!("SELECT {function}($1)"), &[argument.into()])
+                    enable_timeout_after(overrun, ms.saturating_mul(2).max(ms + 1000));
+                    call_by_oid(function, datum.unwrap_or(pg_sys::Datum::from(0usize)));
+                    // It caught the cancel and ran on: its work is undone.
+                    let took = started.elapsed();
+                    if took > timeout + Duration::from_millis(50) {
+                        ereport!(
+                            ERROR,
+                            PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+                            format!(
+                                "ran for {} ms, past webhook.callback_timeout ({} ms), after catching its cancel",
+                                took.as_millis(),
+                                timeout.as_millis()
+                            )
+                        );
+                    }
                 })
             })
         })
     };
-    // SAFETY: timeout bookkeeping of this process.
+    // SAFETY: timeout bookkeeping and advisory locks of this process.
     unsafe {
+        disable_timeout(overrun, false);
         disable_timeout(STATEMENT_TIMEOUT, false);
         // A timeout that fired as the call returned must not cancel what
         // the worker does next.
@@ -167,22 +268,42 @@ fn call(
             pg_sys::QueryCancelPending = 0;
         }
     }
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(failure) => Err(failure.text),
-    }
+    // Session advisory locks outlive a subtransaction: none may stay with
+    // the worker.
+    let _ = Spi::run("SELECT pg_catalog.pg_advisory_unlock_all()");
+    outcome.map_err(|failure| failure.text)
 }
 
-/// Record how a call went: done, or failed and due again on the retry
-/// schedule, or dead (announced) when no retry is left.
+/// `function(datum)` through fmgr; a NULL result (a void function) is fine.
+///
+/// # Safety
+/// `function` takes one jsonb; `datum` is a jsonb datum.
+unsafe fn call_by_oid(function: pg_sys::Oid, datum: pg_sys::Datum) {
+    let mut flinfo: pg_sys::FmgrInfo = std::mem::zeroed();
+    pg_sys::fmgr_info(function, &mut flinfo);
+    let Some(entry) = flinfo.fn_addr else {
+        return;
+    };
+    let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+        + std::mem::size_of::<pg_sys::NullableDatum>();
+    let call = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
+    (*call).flinfo = &mut flinfo;
+    (*call).nargs = 1;
+    (*call).fncollation = pg_sys::InvalidOid;
+    let args = (*call).args.as_mut_slice(1);
+    args[0].value = datum;
+    args[0].isnull = false;
+    pg_sys::ffi::pg_guard_ffi_boundary(|| entry(call));
+}
+
+/// Record how a try went: done, or failed and due again on the retry
+/// schedule, or dead (announced) when no try is left.
 fn settle(
     client: &mut SpiClient,
     schedule: &RetrySchedule,
-    due: &Due,
+    (id, delivery_id, webhook_id, tries): (i64, i64, i64, i32),
     result: std::result::Result<(), String>,
 ) -> Result<()> {
-    let tries = due.tries.saturating_add(1);
     let (status, retry_in, error) = match &result {
         Ok(()) => ("done", None, None),
         Err(e) => match schedule.after_failure(tries, None, Duration::ZERO) {
@@ -192,38 +313,27 @@ fn settle(
     };
     if let Some(e) = &error {
         warning!(
-            "webhook_emitter: the outcome callback of webhook {} failed for delivery {} (try {tries}): {e}",
-            due.webhook_id,
-            due.delivery_id
+            "webhook_emitter: the outcome callback of webhook {webhook_id} failed for delivery {delivery_id} (try {tries}): {e}"
         );
     }
     client.update(
         "UPDATE webhook.outcomes
-            SET status = $2, tries = $3, last_error = $4,
-                next_try_at = CASE WHEN $5::float8 IS NULL THEN next_try_at
-                                   ELSE now() + make_interval(secs => $5::float8) END,
+            SET status = $2, last_error = $3,
+                next_try_at = CASE WHEN $4::float8 IS NULL THEN now()
+                                   ELSE now() + make_interval(secs => $4::float8) END,
                 done_at = CASE WHEN $2 IN ('done', 'dead') THEN now() END
           WHERE id = $1",
         None,
-        &[
-            due.id.into(),
-            status.into(),
-            tries.into(),
-            error.clone().into(),
-            retry_in.into(),
-        ],
+        &[id.into(), status.into(), error.into(), retry_in.into()],
     )?;
     if status == "dead" {
+        // No error text: listeners may be anyone, the error is
+        // webhook_admin's (webhook.outcomes.last_error).
         client.update(
             "SELECT webhook.notify('outcome_dead', jsonb_build_object('outcome_id', $1::bigint,
-                 'delivery_id', $2::bigint, 'webhook_id', $3::bigint, 'error', left($4, 500)))",
+                 'delivery_id', $2::bigint, 'webhook_id', $3::bigint))",
             None,
-            &[
-                due.id.into(),
-                due.delivery_id.into(),
-                due.webhook_id.into(),
-                error.into(),
-            ],
+            &[id.into(), delivery_id.into(), webhook_id.into()],
         )?;
     }
     Ok(())

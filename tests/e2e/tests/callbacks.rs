@@ -16,6 +16,8 @@ fn roles(cluster: &Cluster) {
         .batch_execute(
             "CREATE ROLE lms_admin LOGIN NOSUPERUSER;
              GRANT webhook_admin TO lms_admin;
+             CREATE ROLE lms_admin2 LOGIN NOSUPERUSER;
+             GRANT webhook_admin TO lms_admin2;
              CREATE ROLE lms_app LOGIN NOSUPERUSER;
              GRANT USAGE ON SCHEMA lms TO lms_app;
              GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
@@ -216,6 +218,7 @@ fn a_callback_stores_what_the_receiver_answered_exactly_once_as_its_owner() {
     });
     let note = notes.iter().find(|v| v["event"] == "outcome_dead").unwrap();
     assert_eq!(note["webhook_id"], locked);
+    assert!(note.get("error").is_none(), "PUBLIC may listen: {note}");
     let statuses: Vec<String> = admin
         .query(
             "SELECT status FROM webhook.deliveries WHERE webhook_id = $1",
@@ -364,6 +367,23 @@ fn callbacks_are_refused_unless_their_owner_may_run_them_and_is_no_superuser() {
         let e = admin.batch_execute(&create(cb)).unwrap_err();
         assert!(db_message(&e).starts_with(message), "{cb}: {}", db_message(&e));
     }
+    // A function another admin owns (and could change) is refused.
+    su.batch_execute(
+        "CREATE SCHEMA other AUTHORIZATION lms_admin2; GRANT USAGE ON SCHEMA other TO lms_admin;",
+    )
+    .unwrap();
+    cluster
+        .client_as("lms_admin2")
+        .batch_execute(
+            "CREATE FUNCTION other.theirs(o jsonb) RETURNS void LANGUAGE sql AS $$ SELECT $$;",
+        )
+        .unwrap();
+    let e = admin.batch_execute(&create("other.theirs")).unwrap_err();
+    assert!(
+        db_message(&e).contains("belongs to another role"),
+        "{}",
+        db_message(&e)
+    );
     // A superuser's callback would run as a superuser: refused, also as DML.
     let e = su.batch_execute(&create("public.ok")).unwrap_err();
     assert!(
@@ -452,4 +472,220 @@ fn listeners_hear_of_dead_deliveries_and_disabled_webhooks() {
         .expect("webhook_disabled");
     assert_eq!(disabled["webhook_id"], id);
     assert_eq!(disabled["reason"], "CRM migration");
+}
+
+#[test]
+fn a_callback_runs_as_the_code_that_set_it_and_cannot_outlive_its_limit() {
+    let cluster = Cluster::start(
+        "webhook.retry_schedule = '0s,1s'\nwebhook.callback_timeout = 300\nwebhook.poll_interval = 100",
+    );
+    roles(&cluster);
+    let receiver = Receiver::start();
+    receiver.respond_with(|rec| Reply {
+        body: if rec.path == "/nul" {
+            r#"{"x": "\u0000"}"#.into()
+        } else {
+            "ok".into()
+        },
+        ..Reply::status(200)
+    });
+    let mut admin = cluster.client_as("lms_admin");
+    let mut admin2 = cluster.client_as("lms_admin2");
+    admin
+        .batch_execute(
+            "CREATE TABLE crm.calls (who text, note text);
+             GRANT INSERT ON crm.calls TO lms_admin2;
+             GRANT USAGE ON SCHEMA crm TO lms_admin2;
+             CREATE FUNCTION crm.record(o jsonb) RETURNS void LANGUAGE sql
+                 AS $$ INSERT INTO crm.calls VALUES (current_user, o->>'status');
+                       SELECT pg_advisory_lock(4242) $$;
+             -- An overload someone adds later cannot make the call ambiguous.
+             CREATE FUNCTION crm.record(o jsonb, n int DEFAULT 0) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+             -- An admin's SECURITY DEFINER function that sets a callback:
+             -- whoever runs it, the callback is the admin's.
+             CREATE FUNCTION crm.hook_me(webhook bigint) RETURNS void LANGUAGE sql SECURITY DEFINER
+                 AS $$ SELECT webhook.update_webhook(webhook, outcome_callback => 'crm.record(jsonb)') $$;
+             GRANT EXECUTE ON FUNCTION crm.hook_me(bigint) TO lms_admin2;
+             -- Catches its cancel and runs on: for 0.8 s, then for ever.
+             CREATE FUNCTION crm.stubborn(o jsonb) RETURNS void LANGUAGE plpgsql AS $$
+             DECLARE t0 timestamptz := clock_timestamp(); BEGIN
+                 INSERT INTO crm.calls VALUES (current_user, 'stubborn');
+                 WHILE clock_timestamp() < t0 + CASE WHEN o->>'webhook' = 'late' THEN interval '0.8 s'
+                                                     ELSE interval '1 hour' END LOOP
+                     BEGIN PERFORM pg_sleep(0.05); EXCEPTION WHEN query_canceled THEN NULL; END;
+                 END LOOP;
+             END $$;",
+        )
+        .unwrap();
+    let id: i64 = admin2
+        .query_one(
+            "SELECT webhook.create_webhook('by-definer', $1, '{user.created}')",
+            &[&receiver.url("/a")],
+        )
+        .unwrap()
+        .get(0);
+    admin2
+        .batch_execute(&format!("SELECT crm.hook_me({id})"))
+        .unwrap();
+    let owner: String = admin
+        .query_one(
+            "SELECT outcome_callback_owner::text FROM webhook.webhooks WHERE id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        owner, "lms_admin",
+        "the callback runs as the code that set it"
+    );
+    // A topic's builder (running for a writer) cannot change webhooks.
+    cluster
+        .client()
+        .batch_execute("GRANT USAGE ON SCHEMA lms TO lms_admin; GRANT SELECT, TRIGGER ON lms.groups TO lms_admin;")
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION crm.sneaky_body(k bigint) RETURNS json LANGUAGE plpgsql AS $$ BEGIN
+                 PERFORM webhook.update_webhook({id}, url => 'https://evil.example/');
+                 RETURN json_build_object('id', k); END $$;
+             SELECT webhook.define_topic('group.sneaky', 'lms.groups', 'crm.sneaky_body(bigint)',
+                                         operations => '{{insert}}', sample_body => '{{\"id\": 1}}');"
+        ))
+        .unwrap();
+    admin2
+        .execute(
+            "SELECT webhook.create_webhook('sneaky', $1, '{group.sneaky}')",
+            &[&receiver.url("/sneaky")],
+        )
+        .unwrap();
+    cluster
+        .client_as("lms_app")
+        .batch_execute("INSERT INTO lms.groups (name) VALUES ('g')")
+        .unwrap();
+    let (url, build_error): (String, Option<String>) = {
+        let r = admin
+            .query_one(
+                "SELECT (SELECT url FROM webhook.webhooks WHERE id = $1),
+                        (SELECT build_error FROM webhook.events WHERE topic = 'group.sneaky')",
+                &[&id],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(url, receiver.url("/a"));
+    assert!(
+        build_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("security-restricted operation"),
+        "{build_error:?}"
+    );
+    for (name, callback) in [
+        ("late", "crm.stubborn"),
+        ("forever", "crm.stubborn"),
+        ("nul", "crm.record(jsonb)"),
+    ] {
+        admin
+            .execute(
+                "SELECT webhook.create_webhook($1, $2, '{user.created}', outcome_callback => $3)",
+                &[&name, &receiver.url(&format!("/{name}")), &callback],
+            )
+            .unwrap();
+    }
+    let before = cluster.worker_pid();
+    let mut app = cluster.client_as("lms_app");
+    app.batch_execute("INSERT INTO lms.users (first_name, email) VALUES ('A', 'a@x.example')")
+        .unwrap();
+    let status = |c: &mut Client, name: &str| -> Vec<(String, i32, Option<String>)> {
+        c.query(
+            "SELECT o.status, o.tries, o.last_error FROM webhook.outcomes o
+               JOIN webhook.webhooks w ON w.id = o.webhook_id WHERE w.name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+    };
+    let final_state = |c: &mut Client, name: &str, want: &str| {
+        wait_for(Duration::from_secs(40), &format!("{name} {want}"), || {
+            let s = status(c, name);
+            (s.len() == 1 && s[0].0 == want).then(|| s[0].clone())
+        })
+    };
+    let done = final_state(&mut admin, "by-definer", "done");
+    assert_eq!(done.1, 1);
+    let nul = final_state(&mut admin, "nul", "done");
+    assert_eq!(
+        nul.1, 1,
+        "a body jsonb refuses is handed over as a string: {nul:?}"
+    );
+    let late = final_state(&mut admin, "late", "dead");
+    assert!(
+        late.2
+            .as_deref()
+            .unwrap_or_default()
+            .contains("after catching its cancel"),
+        "{late:?}"
+    );
+    let forever = final_state(&mut admin, "forever", "dead");
+    assert!(
+        forever
+            .2
+            .as_deref()
+            .unwrap_or_default()
+            .contains("the worker stopped during its last try"),
+        "{forever:?}"
+    );
+    // The calls that ran to the end were the right role's; nothing of a
+    // failed or stopped one stayed; no advisory lock stays with the worker.
+    let calls: Vec<(String, String)> = admin
+        .query("SELECT who, note FROM crm.calls ORDER BY note", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("lms_admin".to_owned(), "delivered".to_owned()),
+            ("lms_admin".to_owned(), "delivered".to_owned())
+        ]
+    );
+    let locks: i64 = cluster
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0);
+    assert_ne!(
+        cluster.worker_pid(),
+        before,
+        "the stubborn callback ended the worker"
+    );
+    // Delivery goes on after it.
+    app.batch_execute("INSERT INTO lms.groups (name) VALUES ('after')")
+        .unwrap();
+    admin2
+        .execute(
+            "SELECT webhook.create_webhook('after', $1, '{group.created}')",
+            &[&receiver.url("/after")],
+        )
+        .unwrap();
+    app.batch_execute("INSERT INTO lms.groups (name) VALUES ('after 2')")
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "a delivery after the restarts",
+        || {
+            receiver
+                .requests()
+                .iter()
+                .any(|r| r.path == "/after")
+                .then_some(())
+        },
+    );
 }

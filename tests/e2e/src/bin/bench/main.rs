@@ -3,6 +3,7 @@
 //! receipt latency at a steady rate, cost per delivery vs backlog size, and
 //! a soak (steady rate, short retention: the log stays flat).
 
+mod queue;
 mod scale;
 mod soak;
 
@@ -432,6 +433,10 @@ fn main() {
             &receiver,
             "CPU-bound (fsync off: the trigger cost undiluted)",
         );
+    }
+    if only.is_empty() || only == "queue" {
+        let receiver = FastReceiver::start();
+        queue::queue_cost(CONF, &receiver);
     }
     let mut drain_rate = None;
     if only.is_empty() || only == "drain" || only == "million" {
