@@ -78,6 +78,13 @@ unsafe impl<'fcx> ArgAbi<'fcx> for RawJsonb {
     }
 }
 
+/// `row.given(column, argument)` for arguments named as their columns.
+macro_rules! given {
+    ($row:ident: $($column:ident),* $(,)?) => {
+        $( $row.given(stringify!($column), $column); )*
+    };
+}
+
 /// Column values to write, by column name: plain values as JSON, jsonb
 /// settings as their datum (merged into the row in SQL, never through serde).
 #[derive(Default)]
@@ -276,16 +283,13 @@ fn create_webhook(
 ) -> i64 {
     // The row's defaults stand for an argument not given (or NULL).
     let mut row = Changes::default();
-    row.given("name", name);
-    row.given("url", url);
+    // Each argument named as its column, put in the row when given.
+    given!(row: name, url, content_type, description, auth_username, auth_password, body_template,
+        enabled, timeout_ms, bearer_token, rate_limit_per_second, ordering, ordering_key,
+        client_certificate, client_key, oauth2_token_url, oauth2_client_id, oauth2_client_secret,
+        oauth2_scope, callback_on_failure);
     row.0
         .insert("topics".into(), topic_list(topics).unwrap_or(Value::Null));
-    row.given("content_type", content_type);
-    row.given("description", description);
-    row.given("auth_username", auth_username);
-    row.given("auth_password", auth_password);
-    row.given("body_template", body_template);
-    row.given("enabled", enabled);
     if generate_signing_secret == Some(true) {
         if signing_secret.is_some() {
             WebhookError::invalid(
@@ -299,20 +303,8 @@ fn create_webhook(
         row.given("signing_secret", signing_secret);
     }
     row.given_jsonb("headers", headers).or_raise();
-    row.given("timeout_ms", timeout_ms);
-    row.given("bearer_token", bearer_token);
-    row.given("rate_limit_per_second", rate_limit_per_second);
-    row.given("ordering", ordering);
-    row.given("ordering_key", ordering_key);
-    row.given("client_certificate", client_certificate);
-    row.given("client_key", client_key);
-    row.given("oauth2_token_url", oauth2_token_url);
-    row.given("oauth2_client_id", oauth2_client_id);
-    row.given("oauth2_client_secret", oauth2_client_secret);
-    row.given("oauth2_scope", oauth2_scope);
     row.given_jsonb("filter", filter).or_raise();
     row.callback(outcome_callback).or_raise();
-    row.given("callback_on_failure", callback_on_failure);
     refuse_restricted();
     as_role(extension_owner(), || Spi::connect_mut(|client| -> Result<i64> {
         let columns = row.columns(client)?;
@@ -381,31 +373,16 @@ fn update_webhook(
 ) {
     let flag = |f: Option<bool>| f == Some(true);
     let mut row = Changes::default();
-    row.given("name", name);
-    row.given("url", url);
+    // Each argument named as its column, put in the row when given.
+    given!(row: name, url, content_type, description, auth_username, auth_password, body_template,
+        enabled, timeout_ms, bearer_token, rate_limit_per_second, ordering, ordering_key,
+        client_certificate, client_key, oauth2_token_url, oauth2_client_id, oauth2_client_secret,
+        oauth2_scope, callback_on_failure);
     row.given("topics", topic_list(topics));
-    row.given("content_type", content_type);
-    row.given("description", description);
-    row.given("auth_username", auth_username);
-    row.given("auth_password", auth_password);
-    row.given("body_template", body_template);
-    row.given("enabled", enabled);
     row.given("signing_secret", signing_secret);
     row.given_jsonb("headers", headers).or_raise();
-    row.given("timeout_ms", timeout_ms);
-    row.given("bearer_token", bearer_token);
-    row.given("rate_limit_per_second", rate_limit_per_second);
-    row.given("ordering", ordering);
-    row.given("ordering_key", ordering_key);
-    row.given("client_certificate", client_certificate);
-    row.given("client_key", client_key);
-    row.given("oauth2_token_url", oauth2_token_url);
-    row.given("oauth2_client_id", oauth2_client_id);
-    row.given("oauth2_client_secret", oauth2_client_secret);
-    row.given("oauth2_scope", oauth2_scope);
     row.given_jsonb("filter", filter).or_raise();
     row.callback(outcome_callback).or_raise();
-    row.given("callback_on_failure", callback_on_failure);
     let clears: [(Option<bool>, &[&str]); 8] = [
         (clear_auth, &["auth_username", "auth_password"]),
         (clear_body_template, &["body_template"]),
