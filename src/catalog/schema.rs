@@ -46,6 +46,9 @@ pub fn event_schema(
     overrides: Option<&Value>,
 ) -> Result<Value> {
     let mut schema = infer(sample, "", 0);
+    if is_row_event(sample) {
+        nullable_row_columns(&mut schema);
+    }
     if let Some(overrides) = overrides.filter(|o| !o.is_null()) {
         let map = overrides.as_object().ok_or_else(|| {
             WebhookError::invalid(
@@ -69,6 +72,52 @@ pub fn event_schema(
         top.extend(inner);
     }
     Ok(Value::Object(top))
+}
+
+/// A row event (`webhook.watch`): its sample row shows each column with a
+/// value, but a column may be NULL, and `old_row`/`changed_columns` are
+/// null for an insert.
+fn is_row_event(sample: &Value) -> bool {
+    [
+        "operation",
+        "schema",
+        "table",
+        "row",
+        "old_row",
+        "changed_columns",
+    ]
+    .iter()
+    .all(|k| sample.get(k).is_some())
+}
+
+/// In a row event's schema, every column of `row` and `old_row` may be
+/// null, and so may `old_row` and `changed_columns`.
+fn nullable_row_columns(schema: &mut Value) {
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut row = properties.get("row").cloned().unwrap_or_else(|| json!({}));
+    if let Some(columns) = row.get_mut("properties").and_then(Value::as_object_mut) {
+        for column in columns.values_mut() {
+            // The sample shows a column's zero value: an integer there
+            // may be any number in a row (numeric, real).
+            if let Some(t) = column.get("type").cloned() {
+                let t = if t == "integer" { json!("number") } else { t };
+                if let Some(map) = column.as_object_mut() {
+                    map.insert("type".into(), json!([t, "null"]));
+                }
+            }
+        }
+    }
+    properties.insert("row".into(), row.clone());
+    if let Some(map) = row.as_object_mut() {
+        map.insert("type".into(), json!(["object", "null"]));
+    }
+    properties.insert("old_row".into(), row);
+    properties.insert(
+        "changed_columns".into(),
+        json!({"type": ["array", "null"], "items": {"type": "string"}}),
+    );
 }
 
 fn infer(value: &Value, key: &str, depth: usize) -> Value {
@@ -277,6 +326,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("schema_overrides: payload.nope: nope is not a key"));
+    }
+
+    #[test]
+    fn a_row_event_allows_null_columns_and_any_number() {
+        let sample = json!({"operation": "insert", "schema": "public", "table": "notes",
+                            "row": {"id": 0, "note": ""}, "old_row": null, "changed_columns": null});
+        let s = event_schema("public.notes.insert", "t", "d", &sample, None).unwrap();
+        let row = &s["properties"]["row"];
+        assert_eq!(row["properties"]["id"]["type"], json!(["number", "null"]));
+        assert_eq!(row["properties"]["note"]["type"], json!(["string", "null"]));
+        assert_eq!(
+            s["properties"]["old_row"]["type"],
+            json!(["object", "null"])
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 use crate::error::{OrRaise, Result, WebhookError};
 use crate::render::signature;
+use crate::write::builder::contained_all;
 use crate::write::definer::{as_role, extension_owner};
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::datum::DatumWithOid;
@@ -116,7 +117,16 @@ impl Changes {
         } else {
             "SELECT pg_catalog.to_regproc($1)::pg_catalog.oid"
         };
-        let function = Spi::get_one_with_args::<pg_sys::Oid>(lookup, &[name.into()])?
+        // A name that does not even parse is "no function" too, not
+        // PostgreSQL's bare syntax error.
+        // SAFETY: a subtransaction around one catalog lookup, main thread.
+        let found = unsafe {
+            contained_all(|| Spi::get_one_with_args::<pg_sys::Oid>(lookup, &[name.into()]))
+        };
+        let function = found
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten()
             .ok_or_else(|| {
                 WebhookError::invalid(
                     "outcome_callback",

@@ -194,8 +194,8 @@ fn outcome_callback_problem(
     let facts = Spi::connect(|client| {
         let row = client
             .select(
-                "SELECT p.oid::regprocedure::text, p.prokind = 'f' AND p.pronargs = 1
-                        AND p.proargtypes[0] = 'jsonb'::regtype,
+                "SELECT p.oid::regprocedure::text, p.prokind = 'f' AND p.pronargs = 1 AND NOT p.proretset
+                        AND p.proargtypes[0] = 'jsonb'::regtype AND p.prorettype <> 'trigger'::regtype,
                         r.rolname::text, r.rolsuper,
                         r.oid IS NOT NULL AND p.oid IS NOT NULL
                             AND pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE'),
@@ -233,7 +233,7 @@ fn outcome_callback_problem(
     };
     if !fits {
         return Some(format!(
-            "{name} must be a function of one jsonb argument (the outcome), e.g. CREATE FUNCTION lms.on_outcome(outcome jsonb) RETURNS void"
+            "{name} must be a function of one jsonb argument (the outcome) returning one value or void, e.g. CREATE FUNCTION lms.on_outcome(outcome jsonb) RETURNS void"
         ));
     }
     if superuser {

@@ -100,7 +100,8 @@ RETURNING o.id, o.tries";
 const CALL_SQL: &str = "
 SELECT o.argument, o.delivery_id, o.webhook_id, w.outcome_callback::oid, w.outcome_callback_owner::oid,
        w.outcome_callback::text,
-       p.oid IS NOT NULL AND p.prokind = 'f' AND p.pronargs = 1 AND p.proargtypes[0] = 'jsonb'::regtype,
+       p.oid IS NOT NULL AND p.prokind = 'f' AND p.pronargs = 1 AND NOT p.proretset
+           AND p.proargtypes[0] = 'jsonb'::regtype AND p.prorettype <> 'trigger'::regtype,
        coalesce(r.rolsuper, true),
        p.oid IS NOT NULL AND r.oid IS NOT NULL AND has_function_privilege(r.oid, p.oid, 'EXECUTE'),
        p.proowner = r.oid OR (SELECT s.rolsuper FROM pg_catalog.pg_roles s WHERE s.oid = p.proowner),

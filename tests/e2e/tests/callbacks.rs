@@ -348,7 +348,8 @@ fn callbacks_are_refused_unless_their_owner_may_run_them_and_is_no_superuser() {
         "CREATE FUNCTION public.su_only(outcome jsonb) RETURNS void LANGUAGE sql AS $$ SELECT $$;
          REVOKE EXECUTE ON FUNCTION public.su_only(jsonb) FROM PUBLIC;
          CREATE FUNCTION public.wrong(outcome text) RETURNS void LANGUAGE sql AS $$ SELECT $$;
-         CREATE FUNCTION public.ok(outcome jsonb) RETURNS void LANGUAGE sql AS $$ SELECT $$;",
+         CREATE FUNCTION public.ok(outcome jsonb) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+         CREATE FUNCTION public.set_of(outcome jsonb) RETURNS SETOF int LANGUAGE sql AS $$ SELECT 1 $$;",
     )
     .unwrap();
     let mut admin = cluster.client_as("lms_admin");
@@ -363,6 +364,8 @@ fn callbacks_are_refused_unless_their_owner_may_run_them_and_is_no_superuser() {
         ("public.wrong", "outcome_callback: public.wrong(text) must be a function of one jsonb argument"),
         ("ok", "outcome_callback: no function ok (schema-qualified"),
         ("public.nope(jsonb)", "outcome_callback: no function public.nope(jsonb)"),
+        ("", "outcome_callback: no function  (schema-qualified"),
+        ("public.set_of", "outcome_callback: public.set_of(jsonb) must be a function of one jsonb argument"),
     ] {
         let e = admin.batch_execute(&create(cb)).unwrap_err();
         assert!(db_message(&e).starts_with(message), "{cb}: {}", db_message(&e));

@@ -107,10 +107,11 @@ fn the_catalog_is_valid_openapi_and_every_schema_checks_what_receivers_get() {
     su.batch_execute(
         "INSERT INTO lms.users (first_name, last_name, email) VALUES ('Ada', 'Lovelace', 'ada@x.example');
          INSERT INTO public.notes (body, score) VALUES ('hello', 9.5);
+         INSERT INTO public.notes (body, score, created) VALUES ('nulls', NULL, NULL);
          INSERT INTO lms.courses (name, slug, payment_type) VALUES ('Webhooks', 'webhooks', 'free');",
     )
     .unwrap();
-    let got = receiver.wait_for(3, Duration::from_secs(10));
+    let got = receiver.wait_for(4, Duration::from_secs(10));
     let schema_of = |topic: &str| -> Value {
         let text = &topics.iter().find(|t| t.0 == topic).unwrap().1;
         serde_json::from_str(text).unwrap()
