@@ -1293,6 +1293,22 @@ BEGIN
 END
 $$;
 
+-- How late webhooks are: from the event's queueing (the writing
+-- transaction) to its delivery, per webhook and hour, over the log kept
+-- (webhook.retention). webhook_health's latency is the HTTP round trip.
+CREATE VIEW webhook.delivery_latency AS
+SELECT d.webhook_id, w.name, date_trunc('hour', d.delivered_at) AS hour,
+       count(*) AS delivered,
+       round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS p50_ms,
+       round(1000 * percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS p95_ms,
+       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS p99_ms,
+       round(1000 * max(extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS max_ms
+  FROM webhook.deliveries d
+  JOIN webhook.webhooks w ON w.id = d.webhook_id
+ WHERE d.status = 'delivered' AND NOT d.is_test
+ GROUP BY d.webhook_id, w.name, date_trunc('hour', d.delivered_at);
+COMMENT ON VIEW webhook.delivery_latency IS 'Queued to delivered, per webhook and hour: deliveries, p50/p95/p99/max in ms (over the log kept by webhook.retention).';
+
 -- Privileges (sql/engine/grants.sql) ------------------------------------------------
 
 REVOKE ALL ON SCHEMA webhook_triggers FROM PUBLIC, webhook_admin;
@@ -1325,6 +1341,8 @@ REVOKE ALL ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb)
 GRANT EXECUTE ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog(),
     webhook.event_schema(text) TO webhook_admin;
 GRANT EXECUTE ON FUNCTION webhook.event_catalog(), webhook.event_schema(text) TO PUBLIC;
+REVOKE ALL ON webhook.delivery_latency FROM PUBLIC;
+GRANT SELECT ON webhook.delivery_latency TO PUBLIC;
 REVOKE ALL ON FUNCTION webhook.create_webhook, webhook.update_webhook,
     webhook.check_outcome_callback(oid, oid), webhook.notify(text, jsonb),
     webhook.notify_dead_deliveries(bigint[]) FROM PUBLIC;

@@ -28,7 +28,7 @@ REVOKE ALL ON SCHEMA webhook_triggers FROM PUBLIC;
 GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
-    webhook.recent_failures, webhook.webhook_health,
+    webhook.recent_failures, webhook.webhook_health, webhook.delivery_latency,
     webhook.delivery_counters TO PUBLIC;
 GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
               last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)

@@ -72,6 +72,22 @@ LEFT JOIN webhook.attempts a ON a.delivery_id = d.id AND a.started_at > now() - 
 GROUP BY w.id;
 COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog, held deliveries, and unbuilt ones (their builder failed; see webhook.rebuild_events).';
 
+-- How late webhooks are: from the event's queueing (the writing
+-- transaction) to its delivery, per webhook and hour, over the log kept
+-- (webhook.retention). webhook_health's latency is the HTTP round trip.
+CREATE VIEW webhook.delivery_latency AS
+SELECT d.webhook_id, w.name, date_trunc('hour', d.delivered_at) AS hour,
+       count(*) AS delivered,
+       round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS p50_ms,
+       round(1000 * percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS p95_ms,
+       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS p99_ms,
+       round(1000 * max(extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS max_ms
+  FROM webhook.deliveries d
+  JOIN webhook.webhooks w ON w.id = d.webhook_id
+ WHERE d.status = 'delivered' AND NOT d.is_test
+ GROUP BY d.webhook_id, w.name, date_trunc('hour', d.delivered_at);
+COMMENT ON VIEW webhook.delivery_latency IS 'Queued to delivered, per webhook and hour: deliveries, p50/p95/p99/max in ms (over the log kept by webhook.retention).';
+
 -- Re-queue one failed or dead delivery; the event (and its id) is unchanged.
 -- SECURITY DEFINER (here and in replay): webhook_admin reads the queue
 -- but changes it only through these functions.
