@@ -2,8 +2,8 @@
 # Benchmarks (not part of the tests): write path with pgbench, drain rate vs
 # the receiver's ceiling, commit-to-receipt latency, backlog growth, soak. All
 # figures of one table are measured side by side in the same run.
-# Usage: scripts/bench.sh [write|queue|drain|million|databases|neighbour|backlog|latency|ratelimit|soak]   (default: all)
-# BENCH_SOAK_SECS (600 alone, 120 in the full run) and BENCH_SOAK_RATE (2000) size the soak.
+# Usage: scripts/bench.sh [write|queue|log|drain|million|databases|neighbour|backlog|latency|ratelimit|soak]   (default: all)
+# BENCH_LOG_ROWS (10000000) sizes the log; BENCH_SOAK_SECS (600 alone, 120 in the full run) and BENCH_SOAK_RATE (2000) size the soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh

@@ -3,6 +3,7 @@
 //! receipt latency at a steady rate, cost per delivery vs backlog size, and
 //! a soak (steady rate, short retention: the log stays flat).
 
+mod log;
 mod queue;
 mod scale;
 mod soak;
@@ -433,6 +434,9 @@ fn main() {
             &receiver,
             "CPU-bound (fsync off: the trigger cost undiluted)",
         );
+    }
+    if only.is_empty() || only == "log" {
+        log::log_queries(CONF);
     }
     if only.is_empty() || only == "queue" {
         let receiver = FastReceiver::start();
