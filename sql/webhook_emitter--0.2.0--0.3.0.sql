@@ -1243,6 +1243,15 @@ ALTER FUNCTION webhook.hold_or_release_deliveries() SECURITY DEFINER;
 ALTER FUNCTION webhook.send_test(bigint, text) SECURITY DEFINER SET search_path TO pg_catalog, pg_temp;
 ALTER FUNCTION webhook.enqueue(text, json) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+-- Tightening the schema of one's own topic (src/catalog).
+CREATE FUNCTION webhook.tighten_event_schema(
+    "topic" TEXT,
+    "overrides" jsonb
+) RETURNS jsonb
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'tighten_event_schema_wrapper';
 -- A topic's event schema, and the OpenAPI 3.1 document of every topic (src/catalog).
 CREATE FUNCTION webhook.event_schema(topic text) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -1337,9 +1346,9 @@ GRANT EXECUTE ON FUNCTION webhook.define_topic(text, text, text, text[], text[],
 REVOKE ALL ON FUNCTION webhook.check_webhook(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.check_webhook(jsonb) TO webhook_admin;
 REVOKE ALL ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog(),
-    webhook.event_schema(text) FROM PUBLIC;
+    webhook.event_schema(text), webhook.tighten_event_schema(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog(),
-    webhook.event_schema(text) TO webhook_admin;
+    webhook.event_schema(text), webhook.tighten_event_schema(text, jsonb) TO webhook_admin;
 GRANT EXECUTE ON FUNCTION webhook.event_catalog(), webhook.event_schema(text) TO PUBLIC;
 REVOKE ALL ON webhook.delivery_latency FROM PUBLIC;
 GRANT SELECT ON webhook.delivery_latency TO PUBLIC;

@@ -5,7 +5,9 @@
 
 pub mod schema;
 
-use crate::error::{OrRaise, Result};
+use crate::error::{OrRaise, Result, WebhookError};
+use crate::settings::api::{refuse_restricted, RawJsonb};
+use crate::write::definer::{as_role, extension_owner};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
@@ -31,6 +33,54 @@ fn infer_event_schema(
         )
         .or_raise(),
     )
+}
+
+/// Tighten the schema of a topic of one's own (or, for a superuser, any):
+/// `overrides` maps paths of the body to JSON Schema keywords (see
+/// `schema.rs`), NULL removes them. Returns the topic's schema now. Runs as
+/// the caller (its current user decides whose topic it is) and writes as
+/// the extension owner, as the definition functions do.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn tighten_event_schema(topic: &str, overrides: Option<RawJsonb>) -> JsonB {
+    refuse_restricted();
+    // SAFETY: reads the current user and its superuser flag, main thread.
+    let (caller, superuser) = unsafe {
+        let caller = pg_sys::GetUserId();
+        (caller, pg_sys::superuser_arg(caller))
+    };
+    let schema = as_role(extension_owner(), || {
+        Spi::connect_mut(|client| -> Result<JsonB> {
+            let rows = client.update(
+                "SELECT t.definer::oid, t.builtin FROM webhook.topics t WHERE t.topic = $1 FOR UPDATE",
+                None,
+                &[topic.into()],
+            )?;
+            if rows.is_empty() {
+                return Err(WebhookError::NotFound {
+                    what: "topic",
+                    key: topic.to_owned(),
+                });
+            }
+            let row = rows.first();
+            let definer: Option<pg_sys::Oid> = row.get(1)?;
+            let builtin: bool = row.get(2)?.unwrap_or(false);
+            if !superuser && (builtin || definer != Some(caller)) {
+                ereport!(
+                    ERROR,
+                    pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("topic: {topic} is not a topic you defined; its definer (or a superuser) may tighten its schema")
+                );
+            }
+            let updated = client.update(
+                "UPDATE webhook.topics SET schema_overrides = $2 WHERE topic = $1 RETURNING event_schema",
+                None,
+                &[topic.into(), overrides.into()],
+            )?;
+            Ok(updated.first().get::<JsonB>(1)?.unwrap_or(JsonB(json!({}))))
+        })
+    });
+    schema.or_raise()
 }
 
 /// One OpenAPI 3.1 document (`webhooks`) of every topic in `webhook.topics`:

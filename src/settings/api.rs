@@ -236,7 +236,7 @@ fn both_set_and_cleared() -> WebhookError {
 /// Webhooks are never changed from a security-restricted operation: a
 /// topic's builder (or condition) runs as its definer for whoever writes,
 /// and must not act on the definer's behalf beyond building the body.
-fn refuse_restricted() {
+pub(crate) fn refuse_restricted() {
     // SAFETY: reads the session's security context, on the main thread.
     if unsafe { pg_sys::InSecurityRestrictedOperation() } {
         ereport!(

@@ -151,3 +151,76 @@ fn the_catalog_is_valid_openapi_and_every_schema_checks_what_receivers_get() {
         }
     }
 }
+
+#[test]
+fn a_topics_definer_tightens_its_schema_and_nobody_else_does() {
+    let cluster = Cluster::start("");
+    let mut su = cluster.client();
+    su.batch_execute(
+        "CREATE ROLE lms_admin LOGIN NOSUPERUSER; GRANT webhook_admin TO lms_admin;
+         CREATE ROLE other_admin LOGIN NOSUPERUSER; GRANT webhook_admin TO other_admin;
+         CREATE ROLE nobody LOGIN NOSUPERUSER;
+         CREATE TABLE public.tickets (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                      priority text NOT NULL DEFAULT 'low');
+         GRANT SELECT, TRIGGER ON public.tickets TO lms_admin;",
+    )
+    .unwrap();
+    let mut admin = cluster.client_as("lms_admin");
+    admin
+        .batch_execute("SELECT webhook.watch('public.tickets', operations => '{insert}')")
+        .unwrap();
+    let tightened: Value = serde_json::from_str(
+        admin
+            .query_one(
+                "SELECT webhook.tighten_event_schema('public.tickets.insert',
+                     '{\"row.priority\": {\"enum\": [\"low\", \"high\"]}}')::text",
+                &[],
+            )
+            .unwrap()
+            .get(0),
+    )
+    .unwrap();
+    assert_eq!(
+        tightened["properties"]["row"]["properties"]["priority"]["enum"],
+        json!(["low", "high"])
+    );
+    let body = json!({"operation": "insert", "schema": "public", "table": "tickets",
+                      "row": {"id": 1, "priority": "urgent"}, "old_row": null, "changed_columns": null});
+    assert!(
+        schema_errors(&tightened, &body)
+            .iter()
+            .any(|e| e.starts_with("row/priority")),
+        "a value outside the enumeration passes"
+    );
+    // A path the body does not have: the field named, nothing changed.
+    let e = admin
+        .batch_execute("SELECT webhook.tighten_event_schema('public.tickets.insert', '{\"row.nope\": {\"enum\": [1]}}')")
+        .unwrap_err();
+    assert!(
+        webhook_emitter_e2e::db_message(&e).starts_with("schema_overrides: row.nope"),
+        "{e}"
+    );
+    // Another admin, a documented topic, PUBLIC: refused.
+    let e = cluster
+        .client_as("other_admin")
+        .batch_execute("SELECT webhook.tighten_event_schema('public.tickets.insert', NULL)")
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e}");
+    let e = admin
+        .batch_execute("SELECT webhook.tighten_event_schema('user.created', '{}')")
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e}");
+    let e = cluster
+        .client_as("nobody")
+        .batch_execute("SELECT webhook.tighten_event_schema('public.tickets.insert', NULL)")
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e}");
+    let still: String = su
+        .query_one(
+            "SELECT event_schema #>> '{properties,row,properties,priority,enum}' FROM webhook.topics WHERE topic = 'public.tickets.insert'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(still, r#"["low", "high"]"#);
+}
