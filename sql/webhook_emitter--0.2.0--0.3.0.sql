@@ -185,6 +185,13 @@ ALTER TABLE webhook.topics ADD COLUMN schema_overrides jsonb,
     ADD COLUMN event_schema jsonb GENERATED ALWAYS AS
         (webhook.infer_event_schema(topic, display_name, description, sample_body, schema_overrides)) STORED;
 
+-- Issue 29: one webhook's failures without a join. Existing attempts get
+-- their delivery's webhook.
+ALTER TABLE webhook.attempts ADD COLUMN webhook_id bigint;
+UPDATE webhook.attempts a SET webhook_id = d.webhook_id FROM webhook.deliveries d WHERE d.id = a.delivery_id;
+CREATE INDEX attempts_failures_idx ON webhook.attempts (webhook_id, started_at)
+    WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299;
+
 -- Code -----------------------------------------------------------------------
 
 -- Only the extension owner runs the topic's code as its definer (Rust).
@@ -1350,6 +1357,7 @@ REVOKE ALL ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb)
 GRANT EXECUTE ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog(),
     webhook.event_schema(text), webhook.tighten_event_schema(text, jsonb) TO webhook_admin;
 GRANT EXECUTE ON FUNCTION webhook.event_catalog(), webhook.event_schema(text) TO PUBLIC;
+GRANT SELECT (webhook_id) ON webhook.attempts TO PUBLIC;
 REVOKE ALL ON webhook.delivery_latency FROM PUBLIC;
 GRANT SELECT ON webhook.delivery_latency TO PUBLIC;
 REVOKE ALL ON FUNCTION webhook.create_webhook, webhook.update_webhook,

@@ -33,7 +33,7 @@ GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
 GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
               last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)
     ON webhook.deliveries TO PUBLIC;
-GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, error)
+GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, error, webhook_id)
     ON webhook.attempts TO PUBLIC;
 GRANT SELECT (id, delivery_id, webhook_id, status, tries, next_try_at, created_at, done_at)
     ON webhook.outcomes TO PUBLIC;

@@ -207,9 +207,15 @@ CREATE TABLE webhook.attempts (
     status_code      integer,
     response_headers jsonb,
     response_excerpt text,
-    error            text
+    error            text,
+    -- 0.3.0: the webhook, so that its failures are found without joining
+    -- the deliveries (no foreign key: it goes with its delivery).
+    webhook_id       bigint
 );
 CREATE INDEX attempts_delivery_idx ON webhook.attempts (delivery_id);
+-- One webhook's failures over a time range; only failed attempts pay for it.
+CREATE INDEX attempts_failures_idx ON webhook.attempts (webhook_id, started_at)
+    WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299;
 COMMENT ON TABLE webhook.attempts IS 'Every HTTP attempt: timing, status code, response excerpt, error.';
 
 -- The queue is the installation's data: pg_dump dumps it (and the identity

@@ -184,6 +184,7 @@ pub fn log_attempts(client: &mut SpiClient, outcomes: &[&Outcome]) -> Result<()>
         return Ok(());
     }
     let ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id).collect();
+    let webhooks: Vec<i64> = outcomes.iter().map(|o| o.webhook_id).collect();
     let attempts: Vec<i32> = outcomes.iter().map(|o| o.attempt).collect();
     let started: Vec<f64> = outcomes.iter().map(|o| epoch(o.started_at)).collect();
     let durations: Vec<f64> = outcomes.iter().map(|o| o.duration_ms).collect();
@@ -204,14 +205,14 @@ pub fn log_attempts(client: &mut SpiClient, outcomes: &[&Outcome]) -> Result<()>
     run_saved(
         client,
         "INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code,
-                                       response_headers, response_excerpt, error)
-         SELECT r.id, r.attempt, to_timestamp(r.started), r.duration, r.code, r.headers::jsonb, r.excerpt, r.err
-           FROM unnest($1::bigint[], $2::int[], $3::float8[], $4::float8[], $5::int[], $6::text[], $7::text[], $8::text[])
-                AS r(id, attempt, started, duration, code, headers, excerpt, err)
+                                       response_headers, response_excerpt, error, webhook_id)
+         SELECT r.id, r.attempt, to_timestamp(r.started), r.duration, r.code, r.headers::jsonb, r.excerpt, r.err, r.webhook
+           FROM unnest($1::bigint[], $2::int[], $3::float8[], $4::float8[], $5::int[], $6::text[], $7::text[], $8::text[], $9::bigint[])
+                AS r(id, attempt, started, duration, code, headers, excerpt, err, webhook)
           -- OFFSET 0: a primary-key lookup per attempt, never a join.
           WHERE EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = r.id OFFSET 0)",
-        &[INT8ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID],
-        &[ids.into(), attempts.into(), started.into(), durations.into(), codes.into(), headers.into(), excerpts.into(), errors.into()],
+        &[INT8ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID],
+        &[ids.into(), attempts.into(), started.into(), durations.into(), codes.into(), headers.into(), excerpts.into(), errors.into(), webhooks.into()],
     )?;
     Ok(())
 }

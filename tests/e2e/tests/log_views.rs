@@ -2,7 +2,7 @@
 //! deliveries are (queued to delivered, per webhook and hour).
 
 use std::time::Duration;
-use webhook_emitter_e2e::{wait_delivered, Cluster, Receiver};
+use webhook_emitter_e2e::{wait_delivered, Cluster, Receiver, Reply};
 
 #[test]
 fn delivery_latency_says_how_late_each_webhook_is_per_hour() {
@@ -45,4 +45,69 @@ fn delivery_latency_says_how_late_each_webhook_is_per_hour() {
     );
     assert!(max < 10_000.0, "{max} ms");
     assert!(r.get::<_, bool>(6));
+}
+
+#[test]
+fn a_webhooks_failures_are_found_by_its_id() {
+    let cluster = Cluster::start("webhook.retry_schedule = '0s,0s'");
+    let receiver = Receiver::start();
+    receiver.respond_with(|rec| {
+        if rec.path == "/down" {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    });
+    let mut su = cluster.client();
+    su.batch_execute("CREATE ROLE nobody LOGIN NOSUPERUSER")
+        .unwrap();
+    let down: i64 = su
+        .query_one(
+            "SELECT webhook.create_webhook('down', $1, '{user.created}')",
+            &[&receiver.url("/down")],
+        )
+        .unwrap()
+        .get(0);
+    su.execute(
+        "SELECT webhook.create_webhook('up', $1, '{user.created}')",
+        &[&receiver.url("/up")],
+    )
+    .unwrap();
+    su.batch_execute("INSERT INTO lms.users (first_name, email) VALUES ('U', 'u@x.example')")
+        .unwrap();
+    receiver.wait_for(3, Duration::from_secs(10));
+    su.batch_execute(&format!("SELECT * FROM webhook.send_test({down})"))
+        .unwrap();
+    let mut nobody = cluster.client_as("nobody");
+    let failures: Vec<(i64, Option<i32>)> = webhook_emitter_e2e::wait_for(
+        Duration::from_secs(10),
+        "three failed attempts of 'down'",
+        || {
+            let rows: Vec<(i64, Option<i32>)> = nobody
+                .query(
+                    "SELECT webhook_id, status_code FROM webhook.attempts
+                      WHERE webhook_id = $1 AND started_at > now() - interval '1 day'
+                        AND (status_code IS NULL OR status_code NOT BETWEEN 200 AND 299)",
+                    &[&down],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            (rows.len() == 3).then_some(rows)
+        },
+    );
+    // Two attempts of the delivery, one Send Test; every one 503.
+    assert!(
+        failures.iter().all(|f| f == &(down, Some(503))),
+        "{failures:?}"
+    );
+    let unattributed: i64 = su
+        .query_one(
+            "SELECT count(*) FROM webhook.attempts WHERE webhook_id IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(unattributed, 0);
 }

@@ -49,8 +49,9 @@ pub fn log_queries(conf: &str) {
                 now() - (e % 604800) * interval '1 second'
            FROM generate_series(1, {half}) e
            JOIN LATERAL (SELECT id FROM webhook.webhooks ORDER BY id OFFSET (e % 10) * 2 LIMIT 2) w ON true;
-         INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error)
-         SELECT d.id, 1, d.last_attempt_at - interval '0.05 second', 20 + d.id % 50, d.last_status_code, d.last_error
+         INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, webhook_id)
+         SELECT d.id, 1, d.last_attempt_at - interval '0.05 second', 20 + d.id % 50, d.last_status_code, d.last_error,
+                d.webhook_id
            FROM webhook.deliveries d;
          ANALYZE webhook.events, webhook.deliveries, webhook.attempts;",
         half = n / 2
@@ -64,13 +65,22 @@ pub fn log_queries(conf: &str) {
     let queries = [
         ("`SELECT * FROM webhook.webhook_health`", "SELECT * FROM webhook.webhook_health".to_owned()),
         (
-            "failures of one webhook over a day, and why (attempts, deliveries, events joined)",
+            "failures of one webhook over a day, and why (`attempts.webhook_id`)",
+            format!(
+                "SELECT a.delivery_id, a.started_at, a.status_code, a.error
+                   FROM webhook.attempts a
+                  WHERE a.webhook_id = {webhook} AND a.started_at > now() - interval '1 day'
+                    AND (a.status_code IS NULL OR a.status_code NOT BETWEEN 200 AND 299)"
+            ),
+        ),
+        (
+            "the same with each event's topic (attempts, deliveries, events joined)",
             format!(
                 "SELECT d.id, e.topic, a.started_at, a.status_code, a.error
                    FROM webhook.attempts a
                    JOIN webhook.deliveries d ON d.id = a.delivery_id
                    JOIN webhook.events e ON e.id = d.event_id
-                  WHERE d.webhook_id = {webhook} AND a.started_at > now() - interval '1 day'
+                  WHERE a.webhook_id = {webhook} AND a.started_at > now() - interval '1 day'
                     AND (a.status_code IS NULL OR a.status_code NOT BETWEEN 200 AND 299)"
             ),
         ),
