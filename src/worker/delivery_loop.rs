@@ -6,6 +6,7 @@
 use super::admission::{Admission, Admitted};
 use super::callbacks;
 use super::endpoints::EndpointCache;
+use super::maintenance::Upkeep;
 use super::plans;
 use super::pool::Pool;
 use super::presence;
@@ -24,15 +25,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Maintenance (pruning, held deliveries, expired leases) runs this often
-/// at most (more often for short retentions).
-const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
-/// Rows per pruning transaction: short locks, little bloat per commit.
-const PRUNE_BATCH: i64 = 5000;
-/// Time one loop turn may spend pruning; a turn that runs out of it comes
-/// back on the next turn, so pruning keeps pace with any drain rate without
-/// holding up claims for long.
-const PRUNE_BUDGET: Duration = Duration::from_millis(100);
 /// While requests are in flight the loop checks for results this often.
 const BUSY_TICK: Duration = Duration::from_millis(2);
 /// Outcomes are recorded in batches: one transaction per this many, or per
@@ -67,9 +59,8 @@ struct Worker {
     /// Deliveries claimed and not yet recorded (their leases are live),
     /// with the bytes of body each holds.
     in_hand: HashMap<i64, i64>,
-    last_maintenance: Instant,
-    /// The last pruning turn ran out of budget: more is old enough.
-    prune_behind: bool,
+    /// When pruning and the other upkeep run next.
+    upkeep: Upkeep,
     /// After a failed claim, the next one waits until then.
     claim_backoff: Option<Instant>,
     profile: LoopProfile,
@@ -97,8 +88,7 @@ impl Worker {
             unrecorded: Vec::new(),
             unrecorded_since: None,
             in_hand: HashMap::new(),
-            last_maintenance: Instant::now(),
-            prune_behind: false,
+            upkeep: Upkeep::default(),
             claim_backoff: None,
             profile: LoopProfile::new(),
             busy: false,
@@ -377,67 +367,6 @@ impl Worker {
         }
         Some(n as i64 >= limit)
     }
-
-    /// Pruning, held deliveries and expired leases, every `MAINTAIN_EVERY`
-    /// (sooner for short retentions); pruning continues on the next loop
-    /// turns while it has more to do.
-    fn maybe_maintain(&mut self) {
-        let every = (self.settings.retention / 4).clamp(Duration::from_secs(1), MAINTAIN_EVERY);
-        let due = self.last_maintenance.elapsed() >= every;
-        if !due && !self.prune_behind {
-            return;
-        }
-        let retention = self.settings.retention;
-        let started = Instant::now();
-        let mut pruned = 0;
-        self.prune_behind = false;
-        while started.elapsed() < PRUNE_BUDGET {
-            let n = txn::run(|| {
-                Spi::connect_mut(|client| maintenance::prune(client, retention, PRUNE_BATCH))
-            })
-            .unwrap_or_else(|e| {
-                warning!("webhook_emitter: pruning failed: {e}");
-                0
-            });
-            pruned += n;
-            if (n as i64) < PRUNE_BATCH {
-                break;
-            }
-            self.prune_behind = started.elapsed() >= PRUNE_BUDGET;
-        }
-        if pruned > 0 {
-            debug1!("webhook_emitter: pruned {pruned} deliveries");
-        }
-        if !due {
-            return;
-        }
-        self.last_maintenance = Instant::now();
-        let mine = self.in_hand();
-        txn::run(|| {
-            Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
-                maintenance::remove_deleted_webhooks(client)?;
-                Ok((
-                    maintenance::release_expired_leases(client, mine)?,
-                    maintenance::sync_held(client)?,
-                ))
-            })
-        })
-        .map(|(leases, held)| {
-            if leases > 0 {
-                log!("webhook_emitter: {leases} deliveries with an expired lease are due again");
-            }
-            if held > 0 {
-                debug1!("webhook_emitter: {held} deliveries moved to or from held");
-            }
-        })
-        .unwrap_or_else(|e| warning!("webhook_emitter: maintenance failed: {e}"));
-    }
-
-    /// Ids of the deliveries this worker holds: in flight, parked, or
-    /// waiting to be recorded.
-    fn in_hand(&self) -> Vec<i64> {
-        self.in_hand.keys().copied().collect()
-    }
 }
 
 /// The outcome of an attempt that could not even be made.
@@ -576,7 +505,9 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             worker.callbacks_due = callbacks::turn(&worker.settings);
             worker.last_callbacks = Instant::now();
         }
-        worker.maybe_maintain();
+        worker
+            .upkeep
+            .maybe_run(worker.settings.retention, &worker.in_hand);
         worker.profile.add(Phase::Other, started);
         timeout = if worker.outstanding > 0 {
             BUSY_TICK
@@ -585,7 +516,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         } else if more_due
             || wake_pending
             || worker.sequence_advanced
-            || worker.prune_behind
+            || worker.upkeep.prune_behind
             || worker.callbacks_due
             || !worker.unrecorded.is_empty()
         {

@@ -1,10 +1,90 @@
 //! The worker's upkeep of the queue: orphaned and expired leases, held
 //! deliveries following their webhook, deleted webhooks, pruning. SPI
-//! arguments only; runs on the worker's main thread.
+//! arguments only; runs on the worker's main thread. `Upkeep` decides when.
 
+use super::txn;
 use crate::error::Result;
+use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Maintenance (pruning, held deliveries, expired leases) runs this often
+/// at most (more often for short retentions).
+const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
+/// Rows per pruning transaction: short locks, little bloat per commit.
+const PRUNE_BATCH: i64 = 5000;
+/// Time one loop turn may spend pruning; a turn that runs out of it comes
+/// back on the next turn, so pruning keeps pace with any drain rate without
+/// holding up claims for long.
+const PRUNE_BUDGET: Duration = Duration::from_millis(100);
+
+/// When the worker loop runs the upkeep below.
+pub struct Upkeep {
+    last_maintenance: Instant,
+    /// The last pruning turn ran out of budget: more is old enough.
+    pub prune_behind: bool,
+}
+
+impl Default for Upkeep {
+    fn default() -> Self {
+        Upkeep {
+            last_maintenance: Instant::now(),
+            prune_behind: false,
+        }
+    }
+}
+
+impl Upkeep {
+    /// Pruning, held deliveries and expired leases, every `MAINTAIN_EVERY`
+    /// (sooner for short retentions); pruning continues on the next loop
+    /// turns while it has more to do.
+    pub fn maybe_run(&mut self, retention: Duration, in_hand: &HashMap<i64, i64>) {
+        let every = (retention / 4).clamp(Duration::from_secs(1), MAINTAIN_EVERY);
+        let due = self.last_maintenance.elapsed() >= every;
+        if !due && !self.prune_behind {
+            return;
+        }
+        let started = Instant::now();
+        let mut pruned = 0;
+        self.prune_behind = false;
+        while started.elapsed() < PRUNE_BUDGET {
+            let n = txn::run(|| Spi::connect_mut(|client| prune(client, retention, PRUNE_BATCH)))
+                .unwrap_or_else(|e| {
+                    warning!("webhook_emitter: pruning failed: {e}");
+                    0
+                });
+            pruned += n;
+            if (n as i64) < PRUNE_BATCH {
+                break;
+            }
+            self.prune_behind = started.elapsed() >= PRUNE_BUDGET;
+        }
+        if pruned > 0 {
+            debug1!("webhook_emitter: pruned {pruned} deliveries");
+        }
+        if !due {
+            return;
+        }
+        self.last_maintenance = Instant::now();
+        let mine: Vec<i64> = in_hand.keys().copied().collect();
+        txn::run(|| {
+            Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
+                remove_deleted_webhooks(client)?;
+                Ok((release_expired_leases(client, mine)?, sync_held(client)?))
+            })
+        })
+        .map(|(leases, held)| {
+            if leases > 0 {
+                log!("webhook_emitter: {leases} deliveries with an expired lease are due again");
+            }
+            if held > 0 {
+                debug1!("webhook_emitter: {held} deliveries moved to or from held");
+            }
+        })
+        .unwrap_or_else(|e| warning!("webhook_emitter: maintenance failed: {e}"));
+    }
+}
 
 /// The installed version of the extension in this database, if any.
 pub fn extension_version(client: &SpiClient) -> Result<Option<String>> {
