@@ -1246,7 +1246,6 @@ ALTER FUNCTION webhook.set_enabled(boolean) SECURITY DEFINER;
 ALTER FUNCTION webhook.set_tenant_id(text) SECURITY DEFINER;
 ALTER FUNCTION webhook.redeliver(bigint) SECURITY DEFINER;
 ALTER FUNCTION webhook.replay(bigint, timestamptz, timestamptz) SECURITY DEFINER;
-ALTER FUNCTION webhook.hold_or_release_deliveries() SECURITY DEFINER;
 ALTER FUNCTION webhook.send_test(bigint, text) SECURITY DEFINER SET search_path TO pg_catalog, pg_temp;
 ALTER FUNCTION webhook.enqueue(text, json) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 

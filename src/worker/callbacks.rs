@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most time a loop turn spends starting callbacks (one always runs).
-pub const BUDGET: Duration = Duration::from_millis(200);
+const BUDGET: Duration = Duration::from_millis(200);
 
 /// `TimeoutId`s of utils/timeout.h: `STATEMENT_TIMEOUT` (its handler
 /// cancels the running statement) and `USER_TIMEOUT`, the first an
