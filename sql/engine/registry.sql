@@ -184,11 +184,12 @@ CREATE TRIGGER validate_webhook BEFORE INSERT OR UPDATE ON webhook.webhooks
     FOR EACH ROW EXECUTE FUNCTION webhook.validate_webhook();
 
 -- Management API -----------------------------------------------------------
--- SECURITY DEFINER: webhook_admin reads webhook.webhooks but writes it only
--- through these functions (table privileges would also let it lock the
--- table, and every writer and the worker read it). create_webhook and
--- update_webhook are Rust (src/settings/api.rs), next to the settings'
--- model and rules.
+-- webhook_admin reads webhook.webhooks but writes it only through these
+-- functions (table privileges would also let it lock the table, and every
+-- writer and the worker read it): the ones below are SECURITY DEFINER;
+-- create_webhook and update_webhook are Rust (src/settings/api.rs, next to
+-- the settings' model and rules) that run as the caller and write as the
+-- extension owner, so that an outcome callback's owner is the caller.
 
 COMMENT ON FUNCTION webhook.create_webhook IS 'Register a webhook; returns its id. Raises 22023 naming the field on bad input.';
 COMMENT ON FUNCTION webhook.update_webhook IS 'Change only the given settings of a webhook (NULL = unchanged; clear_* to remove optional ones).';
