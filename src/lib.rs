@@ -8,7 +8,8 @@
 //! OpenAPI document), `render`
 //! (JSON, XML, templates, signatures), `http` (a webhook's endpoint, one
 //! request, auth, address policy), `worker` (launcher, loop, claim, record,
-//! retry), `shmem` (shared memory), `guc` (settings), `error` (one error
+//! retry), `stats` (the histograms of the delivery log's hourly summary),
+//! `shmem` (shared memory), `guc` (settings), `error` (one error
 //! type mapped to SQLSTATEs). SQL in `sql/engine/` (state.sql: tables;
 //! the rest: functions, triggers, views) and `sql/lms/` (the LMS schema and
 //! its documented topics).
@@ -23,6 +24,7 @@ mod http;
 mod render;
 mod settings;
 mod shmem;
+mod stats;
 mod status;
 mod worker;
 mod write;
@@ -74,7 +76,13 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/engine/log.sql",
     name = "log",
-    requires = ["topics", admin::redact::redact_url]
+    requires = [
+        "topics",
+        admin::redact::redact_url,
+        stats::histogram,
+        stats::histogram_add,
+        stats::histogram_percentile
+    ]
 );
 extension_sql_file!(
     "../sql/engine/metrics.sql",

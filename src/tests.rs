@@ -424,3 +424,45 @@ fn a_delivery_interrupted_again_and_again_is_set_aside() {
     assert!(error.unwrap_or_default().starts_with("set aside"));
     assert_eq!(outcome("p2").0.as_deref(), Some("failed"));
 }
+
+// The hourly summary's histograms (src/stats.rs): a percentile is read
+// within 10%, values out of range land in the end buckets, NULLs are left
+// out, and a bad q is refused.
+#[pg_test]
+fn histogram_percentiles_are_within_ten_percent() {
+    for exact in [1.0f64, 3.7, 42.0, 250.0, 1234.5, 86_400_000.0] {
+        let got = Spi::get_one_with_args::<f64>(
+            "SELECT webhook.histogram_percentile(webhook.histogram(ARRAY[$1]), 0.5, NULL)",
+            &[exact.into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert!((got - exact).abs() <= 0.1 * exact, "{got} for {exact}");
+    }
+    let buckets = Spi::get_one::<Vec<i32>>(
+        "SELECT ARRAY[webhook.histogram_bucket(-5), webhook.histogram_bucket('NaN'),
+                      webhook.histogram_bucket('Infinity'), webhook.histogram_bucket(1)]",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(buckets, [0, 0, 127, 4]);
+    let h = Spi::get_one::<Vec<i64>>("SELECT webhook.histogram(ARRAY[1, NULL, 1, 1e12]::float8[])")
+        .unwrap()
+        .unwrap();
+    assert_eq!((h.len(), h[4], h[127]), (128, 2, 1));
+    let top = Spi::get_one::<f64>(
+        "SELECT webhook.histogram_percentile(webhook.histogram(ARRAY[10, 20, 30, 40, 1000]::float8[]), 1, 1000)",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(top, 1000.0);
+    let empty = Spi::get_one::<f64>("SELECT webhook.histogram_percentile(webhook.histogram('{}'), 0.5, NULL)")
+        .unwrap();
+    assert_eq!(empty, None);
+    let sum = Spi::get_one::<Vec<i64>>("SELECT webhook.histogram_add('{1,2}', '{1,2,3}')")
+        .unwrap()
+        .unwrap();
+    assert_eq!(sum, [2, 4, 3]);
+    let refused = try_sql("SELECT webhook.histogram_percentile('{1}', 1.5, NULL)").unwrap_or_default();
+    assert!(refused.starts_with("22023 q: must be between 0 and 1"), "{refused}");
+}

@@ -29,7 +29,7 @@ GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
     webhook.recent_failures, webhook.webhook_health, webhook.delivery_latency,
-    webhook.delivery_counters TO PUBLIC;
+    webhook.delivery_counters, webhook.delivery_stats TO PUBLIC;
 GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
               last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)
     ON webhook.deliveries TO PUBLIC;
@@ -39,7 +39,10 @@ GRANT SELECT (id, delivery_id, webhook_id, status, tries, next_try_at, created_a
     ON webhook.outcomes TO PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted(text),
     webhook.redact_url(text), webhook.metrics(), webhook.latency_buckets(),
-    webhook.prometheus_label(text), webhook.event_catalog(), webhook.event_schema(text) TO PUBLIC;
+    webhook.prometheus_label(text), webhook.event_catalog(), webhook.event_schema(text),
+    webhook.histogram_bucket(double precision), webhook.histogram(double precision[]),
+    webhook.histogram_add(bigint[], bigint[]), webhook.histogram_sum(bigint[]),
+    webhook.histogram_percentile(bigint[], double precision, double precision) TO PUBLIC;
 
 -- Read only: with UPDATE or DELETE it could LOCK the table, which every
 -- writer and the worker read (the API's functions are SECURITY DEFINER).
@@ -53,6 +56,7 @@ REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(t
     webhook.store_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
     webhook.install_topic(text), webhook.uninstall_topic(text), webhook.mark_replicated(),
     webhook.notify(text, jsonb), webhook.notify_dead_deliveries(bigint[]),
+    webhook.rebuild_delivery_stats(),
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
     FROM webhook_admin;
 

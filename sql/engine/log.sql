@@ -49,44 +49,152 @@ WHERE d.status IN ('failed', 'dead') AND d.last_attempt_at > now() - interval '2
 ORDER BY d.last_attempt_at DESC;
 COMMENT ON VIEW webhook.recent_failures IS 'Failed (will retry) and dead deliveries of the last 24 hours.';
 
--- Per-webhook health over the last 24 hours of attempts.
+-- Histograms of milliseconds (webhook.delivery_stats): webhook.histogram,
+-- histogram_bucket, histogram_add and histogram_percentile are Rust
+-- (src/stats.rs, where the buckets are defined).
+
+-- The sum of histograms (over hours, say).
+CREATE AGGREGATE webhook.histogram_sum(bigint[]) (SFUNC = webhook.histogram_add, STYPE = bigint[]);
+
+-- Called by the worker with each recorded batch, after the deliveries are
+-- updated (delivered_at set): per attempt its delivery, webhook, final
+-- status (delivered, failed, held, dead), HTTP status, start (epoch) and
+-- round trip. One row per webhook and hour of webhook.delivery_stats.
+CREATE FUNCTION webhook.count_hourly(ids bigint[], webhooks bigint[], statuses text[], codes integer[],
+                                     started double precision[], durations double precision[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO webhook.delivery_stats AS s
+        (webhook_id, hour, attempts, successes, delivered, dead, last_success_at, last_failure_at,
+         round_trip_ms, round_trip_max_ms, latency_ms, latency_max_ms)
+    SELECT r.webhook_id, date_trunc('hour', to_timestamp(r.started)),
+           count(*),
+           count(*) FILTER (WHERE r.code BETWEEN 200 AND 299),
+           count(*) FILTER (WHERE r.status = 'delivered'),
+           count(*) FILTER (WHERE r.status = 'dead'),
+           max(to_timestamp(r.started)) FILTER (WHERE r.code BETWEEN 200 AND 299),
+           max(to_timestamp(r.started)) FILTER (WHERE r.code IS NULL OR r.code NOT BETWEEN 200 AND 299),
+           webhook.histogram(array_agg(r.duration)),
+           max(r.duration),
+           webhook.histogram(array_agg(d.latency) FILTER (WHERE r.status = 'delivered')),
+           max(d.latency) FILTER (WHERE r.status = 'delivered')
+      FROM unnest(ids, webhooks, statuses, codes, started, durations)
+               AS r(id, webhook_id, status, code, started, duration)
+      -- A primary-key lookup per id, never a join (see count_outcomes).
+      CROSS JOIN LATERAL (
+          SELECT 1000 * extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency
+            FROM webhook.deliveries d WHERE d.id = r.id OFFSET 0) d
+     GROUP BY r.webhook_id, date_trunc('hour', to_timestamp(r.started))
+    ON CONFLICT (webhook_id, hour) DO UPDATE SET
+        attempts = s.attempts + excluded.attempts,
+        successes = s.successes + excluded.successes,
+        delivered = s.delivered + excluded.delivered,
+        dead = s.dead + excluded.dead,
+        last_success_at = greatest(s.last_success_at, excluded.last_success_at),
+        last_failure_at = greatest(s.last_failure_at, excluded.last_failure_at),
+        round_trip_ms = webhook.histogram_add(s.round_trip_ms, excluded.round_trip_ms),
+        round_trip_max_ms = greatest(s.round_trip_max_ms, excluded.round_trip_max_ms),
+        latency_ms = webhook.histogram_add(s.latency_ms, excluded.latency_ms),
+        latency_max_ms = greatest(s.latency_max_ms, excluded.latency_max_ms);
+END;
+
+-- webhook.delivery_stats computed again from the delivery log kept (run by
+-- the upgrade from 0.2.0, and after the log was written by hand): attempts
+-- by the hour they started, deliveries by the hour they ended. Superuser
+-- only. Returns the rows written.
+CREATE FUNCTION webhook.rebuild_delivery_stats() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    written bigint;
+BEGIN
+    LOCK TABLE webhook.delivery_stats IN EXCLUSIVE MODE;
+    DELETE FROM webhook.delivery_stats;
+    WITH tried AS (
+        SELECT d.webhook_id, date_trunc('hour', a.started_at) AS hour,
+               count(*) AS attempts,
+               count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS successes,
+               max(a.started_at) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS last_success_at,
+               max(a.started_at) FILTER (WHERE a.status_code IS NULL OR a.status_code NOT BETWEEN 200 AND 299)
+                   AS last_failure_at,
+               webhook.histogram(array_agg(a.duration_ms)) AS round_trip_ms,
+               max(a.duration_ms) AS round_trip_max_ms
+          FROM webhook.attempts a JOIN webhook.deliveries d ON d.id = a.delivery_id
+         WHERE NOT d.is_test
+         GROUP BY 1, 2),
+    ended AS (
+        SELECT d.webhook_id, date_trunc('hour', coalesce(d.delivered_at, d.last_attempt_at)) AS hour,
+               count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
+               count(*) FILTER (WHERE d.status = 'dead') AS dead,
+               webhook.histogram(array_agg(1000 * extract(epoch FROM d.delivered_at - d.created_at)::float8)
+                                 FILTER (WHERE d.status = 'delivered')) AS latency_ms,
+               max(1000 * extract(epoch FROM d.delivered_at - d.created_at)::float8)
+                   FILTER (WHERE d.status = 'delivered') AS latency_max_ms
+          FROM webhook.deliveries d
+         WHERE d.status IN ('delivered', 'dead') AND NOT d.is_test
+           AND coalesce(d.delivered_at, d.last_attempt_at) IS NOT NULL
+         GROUP BY 1, 2)
+    INSERT INTO webhook.delivery_stats
+        (webhook_id, hour, attempts, successes, delivered, dead, last_success_at, last_failure_at,
+         round_trip_ms, round_trip_max_ms, latency_ms, latency_max_ms)
+    SELECT coalesce(t.webhook_id, e.webhook_id), coalesce(t.hour, e.hour),
+           coalesce(t.attempts, 0), coalesce(t.successes, 0), coalesce(e.delivered, 0), coalesce(e.dead, 0),
+           t.last_success_at, t.last_failure_at,
+           coalesce(t.round_trip_ms, webhook.histogram('{}')), t.round_trip_max_ms,
+           coalesce(e.latency_ms, webhook.histogram('{}')), e.latency_max_ms
+      FROM tried t FULL JOIN ended e ON e.webhook_id = t.webhook_id AND e.hour = t.hour;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+
+-- Per-webhook health over the current hour and the 23 before it, from
+-- webhook.delivery_stats; the backlog counts read the queue's partial
+-- indexes (pending and failed, ordered sequences, leased), never the log:
+-- their cost grows with the backlog, not with the log kept.
 CREATE VIEW webhook.webhook_health AS
 SELECT w.id AS webhook_id, w.name, w.enabled, w.disabled_reason, w.failing_since,
-       count(a.id) AS attempts_24h,
-       count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS successes_24h,
-       round(100.0 * count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) / nullif(count(a.id), 0), 1)
-           AS success_rate_pct,
-       max(a.started_at) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS last_success_at,
-       max(a.started_at) FILTER (WHERE a.status_code IS NULL OR a.status_code NOT BETWEEN 200 AND 299) AS last_failure_at,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p50_ms,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p95_ms,
-       percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_ms) AS latency_p99_ms,
-       (SELECT count(*) FROM webhook.deliveries p
-         WHERE p.webhook_id = w.id AND p.status IN ('pending', 'failed', 'delivering')) AS backlog,
+       coalesce(s.attempts, 0) AS attempts_24h,
+       coalesce(s.successes, 0) AS successes_24h,
+       round(100.0 * s.successes / nullif(s.attempts, 0), 1) AS success_rate_pct,
+       s.last_success_at, s.last_failure_at,
+       webhook.histogram_percentile(s.round_trip_ms, 0.5, s.round_trip_max_ms) AS latency_p50_ms,
+       webhook.histogram_percentile(s.round_trip_ms, 0.95, s.round_trip_max_ms) AS latency_p95_ms,
+       webhook.histogram_percentile(s.round_trip_ms, 0.99, s.round_trip_max_ms) AS latency_p99_ms,
+       coalesce(q.queued, 0)
+     + (SELECT count(*) FROM webhook.deliveries p
+         WHERE p.webhook_id = w.id AND p.order_key IS NOT NULL AND p.status IN ('pending', 'failed', 'delivering'))
+     + (SELECT count(*) FROM webhook.deliveries p
+         WHERE p.webhook_id = w.id AND p.status = 'delivering' AND p.order_key IS NULL) AS backlog,
        (SELECT count(*) FROM webhook.deliveries h WHERE h.webhook_id = w.id AND h.status = 'held') AS held,
        -- 0.3.0: events whose builder failed, waiting for webhook.rebuild_events.
        (SELECT count(*) FROM webhook.deliveries u WHERE u.webhook_id = w.id AND u.status = 'unbuilt') AS unbuilt
 FROM webhook.webhooks w
-LEFT JOIN webhook.deliveries d ON d.webhook_id = w.id AND d.last_attempt_at > now() - interval '24 hours'
-LEFT JOIN webhook.attempts a ON a.delivery_id = d.id AND a.started_at > now() - interval '24 hours'
-GROUP BY w.id;
-COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, latency percentiles (last 24 h), backlog, held deliveries, and unbuilt ones (their builder failed; see webhook.rebuild_events).';
+LEFT JOIN LATERAL (
+    SELECT sum(h.attempts)::bigint AS attempts, sum(h.successes)::bigint AS successes,
+           max(h.last_success_at) AS last_success_at, max(h.last_failure_at) AS last_failure_at,
+           webhook.histogram_sum(h.round_trip_ms) AS round_trip_ms, max(h.round_trip_max_ms) AS round_trip_max_ms
+      FROM webhook.delivery_stats h
+     WHERE h.webhook_id = w.id AND h.hour >= date_trunc('hour', now()) - interval '23 hours') s ON true
+-- One pass over deliveries_due_idx for every webhook (index only).
+LEFT JOIN (SELECT p.webhook_id, count(*) AS queued FROM webhook.deliveries p
+            WHERE p.status IN ('pending', 'failed') AND p.order_key IS NULL
+            GROUP BY p.webhook_id) q ON q.webhook_id = w.id;
+COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, round-trip percentiles (the current hour and the 23 before it, within 10%), backlog, held deliveries, and unbuilt ones (their builder failed; see webhook.rebuild_events).';
 
 -- How late webhooks are: from the event's queueing (the writing
--- transaction) to its delivery, per webhook and hour, over the log kept
--- (webhook.retention). webhook_health's latency is the HTTP round trip.
+-- transaction) to its delivery, per webhook and hour, from
+-- webhook.delivery_stats (kept as long as the log, webhook.retention).
+-- webhook_health's latency is the HTTP round trip.
 CREATE VIEW webhook.delivery_latency AS
-SELECT d.webhook_id, w.name, date_trunc('hour', d.delivered_at) AS hour,
-       count(*) AS delivered,
-       round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS p50_ms,
-       round(1000 * percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS p95_ms,
-       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS p99_ms,
-       round(1000 * max(extract(epoch FROM d.delivered_at - d.created_at))::numeric, 1) AS max_ms
-  FROM webhook.deliveries d
-  JOIN webhook.webhooks w ON w.id = d.webhook_id
- WHERE d.status = 'delivered' AND NOT d.is_test
- GROUP BY d.webhook_id, w.name, date_trunc('hour', d.delivered_at);
-COMMENT ON VIEW webhook.delivery_latency IS 'Queued to delivered, per webhook and hour: deliveries, p50/p95/p99/max in ms (over the log kept by webhook.retention).';
+SELECT s.webhook_id, w.name, s.hour, s.delivered,
+       round(webhook.histogram_percentile(s.latency_ms, 0.5, s.latency_max_ms)::numeric, 1) AS p50_ms,
+       round(webhook.histogram_percentile(s.latency_ms, 0.95, s.latency_max_ms)::numeric, 1) AS p95_ms,
+       round(webhook.histogram_percentile(s.latency_ms, 0.99, s.latency_max_ms)::numeric, 1) AS p99_ms,
+       round(s.latency_max_ms::numeric, 1) AS max_ms
+  FROM webhook.delivery_stats s
+  JOIN webhook.webhooks w ON w.id = s.webhook_id
+ WHERE s.delivered > 0;
+COMMENT ON VIEW webhook.delivery_latency IS 'Queued to delivered, per webhook and hour: deliveries, p50/p95/p99 (within 10%) and max in ms (kept as long as the log, webhook.retention).';
 
 -- Re-queue one failed or dead delivery; the event (and its id) is unchanged.
 -- SECURITY DEFINER (here and in replay): webhook_admin reads the queue

@@ -182,7 +182,9 @@ CREATE TABLE webhook.deliveries (
 -- Unordered deliveries are claimed by due time; ordered ones only at the
 -- head of their sequence, found through deliveries_sequence_idx, so a long
 -- blocked sequence is never scanned by the claim.
-CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at)
+-- webhook_id included: webhook_health counts each webhook's backlog from
+-- this index alone (an index-only scan once vacuum has passed).
+CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at) INCLUDE (webhook_id)
     WHERE status IN ('pending', 'failed') AND order_key IS NULL;
 CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_key, id)
     WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');
@@ -244,6 +246,30 @@ CREATE TABLE webhook.delivery_counters (
 );
 COMMENT ON TABLE webhook.delivery_counters IS 'Monotonic delivery counters per webhook and topic (kept when the log is pruned); see webhook.metrics().';
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_counters', '');
+
+-- 0.3.0: the delivery log summed per webhook and hour, written by the worker
+-- with each recorded batch (webhook.count_hourly), so that webhook_health and
+-- delivery_latency read a few rows per webhook instead of the log itself.
+-- Histograms: count per bucket of webhook.histogram_bucket() (128 buckets,
+-- each 2^(1/4) wider than the last: percentiles within 10%). Send Test's
+-- attempts are not counted. Kept as long as the log (webhook.retention).
+CREATE TABLE webhook.delivery_stats (
+    webhook_id        bigint NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
+    hour              timestamptz NOT NULL,  -- the attempts' start, truncated to the hour
+    attempts          bigint NOT NULL DEFAULT 0,
+    successes         bigint NOT NULL DEFAULT 0,  -- attempts answered 2xx
+    delivered         bigint NOT NULL DEFAULT 0,
+    dead              bigint NOT NULL DEFAULT 0,
+    last_success_at   timestamptz,
+    last_failure_at   timestamptz,
+    round_trip_ms     bigint[] NOT NULL,  -- histogram of the attempts' HTTP round trip
+    round_trip_max_ms double precision,
+    latency_ms        bigint[] NOT NULL,  -- histogram of queued-to-delivered, delivered ones
+    latency_max_ms    double precision,
+    PRIMARY KEY (webhook_id, hour)
+);
+COMMENT ON TABLE webhook.delivery_stats IS 'The delivery log per webhook and hour: attempts, successes, delivered, dead, last success/failure, histograms of round trip and queued-to-delivered (webhook.histogram_percentile); read by webhook_health and delivery_latency.';
+SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_stats', '');
 
 -- Outcomes waiting for their webhook's callback (src/worker/callbacks.rs):
 -- written with the delivery's final status, in the same transaction; the

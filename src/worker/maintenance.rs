@@ -224,5 +224,11 @@ pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<
         None,
         &[retention.as_secs_f64().into(), batch.into()],
     )?;
+    // The hourly summary goes with the log it sums (an hour at a time).
+    client.update(
+        "DELETE FROM webhook.delivery_stats s WHERE s.hour < date_trunc('hour', now() - make_interval(secs => $1))",
+        None,
+        &[retention.as_secs_f64().into()],
+    )?;
     Ok(deleted.len())
 }

@@ -86,6 +86,7 @@ pub fn record(
     )?;
     let outcomes: Vec<&Outcome> = verdicts.iter().map(|v| &v.outcome).collect();
     log_attempts(client, &outcomes)?;
+    count_hourly(client, verdicts)?;
     let for_callbacks: Vec<&Verdict> = verdicts
         .iter()
         .filter(|v| with_callback.contains(&v.outcome.webhook_id))
@@ -98,6 +99,42 @@ pub fn record(
         .collect();
     notify_dead(client, dead)?;
     record_health(client, verdicts, disable_after)
+}
+
+/// Sum the batch into `webhook.delivery_stats` (per webhook and hour),
+/// which `webhook_health` and `delivery_latency` read instead of the log.
+fn count_hourly(client: &mut SpiClient, verdicts: &[Verdict]) -> Result<()> {
+    let column = |f: &dyn Fn(&Verdict) -> f64| verdicts.iter().map(f).collect::<Vec<f64>>();
+    let started = column(&|v| epoch(v.outcome.started_at));
+    let durations = column(&|v| v.outcome.duration_ms);
+    let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
+    let webhooks: Vec<i64> = verdicts.iter().map(|v| v.outcome.webhook_id).collect();
+    let statuses: Vec<&str> = verdicts.iter().map(|v| v.status.as_str()).collect();
+    let codes: Vec<Option<i32>> = verdicts
+        .iter()
+        .map(|v| v.outcome.status_code.map(i32::from))
+        .collect();
+    run_saved(
+        client,
+        "SELECT webhook.count_hourly($1, $2, $3, $4, $5, $6)",
+        &[
+            INT8ARRAYOID,
+            INT8ARRAYOID,
+            TEXTARRAYOID,
+            INT4ARRAYOID,
+            FLOAT8ARRAYOID,
+            FLOAT8ARRAYOID,
+        ],
+        &[
+            ids.into(),
+            webhooks.into(),
+            statuses.into(),
+            codes.into(),
+            started.into(),
+            durations.into(),
+        ],
+    )?;
+    Ok(())
 }
 
 /// Announce deliveries that went dead (NOTIFY webhook_emitter).

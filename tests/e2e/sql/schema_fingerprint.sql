@@ -39,7 +39,11 @@ UNION ALL
 SELECT 'function ' || p.oid::regprocedure || ' member=' || (p.oid IN (SELECT objid FROM members))
        || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(p.proacl) x), '-')
        || ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
-       || ' def=' || pg_get_functiondef(p.oid)
+       || ' def=' || CASE WHEN p.prokind = 'a'
+                          THEN (SELECT format('aggregate sfunc=%s stype=%s initcond=%s', a.aggtransfn,
+                                              a.aggtranstype::regtype, a.agginitval)
+                                  FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
+                          ELSE pg_get_functiondef(p.oid) END
   FROM pg_proc p
  WHERE p.pronamespace IN ('webhook'::regnamespace, 'lms'::regnamespace)
 UNION ALL

@@ -85,6 +85,11 @@ fn upgrading_from_0_1_0_keeps_everything_and_equals_a_fresh_install() {
           WHERE id = (SELECT min(id) FROM webhook.deliveries);",
     )
     .unwrap();
+    c.batch_execute(
+        "INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code)
+         SELECT min(id), 1, now(), 42, 500 FROM webhook.deliveries",
+    )
+    .unwrap();
     let queued: i64 = c
         .query_one(
             "SELECT count(*) FROM webhook.deliveries WHERE status IN ('pending', 'failed')",
@@ -149,6 +154,20 @@ fn upgrading_from_0_1_0_keeps_everything_and_equals_a_fresh_install() {
         ),
         deliveries_before
     );
+    // The log kept is summed per webhook and hour by the upgrade: the
+    // failed attempt is in its webhook's health (42 ms, read within 10%).
+    let health = c
+        .query_one(
+            "SELECT attempts_24h, successes_24h, last_failure_at IS NOT NULL, latency_p50_ms
+               FROM webhook.webhook_health WHERE attempts_24h > 0",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(health.get::<_, i64>(0), 1);
+    assert_eq!(health.get::<_, i64>(1), 0);
+    assert!(health.get::<_, bool>(2));
+    let p50: f64 = health.get(3);
+    assert!((37.8..=46.2).contains(&p50), "{p50}");
     let lms_members: i64 = c
         .query_one(
             "SELECT count(*) FROM pg_depend d JOIN pg_class k ON k.oid = d.objid
@@ -204,6 +223,22 @@ fn upgrading_from_0_1_0_keeps_everything_and_equals_a_fresh_install() {
     });
     let erp: Vec<_> = got.iter().filter(|r| r.path == "/erp").collect();
     assert_eq!(erp.len(), 3);
+    // The new worker adds to the summary the upgrade made.
+    let summed: Vec<(String, i64, i64)> = c
+        .query(
+            "SELECT h.name, h.attempts_24h - h.successes_24h, l.delivered::bigint FROM webhook.webhook_health h
+               JOIN (SELECT webhook_id, sum(delivered) AS delivered FROM webhook.delivery_latency GROUP BY 1) l
+                 ON l.webhook_id = h.webhook_id ORDER BY h.name",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let failed: i64 = summed.iter().map(|s| s.1).sum();
+    assert_eq!(failed, 1, "{summed:?}");
+    let delivered: Vec<(&str, i64)> = summed.iter().map(|s| (s.0.as_str(), s.2)).collect();
+    assert_eq!(delivered, [("Chat", 2), ("ERP", 3)]);
     for r in &erp {
         assert!(r
             .header("authorization")
