@@ -1043,6 +1043,10 @@ LANGUAGE c /* Rust */ SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'rebuild_events_wrapper';
 COMMENT ON FUNCTION webhook.rebuild_events IS 'Build again the events whose builder failed (deliveries unbuilt), as the topic''s definer, and release them; with discard => true remove them instead. At most max_events per call.';
 
+-- The worker records a batch, its counters and its hourly summary in one
+-- statement of its own (src/worker/record.rs).
+DROP FUNCTION webhook.count_outcomes(bigint[], text[]);
+
 -- webhook_health counts the backlog from the due index alone.
 DROP INDEX webhook.deliveries_due_idx;
 -- webhook_id included: webhook_health counts each webhook's backlog from
@@ -1051,7 +1055,7 @@ CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at) INCLUDE 
     WHERE status IN ('pending', 'failed') AND order_key IS NULL;
 
 -- 0.3.0: the delivery log summed per webhook and hour, written by the worker
--- with each recorded batch (webhook.count_hourly), so that webhook_health and
+-- with each recorded batch (src/worker/record.rs), so that webhook_health and
 -- delivery_latency read a few rows per webhook instead of the log itself.
 -- Histograms: count per bucket of webhook.histogram_bucket() (128 buckets,
 -- each 2^(1/4) wider than the last: percentiles within 10%). Send Test's
@@ -1089,48 +1093,6 @@ IMMUTABLE PARALLEL SAFE LANGUAGE c /* Rust */ AS 'MODULE_PATHNAME', 'histogram_p
 
 -- The sum of histograms (over hours, say).
 CREATE AGGREGATE webhook.histogram_sum(bigint[]) (SFUNC = webhook.histogram_add, STYPE = bigint[]);
-
--- Called by the worker with each recorded batch, after the deliveries are
--- updated (delivered_at set): per attempt its delivery, webhook, final
--- status (delivered, failed, held, dead), HTTP status, start (epoch) and
--- round trip. One row per webhook and hour of webhook.delivery_stats.
-CREATE FUNCTION webhook.count_hourly(ids bigint[], webhooks bigint[], statuses text[], codes integer[],
-                                     started double precision[], durations double precision[]) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    INSERT INTO webhook.delivery_stats AS s
-        (webhook_id, hour, attempts, successes, delivered, dead, last_success_at, last_failure_at,
-         round_trip_ms, round_trip_max_ms, latency_ms, latency_max_ms)
-    SELECT r.webhook_id, date_trunc('hour', to_timestamp(r.started)),
-           count(*),
-           count(*) FILTER (WHERE r.code BETWEEN 200 AND 299),
-           count(*) FILTER (WHERE r.status = 'delivered'),
-           count(*) FILTER (WHERE r.status = 'dead'),
-           max(to_timestamp(r.started)) FILTER (WHERE r.code BETWEEN 200 AND 299),
-           max(to_timestamp(r.started)) FILTER (WHERE r.code IS NULL OR r.code NOT BETWEEN 200 AND 299),
-           webhook.histogram(array_agg(r.duration)),
-           max(r.duration),
-           webhook.histogram(array_agg(d.latency) FILTER (WHERE r.status = 'delivered')),
-           max(d.latency) FILTER (WHERE r.status = 'delivered')
-      FROM unnest(ids, webhooks, statuses, codes, started, durations)
-               AS r(id, webhook_id, status, code, started, duration)
-      -- A primary-key lookup per id, never a join (see count_outcomes).
-      CROSS JOIN LATERAL (
-          SELECT 1000 * extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency
-            FROM webhook.deliveries d WHERE d.id = r.id OFFSET 0) d
-     GROUP BY r.webhook_id, date_trunc('hour', to_timestamp(r.started))
-    ON CONFLICT (webhook_id, hour) DO UPDATE SET
-        attempts = s.attempts + excluded.attempts,
-        successes = s.successes + excluded.successes,
-        delivered = s.delivered + excluded.delivered,
-        dead = s.dead + excluded.dead,
-        last_success_at = greatest(s.last_success_at, excluded.last_success_at),
-        last_failure_at = greatest(s.last_failure_at, excluded.last_failure_at),
-        round_trip_ms = webhook.histogram_add(s.round_trip_ms, excluded.round_trip_ms),
-        round_trip_max_ms = greatest(s.round_trip_max_ms, excluded.round_trip_max_ms),
-        latency_ms = webhook.histogram_add(s.latency_ms, excluded.latency_ms),
-        latency_max_ms = greatest(s.latency_max_ms, excluded.latency_max_ms);
-END;
 
 -- webhook.delivery_stats computed again from the delivery log kept (run by
 -- the upgrade from 0.2.0, and after the log was written by hand): attempts
@@ -1511,10 +1473,7 @@ REVOKE ALL ON webhook.delivery_latency FROM PUBLIC;
 GRANT SELECT ON webhook.delivery_latency TO PUBLIC;
 REVOKE ALL ON webhook.delivery_stats FROM PUBLIC;
 GRANT SELECT ON webhook.delivery_stats TO PUBLIC;
-REVOKE ALL ON FUNCTION webhook.count_hourly(bigint[], bigint[], text[], integer[], double precision[], double precision[]),
-    webhook.rebuild_delivery_stats() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook.count_hourly(bigint[], bigint[], text[], integer[], double precision[], double precision[])
-    TO webhook_admin;
+REVOKE ALL ON FUNCTION webhook.rebuild_delivery_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.histogram_bucket(double precision), webhook.histogram(double precision[]),
     webhook.histogram_add(bigint[], bigint[]), webhook.histogram_sum(bigint[]),
     webhook.histogram_percentile(bigint[], double precision, double precision) TO PUBLIC, webhook_admin;

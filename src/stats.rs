@@ -1,5 +1,5 @@
 //! Histograms of milliseconds for the delivery log's hourly summary
-//! (`webhook.delivery_stats`, written by `webhook.count_hourly` and
+//! (`webhook.delivery_stats`, written by the worker, `worker/record.rs`, and
 //! `webhook.rebuild_delivery_stats`, read by `webhook_health` and
 //! `delivery_latency`). One definition of the buckets, called from SQL.
 //!

@@ -1,56 +1,14 @@
 -- webhook_emitter: metrics for Prometheus.
 --
 -- Counters must only go up, and the delivery log is pruned, so the worker
--- adds each batch of outcomes to delivery_counters in the transaction that
--- records them (exact across crashes). Gauges (in flight, backlog, oldest
+-- adds each batch of outcomes to delivery_counters in the statement that
+-- records them (src/worker/record.rs: exact across crashes). Gauges (in flight, backlog, oldest
 -- pending) are read from the queue at scrape time.
 
 -- Upper bounds (seconds) of the latency histogram's buckets, +Inf aside.
 CREATE FUNCTION webhook.latency_buckets() RETURNS double precision[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN ARRAY[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600]::double precision[];
-
--- Called by the worker with each recorded batch: delivery ids and the
--- status each attempt ended in (delivered, failed, dead; held counts as
--- failed). Deliveries are already updated (delivered_at set).
-CREATE FUNCTION webhook.count_outcomes(ids bigint[], statuses text[]) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    INSERT INTO webhook.delivery_counters AS c
-        (webhook_id, topic, delivered, failed, dead, retried, latency_le, latency_sum, latency_count)
-    SELECT d.webhook_id, d.topic,
-           count(*) FILTER (WHERE r.status = 'delivered'),
-           count(*) FILTER (WHERE r.status IN ('failed', 'held')),
-           count(*) FILTER (WHERE r.status = 'dead'),
-           count(*) FILTER (WHERE d.attempts > 1),
-           (SELECT array_agg(count_le ORDER BY i) FROM (
-                SELECT b.i, count(*) FILTER (WHERE l.status = 'delivered' AND l.latency <= b.le) AS count_le
-                  FROM unnest(webhook.latency_buckets()) WITH ORDINALITY AS b(le, i)
-                  CROSS JOIN unnest(array_agg(r.status), array_agg(d.latency)) AS l(status, latency)
-                 GROUP BY b.i) per_bucket),
-           coalesce(sum(d.latency) FILTER (WHERE r.status = 'delivered'), 0),
-           count(*) FILTER (WHERE r.status = 'delivered')
-      FROM unnest(ids, statuses) AS r(id, status)
-      -- One primary-key lookup per id (OFFSET 0 keeps the subquery from
-      -- becoming a join): as joins, statistics that said the queue was
-      -- empty once made these full index scans per id, minutes per batch.
-      CROSS JOIN LATERAL (
-          SELECT d.webhook_id, d.attempts,
-                 extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency,
-                 (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id) AS topic
-            FROM webhook.deliveries d WHERE d.id = r.id OFFSET 0) d
-     WHERE d.topic IS NOT NULL
-     GROUP BY d.webhook_id, d.topic
-    ON CONFLICT (webhook_id, topic) DO UPDATE SET
-        delivered = c.delivered + excluded.delivered,
-        failed = c.failed + excluded.failed,
-        dead = c.dead + excluded.dead,
-        retried = c.retried + excluded.retried,
-        latency_le = (SELECT array_agg(coalesce(o, 0) + coalesce(n, 0) ORDER BY i)
-                        FROM unnest(c.latency_le, excluded.latency_le) WITH ORDINALITY AS u(o, n, i)),
-        latency_sum = c.latency_sum + excluded.latency_sum,
-        latency_count = c.latency_count + excluded.latency_count;
-END;
 
 -- A label value in the text exposition format: \, " and newline escaped.
 CREATE FUNCTION webhook.prometheus_label(value text) RETURNS text

@@ -248,7 +248,7 @@ COMMENT ON TABLE webhook.delivery_counters IS 'Monotonic delivery counters per w
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_counters', '');
 
 -- 0.3.0: the delivery log summed per webhook and hour, written by the worker
--- with each recorded batch (webhook.count_hourly), so that webhook_health and
+-- with each recorded batch (src/worker/record.rs), so that webhook_health and
 -- delivery_latency read a few rows per webhook instead of the log itself.
 -- Histograms: count per bucket of webhook.histogram_bucket() (128 buckets,
 -- each 2^(1/4) wider than the last: percentiles within 10%). Send Test's

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::http::job::Outcome;
 use crate::status::DeliveryStatus;
 use pgrx::pg_sys::BuiltinOid::{
-    BOOLARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+    BOOLARRAYOID, FLOAT8ARRAYOID, FLOAT8OID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 };
 use pgrx::spi::SpiClient;
 use std::time::{Duration, UNIX_EPOCH};
@@ -18,6 +18,91 @@ fn epoch(t: std::time::SystemTime) -> f64 {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
+
+/// One statement per batch records the deliveries' new status and adds
+/// the batch to the counters (`webhook.delivery_counters`, for
+/// `metrics()`) and to the hourly summary (`webhook.delivery_stats`, for
+/// `webhook_health` and `delivery_latency`), from what the update returns:
+/// one saved plan, no lookup of a delivery twice. Only deliveries still
+/// `delivering` are recorded and counted. $1 ids, $2 statuses (delivered,
+/// failed, dead), $3 retry delays (s), $4 HTTP statuses, $5 errors, $6
+/// starts (epoch), $7 round trips (ms).
+///
+/// A failure of a webhook disabled meanwhile is held, not retried. The
+/// webhook is a lookup, not a join: as a join, statistics that said the
+/// queue was empty made the plan walk all of deliveries_webhook_idx for
+/// every batch. `status || ''`: not the partial index's predicate, so the
+/// plan never walks deliveries_leased_idx either. The event's topic is a
+/// primary-key lookup per row, for the same reason.
+const RECORD_SQL: &str = "WITH recorded AS (
+     UPDATE webhook.deliveries d
+        SET status = CASE WHEN r.status = 'failed'
+                           AND NOT (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
+                          THEN 'held' ELSE r.status END,
+            lease_until = NULL, last_status_code = r.code, last_error = r.err,
+            next_attempt_at = CASE WHEN r.delay IS NULL THEN d.next_attempt_at
+                                   ELSE now() + make_interval(secs => r.delay) END,
+            delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
+       FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[], $7::float8[])
+            AS r(id, status, delay, code, err, started, duration)
+      WHERE d.id = r.id AND d.status || '' = 'delivering'
+     RETURNING d.webhook_id, d.attempts, r.status AS outcome, r.code, r.started, r.duration,
+               extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency,
+               (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id) AS topic),
+ counted AS (
+     INSERT INTO webhook.delivery_counters AS c
+         (webhook_id, topic, delivered, failed, dead, retried, latency_le, latency_sum, latency_count)
+     SELECT x.webhook_id, x.topic,
+            count(*) FILTER (WHERE x.outcome = 'delivered'),
+            count(*) FILTER (WHERE x.outcome IN ('failed', 'held')),
+            count(*) FILTER (WHERE x.outcome = 'dead'),
+            count(*) FILTER (WHERE x.attempts > 1),
+            -- Cumulative counts for each bound of webhook.latency_buckets().
+            (SELECT array_agg(n ORDER BY i) FROM (
+                 SELECT b.i, count(*) FILTER (WHERE l.outcome = 'delivered' AND l.latency <= b.le) AS n
+                   FROM unnest(webhook.latency_buckets()) WITH ORDINALITY AS b(le, i)
+                   CROSS JOIN unnest(array_agg(x.outcome), array_agg(x.latency)) AS l(outcome, latency)
+                  GROUP BY b.i) per_bound),
+            coalesce(sum(x.latency) FILTER (WHERE x.outcome = 'delivered'), 0),
+            count(*) FILTER (WHERE x.outcome = 'delivered')
+       FROM recorded x
+      WHERE x.topic IS NOT NULL
+      GROUP BY x.webhook_id, x.topic
+     ON CONFLICT (webhook_id, topic) DO UPDATE SET
+         delivered = c.delivered + excluded.delivered,
+         failed = c.failed + excluded.failed,
+         dead = c.dead + excluded.dead,
+         retried = c.retried + excluded.retried,
+         latency_le = webhook.histogram_add(c.latency_le, excluded.latency_le),
+         latency_sum = c.latency_sum + excluded.latency_sum,
+         latency_count = c.latency_count + excluded.latency_count)
+INSERT INTO webhook.delivery_stats AS s
+    (webhook_id, hour, attempts, successes, delivered, dead, last_success_at, last_failure_at,
+     round_trip_ms, round_trip_max_ms, latency_ms, latency_max_ms)
+SELECT x.webhook_id, date_trunc('hour', to_timestamp(x.started)),
+       count(*),
+       count(*) FILTER (WHERE x.code BETWEEN 200 AND 299),
+       count(*) FILTER (WHERE x.outcome = 'delivered'),
+       count(*) FILTER (WHERE x.outcome = 'dead'),
+       max(to_timestamp(x.started)) FILTER (WHERE x.code BETWEEN 200 AND 299),
+       max(to_timestamp(x.started)) FILTER (WHERE x.code IS NULL OR x.code NOT BETWEEN 200 AND 299),
+       webhook.histogram(array_agg(x.duration)),
+       max(x.duration),
+       webhook.histogram(array_agg(1000 * x.latency) FILTER (WHERE x.outcome = 'delivered')),
+       max(1000 * x.latency) FILTER (WHERE x.outcome = 'delivered')
+  FROM recorded x
+ GROUP BY x.webhook_id, date_trunc('hour', to_timestamp(x.started))
+ON CONFLICT (webhook_id, hour) DO UPDATE SET
+    attempts = s.attempts + excluded.attempts,
+    successes = s.successes + excluded.successes,
+    delivered = s.delivered + excluded.delivered,
+    dead = s.dead + excluded.dead,
+    last_success_at = greatest(s.last_success_at, excluded.last_success_at),
+    last_failure_at = greatest(s.last_failure_at, excluded.last_failure_at),
+    round_trip_ms = webhook.histogram_add(s.round_trip_ms, excluded.round_trip_ms),
+    round_trip_max_ms = greatest(s.round_trip_max_ms, excluded.round_trip_max_ms),
+    latency_ms = webhook.histogram_add(s.latency_ms, excluded.latency_ms),
+    latency_max_ms = greatest(s.latency_max_ms, excluded.latency_max_ms)";
 
 /// Record a batch of finished attempts: the attempt log, the deliveries'
 /// new status, the outcomes of webhooks with a callback (`with_callback`:
@@ -57,36 +142,35 @@ pub fn record(
         .map(|v| v.outcome.status_code.map(i32::from))
         .collect();
     let errors: Vec<Option<String>> = verdicts.iter().map(|v| v.outcome.error.clone()).collect();
-    // A failure of a webhook disabled meanwhile is held, not retried. The
-    // webhook is a lookup, not a join: as a join, statistics that said the
-    // queue was empty made the plan walk all of deliveries_webhook_idx
-    // for every batch. status || '': not the partial index's predicate, so
-    // the plan never walks deliveries_leased_idx either.
+    let started: Vec<f64> = verdicts
+        .iter()
+        .map(|v| epoch(v.outcome.started_at))
+        .collect();
+    let durations: Vec<f64> = verdicts.iter().map(|v| v.outcome.duration_ms).collect();
     run_saved(
         client,
-        "UPDATE webhook.deliveries d
-            SET status = CASE WHEN r.status = 'failed'
-                               AND NOT (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
-                              THEN 'held' ELSE r.status END,
-                lease_until = NULL, last_status_code = r.code, last_error = r.err,
-                next_attempt_at = CASE WHEN r.delay IS NULL THEN d.next_attempt_at
-                                       ELSE now() + make_interval(secs => r.delay) END,
-                delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
-           FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[]) AS r(id, status, delay, code, err)
-          WHERE d.id = r.id AND d.status || '' = 'delivering'",
-        &[INT8ARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID],
-        &[ids.clone().into(), statuses.clone().into(), delays.into(), codes.into(), errors.into()],
-    )?;
-    // Monotonic counters for webhook.metrics(), in the same transaction.
-    run_saved(
-        client,
-        "SELECT webhook.count_outcomes($1, $2)",
-        &[INT8ARRAYOID, TEXTARRAYOID],
-        &[ids.clone().into(), statuses.into()],
+        RECORD_SQL,
+        &[
+            INT8ARRAYOID,
+            TEXTARRAYOID,
+            FLOAT8ARRAYOID,
+            INT4ARRAYOID,
+            TEXTARRAYOID,
+            FLOAT8ARRAYOID,
+            FLOAT8ARRAYOID,
+        ],
+        &[
+            ids.into(),
+            statuses.into(),
+            delays.into(),
+            codes.into(),
+            errors.into(),
+            started.into(),
+            durations.into(),
+        ],
     )?;
     let outcomes: Vec<&Outcome> = verdicts.iter().map(|v| &v.outcome).collect();
     log_attempts(client, &outcomes)?;
-    count_hourly(client, verdicts)?;
     let for_callbacks: Vec<&Verdict> = verdicts
         .iter()
         .filter(|v| with_callback.contains(&v.outcome.webhook_id))
@@ -99,42 +183,6 @@ pub fn record(
         .collect();
     notify_dead(client, dead)?;
     record_health(client, verdicts, disable_after)
-}
-
-/// Sum the batch into `webhook.delivery_stats` (per webhook and hour),
-/// which `webhook_health` and `delivery_latency` read instead of the log.
-fn count_hourly(client: &mut SpiClient, verdicts: &[Verdict]) -> Result<()> {
-    let column = |f: &dyn Fn(&Verdict) -> f64| verdicts.iter().map(f).collect::<Vec<f64>>();
-    let started = column(&|v| epoch(v.outcome.started_at));
-    let durations = column(&|v| v.outcome.duration_ms);
-    let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
-    let webhooks: Vec<i64> = verdicts.iter().map(|v| v.outcome.webhook_id).collect();
-    let statuses: Vec<&str> = verdicts.iter().map(|v| v.status.as_str()).collect();
-    let codes: Vec<Option<i32>> = verdicts
-        .iter()
-        .map(|v| v.outcome.status_code.map(i32::from))
-        .collect();
-    run_saved(
-        client,
-        "SELECT webhook.count_hourly($1, $2, $3, $4, $5, $6)",
-        &[
-            INT8ARRAYOID,
-            INT8ARRAYOID,
-            TEXTARRAYOID,
-            INT4ARRAYOID,
-            FLOAT8ARRAYOID,
-            FLOAT8ARRAYOID,
-        ],
-        &[
-            ids.into(),
-            webhooks.into(),
-            statuses.into(),
-            codes.into(),
-            started.into(),
-            durations.into(),
-        ],
-    )?;
-    Ok(())
 }
 
 /// Announce deliveries that went dead (NOTIFY webhook_emitter).
@@ -285,37 +333,55 @@ fn record_health(
         .map(|v| v.outcome.webhook_id)
         .collect();
     gone.dedup();
+    // Each row is locked only when it changes: a lock taken on every batch
+    // would rewrite the webhook's row beside the writers' KEY SHARE locks
+    // (a MultiXact each time) for nothing.
     if !ok.is_empty() {
-        client.update(
-            "UPDATE webhook.webhooks SET failing_since = NULL WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND failing_since IS NOT NULL",
-            None,
+        run_saved(
+            client,
+            "UPDATE webhook.webhooks SET failing_since = NULL
+              WHERE id IN (SELECT l.id FROM webhook.webhooks l
+                            WHERE l.id = ANY ($1) AND l.failing_since IS NOT NULL FOR NO KEY UPDATE SKIP LOCKED)
+                AND failing_since IS NOT NULL",
+            &[INT8ARRAYOID],
             &[ok.into()],
         )?;
     }
     if !failing.is_empty() {
-        client.update(
-            "UPDATE webhook.webhooks SET failing_since = now() WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND failing_since IS NULL",
-            None,
+        run_saved(
+            client,
+            "UPDATE webhook.webhooks SET failing_since = now()
+              WHERE id IN (SELECT l.id FROM webhook.webhooks l
+                            WHERE l.id = ANY ($1) AND l.failing_since IS NULL FOR NO KEY UPDATE SKIP LOCKED)
+                AND failing_since IS NULL",
+            &[INT8ARRAYOID],
             &[failing.clone().into()],
         )?;
         if !disable_after.is_zero() {
-            client.update(
+            run_saved(
+                client,
                 "UPDATE webhook.webhooks
                     SET enabled = false, disabled_at = now(),
                         disabled_reason = format('failing without a success since %s (longer than webhook.disable_after)', failing_since)
-                  WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND enabled AND failing_since < now() - make_interval(secs => $2)",
-                None,
+                  WHERE id IN (SELECT l.id FROM webhook.webhooks l
+                                WHERE l.id = ANY ($1) AND l.enabled AND l.failing_since < now() - make_interval(secs => $2)
+                                  FOR NO KEY UPDATE SKIP LOCKED)
+                    AND enabled AND failing_since < now() - make_interval(secs => $2)",
+                &[INT8ARRAYOID, FLOAT8OID],
                 &[failing.into(), disable_after.as_secs_f64().into()],
             )?;
         }
     }
     if !gone.is_empty() {
-        client.update(
+        run_saved(
+            client,
             "UPDATE webhook.webhooks
                 SET enabled = false, disabled_at = now(),
                     disabled_reason = format('receiver answered 410 Gone at %s', now())
-              WHERE id IN (SELECT l.id FROM webhook.webhooks l WHERE l.id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED) AND enabled",
-            None,
+              WHERE id IN (SELECT l.id FROM webhook.webhooks l
+                            WHERE l.id = ANY ($1) AND l.enabled FOR NO KEY UPDATE SKIP LOCKED)
+                AND enabled",
+            &[INT8ARRAYOID],
             &[gone.into()],
         )?;
     }
