@@ -32,6 +32,11 @@ const BUSY_TICK: Duration = Duration::from_millis(2);
 /// statement has a fixed cost that a fast receiver makes dominant).
 const RECORD_BATCH: usize = 500;
 const RECORD_DELAY: Duration = Duration::from_millis(20);
+/// A commit's wake-up claims at most this soon after the last claim: at a
+/// steady trickle of single-row commits, a claim (and, after it, a record)
+/// per commit made the worker's fixed cost per transaction the largest
+/// cost of every event. Sparse commits are claimed at once.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
 
 struct Worker {
     settings: Settings,
@@ -161,8 +166,8 @@ impl Worker {
 
     /// Take finished attempts from the pool (their endpoints get room at
     /// once) and record them when a batch is full, the oldest has waited
-    /// `RECORD_DELAY`, nothing else is in flight, an ordered webhook's
-    /// sequence waits on one, or `now`. Returns how many were recorded.
+    /// `RECORD_DELAY`, an ordered webhook's sequence waits on one, or
+    /// `now`. Returns how many were recorded.
     fn record_finished(&mut self, now: bool) -> usize {
         let outcomes = self.pool.drain();
         for o in &outcomes {
@@ -180,7 +185,6 @@ impl Worker {
         let since = *self.unrecorded_since.get_or_insert_with(Instant::now);
         let due = now
             || ordered_waiting
-            || self.outstanding == 0
             || self.unrecorded.len() >= RECORD_BATCH
             || since.elapsed() >= RECORD_DELAY;
         if !due {
@@ -390,7 +394,12 @@ fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> O
 /// wake-up from a timeout.
 fn wait_on_latch(timeout: Duration) -> (bool, bool) {
     let flags = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
-    let ms = timeout.as_millis().min(i32::MAX as u128) as std::ffi::c_long;
+    // Rounded up: a wait of 0.4 ms must not become WaitLatch(0), which
+    // returns at once (the loop would spin until the wait is over).
+    let ms = timeout
+        .as_micros()
+        .div_ceil(1000)
+        .min(i32::MAX as u128) as std::ffi::c_long;
     let rc = unsafe { pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION) };
     let latch_set = rc & pg_sys::WL_LATCH_SET as i32 != 0;
     // Reset only a latch this wait saw set: one set after a timeout
@@ -405,6 +414,14 @@ fn wait_on_latch(timeout: Duration) -> (bool, bool) {
         !postmaster_died && !BackgroundWorker::sigterm_received(),
         latch_set,
     )
+}
+
+/// Sleep for `timeout` whether or not the latch is set meanwhile (it stays
+/// set for the next `wait_on_latch`); postmaster death still ends it.
+fn sleep_past_latch(timeout: Duration) {
+    let flags = (pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
+    let ms = timeout.as_micros().div_ceil(1000).min(1000) as std::ffi::c_long;
+    unsafe { pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION) };
 }
 
 /// Entry point of the background worker process.
@@ -452,6 +469,13 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             // then look at the latch without sleeping.
             worker.pool.wait(timeout);
             wait_on_latch(Duration::ZERO)
+        } else if wake_pending && !timeout.is_zero() {
+            // Gathering commits for the next claim: a sleep that their
+            // wake-ups do not cut short (SetLatch signals a process only
+            // while it waits on its latch), so a stream of commits costs
+            // one wake-up per claim, not a context switch per commit.
+            sleep_past_latch(timeout);
+            wait_on_latch(Duration::ZERO)
         } else {
             wait_on_latch(timeout)
         };
@@ -479,7 +503,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         worker.release_due();
         worker.profile.add(Phase::Other, started);
         let poll = worker.settings.poll_interval;
-        if wake_pending
+        if (wake_pending && last_claim.elapsed() >= CLAIM_GATHER)
             || more_due
             || worker.capacity_freed
             || worker.sequence_advanced
@@ -514,15 +538,24 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         } else if let Some(until) = worker.claim_backoff {
             until.saturating_duration_since(Instant::now())
         } else if more_due
-            || wake_pending
             || worker.sequence_advanced
             || worker.upkeep.prune_behind
             || worker.callbacks_due
-            || !worker.unrecorded.is_empty()
         {
             Duration::ZERO
         } else {
-            poll.saturating_sub(last_claim.elapsed())
+            // The next claim (a commit's, or the poll's), or the recording
+            // of what finished, whichever is due first.
+            let claim_at = if wake_pending {
+                CLAIM_GATHER
+            } else {
+                poll
+            };
+            let mut wait = claim_at.saturating_sub(last_claim.elapsed());
+            if let Some(since) = worker.unrecorded_since {
+                wait = wait.min(RECORD_DELAY.saturating_sub(since.elapsed()));
+            }
+            wait
         };
     }
     // SIGTERM or postmaster death: keep what already finished; attempts
