@@ -396,10 +396,7 @@ fn wait_on_latch(timeout: Duration) -> (bool, bool) {
     let flags = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
     // Rounded up: a wait of 0.4 ms must not become WaitLatch(0), which
     // returns at once (the loop would spin until the wait is over).
-    let ms = timeout
-        .as_micros()
-        .div_ceil(1000)
-        .min(i32::MAX as u128) as std::ffi::c_long;
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as std::ffi::c_long;
     let rc = unsafe { pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION) };
     let latch_set = rc & pg_sys::WL_LATCH_SET as i32 != 0;
     // Reset only a latch this wait saw set: one set after a timeout
@@ -546,11 +543,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         } else {
             // The next claim (a commit's, or the poll's), or the recording
             // of what finished, whichever is due first.
-            let claim_at = if wake_pending {
-                CLAIM_GATHER
-            } else {
-                poll
-            };
+            let claim_at = if wake_pending { CLAIM_GATHER } else { poll };
             let mut wait = claim_at.saturating_sub(last_claim.elapsed());
             if let Some(since) = worker.unrecorded_since {
                 wait = wait.min(RECORD_DELAY.saturating_sub(since.elapsed()));

@@ -393,15 +393,12 @@ fn latency_table(cluster: &Cluster) {
     println!(
         "\n## Latency: commit to receipt at a steady rate of single-row commits, {secs} s each\n"
     );
-    println!("| events/s | events | p50 | p95 | p99 | max | target p99 < 50 ms at 200/s |");
+    println!("| events/s | events | p50 | p95 | p99 | max | target p99 < 50 ms at 200/s, < 10 ms at 2,000/s |");
     println!("|---:|---:|---:|---:|---:|---:|---|");
     for rate in [200u64, 2000] {
         let (n, p) = latency(cluster, rate, secs);
-        let verdict = match (rate, p[2] < 50.0) {
-            (200, true) => "met",
-            (200, false) => "not met",
-            _ => "(printed)",
-        };
+        let limit = if rate == 200 { 50.0 } else { 10.0 };
+        let verdict = if p[2] < limit { "met" } else { "not met" };
         println!(
             "| {rate} | {n} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {verdict} |",
             p[0], p[1], p[2], p[3]
