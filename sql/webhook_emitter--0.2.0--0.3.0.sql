@@ -724,8 +724,10 @@ BEGIN
             MESSAGE = format('topic: %L is bound to %s, on which %s may not drop triggers', topic, rel, definer_role),
             HINT = 'Dropping a topic removes its triggers: that needs the TRIGGER privilege on its table.';
     END IF;
+    -- A webhook being deleted (delete_webhook found its row locked by a
+    -- writer or the worker, and left its removal to the worker) is gone.
     SELECT string_agg(quote_literal(w.name), ', ' ORDER BY w.name) INTO users
-      FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic];
+      FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic] AND w.deletion_requested_at IS NULL;
     IF users IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
             MESSAGE = format('topic: %L is subscribed by webhook %s', topic, users),
@@ -1058,7 +1060,7 @@ CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at) INCLUDE 
 -- with each recorded batch (src/worker/record.rs), so that webhook_health and
 -- delivery_latency read a few rows per webhook instead of the log itself.
 -- Histograms: count per bucket of webhook.histogram_bucket() (128 buckets,
--- each 2^(1/4) wider than the last: percentiles within 10%). Send Test's
+-- each 2^(1/4) wider than the last: percentiles within 10% and 0.1 ms). Send Test's
 -- attempts are not counted. Kept as long as the log (webhook.retention).
 CREATE TABLE webhook.delivery_stats (
     webhook_id        bigint NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
@@ -1175,7 +1177,7 @@ LEFT JOIN LATERAL (
 LEFT JOIN (SELECT p.webhook_id, count(*) AS queued FROM webhook.deliveries p
             WHERE p.status IN ('pending', 'failed') AND p.order_key IS NULL
             GROUP BY p.webhook_id) q ON q.webhook_id = w.id;
-COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, round-trip percentiles (the current hour and the 23 before it, within 10%), backlog, held deliveries, and unbuilt ones (their builder failed; see webhook.rebuild_events).';
+COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, round-trip percentiles (the current hour and the 23 before it, within 10% and 0.1 ms), backlog, held deliveries, and unbuilt ones (their builder failed; see webhook.rebuild_events).';
 CREATE OR REPLACE FUNCTION webhook.metrics() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
@@ -1434,7 +1436,7 @@ SELECT s.webhook_id, w.name, s.hour, s.delivered,
   FROM webhook.delivery_stats s
   JOIN webhook.webhooks w ON w.id = s.webhook_id
  WHERE s.delivered > 0;
-COMMENT ON VIEW webhook.delivery_latency IS 'Queued to delivered, per webhook and hour: deliveries, p50/p95/p99 (within 10%) and max in ms (kept as long as the log, webhook.retention).';
+COMMENT ON VIEW webhook.delivery_latency IS 'Queued to delivered, per webhook and hour: deliveries, p50/p95/p99 (within 10% and 0.1 ms) and max in ms (kept as long as the log, webhook.retention).';
 
 -- Privileges (sql/engine/grants.sql) ------------------------------------------------
 

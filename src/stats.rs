@@ -6,7 +6,7 @@
 //! 128 buckets: bucket b holds values in [2^(b/4) - 1, 2^((b+1)/4) - 1) ms,
 //! the last one everything from about 41 days up. Each bucket is 2^(1/4)
 //! wider than the last, so a percentile read as a bucket's middle is within
-//! 10% of the exact one.
+//! 9.1% of (the exact one + 1 ms): 10% and 0.1 ms.
 
 use crate::error::WebhookError;
 use pgrx::prelude::*;

@@ -426,7 +426,7 @@ fn a_delivery_interrupted_again_and_again_is_set_aside() {
 }
 
 // The hourly summary's histograms (src/stats.rs): a percentile is read
-// within 10%, values out of range land in the end buckets, NULLs are left
+// within 10% (plus 0.1 ms), values out of range land in the end buckets, NULLs are left
 // out, and a bad q is refused.
 #[pg_test]
 fn histogram_percentiles_are_within_ten_percent() {
@@ -437,7 +437,8 @@ fn histogram_percentiles_are_within_ten_percent() {
         )
         .unwrap()
         .unwrap();
-        assert!((got - exact).abs() <= 0.1 * exact, "{got} for {exact}");
+        // Bucket middles are within 9.05% of (value + 1 ms).
+        assert!((got - exact).abs() <= 0.0906 * (exact + 1.0), "{got} for {exact}");
     }
     let buckets = Spi::get_one::<Vec<i32>>(
         "SELECT ARRAY[webhook.histogram_bucket(-5), webhook.histogram_bucket('NaN'),

@@ -137,7 +137,7 @@ LEFT JOIN LATERAL (
 LEFT JOIN (SELECT p.webhook_id, count(*) AS queued FROM webhook.deliveries p
             WHERE p.status IN ('pending', 'failed') AND p.order_key IS NULL
             GROUP BY p.webhook_id) q ON q.webhook_id = w.id;
-COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, round-trip percentiles (the current hour and the 23 before it, within 10%), backlog, held deliveries, and unbuilt ones (their builder failed; see webhook.rebuild_events).';
+COMMENT ON VIEW webhook.webhook_health IS 'Per webhook: success rate, last success/failure, round-trip percentiles (the current hour and the 23 before it, within 10% and 0.1 ms), backlog, held deliveries, and unbuilt ones (their builder failed; see webhook.rebuild_events).';
 
 -- How late webhooks are: from the event's queueing (the writing
 -- transaction) to its delivery, per webhook and hour, from
@@ -152,7 +152,7 @@ SELECT s.webhook_id, w.name, s.hour, s.delivered,
   FROM webhook.delivery_stats s
   JOIN webhook.webhooks w ON w.id = s.webhook_id
  WHERE s.delivered > 0;
-COMMENT ON VIEW webhook.delivery_latency IS 'Queued to delivered, per webhook and hour: deliveries, p50/p95/p99 (within 10%) and max in ms (kept as long as the log, webhook.retention).';
+COMMENT ON VIEW webhook.delivery_latency IS 'Queued to delivered, per webhook and hour: deliveries, p50/p95/p99 (within 10% and 0.1 ms) and max in ms (kept as long as the log, webhook.retention).';
 
 -- Re-queue one failed or dead delivery; the event (and its id) is unchanged.
 -- SECURITY DEFINER (here and in replay): webhook_admin reads the queue

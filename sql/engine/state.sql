@@ -251,7 +251,7 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_counters', '');
 -- with each recorded batch (src/worker/record.rs), so that webhook_health and
 -- delivery_latency read a few rows per webhook instead of the log itself.
 -- Histograms: count per bucket of webhook.histogram_bucket() (128 buckets,
--- each 2^(1/4) wider than the last: percentiles within 10%). Send Test's
+-- each 2^(1/4) wider than the last: percentiles within 10% and 0.1 ms). Send Test's
 -- attempts are not counted. Kept as long as the log (webhook.retention).
 CREATE TABLE webhook.delivery_stats (
     webhook_id        bigint NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,

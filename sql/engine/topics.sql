@@ -783,8 +783,10 @@ BEGIN
             MESSAGE = format('topic: %L is bound to %s, on which %s may not drop triggers', topic, rel, definer_role),
             HINT = 'Dropping a topic removes its triggers: that needs the TRIGGER privilege on its table.';
     END IF;
+    -- A webhook being deleted (delete_webhook found its row locked by a
+    -- writer or the worker, and left its removal to the worker) is gone.
     SELECT string_agg(quote_literal(w.name), ', ' ORDER BY w.name) INTO users
-      FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic];
+      FROM webhook.webhooks w WHERE w.topics @> ARRAY[topic] AND w.deletion_requested_at IS NULL;
     IF users IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
             MESSAGE = format('topic: %L is subscribed by webhook %s', topic, users),

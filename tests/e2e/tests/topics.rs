@@ -992,3 +992,46 @@ fn a_long_lived_session_queues_with_the_tenant_id_and_envelope_committed_elsewhe
         "enqueue itself queues nothing with the switch off"
     );
 }
+
+/// A webhook whose row a writer or the worker holds is deleted later, by
+/// the worker (`delete_webhook` marks it); meanwhile it no longer keeps its
+/// topic from being dropped.
+#[test]
+fn a_topic_can_be_dropped_while_its_deleted_webhook_waits_for_removal() {
+    let cluster = Cluster::start("webhook.database = 'no such database'");
+    let mut c = cluster.client();
+    c.batch_execute(
+        "CREATE TABLE public.notes (id integer PRIMARY KEY, body text);
+         CREATE FUNCTION public.note_body(integer) RETURNS json LANGUAGE sql RETURN json_build_object('id', $1);
+         SELECT webhook.define_topic('note.created', 'public.notes', 'public.note_body(integer)',
+                                     sample_body => '{\"id\": 1}');
+         SELECT webhook.create_webhook('notes', 'https://example.com/notes', '{note.created}');",
+    )
+    .unwrap();
+    // Another session holds the row as a writer does (KEY SHARE).
+    let mut writer = cluster.client();
+    writer
+        .batch_execute("BEGIN; SELECT FROM webhook.webhooks FOR KEY SHARE")
+        .unwrap();
+    c.batch_execute("SELECT webhook.delete_webhook(id) FROM webhook.webhooks")
+        .unwrap();
+    let marked: bool = c
+        .query_one(
+            "SELECT deletion_requested_at IS NOT NULL FROM webhook.webhooks WHERE name = 'notes'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(marked, "the delete waits for the worker");
+    c.batch_execute("SELECT webhook.drop_topic('note.created')")
+        .unwrap();
+    writer.batch_execute("COMMIT").unwrap();
+    let left: i64 = c
+        .query_one(
+            "SELECT count(*) FROM webhook.topics WHERE topic = 'note.created'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
