@@ -57,9 +57,10 @@ COMMENT ON VIEW webhook.recent_failures IS 'Failed (will retry) and dead deliver
 CREATE AGGREGATE webhook.histogram_sum(bigint[]) (SFUNC = webhook.histogram_add, STYPE = bigint[]);
 
 -- webhook.delivery_stats computed again from the delivery log kept (run by
--- the upgrade from 0.2.0, and after the log was written by hand): attempts
--- by the hour they started, deliveries by the hour they ended. Superuser
--- only. Returns the rows written.
+-- the upgrade from 0.2.0, and after the log was written by hand): by the
+-- UTC hour each attempt started (a delivery's last one, last_attempt_at,
+-- for delivered and dead), as the worker sums them. Superuser only; the
+-- worker's recording waits for it. Returns the rows written.
 CREATE FUNCTION webhook.rebuild_delivery_stats() RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -68,7 +69,7 @@ BEGIN
     LOCK TABLE webhook.delivery_stats IN EXCLUSIVE MODE;
     DELETE FROM webhook.delivery_stats;
     WITH tried AS (
-        SELECT d.webhook_id, date_trunc('hour', a.started_at) AS hour,
+        SELECT d.webhook_id, date_trunc('hour', a.started_at, 'UTC') AS hour,
                count(*) AS attempts,
                count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS successes,
                max(a.started_at) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS last_success_at,
@@ -80,7 +81,7 @@ BEGIN
          WHERE NOT d.is_test
          GROUP BY 1, 2),
     ended AS (
-        SELECT d.webhook_id, date_trunc('hour', coalesce(d.delivered_at, d.last_attempt_at)) AS hour,
+        SELECT d.webhook_id, date_trunc('hour', d.last_attempt_at, 'UTC') AS hour,
                count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
                count(*) FILTER (WHERE d.status = 'dead') AS dead,
                webhook.histogram(array_agg(1000 * extract(epoch FROM d.delivered_at - d.created_at)::float8)
@@ -89,7 +90,7 @@ BEGIN
                    FILTER (WHERE d.status = 'delivered') AS latency_max_ms
           FROM webhook.deliveries d
          WHERE d.status IN ('delivered', 'dead') AND NOT d.is_test
-           AND coalesce(d.delivered_at, d.last_attempt_at) IS NOT NULL
+           AND d.last_attempt_at IS NOT NULL
          GROUP BY 1, 2)
     INSERT INTO webhook.delivery_stats
         (webhook_id, hour, attempts, successes, delivered, dead, last_success_at, last_failure_at,
@@ -132,7 +133,7 @@ LEFT JOIN LATERAL (
            max(h.last_success_at) AS last_success_at, max(h.last_failure_at) AS last_failure_at,
            webhook.histogram_sum(h.round_trip_ms) AS round_trip_ms, max(h.round_trip_max_ms) AS round_trip_max_ms
       FROM webhook.delivery_stats h
-     WHERE h.webhook_id = w.id AND h.hour >= date_trunc('hour', now()) - interval '23 hours') s ON true
+     WHERE h.webhook_id = w.id AND h.hour >= date_trunc('hour', now(), 'UTC') - interval '23 hours') s ON true
 -- One pass over deliveries_due_idx for every webhook (index only).
 LEFT JOIN (SELECT p.webhook_id, count(*) AS queued FROM webhook.deliveries p
             WHERE p.status IN ('pending', 'failed') AND p.order_key IS NULL

@@ -255,7 +255,7 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_counters', '');
 -- attempts are not counted. Kept as long as the log (webhook.retention).
 CREATE TABLE webhook.delivery_stats (
     webhook_id        bigint NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
-    hour              timestamptz NOT NULL,  -- the attempts' start, truncated to the hour
+    hour              timestamptz NOT NULL,  -- the attempts' start, truncated to the UTC hour
     attempts          bigint NOT NULL DEFAULT 0,
     successes         bigint NOT NULL DEFAULT 0,  -- attempts answered 2xx
     delivered         bigint NOT NULL DEFAULT 0,

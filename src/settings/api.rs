@@ -319,7 +319,10 @@ fn create_webhook(
     as_role(extension_owner(), || Spi::connect_mut(|client| -> Result<i64> {
         let columns = row.columns(client)?;
         let values: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
-        // Identifiers from the catalog (columns()); the values are the argument.
+        // Identifiers from the catalog (columns()); the values are the
+        // argument. A webhook being deleted (left to the worker by
+        // delete_webhook) no longer exists for an update, nor for
+        // enable_webhook, which goes through here.
         let insert = format!(
             "INSERT INTO webhook.webhooks ({}) SELECT {} FROM pg_catalog.jsonb_populate_record(NULL::webhook.webhooks, {}) r RETURNING id",
             columns.join(", "),
@@ -452,9 +455,13 @@ fn update_webhook(
         }
         let columns = row.columns(client)?;
         let values: Vec<String> = columns.iter().map(|c| format!("r.{c}")).collect();
-        // Identifiers from the catalog (columns()); the values are the argument.
+        // Identifiers from the catalog (columns()); the values are the
+        // argument. A webhook being deleted (left to the worker by
+        // delete_webhook) no longer exists for an update, nor for
+        // enable_webhook, which goes through here.
         let update = format!(
-            "UPDATE webhook.webhooks w SET ({}) = (SELECT {} FROM pg_catalog.jsonb_populate_record(w, {}) r) WHERE w.id = $1 RETURNING w.id",
+            "UPDATE webhook.webhooks w SET ({}) = (SELECT {} FROM pg_catalog.jsonb_populate_record(w, {}) r) \
+             WHERE w.id = $1 AND w.deletion_requested_at IS NULL RETURNING w.id",
             columns.join(", "),
             values.join(", "),
             row.row_sql(2)

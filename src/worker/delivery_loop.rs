@@ -61,6 +61,9 @@ struct Worker {
     /// join them too.
     unrecorded: Vec<Outcome>,
     unrecorded_since: Option<Instant>,
+    /// A claim found no room: what finished is recorded at once (the
+    /// bodies it holds are what the claim waits for).
+    record_now: bool,
     /// Deliveries claimed and not yet recorded (their leases are live),
     /// with the bytes of body each holds.
     in_hand: HashMap<i64, i64>,
@@ -92,6 +95,7 @@ impl Worker {
             sequence_advanced: false,
             unrecorded: Vec::new(),
             unrecorded_since: None,
+            record_now: false,
             in_hand: HashMap::new(),
             upkeep: Upkeep::default(),
             claim_backoff: None,
@@ -185,12 +189,14 @@ impl Worker {
         let since = *self.unrecorded_since.get_or_insert_with(Instant::now);
         let due = now
             || ordered_waiting
+            || self.record_now
             || self.unrecorded.len() >= RECORD_BATCH
             || since.elapsed() >= RECORD_DELAY;
         if !due {
             return 0;
         }
         self.unrecorded_since = None;
+        self.record_now = false;
         let outcomes = std::mem::take(&mut self.unrecorded);
         for o in &outcomes {
             self.in_hand.remove(&o.delivery_id);
@@ -273,6 +279,7 @@ impl Worker {
         let room = window.saturating_sub(held) as i64;
         let limit = self.settings.batch_size.min(room);
         if limit <= 0 || (held > 0 && room < (window / 2) as i64) {
+            self.record_now = true;
             return None;
         }
         if self
@@ -294,6 +301,7 @@ impl Worker {
             max_body: self.settings.max_body_bytes,
         };
         if bytes.budget <= 0 && !self.in_hand.is_empty() {
+            self.record_now = true;
             return None;
         }
         let claimed = match txn::run(|| {
@@ -368,6 +376,11 @@ impl Worker {
                 agent: endpoint.agent.clone().unwrap_or_else(|| agent.clone()),
             };
             self.dispatch(job);
+        }
+        // Attempts that failed before sending are recorded like the others
+        // (within RECORD_DELAY), not at the next poll.
+        if !self.unrecorded.is_empty() {
+            self.unrecorded_since.get_or_insert_with(Instant::now);
         }
         Some(n as i64 >= limit)
     }
@@ -466,7 +479,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             // then look at the latch without sleeping.
             worker.pool.wait(timeout);
             wait_on_latch(Duration::ZERO)
-        } else if wake_pending && !timeout.is_zero() {
+        } else if wake_pending && !timeout.is_zero() && timeout <= CLAIM_GATHER {
             // Gathering commits for the next claim: a sleep that their
             // wake-ups do not cut short (SetLatch signals a process only
             // while it waits on its latch), so a stream of commits costs

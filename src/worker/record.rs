@@ -24,7 +24,8 @@ fn epoch(t: std::time::SystemTime) -> f64 {
 /// `metrics()`) and to the hourly summary (`webhook.delivery_stats`, for
 /// `webhook_health` and `delivery_latency`), from what the update returns:
 /// one saved plan, no lookup of a delivery twice. Only deliveries still
-/// `delivering` are recorded and counted. $1 ids, $2 statuses (delivered,
+/// `delivering` are recorded and counted; a Send Test (redelivered) is
+/// left out of the summary. Hours are UTC hours. $1 ids, $2 statuses (delivered,
 /// failed, dead), $3 retry delays (s), $4 HTTP statuses, $5 errors, $6
 /// starts (epoch), $7 round trips (ms).
 ///
@@ -46,7 +47,7 @@ const RECORD_SQL: &str = "WITH recorded AS (
        FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[], $7::float8[])
             AS r(id, status, delay, code, err, started, duration)
       WHERE d.id = r.id AND d.status || '' = 'delivering'
-     RETURNING d.webhook_id, d.attempts, r.status AS outcome, r.code, r.started, r.duration,
+     RETURNING d.webhook_id, d.attempts, d.is_test, r.status AS outcome, r.code, r.started, r.duration,
                extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency,
                (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id) AS topic),
  counted AS (
@@ -79,7 +80,7 @@ const RECORD_SQL: &str = "WITH recorded AS (
 INSERT INTO webhook.delivery_stats AS s
     (webhook_id, hour, attempts, successes, delivered, dead, last_success_at, last_failure_at,
      round_trip_ms, round_trip_max_ms, latency_ms, latency_max_ms)
-SELECT x.webhook_id, date_trunc('hour', to_timestamp(x.started)),
+SELECT x.webhook_id, date_trunc('hour', to_timestamp(x.started), 'UTC'),
        count(*),
        count(*) FILTER (WHERE x.code BETWEEN 200 AND 299),
        count(*) FILTER (WHERE x.outcome = 'delivered'),
@@ -91,7 +92,8 @@ SELECT x.webhook_id, date_trunc('hour', to_timestamp(x.started)),
        webhook.histogram(array_agg(1000 * x.latency) FILTER (WHERE x.outcome = 'delivered')),
        max(1000 * x.latency) FILTER (WHERE x.outcome = 'delivered')
   FROM recorded x
- GROUP BY x.webhook_id, date_trunc('hour', to_timestamp(x.started))
+ WHERE NOT x.is_test
+ GROUP BY x.webhook_id, date_trunc('hour', to_timestamp(x.started), 'UTC')
 ON CONFLICT (webhook_id, hour) DO UPDATE SET
     attempts = s.attempts + excluded.attempts,
     successes = s.successes + excluded.successes,

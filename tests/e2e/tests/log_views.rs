@@ -30,7 +30,7 @@ fn delivery_latency_says_how_late_each_webhook_is_per_hour() {
     let rows = nobody
         .query(
             "SELECT name, delivered, p50_ms::float8, p95_ms::float8, p99_ms::float8, max_ms::float8,
-                    hour = date_trunc('hour', now())
+                    hour = date_trunc('hour', now(), 'UTC')
                FROM webhook.delivery_latency",
             &[],
         )

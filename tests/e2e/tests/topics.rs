@@ -1025,6 +1025,18 @@ fn a_topic_can_be_dropped_while_its_deleted_webhook_waits_for_removal() {
     assert!(marked, "the delete waits for the worker");
     c.batch_execute("SELECT webhook.drop_topic('note.created')")
         .unwrap();
+    // Nor can it come back to deliver the dropped topic's events.
+    for change in [
+        "SELECT webhook.enable_webhook(id) FROM webhook.webhooks",
+        "SELECT webhook.update_webhook(id, enabled => true) FROM webhook.webhooks",
+    ] {
+        let e = c.batch_execute(change).unwrap_err();
+        assert!(
+            db_message(&e).contains("does not exist"),
+            "{change}: {}",
+            db_message(&e)
+        );
+    }
     writer.batch_execute("COMMIT").unwrap();
     let left: i64 = c
         .query_one(
