@@ -407,10 +407,14 @@ fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> O
 /// wake-up from a timeout.
 fn wait_on_latch(timeout: Duration) -> (bool, bool) {
     let flags = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
-    // Rounded up: a wait of 0.4 ms must not become WaitLatch(0), which
-    // returns at once (the loop would spin until the wait is over).
-    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as std::ffi::c_long;
-    let rc = unsafe { pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION) };
+    let rc = unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            flags,
+            whole_ms(timeout),
+            pg_sys::PG_WAIT_EXTENSION,
+        )
+    };
     let latch_set = rc & pg_sys::WL_LATCH_SET as i32 != 0;
     // Reset only a latch this wait saw set: one set after a timeout
     // returned stays set for the next wait, instead of being cleared unseen
@@ -430,8 +434,21 @@ fn wait_on_latch(timeout: Duration) -> (bool, bool) {
 /// set for the next `wait_on_latch`); postmaster death still ends it.
 fn sleep_past_latch(timeout: Duration) {
     let flags = (pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
-    let ms = timeout.as_micros().div_ceil(1000).min(1000) as std::ffi::c_long;
-    unsafe { pg_sys::WaitLatch(pg_sys::MyLatch, flags, ms, pg_sys::PG_WAIT_EXTENSION) };
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            flags,
+            whole_ms(timeout),
+            pg_sys::PG_WAIT_EXTENSION,
+        )
+    };
+}
+
+/// A WaitLatch timeout, rounded up: a wait of 0.4 ms must not become
+/// WaitLatch(0), which returns at once (the loop would spin until the wait
+/// is over).
+fn whole_ms(timeout: Duration) -> std::ffi::c_long {
+    timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as std::ffi::c_long
 }
 
 /// Entry point of the background worker process.

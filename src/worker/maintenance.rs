@@ -71,6 +71,7 @@ impl Upkeep {
         txn::run(|| {
             Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
                 remove_deleted_webhooks(client)?;
+                prune_summary(client, retention)?;
                 Ok((release_expired_leases(client, mine)?, sync_held(client)?))
             })
         })
@@ -224,11 +225,17 @@ pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<
         None,
         &[retention.as_secs_f64().into(), batch.into()],
     )?;
-    // The hourly summary goes with the log it sums (an hour at a time).
+    Ok(deleted.len())
+}
+
+/// The hourly summary goes with the log it sums, a UTC hour at a time: a
+/// few rows per webhook, so once per maintenance, not per pruning batch.
+fn prune_summary(client: &mut SpiClient, retention: Duration) -> Result<()> {
     client.update(
-        "DELETE FROM webhook.delivery_stats s WHERE s.hour < date_trunc('hour', now() - make_interval(secs => $1))",
+        "DELETE FROM webhook.delivery_stats s
+          WHERE s.hour < date_trunc('hour', now() - make_interval(secs => $1), 'UTC')",
         None,
         &[retention.as_secs_f64().into()],
     )?;
-    Ok(deleted.len())
+    Ok(())
 }
