@@ -79,6 +79,138 @@ CREATE TRIGGER deliveries_still_replicated AFTER UPDATE ON webhook.deliveries
 ALTER TABLE webhook.deliveries ENABLE REPLICA TRIGGER deliveries_replicated;
 ALTER TABLE webhook.deliveries ENABLE REPLICA TRIGGER deliveries_still_replicated;
 
+-- The fan-out -------------------------------------------------------------------
+
+-- The write path queues one row per event (webhook.enqueue, with its
+-- transaction's id); the worker makes the deliveries, a batch of committed
+-- events at a time, the way PgQ's consumers read batches: the events of
+-- the transactions that were not visible in the last snapshot, read in one
+-- statement that also stores that statement's snapshot as the new one.
+-- A transaction still running then is in the snapshot's xip list, so its
+-- events are found when it commits, whatever their order.
+-- A delivery goes to each webhook subscribed when its event is fanned out
+-- (within milliseconds of its commit), whose filter the body matches; an
+-- ordered webhook's sequence follows the writing transactions' order (their
+-- ids), then the events' within each. The delivery is dated with the event.
+CREATE FUNCTION webhook.fan_out_from(done pg_snapshot, restored boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    queued bigint;
+BEGIN
+    -- The new events are read through events_fanout_idx by ranges of ids
+    -- that leave out the transactions still running: a large uncommitted
+    -- enqueue's entries are never walked. restored: done and the events'
+    -- ids are another cluster's (pg_restore): no bound from this one's.
+    WITH running AS MATERIALIZED (
+             SELECT x FROM pg_snapshot_xip(pg_current_snapshot()) x WHERE NOT restored),
+         bounds AS (
+             SELECT b.x AS above, lead(b.x) OVER (ORDER BY b.x) AS below FROM (
+                 SELECT (pg_snapshot_xmax(done)::text::numeric - 1)::text::xid8 AS x
+                 UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
+                 UNION SELECT CASE WHEN restored THEN '18446744073709551615'::xid8
+                                   ELSE pg_snapshot_xmax(pg_current_snapshot()) END) b),
+         ev AS MATERIALIZED (
+             SELECT e.id, e.topic, e.body, e.created_at, e.txid
+               FROM bounds r CROSS JOIN LATERAL (
+                    SELECT e.* FROM webhook.events e WHERE e.txid > r.above AND e.txid < r.below) e
+              WHERE r.below IS NOT NULL
+             UNION ALL
+             SELECT e.id, e.topic, e.body, e.created_at, e.txid FROM webhook.events e
+              WHERE e.txid = ANY (ARRAY(SELECT x FROM pg_snapshot_xip(done) x
+                                         WHERE x NOT IN (SELECT r.x FROM running r)))),
+         -- Locked FOR KEY SHARE: a concurrent delete_webhook waits, or has
+         -- removed the webhook, which is then skipped.
+         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key, wh.topics, wh.filter
+                 FROM webhook.webhooks wh
+                WHERE wh.deletion_requested_at IS NULL
+                  AND wh.topics && ARRAY(SELECT DISTINCT ev.topic FROM ev)
+                  FOR KEY SHARE OF wh),
+         made AS (
+             INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key, created_at)
+             SELECT ev.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END,
+                    CASE w.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
+                         ELSE coalesce(ev.body #>> string_to_array(w.ordering_key, '.'), '') END,
+                    ev.created_at
+               FROM ev JOIN w ON w.topics @> ARRAY[ev.topic]
+                             AND (w.filter IS NULL OR ev.body::jsonb @> w.filter)
+              ORDER BY ev.txid, ev.id, w.id
+             RETURNING 1),
+         moved AS (
+             UPDATE webhook.fanout f SET snapshot = pg_current_snapshot(), updated_at = now()
+             RETURNING 1)
+    SELECT count(*) INTO queued FROM made;
+    RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION webhook.fan_out_from(pg_snapshot, boolean) IS 'Make the deliveries of the events not visible in the given snapshot, and store this statement''s snapshot (see webhook.fan_out).';
+
+-- The worker's fan-out (also a superuser's, by hand): one at a time.
+CREATE FUNCTION webhook.fan_out() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    done pg_snapshot;
+BEGIN
+    LOCK TABLE webhook.fanout IN SHARE ROW EXCLUSIVE MODE;
+    SELECT f.snapshot INTO done FROM webhook.fanout f;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'webhook.fanout has no row: queued events cannot be delivered',
+            HINT = 'Insert one: INSERT INTO webhook.fanout (snapshot) VALUES (pg_current_snapshot()).';
+    END IF;
+    RETURN webhook.fan_out_from(done);
+END
+$$;
+COMMENT ON FUNCTION webhook.fan_out() IS 'Make the deliveries of the events committed since the last fan-out (the worker calls it before each claim); returns how many.';
+
+-- pg_restore brings back the dumped progress row after CREATE EXTENSION
+-- made one, and after the events (its name sorts after theirs). The
+-- restored events' txids and the row's snapshot are the dumped cluster's:
+-- the events not fanned out there are fanned out now, then those ids are
+-- cleared where they could pass for this cluster's, and the row goes on
+-- from this cluster's snapshot. Restore in one transaction
+-- (pg_restore --single-transaction): the worker must not fan out events
+-- from another cluster before their row arrives.
+CREATE FUNCTION webhook.fanout_restore_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    LOCK TABLE webhook.fanout IN SHARE ROW EXCLUSIVE MODE;
+    PERFORM webhook.fan_out_from(NEW.snapshot, restored => true);
+    UPDATE webhook.events e SET txid = NULL
+     WHERE e.txid >= pg_snapshot_xmin(pg_current_snapshot());
+    SELECT f.snapshot INTO NEW.snapshot FROM webhook.fanout f;
+    NEW.snapshot := coalesce(NEW.snapshot, pg_current_snapshot());
+    NEW.updated_at := now();
+    DELETE FROM webhook.fanout;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER fanout_restore_row BEFORE INSERT ON webhook.fanout
+    FOR EACH ROW EXECUTE FUNCTION webhook.fanout_restore_row();
+
+-- A logical replication subscriber fans out its own writes only: events
+-- that arrive by replication were fanned out by the publisher (their
+-- deliveries arrive as 'replicated'), and the publisher's progress row is
+-- not this database's.
+CREATE FUNCTION webhook.replicated_event() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW.txid := NULL;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER events_replicated BEFORE INSERT OR UPDATE ON webhook.events
+    FOR EACH ROW EXECUTE FUNCTION webhook.replicated_event();
+ALTER TABLE webhook.events ENABLE REPLICA TRIGGER events_replicated;
+CREATE FUNCTION webhook.skip_replicated_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER fanout_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.fanout
+    FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
+ALTER TABLE webhook.fanout ENABLE REPLICA TRIGGER fanout_replicated;
+
 -- The write path ---------------------------------------------------------------
 
 -- webhook.topic_wanted(topic) (Rust, src/write/wanted.rs) is the test in
@@ -102,8 +234,9 @@ ALTER TABLE webhook.settings ENABLE ALWAYS TRIGGER subscriptions_changed;
 ALTER TABLE webhook.topics ENABLE ALWAYS TRIGGER subscriptions_changed;
 
 -- webhook.enqueue(topic, body) (Rust, src/write/enqueue.rs) queues an event
--- for every webhook subscribed to the topic whose filter it matches (held
--- for the disabled ones); the generated topic triggers call it. It caches
+-- of a topic some webhook subscribes to: one row, fanned out to the
+-- webhooks by the worker (webhook.fan_out); the generated topic triggers
+-- call it. It caches
 -- the switch, the tenant id and each topic's envelope under the same
 -- generation, so changes to those (and to the topic catalog) bump it too.
 -- SECURITY DEFINER with a fixed search_path: the generated functions call

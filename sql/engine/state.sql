@@ -147,12 +147,32 @@ CREATE TABLE webhook.events (
     -- 0.3.0: an event whose builder raised (body 'null'): the error and the
     -- row's key (as text), until webhook.rebuild_events builds it.
     build_error text,
-    build_key   text
+    build_key   text,
+    -- 0.3.0: the writing transaction's id, for the worker's fan-out
+    -- (webhook.fan_out: deliveries are made from the events committed since
+    -- its last snapshot); NULL for events not fanned out that way (queued
+    -- before 0.3.0, Send Test, unbuilt, replicated, restored from another
+    -- cluster once fanned out).
+    txid        xid8
 );
 CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
+-- The fan-out finds new events by transaction id: one small index, the
+-- only one besides the primary key on the write path's table.
+CREATE INDEX events_fanout_idx ON webhook.events (txid) WHERE txid IS NOT NULL;
 -- No index on created_at: ids are ULIDs, ordered by creation time, so
 -- pruning finds old events through the primary key.
 COMMENT ON TABLE webhook.events IS 'Queued events; the body is the document delivered (before per-webhook rendering).';
+
+-- The fan-out's progress (webhook.fan_out): every event whose txid is
+-- visible in this snapshot has its deliveries. Exactly one row.
+CREATE TABLE webhook.fanout (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    snapshot   pg_snapshot NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE webhook.fanout IS 'The worker''s fan-out progress: events whose transaction is visible in snapshot have their deliveries (webhook.fan_out).';
+INSERT INTO webhook.fanout (snapshot) VALUES (pg_catalog.pg_current_snapshot());
+SELECT pg_catalog.pg_extension_config_dump('webhook.fanout', '');
 
 -- One row per (event, webhook): the delivery log. A delivery of a disabled
 -- webhook is "held": kept, not sent, until the webhook is enabled again.

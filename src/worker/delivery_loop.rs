@@ -14,7 +14,7 @@ use super::profile::{LoopProfile, Phase};
 use super::settings::Settings;
 use super::txn;
 use super::verdict::Verdict;
-use super::{claim, maintenance, record};
+use super::{claim, fanout, maintenance, record};
 use crate::guc;
 use crate::http::job::{Attempt, Job, Outcome};
 use crate::shmem;
@@ -71,6 +71,8 @@ struct Worker {
     upkeep: Upkeep,
     /// After a failed claim, the next one waits until then.
     claim_backoff: Option<Instant>,
+    /// After a failed fan-out, the next one waits until then.
+    fan_out_backoff: Option<Instant>,
     profile: LoopProfile,
     /// Last value published with `shmem::set_busy`.
     busy: bool,
@@ -99,6 +101,7 @@ impl Worker {
             in_hand: HashMap::new(),
             upkeep: Upkeep::default(),
             claim_backoff: None,
+            fan_out_backoff: None,
             profile: LoopProfile::new(),
             busy: false,
             settings,
@@ -262,6 +265,28 @@ impl Worker {
         });
         if let Err(e) = marked {
             warning!("webhook_emitter: delivery {id} could not be marked failed either ({e}); its lease will bring it back");
+        }
+    }
+
+    /// Make the deliveries of the events committed since the last fan-out.
+    /// A failure is retried a poll interval later (the events wait in
+    /// webhook.events: nothing is lost).
+    fn fan_out(&mut self) {
+        if self
+            .fan_out_backoff
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return;
+        }
+        match txn::run(|| Spi::connect_mut(fanout::fan_out)) {
+            Ok(_) => self.fan_out_backoff = None,
+            Err(e) => {
+                warning!(
+                    "webhook_emitter: making the deliveries of new events failed: {e}; retrying in {:?}",
+                    self.settings.poll_interval
+                );
+                self.fan_out_backoff = Some(Instant::now() + self.settings.poll_interval);
+            }
         }
     }
 
@@ -537,6 +562,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             || last_claim.elapsed() >= poll
         {
             let started = Instant::now();
+            worker.fan_out();
             let claimed = worker.claim_and_dispatch();
             worker.profile.add(Phase::Claiming, started);
             if let Some(full) = claimed {

@@ -190,8 +190,9 @@ pub fn remove_deleted_webhooks(client: &mut SpiClient) -> Result<usize> {
     Ok(removed.len())
 }
 
-/// Delete up to `batch` finished deliveries (and orphaned events) older
-/// than `retention`; small batches keep locks short and bloat low.
+/// Delete up to `batch` finished deliveries (and orphaned events: fanned
+/// out, with no delivery left) older than `retention`; small batches keep
+/// locks short and bloat low.
 pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<usize> {
     let deleted = client.update(
         "WITH old AS (
@@ -213,6 +214,8 @@ pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<
              SELECT e2.id FROM webhook.events e2
               WHERE e2.id < $1
                 AND NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = e2.id OFFSET 0)
+                AND (e2.txid IS NULL
+                     OR pg_catalog.pg_visible_in_snapshot(e2.txid, (SELECT f.snapshot FROM webhook.fanout f)))
               ORDER BY e2.id LIMIT $2))",
         None,
         &[cutoff_id.into(), batch.into()],

@@ -1,5 +1,6 @@
 //! The delivery worker: the launcher that starts one per database, its
-//! loop (`delivery_loop`), claiming (`claim`), sending on a pool of threads
+//! loop (`delivery_loop`), the fan-out of new events (`fanout`), claiming
+//! (`claim`), sending on a pool of threads
 //! (`pool`, `admission`), recording outcomes (`record`, `verdict`),
 //! retries (`retry`), upkeep (`maintenance`), and the cache of endpoints.
 
@@ -8,6 +9,7 @@ pub mod callbacks;
 pub mod claim;
 pub mod delivery_loop;
 pub mod endpoints;
+pub mod fanout;
 pub mod launcher;
 pub mod maintenance;
 mod plans;

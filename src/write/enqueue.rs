@@ -2,14 +2,14 @@
 //! generated topic trigger calls it once per event, inside the writing
 //! transaction, so what it costs is paid by every LMS write that emits.
 //!
-//! One statement, run from a plan prepared once per backend, does the
-//! work: lock the subscribed webhooks, insert the event and one delivery
-//! per webhook. What used to be looked up by that statement on every call
-//! (the global switch, the tenant id, the topic's envelope) is cached per
-//! backend under the same shared generation as `topic_wanted`'s cache
+//! It appends one row to `webhook.events`, with the writing transaction's
+//! id, from a plan prepared once per backend; the worker makes the
+//! deliveries after the commit (`webhook.fan_out`), so the writer inserts
+//! no delivery and locks no webhook. What used to be looked up on every
+//! call (the global switch, the tenant id, the topic's envelope) is cached
+//! per backend under the same shared generation as `topic_wanted`'s cache
 //! (`wanted.rs`), and the BrainCert envelope is written here instead of by
-//! `json_build_object`. Measured against the plpgsql version on the
-//! enrollment workload: see docs/scaling.md.
+//! `json_build_object`. Measured: see docs/scaling.md.
 
 use super::wanted::{self, ReadAs};
 use crate::error::WebhookError;
@@ -21,16 +21,21 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::rc::Rc;
 
-/// The webhooks receiving the event are locked `FOR KEY SHARE`: a
-/// concurrent `delete_webhook` waits for this transaction (and cascades to
-/// what it queued), or has removed the webhook, which is then skipped. A
-/// webhook's filter is matched against the body as queued; an ordered
-/// webhook's delivery joins its sequence ('' for fifo, the value at the
-/// ordering key for per_key, '' when the event has none).
+/// The event row, dated and stamped with the transaction's id, which the
+/// fan-out reads (a transaction that has none yet gets it here).
 const QUEUE_EVENT: &CStr = c"
+INSERT INTO webhook.events (id, topic, body, tenant_id, created_at, txid)
+VALUES ($1, $2, $3, $4, $5, pg_catalog.pg_current_xact_id())";
+
+/// A database whose schema predates the fan-out (0.3.0's library loaded
+/// before `ALTER EXTENSION webhook_emitter UPDATE` ran): the event and its
+/// deliveries, as 0.2.0 queued them, so that no write fails and no event
+/// is lost in between. The webhooks receiving the event are locked
+/// `FOR KEY SHARE` (a concurrent `delete_webhook` waits for this
+/// transaction, or the webhook is skipped).
+const QUEUE_EVENT_BEFORE_FAN_OUT: &CStr = c"
 WITH w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key FROM webhook.webhooks wh
             WHERE wh.topics @> ARRAY[$2] AND (wh.filter IS NULL OR $3::jsonb @> wh.filter)
-              AND wh.deletion_requested_at IS NULL
               FOR KEY SHARE OF wh),
      e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
            SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT FROM w)
@@ -62,7 +67,8 @@ const TOPIC_ROUTE: &CStr = c"
 SELECT s.enabled, s.tenant_id, t.envelope = 'braincert', t.resource, t.action,
        (SELECT pg_catalog.min(k.n) FILTER (WHERE k.key = 'tenant_id')
                < pg_catalog.min(k.n) FILTER (WHERE k.key = 'domain_id')
-          FROM pg_catalog.json_object_keys(t.sample_body) WITH ORDINALITY k (key, n))
+          FROM pg_catalog.json_object_keys(t.sample_body) WITH ORDINALITY k (key, n)),
+       pg_catalog.to_regclass('webhook.fanout') IS NOT NULL
   FROM webhook.topics t LEFT JOIN webhook.settings s ON true
  WHERE t.topic = $1";
 
@@ -74,6 +80,8 @@ struct Route {
     /// `Some` for the BrainCert envelope; `None` for a flat body, queued
     /// as built.
     braincert: Option<Envelope>,
+    /// The worker fans events out (false until the schema is 0.3.0's).
+    fan_out: bool,
 }
 
 /// A BrainCert envelope's fields besides the event's own.
@@ -99,13 +107,15 @@ struct Routes {
 thread_local! {
     static ROUTES: RefCell<Option<Routes>> = const { RefCell::new(None) };
     static QUEUE_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    static QUEUE_BEFORE_FAN_OUT_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
     static ROUTE_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-/// Queue an event for every webhook subscribed to `topic` whose filter it
-/// matches (held for the disabled ones); topics with the BrainCert envelope
-/// get it here, flat bodies are queued as given. Returns the event id, or
-/// NULL when nothing was queued (switch off, or nobody subscribes).
+/// Queue an event of `topic` when some webhook subscribes to it (enabled or
+/// not: a disabled one holds its events); the worker delivers it to those
+/// whose filter it matches. Topics with the BrainCert envelope get it here,
+/// flat bodies are queued as given. Returns the event id, or NULL when
+/// nothing was queued (switch off, or nobody subscribes).
 ///
 /// `body` is declared `json` in SQL; json and text datums are the same
 /// bytes, so it is read as text: as built, without being parsed.
@@ -132,7 +142,7 @@ fn enqueue(topic: Option<&str>, body: Option<&str>) -> Option<String> {
         )
         .raise()
     };
-    if !route.enabled {
+    if !route.enabled || !wanted::topic_wanted(topic) {
         return None;
     }
     let event_id = super::event_id::new_event_id();
@@ -146,7 +156,14 @@ fn enqueue(topic: Option<&str>, body: Option<&str>) -> Option<String> {
             &envelope
         }
     };
-    let queued = queue_event(&event_id, topic, queued_body, &route.tenant_id, created_at);
+    let queued = queue_event(
+        route.fan_out,
+        &event_id,
+        topic,
+        queued_body,
+        &route.tenant_id,
+        created_at,
+    );
     if queued == 0 {
         return None;
     }
@@ -217,13 +234,16 @@ fn load_route(topic: &str, read_as: ReadAs) -> Option<Rc<Route>> {
                     action: text(5),
                     tenant_first: text(6).as_deref() == Some("t"),
                 }),
+                fan_out: text(7).as_deref() == Some("t"),
             }))
         }
     })
 }
 
-/// Run `QUEUE_EVENT`; returns how many deliveries it queued.
+/// Run `QUEUE_EVENT` (or, before the fan-out, `QUEUE_EVENT_BEFORE_FAN_OUT`);
+/// returns how many rows it queued.
 fn queue_event(
+    fan_out: bool,
     event_id: &str,
     topic: &str,
     body: &str,
@@ -235,9 +255,14 @@ fn queue_event(
         // (text, text, json, text, timestamptz) and live in the current
         // memory context for the call.
         unsafe {
+            let (slot, sql) = if fan_out {
+                (&QUEUE_PLAN, QUEUE_EVENT)
+            } else {
+                (&QUEUE_BEFORE_FAN_OUT_PLAN, QUEUE_EVENT_BEFORE_FAN_OUT)
+            };
             let plan = wanted::kept_plan(
-                &QUEUE_PLAN,
-                QUEUE_EVENT,
+                slot,
+                sql,
                 &[
                     pg_sys::TEXTOID,
                     pg_sys::TEXTOID,

@@ -49,7 +49,7 @@ thread_local! {
 
 /// True when an event of `topic` would be queued for some webhook now.
 #[pg_extern(stable, parallel_safe)]
-fn topic_wanted(topic: &str) -> bool {
+pub(crate) fn topic_wanted(topic: &str) -> bool {
     let Some(generation) = cache_generation() else {
         return load_subscribed_topics(ReadAs::Current).contains(topic);
     };

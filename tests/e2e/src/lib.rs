@@ -926,6 +926,27 @@ pub fn wait_delivered(client: &mut Client, n: i64, timeout: Duration) {
     });
 }
 
+/// Wait until the worker has made the deliveries of every event committed
+/// so far (the fan-out runs within milliseconds of a commit), and return
+/// how many deliveries there are.
+pub fn wait_fanned_out(client: &mut Client) -> i64 {
+    wait_for(
+        Duration::from_secs(30),
+        "the fan-out of the committed events",
+        || {
+            let row = client
+            .query_one(
+                "SELECT NOT EXISTS (SELECT FROM webhook.events e, webhook.fanout f
+                                     WHERE e.txid IS NOT NULL AND NOT pg_visible_in_snapshot(e.txid, f.snapshot)),
+                        (SELECT count(*) FROM webhook.deliveries)",
+                &[],
+            )
+            .ok()?;
+            row.get::<_, bool>(0).then(|| row.get(1))
+        },
+    )
+}
+
 /// A throwaway certificate authority for TLS tests: it issues server
 /// certificates (for 127.0.0.1 and localhost) and client certificates.
 pub struct TestCa {

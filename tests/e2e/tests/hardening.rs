@@ -8,7 +8,8 @@ use postgres::error::SqlState;
 use postgres::NoTls;
 use std::time::{Duration, Instant};
 use webhook_emitter_e2e::{
-    db_message, free_port, wait_delivered, wait_for, Client, Cluster, Receiver, Reply,
+    db_message, free_port, wait_delivered, wait_fanned_out, wait_for, Client, Cluster, Receiver,
+    Reply,
 };
 
 /// Every delivery's last_error and every attempt's error, one per line.
@@ -426,9 +427,12 @@ fn a_delivery_whose_event_was_deleted_fails_saying_why() {
         &[&receiver.url("/")],
     )
     .unwrap();
-    // Three transactions: the event is queued when the first commits.
+    // Three transactions: the event is queued when the first commits, and
+    // its (held) delivery made by the worker just after.
+    c.batch_execute("INSERT INTO lms.groups (name) VALUES ('g1')")
+        .unwrap();
+    assert_eq!(wait_fanned_out(&mut c), 1);
     for sql in [
-        "INSERT INTO lms.groups (name) VALUES ('g1')",
         "DELETE FROM webhook.events",
         "SELECT webhook.update_webhook(id, enabled => true) FROM webhook.webhooks",
     ] {

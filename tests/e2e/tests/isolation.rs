@@ -186,10 +186,11 @@ fn a_delivery_whose_lease_expired_is_sent_again() {
     create(&mut c, "w", &receiver.url("/w"));
     c.batch_execute(
         "BEGIN;
-         SELECT webhook.enqueue('group.created', json_build_object('group_id', 1,
-                'group_name', 'leased', 'description', 'd'));
-         UPDATE webhook.deliveries SET status = 'delivering', attempts = 1,
-                lease_until = now() + interval '2 seconds';
+         INSERT INTO webhook.events (id, topic, body, tenant_id)
+         VALUES ('01JLEASED00000000000000000', 'group.created', '{\"payload\": {\"group_name\": \"leased\"}}', 'default');
+         INSERT INTO webhook.deliveries (event_id, webhook_id, status, attempts, lease_until)
+         SELECT '01JLEASED00000000000000000', w.id, 'delivering', 1, now() + interval '2 seconds'
+           FROM webhook.webhooks w;
          COMMIT;",
     )
     .unwrap();

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use webhook_emitter_e2e::{db_message, wait_for, Client, Cluster, Receiver, Recorded, Reply};
+use webhook_emitter_e2e::{
+    db_message, wait_fanned_out, wait_for, Client, Cluster, Receiver, Recorded, Reply,
+};
 
 fn insert_groups(c: &mut Client, names: &[String]) {
     // One transaction each: each commit queues one event.
@@ -170,6 +172,7 @@ fn per_key_orders_each_key_and_lets_other_keys_pass() {
             .unwrap();
         }
     }
+    wait_fanned_out(&mut c);
     let keys: Vec<String> = c
         .query(
             "SELECT order_key FROM webhook.deliveries WHERE webhook_id = $1 ORDER BY id",

@@ -993,7 +993,7 @@ fn a_long_lived_session_queues_with_the_tenant_id_and_envelope_committed_elsewhe
     );
 }
 
-/// A webhook whose row a writer or the worker holds is deleted later, by
+/// A webhook whose row the worker holds is deleted later, by
 /// the worker (`delete_webhook` marks it); meanwhile it no longer keeps its
 /// topic from being dropped.
 #[test]
@@ -1008,7 +1008,7 @@ fn a_topic_can_be_dropped_while_its_deleted_webhook_waits_for_removal() {
          SELECT webhook.create_webhook('notes', 'https://example.com/notes', '{note.created}');",
     )
     .unwrap();
-    // Another session holds the row as a writer does (KEY SHARE).
+    // Another session holds the row as the worker's fan-out does (KEY SHARE).
     let mut writer = cluster.client();
     writer
         .batch_execute("BEGIN; SELECT FROM webhook.webhooks FOR KEY SHARE")
