@@ -1073,23 +1073,21 @@ COMMENT ON FUNCTION webhook.rebuild_events IS 'Build again the events whose buil
 -- (within milliseconds of its commit), whose filter the body matches; an
 -- ordered webhook's sequence follows the writing transactions' order (their
 -- ids), then the events' within each. The delivery is dated with the event.
-CREATE FUNCTION webhook.fan_out_from(done pg_snapshot, restored boolean DEFAULT false) RETURNS bigint
+CREATE FUNCTION webhook.fan_out_from(done pg_snapshot) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     queued bigint;
 BEGIN
     -- The new events are read through events_fanout_idx by ranges of ids
     -- that leave out the transactions still running: a large uncommitted
-    -- enqueue's entries are never walked. restored: done and the events'
-    -- ids are another cluster's (pg_restore): no bound from this one's.
+    -- enqueue's entries are never walked.
     WITH running AS MATERIALIZED (
-             SELECT x FROM pg_snapshot_xip(pg_current_snapshot()) x WHERE NOT restored),
+             SELECT x FROM pg_snapshot_xip(pg_current_snapshot()) x),
          bounds AS (
              SELECT b.x AS above, lead(b.x) OVER (ORDER BY b.x) AS below FROM (
                  SELECT (pg_snapshot_xmax(done)::text::numeric - 1)::text::xid8 AS x
                  UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
-                 UNION SELECT CASE WHEN restored THEN '18446744073709551615'::xid8
-                                   ELSE pg_snapshot_xmax(pg_current_snapshot()) END) b),
+                 UNION SELECT pg_snapshot_xmax(pg_current_snapshot())) b),
          ev AS MATERIALIZED (
              SELECT e.id, e.topic, e.body, e.created_at, e.txid
                FROM bounds r CROSS JOIN LATERAL (
@@ -1116,14 +1114,17 @@ BEGIN
                              AND (w.filter IS NULL OR ev.body::jsonb @> w.filter)
               ORDER BY ev.txid, ev.id, w.id
              RETURNING 1),
+         -- Found nothing: nothing to store (no write, no WAL); the next
+         -- fan-out reads from the same point, where nothing was.
          moved AS (
              UPDATE webhook.fanout f SET snapshot = pg_current_snapshot(), updated_at = now()
+              WHERE EXISTS (SELECT FROM ev)
              RETURNING 1)
     SELECT count(*) INTO queued FROM made;
     RETURN queued;
 END
 $$;
-COMMENT ON FUNCTION webhook.fan_out_from(pg_snapshot, boolean) IS 'Make the deliveries of the events not visible in the given snapshot, and store this statement''s snapshot (see webhook.fan_out).';
+COMMENT ON FUNCTION webhook.fan_out_from(pg_snapshot) IS 'Make the deliveries of the events not visible in the given snapshot, and store this statement''s snapshot (see webhook.fan_out).';
 
 -- The worker's fan-out (also a superuser's, by hand): one at a time.
 CREATE FUNCTION webhook.fan_out() RETURNS bigint
@@ -1145,21 +1146,31 @@ COMMENT ON FUNCTION webhook.fan_out() IS 'Make the deliveries of the events comm
 
 -- pg_restore brings back the dumped progress row after CREATE EXTENSION
 -- made one, and after the events (its name sorts after theirs). The
--- restored events' txids and the row's snapshot are the dumped cluster's:
--- the events not fanned out there are fanned out now, then those ids are
--- cleared where they could pass for this cluster's, and the row goes on
--- from this cluster's snapshot. Restore in one transaction
--- (pg_restore --single-transaction): the worker must not fan out events
--- from another cluster before their row arrives.
+-- restored events' txids and the row's snapshot are the dumped cluster's.
+-- The events it had not fanned out are stamped with this transaction's id,
+-- the others' ids cleared (they could pass for this cluster's), and the row
+-- goes on from this cluster's snapshot, with this transaction not yet
+-- visible: once the restore commits (its sequences set), the worker fans
+-- those events out like any others. Restore in one transaction
+-- (pg_restore --single-transaction): a worker must not fan out events of
+-- another cluster before their row arrives.
 CREATE FUNCTION webhook.fanout_restore_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mine xid8 := pg_current_xact_id();
+    now_seen pg_snapshot := pg_current_snapshot();
 BEGIN
     LOCK TABLE webhook.fanout IN SHARE ROW EXCLUSIVE MODE;
-    PERFORM webhook.fan_out_from(NEW.snapshot, restored => true);
-    UPDATE webhook.events e SET txid = NULL
-     WHERE e.txid >= pg_snapshot_xmin(pg_current_snapshot());
-    SELECT f.snapshot INTO NEW.snapshot FROM webhook.fanout f;
-    NEW.snapshot := coalesce(NEW.snapshot, pg_current_snapshot());
+    UPDATE webhook.events e
+       SET txid = CASE WHEN pg_visible_in_snapshot(e.txid, NEW.snapshot) THEN NULL ELSE mine END
+     WHERE e.txid IS NOT NULL;
+    IF mine >= pg_snapshot_xmax(now_seen) THEN
+        NEW.snapshot := now_seen;
+    ELSE
+        NEW.snapshot := format('%s:%s:%s', least(pg_snapshot_xmin(now_seen), mine), pg_snapshot_xmax(now_seen),
+                               (SELECT string_agg(x::text, ',' ORDER BY x)
+                                  FROM (SELECT pg_snapshot_xip(now_seen) UNION SELECT mine) s (x)))::pg_snapshot;
+    END IF;
     NEW.updated_at := now();
     DELETE FROM webhook.fanout;
     RETURN NEW;
@@ -1624,7 +1635,7 @@ GRANT SELECT ON webhook.delivery_latency TO PUBLIC;
 REVOKE ALL ON webhook.delivery_stats FROM PUBLIC;
 GRANT SELECT ON webhook.delivery_stats TO PUBLIC;
 REVOKE ALL ON webhook.fanout FROM PUBLIC;
-REVOKE ALL ON FUNCTION webhook.rebuild_delivery_stats(), webhook.fan_out(), webhook.fan_out_from(pg_snapshot, boolean),
+REVOKE ALL ON FUNCTION webhook.rebuild_delivery_stats(), webhook.fan_out(), webhook.fan_out_from(pg_snapshot),
     webhook.fanout_restore_row(), webhook.replicated_event(), webhook.skip_replicated_row() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.histogram_bucket(double precision), webhook.histogram(double precision[]),
     webhook.histogram_add(bigint[], bigint[]), webhook.histogram_sum(bigint[]),

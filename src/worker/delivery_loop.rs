@@ -269,23 +269,27 @@ impl Worker {
     }
 
     /// Make the deliveries of the events committed since the last fan-out.
-    /// A failure is retried a poll interval later (the events wait in
-    /// webhook.events: nothing is lost).
-    fn fan_out(&mut self) {
+    /// Returns whether it made any. A failure is retried a poll interval
+    /// later (the events wait in webhook.events: nothing is lost).
+    fn fan_out(&mut self) -> bool {
         if self
             .fan_out_backoff
             .is_some_and(|until| Instant::now() < until)
         {
-            return;
+            return false;
         }
         match txn::run(|| Spi::connect_mut(fanout::fan_out)) {
-            Ok(_) => self.fan_out_backoff = None,
+            Ok(made) => {
+                self.fan_out_backoff = None;
+                made > 0
+            }
             Err(e) => {
                 warning!(
                     "webhook_emitter: making the deliveries of new events failed: {e}; retrying in {:?}",
                     self.settings.poll_interval
                 );
                 self.fan_out_backoff = Some(Instant::now() + self.settings.poll_interval);
+                false
             }
         }
     }
@@ -514,6 +518,10 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     let mut wake_pending = true;
     let mut more_due = false;
     let mut last_claim = Instant::now();
+    // The fan-out runs after commits that queued events (they set the
+    // latch), gathered like the claims, and at every poll interval.
+    let mut fan_out_pending = true;
+    let mut last_fan_out = Instant::now();
     loop {
         let started = Instant::now();
         let (alive, latch_set) = if worker.outstanding > 0 {
@@ -537,6 +545,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             break;
         }
         wake_pending |= latch_set;
+        fan_out_pending |= latch_set;
         if BackgroundWorker::sighup_received() {
             worker.reload();
         }
@@ -555,6 +564,15 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         worker.release_due();
         worker.profile.add(Phase::Other, started);
         let poll = worker.settings.poll_interval;
+        if (fan_out_pending && last_fan_out.elapsed() >= CLAIM_GATHER)
+            || last_fan_out.elapsed() >= poll
+        {
+            let started = Instant::now();
+            more_due |= worker.fan_out();
+            fan_out_pending = false;
+            last_fan_out = Instant::now();
+            worker.profile.add(Phase::Claiming, started);
+        }
         if (wake_pending && last_claim.elapsed() >= CLAIM_GATHER)
             || more_due
             || worker.capacity_freed
@@ -562,7 +580,6 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             || last_claim.elapsed() >= poll
         {
             let started = Instant::now();
-            worker.fan_out();
             let claimed = worker.claim_and_dispatch();
             worker.profile.add(Phase::Claiming, started);
             if let Some(full) = claimed {
@@ -597,10 +614,12 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         {
             Duration::ZERO
         } else {
-            // The next claim (a commit's, or the poll's), or the recording
-            // of what finished, whichever is due first.
+            // The next claim or fan-out (a commit's, or the poll's), or the
+            // recording of what finished, whichever is due first.
             let claim_at = if wake_pending { CLAIM_GATHER } else { poll };
             let mut wait = claim_at.saturating_sub(last_claim.elapsed());
+            let fan_out_at = if fan_out_pending { CLAIM_GATHER } else { poll };
+            wait = wait.min(fan_out_at.saturating_sub(last_fan_out.elapsed()));
             if let Some(since) = worker.unrecorded_since {
                 wait = wait.min(RECORD_DELAY.saturating_sub(since.elapsed()));
             }

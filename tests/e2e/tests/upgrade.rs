@@ -296,6 +296,24 @@ fn upgrading_from_0_2_0_repairs_ownership_and_grants() {
          RESET ROLE;",
     )
     .unwrap();
+    // This library with 0.2.0's tables, before ALTER EXTENSION UPDATE: a
+    // write queues its event and delivery as 0.2.0 did (no fan-out yet),
+    // and it is delivered after the upgrade.
+    c.execute(
+        "SELECT webhook.create_webhook('groups', $1, '{group.created}')",
+        &[&receiver.url("/groups")],
+    )
+    .unwrap();
+    c.batch_execute("INSERT INTO lms.groups (name) VALUES ('Written before the update')")
+        .unwrap();
+    let queued: i64 = c
+        .query_one(
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'pending'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(queued, 1, "queued with its delivery, as 0.2.0 does");
     let owner_before: String = c
         .query_one(
             "SELECT p.proowner::regrole::text FROM pg_proc p JOIN webhook.topics t ON p.proname = t.trigger_function
@@ -407,6 +425,12 @@ fn upgrading_from_0_2_0_repairs_ownership_and_grants() {
     let mut app = Client::connect(&conn, postgres::NoTls).unwrap();
     app.batch_execute("INSERT INTO billing.invoices (amount) VALUES (5)")
         .unwrap();
-    let got = receiver.wait_for(1, Duration::from_secs(30));
-    assert_eq!(got[0].json()["built_by"], "lms_admin");
+    let got = receiver.wait_for(2, Duration::from_secs(30));
+    let invoice = got.iter().find(|r| r.path == "/erp").expect("the invoice");
+    assert_eq!(invoice.json()["built_by"], "lms_admin");
+    let group = got.iter().find(|r| r.path == "/groups").expect("the group");
+    assert_eq!(
+        group.json()["payload"]["group_name"],
+        "Written before the update"
+    );
 }
