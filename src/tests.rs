@@ -184,7 +184,7 @@ fn enqueue_wraps_braincert_topics_and_leaves_the_fan_out_to_after_the_commit() {
     assert_eq!(body["payload"]["group_id"], 1);
     // The worker makes the deliveries after the commit (tests/e2e): not
     // before, not even a fan-out inside the writing transaction.
-    assert_eq!(Spi::get_one::<i64>("SELECT webhook.fan_out()").unwrap(), Some(0));
+    assert_eq!(Spi::get_one::<i64>("SELECT made FROM webhook.fan_out()").unwrap(), Some(0));
     let n = Spi::get_one_with_args::<i64>("SELECT count(*) FROM webhook.deliveries WHERE event_id = $1", &[id.into()]).unwrap();
     assert_eq!(n, Some(0));
 

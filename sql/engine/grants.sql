@@ -56,7 +56,7 @@ REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(t
     webhook.store_topic(webhook.topics, boolean, boolean, regrole), webhook.remove_topic(text, regrole),
     webhook.install_topic(text), webhook.uninstall_topic(text), webhook.mark_replicated(),
     webhook.notify(text, jsonb), webhook.notify_dead_deliveries(bigint[]),
-    webhook.rebuild_delivery_stats(), webhook.fan_out(), webhook.fan_out_from(pg_snapshot),
+    webhook.rebuild_delivery_stats(), webhook.fan_out(bigint, bigint[], double precision, bigint, bigint),
     webhook.fanout_restore_row(), webhook.replicated_event(), webhook.skip_replicated_row(),
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
     FROM webhook_admin;

@@ -92,62 +92,26 @@ ALTER TABLE webhook.deliveries ENABLE REPLICA TRIGGER deliveries_still_replicate
 -- (within milliseconds of its commit), whose filter the body matches; an
 -- ordered webhook's sequence follows the writing transactions' order (their
 -- ids), then the events' within each. The delivery is dated with the event.
-CREATE FUNCTION webhook.fan_out_from(done pg_snapshot) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    queued bigint;
-BEGIN
-    -- The new events are read through events_fanout_idx by ranges of ids
-    -- that leave out the transactions still running: a large uncommitted
-    -- enqueue's entries are never walked.
-    WITH running AS MATERIALIZED (
-             SELECT x FROM pg_snapshot_xip(pg_current_snapshot()) x),
-         bounds AS (
-             SELECT b.x AS above, lead(b.x) OVER (ORDER BY b.x) AS below FROM (
-                 SELECT (pg_snapshot_xmax(done)::text::numeric - 1)::text::xid8 AS x
-                 UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
-                 UNION SELECT pg_snapshot_xmax(pg_current_snapshot())) b),
-         ev AS MATERIALIZED (
-             SELECT e.id, e.topic, e.body, e.created_at, e.txid
-               FROM bounds r CROSS JOIN LATERAL (
-                    SELECT e.* FROM webhook.events e WHERE e.txid > r.above AND e.txid < r.below) e
-              WHERE r.below IS NOT NULL
-             UNION ALL
-             SELECT e.id, e.topic, e.body, e.created_at, e.txid FROM webhook.events e
-              WHERE e.txid = ANY (ARRAY(SELECT x FROM pg_snapshot_xip(done) x
-                                         WHERE x NOT IN (SELECT r.x FROM running r)))),
-         -- Locked FOR KEY SHARE: a concurrent delete_webhook waits, or has
-         -- removed the webhook, which is then skipped.
-         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key, wh.topics, wh.filter
-                 FROM webhook.webhooks wh
-                WHERE wh.deletion_requested_at IS NULL
-                  AND wh.topics && ARRAY(SELECT DISTINCT ev.topic FROM ev)
-                  FOR KEY SHARE OF wh),
-         made AS (
-             INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key, created_at)
-             SELECT ev.id, w.id, CASE WHEN w.enabled THEN 'pending' ELSE 'held' END,
-                    CASE w.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
-                         ELSE coalesce(ev.body #>> string_to_array(w.ordering_key, '.'), '') END,
-                    ev.created_at
-               FROM ev JOIN w ON w.topics @> ARRAY[ev.topic]
-                             AND (w.filter IS NULL OR ev.body::jsonb @> w.filter)
-              ORDER BY ev.txid, ev.id, w.id
-             RETURNING 1),
-         -- Found nothing: nothing to store (no write, no WAL); the next
-         -- fan-out reads from the same point, where nothing was.
-         moved AS (
-             UPDATE webhook.fanout f SET snapshot = pg_current_snapshot(), updated_at = now()
-              WHERE EXISTS (SELECT FROM ev)
-             RETURNING 1)
-    SELECT count(*) INTO queued FROM made;
-    RETURN queued;
-END
-$$;
-COMMENT ON FUNCTION webhook.fan_out_from(pg_snapshot) IS 'Make the deliveries of the events not visible in the given snapshot, and store this statement''s snapshot (see webhook.fan_out).';
-
--- The worker's fan-out (also a superuser's, by hand): one at a time.
-CREATE FUNCTION webhook.fan_out() RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- The worker also claims new deliveries here (claim_limit > 0), as the
+-- claim would (src/worker/claim.rs): those of enabled, unordered webhooks
+-- not left_out (at their limit), up to claim_limit and byte_budget bytes of
+-- bodies (the first always), a body over max_body bytes not loaded. They are
+-- inserted 'delivering' under a lease of lease_seconds, and returned with
+-- their event: a new delivery is written once before its outcome, not
+-- inserted and then updated. One row per claimed delivery, or one row of
+-- NULLs; made is how many deliveries were made.
+-- One fan-out at a time: the worker's, or a superuser's by hand
+-- (SELECT made FROM webhook.fan_out()). enable_seqscan = off: the queue is
+-- read through its indexes only, whatever the statistics say (a fresh
+-- table's say "empty", and a plan made on them read all of webhook.events
+-- at every fan-out while the queue grew).
+CREATE FUNCTION webhook.fan_out(claim_limit bigint DEFAULT 0, left_out bigint[] DEFAULT '{}',
+                                lease_seconds double precision DEFAULT 0, byte_budget bigint DEFAULT 0,
+                                max_body bigint DEFAULT 0)
+RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[], webhook_id bigint,
+               webhook_version double precision, made bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+#variable_conflict use_column
 DECLARE
     done pg_snapshot;
 BEGIN
@@ -158,10 +122,79 @@ BEGIN
             MESSAGE = 'webhook.fanout has no row: queued events cannot be delivered',
             HINT = 'Insert one: INSERT INTO webhook.fanout (snapshot) VALUES (pg_current_snapshot()).';
     END IF;
-    RETURN webhook.fan_out_from(done);
+    -- The new events are read through events_fanout_idx by ranges of ids
+    -- that leave out the transactions still running: a large uncommitted
+    -- enqueue's entries are never walked.
+    RETURN QUERY
+    WITH running AS MATERIALIZED (
+             SELECT x FROM pg_snapshot_xip(pg_current_snapshot()) x),
+         bounds AS (
+             SELECT b.x AS above, lead(b.x) OVER (ORDER BY b.x) AS below FROM (
+                 SELECT (pg_snapshot_xmax(done)::text::numeric - 1)::text::xid8 AS x
+                 UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
+                 UNION SELECT pg_snapshot_xmax(pg_current_snapshot())) b),
+         ev AS MATERIALIZED (
+             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.txid, octet_length(e.body::text) AS bytes
+               FROM bounds r CROSS JOIN LATERAL (
+                    SELECT e.* FROM webhook.events e WHERE e.txid > r.above AND e.txid < r.below) e
+              WHERE r.below IS NOT NULL
+             UNION ALL
+             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.txid, octet_length(e.body::text)
+               FROM pg_snapshot_xip(done) x CROSS JOIN LATERAL (
+                    SELECT e.* FROM webhook.events e WHERE e.txid = x) e
+              WHERE x NOT IN (SELECT r.x FROM running r)),
+         -- Locked FOR KEY SHARE: a concurrent delete_webhook waits, or has
+         -- removed the webhook, which is then skipped.
+         w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key, wh.topics, wh.filter, wh.updated_at
+                 FROM webhook.webhooks wh
+                WHERE wh.deletion_requested_at IS NULL
+                  AND wh.topics && ARRAY(SELECT DISTINCT ev.topic FROM ev)
+                  FOR KEY SHARE OF wh),
+         pairs AS (
+             SELECT ev.id AS event, ev.txid, ev.body, ev.created_at, w.id AS webhook, w.enabled, w.ordering,
+                    w.ordering_key, CASE WHEN ev.bytes > max_body THEN 0 ELSE ev.bytes END AS loaded,
+                    w.enabled AND w.ordering = 'none' AND w.id <> ALL (left_out) AS claimable
+               FROM ev JOIN w ON w.topics @> ARRAY[ev.topic]
+                             AND (w.filter IS NULL OR ev.body::jsonb @> w.filter)),
+         ranked AS (
+             SELECT p.*, p.claimable
+                    AND row_number() OVER (PARTITION BY p.claimable ORDER BY p.txid, p.event, p.webhook) <= claim_limit
+                    AND sum(p.loaded) OVER (PARTITION BY p.claimable ORDER BY p.txid, p.event, p.webhook
+                                            ROWS UNBOUNDED PRECEDING) - p.loaded < byte_budget AS claimed
+               FROM pairs p),
+         made AS (
+             INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key, created_at,
+                                             attempts, last_attempt_at, lease_until)
+             SELECT r.event, r.webhook,
+                    CASE WHEN r.claimed THEN 'delivering' WHEN r.enabled THEN 'pending' ELSE 'held' END,
+                    CASE r.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
+                         ELSE coalesce(r.body #>> string_to_array(r.ordering_key, '.'), '') END,
+                    r.created_at,
+                    CASE WHEN r.claimed THEN 1 ELSE 0 END,
+                    CASE WHEN r.claimed THEN now() END,
+                    CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END
+               FROM ranked r
+              ORDER BY r.txid, r.event, r.webhook
+             RETURNING deliveries.id, deliveries.attempts, deliveries.event_id, deliveries.webhook_id,
+                       deliveries.status),
+         -- Found nothing: nothing to store (no write, no WAL); the next
+         -- fan-out reads from the same point, where nothing was.
+         moved AS (
+             UPDATE webhook.fanout f SET snapshot = pg_current_snapshot(), updated_at = now()
+              WHERE EXISTS (SELECT FROM ev)
+             RETURNING 1),
+         claimed AS (
+             SELECT m.id, m.attempts, m.event_id,
+                    ARRAY[ev.topic, ev.tenant_id, CASE WHEN ev.bytes <= max_body THEN ev.body::text END,
+                          ev.bytes::text] AS event,
+                    m.webhook_id, extract(epoch FROM w.updated_at)::float8 AS version
+               FROM made m JOIN ev ON ev.id = m.event_id JOIN w ON w.id = m.webhook_id
+              WHERE m.status = 'delivering')
+    SELECT c.id, c.attempts, c.event_id, c.event, c.webhook_id, c.version, n.made
+      FROM (SELECT count(*) AS made FROM made) n LEFT JOIN claimed c ON true;
 END
 $$;
-COMMENT ON FUNCTION webhook.fan_out() IS 'Make the deliveries of the events committed since the last fan-out (the worker calls it before each claim); returns how many.';
+COMMENT ON FUNCTION webhook.fan_out IS 'Make the deliveries of the events committed since the last fan-out, claiming new ones for the worker up to claim_limit (SELECT made FROM webhook.fan_out() by hand).';
 
 -- pg_restore brings back the dumped progress row after CREATE EXTENSION
 -- made one, and after the events (its name sorts after theirs). The

@@ -6,7 +6,7 @@ use super::plans::{replan_after_growth, run_saved, statistics_stale};
 use crate::error::Result;
 use crate::http::job::Attempt;
 use pgrx::pg_sys::BuiltinOid::{FLOAT8OID, INT8ARRAYOID, INT8OID};
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiHeapTupleData};
 use std::time::Duration;
 
 /// A claimed delivery, before its endpoint is attached.
@@ -27,6 +27,31 @@ pub struct ClaimBytes {
     pub budget: i64,
     /// Per body: a larger body is not loaded and its delivery fails.
     pub max_body: i64,
+}
+
+/// What a claim may take: up to `limit` deliveries, none of the webhooks
+/// `left_out` (at their limit, or paused), leased for `lease`, their bodies
+/// within `bytes`.
+pub struct ClaimRequest {
+    pub limit: i64,
+    pub left_out: Vec<i64>,
+    pub lease: Duration,
+    pub bytes: ClaimBytes,
+}
+
+impl ClaimRequest {
+    /// A request for no delivery at all.
+    pub fn nothing() -> ClaimRequest {
+        ClaimRequest {
+            limit: 0,
+            left_out: Vec::new(),
+            lease: Duration::ZERO,
+            bytes: ClaimBytes {
+                budget: 0,
+                max_body: 0,
+            },
+        }
+    }
 }
 
 /// The claim statement: $1 the limit, $2 the left-out webhooks, $3 the
@@ -118,55 +143,56 @@ pub(crate) const CLAIM_SQL: &str = "WITH RECURSIVE heads AS (
 /// `plans::statistics_stale`); the caller then analyzes the queue
 /// (`plans::analyze_queue`) in a transaction of its own, so that a failure
 /// there cannot undo the claim.
-pub fn claim(
-    client: &mut SpiClient,
-    limit: i64,
-    left_out: Vec<i64>,
-    lease: Duration,
-    bytes: ClaimBytes,
-) -> Result<(Vec<Claimed>, bool)> {
+pub fn claim(client: &mut SpiClient, request: &ClaimRequest) -> Result<(Vec<Claimed>, bool)> {
     let counted_rows = replan_after_growth(client)?;
     let rows = run_saved(
         client,
         CLAIM_SQL,
         &[INT8OID, INT8ARRAYOID, FLOAT8OID, INT8OID, INT8OID],
         &[
-            limit.into(),
-            left_out.into(),
-            lease.as_secs_f64().into(),
-            bytes.budget.into(),
-            bytes.max_body.into(),
+            request.limit.into(),
+            request.left_out.clone().into(),
+            request.lease.as_secs_f64().into(),
+            request.bytes.budget.into(),
+            request.bytes.max_body.into(),
         ],
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        // topic, tenant_id, body; NULL when the event row is gone (deleted
-        // by hand: pruning never removes an event a delivery refers to).
-        let event: Option<Vec<Option<String>>> = row.get(4)?;
-        let event_found = event.is_some();
-        let mut event = event.unwrap_or_default().into_iter();
-        let mut next = || event.next().flatten();
-        let (topic, tenant_id, body, size) = (next(), next(), next(), next());
-        // A body over the limit comes back as its size alone.
-        let body_too_large = match (&body, size) {
-            (None, Some(size)) if event_found => size.parse::<i64>().ok(),
-            _ => None,
-        };
-        out.push(Claimed {
-            event_found,
-            body_too_large,
-            attempt: Attempt {
-                delivery_id: row.get(1)?.unwrap_or_default(),
-                attempt: row.get(2)?.unwrap_or_default(),
-                event_id: row.get(3)?.unwrap_or_default(),
-                topic: topic.unwrap_or_default(),
-                tenant_id: tenant_id.unwrap_or_default(),
-                body: body.unwrap_or_default(),
-            },
-            webhook_id: row.get(5)?.unwrap_or_default(),
-            webhook_version: row.get(6)?.unwrap_or_default(),
-        });
+        out.push(claimed_from(&row)?);
     }
     let stale = statistics_stale(counted_rows, out.len());
     Ok((out, stale))
+}
+
+/// A claimed delivery from a row of `CLAIM_SQL` or of `webhook.fan_out`
+/// (id, attempts, event id, [topic, tenant id, body, body size], webhook
+/// id, webhook version).
+pub(crate) fn claimed_from(row: &SpiHeapTupleData) -> Result<Claimed> {
+    // topic, tenant_id, body; NULL when the event row is gone (deleted
+    // by hand: pruning never removes an event a delivery refers to).
+    let event: Option<Vec<Option<String>>> = row.get(4)?;
+    let event_found = event.is_some();
+    let mut event = event.unwrap_or_default().into_iter();
+    let mut next = || event.next().flatten();
+    let (topic, tenant_id, body, size) = (next(), next(), next(), next());
+    // A body over the limit comes back as its size alone.
+    let body_too_large = match (&body, size) {
+        (None, Some(size)) if event_found => size.parse::<i64>().ok(),
+        _ => None,
+    };
+    Ok(Claimed {
+        event_found,
+        body_too_large,
+        attempt: Attempt {
+            delivery_id: row.get(1)?.unwrap_or_default(),
+            attempt: row.get(2)?.unwrap_or_default(),
+            event_id: row.get(3)?.unwrap_or_default(),
+            topic: topic.unwrap_or_default(),
+            tenant_id: tenant_id.unwrap_or_default(),
+            body: body.unwrap_or_default(),
+        },
+        webhook_id: row.get(5)?.unwrap_or_default(),
+        webhook_version: row.get(6)?.unwrap_or_default(),
+    })
 }

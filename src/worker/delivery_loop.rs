@@ -6,6 +6,7 @@
 use super::admission::{Admission, Admitted};
 use super::callbacks;
 use super::endpoints::EndpointCache;
+use super::latch::{sleep_past_latch, wait_on_latch};
 use super::maintenance::Upkeep;
 use super::plans;
 use super::pool::Pool;
@@ -268,20 +269,28 @@ impl Worker {
         }
     }
 
-    /// Make the deliveries of the events committed since the last fan-out.
-    /// Returns whether it made any. A failure is retried a poll interval
-    /// later (the events wait in webhook.events: nothing is lost).
-    fn fan_out(&mut self) -> bool {
+    /// Make the deliveries of the events committed since the last fan-out,
+    /// claiming the new ones there is room for when `claim` (no backlog is
+    /// due: new deliveries must not pass older ones). Returns whether
+    /// deliveries were made that it did not claim (a claim should follow),
+    /// and how many it claimed. A failure is retried a poll interval later
+    /// (the events wait in webhook.events: nothing is lost).
+    fn fan_out(&mut self, claim: bool) -> (bool, usize) {
         if self
             .fan_out_backoff
             .is_some_and(|until| Instant::now() < until)
         {
-            return false;
+            return (false, 0);
         }
-        match txn::run(|| Spi::connect_mut(fanout::fan_out)) {
-            Ok(made) => {
+        let request = if claim { self.claim_request() } else { None };
+        match txn::run(|| Spi::connect_mut(|client| fanout::fan_out(client, request.as_ref()))) {
+            Ok(fanned) => {
                 self.fan_out_backoff = None;
-                made > 0
+                let claimed = fanned.claimed.len();
+                if claimed > 0 {
+                    self.dispatch_claimed(fanned.claimed);
+                }
+                (fanned.made > claimed as i64, claimed)
             }
             Err(e) => {
                 warning!(
@@ -289,16 +298,16 @@ impl Worker {
                     self.settings.poll_interval
                 );
                 self.fan_out_backoff = Some(Instant::now() + self.settings.poll_interval);
-                false
+                (false, 0)
             }
         }
     }
 
-    /// Claim due deliveries and hand them to the pool. Returns whether more
-    /// may be due (the claim was full), or None when there was too little
-    /// room to be worth a claim (it waits until half the window is free).
-    fn claim_and_dispatch(&mut self) -> Option<bool> {
-        let agent = self.agent.clone()?;
+    /// What a claim may take now, or None when there is too little room to
+    /// be worth a claim (it waits until half the window is free) or no
+    /// agent to send with.
+    fn claim_request(&mut self) -> Option<claim::ClaimRequest> {
+        self.agent.as_ref()?;
         let window = (self.max_concurrency * 4).max(self.settings.batch_size as usize);
         // Jobs of rate-limited or paused webhooks at their limit wait for
         // their endpoint, not for this claim, which leaves those webhooks out.
@@ -311,17 +320,6 @@ impl Worker {
             self.record_now = true;
             return None;
         }
-        if self
-            .claim_backoff
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return None;
-        }
-        let left_out = self.admission.left_out_ids();
-        self.excluded = left_out.clone();
-        self.capacity_freed = false;
-        self.sequence_advanced = false;
-        let lease = self.settings.lease();
         // Bodies in hand are bounded in bytes, not only in rows: writers
         // choose their sizes.
         let held_bytes: i64 = self.in_hand.values().sum();
@@ -333,9 +331,30 @@ impl Worker {
             self.record_now = true;
             return None;
         }
-        let claimed = match txn::run(|| {
-            Spi::connect_mut(|client| claim::claim(client, limit, left_out, lease, bytes))
-        }) {
+        let left_out = self.admission.left_out_ids();
+        self.excluded = left_out.clone();
+        self.capacity_freed = false;
+        self.sequence_advanced = false;
+        Some(claim::ClaimRequest {
+            limit,
+            left_out,
+            lease: self.settings.lease(),
+            bytes,
+        })
+    }
+
+    /// Claim due deliveries and hand them to the pool. Returns whether more
+    /// may be due (the claim was full), or None when there was too little
+    /// room to be worth a claim.
+    fn claim_and_dispatch(&mut self) -> Option<bool> {
+        if self
+            .claim_backoff
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return None;
+        }
+        let request = self.claim_request()?;
+        let claimed = match txn::run(|| Spi::connect_mut(|client| claim::claim(client, &request))) {
             Ok((claimed, statistics_stale)) => {
                 if statistics_stale {
                     if let Err(e) = txn::run(|| Spi::connect_mut(plans::analyze_queue)) {
@@ -356,9 +375,19 @@ impl Worker {
             }
         };
         self.claim_backoff = None;
-        let unusable = self.endpoints.refresh(&claimed, &self.settings);
         let n = claimed.len();
-        self.profile.count(0, n);
+        self.dispatch_claimed(claimed);
+        Some(n as i64 >= request.limit)
+    }
+
+    /// Hand claimed deliveries to the pool; those that cannot be sent fail
+    /// like an attempt.
+    fn dispatch_claimed(&mut self, claimed: Vec<claim::Claimed>) {
+        let Some(agent) = self.agent.clone() else {
+            return;
+        };
+        let unusable = self.endpoints.refresh(&claimed, &self.settings);
+        self.profile.count(0, claimed.len());
         for c in claimed {
             self.in_hand
                 .insert(c.attempt.delivery_id, c.attempt.body.len() as i64);
@@ -411,7 +440,6 @@ impl Worker {
         if !self.unrecorded.is_empty() {
             self.unrecorded_since.get_or_insert_with(Instant::now);
         }
-        Some(n as i64 >= limit)
     }
 }
 
@@ -429,55 +457,6 @@ fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> O
         error: Some(error),
         retry_after: None,
     }
-}
-
-/// Sleep on the latch for at most `timeout`; returns (keep running, the
-/// latch was set). Unlike `BackgroundWorker::wait_latch` it tells a commit
-/// wake-up from a timeout.
-fn wait_on_latch(timeout: Duration) -> (bool, bool) {
-    let flags = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
-    let rc = unsafe {
-        pg_sys::WaitLatch(
-            pg_sys::MyLatch,
-            flags,
-            whole_ms(timeout),
-            pg_sys::PG_WAIT_EXTENSION,
-        )
-    };
-    let latch_set = rc & pg_sys::WL_LATCH_SET as i32 != 0;
-    // Reset only a latch this wait saw set: one set after a timeout
-    // returned stays set for the next wait, instead of being cleared unseen
-    // (a commit's wake-up then waited for the next commit or the poll).
-    if latch_set {
-        unsafe { pg_sys::ResetLatch(pg_sys::MyLatch) };
-    }
-    pg_sys::check_for_interrupts!();
-    let postmaster_died = rc & pg_sys::WL_POSTMASTER_DEATH as i32 != 0;
-    (
-        !postmaster_died && !BackgroundWorker::sigterm_received(),
-        latch_set,
-    )
-}
-
-/// Sleep for `timeout` whether or not the latch is set meanwhile (it stays
-/// set for the next `wait_on_latch`); postmaster death still ends it.
-fn sleep_past_latch(timeout: Duration) {
-    let flags = (pg_sys::WL_TIMEOUT | pg_sys::WL_POSTMASTER_DEATH) as i32;
-    unsafe {
-        pg_sys::WaitLatch(
-            pg_sys::MyLatch,
-            flags,
-            whole_ms(timeout),
-            pg_sys::PG_WAIT_EXTENSION,
-        )
-    };
-}
-
-/// A WaitLatch timeout, rounded up: a wait of 0.4 ms must not become
-/// WaitLatch(0), which returns at once (the loop would spin until the wait
-/// is over).
-fn whole_ms(timeout: Duration) -> std::ffi::c_long {
-    timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as std::ffi::c_long
 }
 
 /// Entry point of the background worker process.
@@ -568,7 +547,16 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             || last_fan_out.elapsed() >= poll
         {
             let started = Instant::now();
-            more_due |= worker.fan_out();
+            // New deliveries are claimed as they are made unless older
+            // ones are due (the last claim was full) or a claim backs off.
+            let may_claim = !more_due && worker.claim_backoff.is_none();
+            let (unclaimed, claimed) = worker.fan_out(may_claim);
+            more_due |= unclaimed;
+            if claimed > 0 {
+                // The fan-out claimed: it counts as the commits' claim.
+                wake_pending = false;
+                last_claim = Instant::now();
+            }
             fan_out_pending = false;
             last_fan_out = Instant::now();
             worker.profile.add(Phase::Claiming, started);

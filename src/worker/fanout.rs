@@ -1,21 +1,61 @@
-//! The fan-out: the write path queues one row per event; before each claim
-//! the worker makes the deliveries of the events committed since the last
-//! fan-out (`webhook.fan_out`, sql/engine/queue.sql).
+//! The fan-out: the write path queues one row per event; the worker makes
+//! the deliveries of the events committed since the last fan-out
+//! (`webhook.fan_out`, sql/engine/queue.sql), and claims the new ones it
+//! has room for in the same statement, so that a new delivery is inserted
+//! 'delivering' rather than inserted and then updated by a claim.
 
+use super::claim::{claimed_from, ClaimRequest, Claimed};
 use super::plans::run_saved;
 use crate::error::Result;
+use pgrx::pg_sys::BuiltinOid::{FLOAT8OID, INT8ARRAYOID, INT8OID};
 use pgrx::spi::SpiClient;
 
-/// Its transaction commits without waiting for the WAL flush: if a crash
-/// loses it, it loses the progress row's new snapshot with the
-/// deliveries, and the next fan-out makes them again. Nothing is sent
-/// before the claim's commit, which waits for the WAL up to it, this
-/// commit included.
-const FAN_OUT_SQL: &str =
-    "SELECT pg_catalog.set_config('synchronous_commit', 'off', true), webhook.fan_out()";
+const FAN_OUT_SQL: &str = "SELECT * FROM webhook.fan_out($1, $2, $3, $4, $5)";
 
-/// Make the deliveries of newly committed events; returns how many.
-pub fn fan_out(client: &mut SpiClient) -> Result<i64> {
-    let rows = run_saved(client, FAN_OUT_SQL, &[], &[])?;
-    Ok(rows.first().get::<i64>(2)?.unwrap_or(0))
+/// A transaction that claimed nothing commits without waiting for the WAL
+/// flush: if a crash loses it, it loses the progress row's new snapshot
+/// with the deliveries, and the next fan-out makes them again. One that
+/// claimed deliveries waits, as a claim does: their attempts are counted
+/// before anything is sent (a delivery that keeps crashing the worker is
+/// set aside by that count).
+const COMMIT_WITHOUT_WAITING: &str =
+    "SELECT pg_catalog.set_config('synchronous_commit', 'off', true)";
+
+/// What one fan-out did.
+pub struct FannedOut {
+    /// Deliveries made.
+    pub made: i64,
+    /// Those of them claimed for the worker.
+    pub claimed: Vec<Claimed>,
+}
+
+/// Make the deliveries of newly committed events, claiming new ones as
+/// `claim` allows (none when `None`).
+pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<FannedOut> {
+    let none = ClaimRequest::nothing();
+    let claim = claim.unwrap_or(&none);
+    let rows = run_saved(
+        client,
+        FAN_OUT_SQL,
+        &[INT8OID, INT8ARRAYOID, FLOAT8OID, INT8OID, INT8OID],
+        &[
+            claim.limit.into(),
+            claim.left_out.clone().into(),
+            claim.lease.as_secs_f64().into(),
+            claim.bytes.budget.into(),
+            claim.bytes.max_body.into(),
+        ],
+    )?;
+    let mut made = 0;
+    let mut claimed = Vec::new();
+    for row in rows {
+        made = row.get::<i64>(7)?.unwrap_or(0);
+        if row.get::<i64>(1)?.is_some() {
+            claimed.push(claimed_from(&row)?);
+        }
+    }
+    if claimed.is_empty() {
+        run_saved(client, COMMIT_WITHOUT_WAITING, &[], &[])?;
+    }
+    Ok(FannedOut { made, claimed })
 }

@@ -10,6 +10,7 @@ pub mod claim;
 pub mod delivery_loop;
 pub mod endpoints;
 pub mod fanout;
+pub mod latch;
 pub mod launcher;
 pub mod maintenance;
 mod plans;

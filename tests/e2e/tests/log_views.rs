@@ -95,7 +95,6 @@ fn delivery_latency_says_how_late_each_webhook_is_per_hour() {
         "SELECT webhook.rebuild_delivery_stats()",
         // The fan-out and its progress are the worker's.
         "SELECT webhook.fan_out()",
-        "SELECT webhook.fan_out_from(pg_current_snapshot())",
         "SELECT * FROM webhook.fanout",
         "UPDATE webhook.fanout SET updated_at = now()",
     ] {
@@ -200,7 +199,6 @@ fn a_webhooks_failures_are_found_by_its_id() {
         "SELECT webhook.rebuild_delivery_stats()",
         "DELETE FROM webhook.delivery_stats",
         "SELECT webhook.fan_out()",
-        "SELECT webhook.fan_out_from(pg_current_snapshot())",
         "DELETE FROM webhook.fanout",
     ] {
         let e = ops.batch_execute(write).unwrap_err();
