@@ -333,8 +333,6 @@ impl Worker {
         }
         let left_out = self.admission.left_out_ids();
         self.excluded = left_out.clone();
-        self.capacity_freed = false;
-        self.sequence_advanced = false;
         Some(claim::ClaimRequest {
             limit,
             left_out,
@@ -354,6 +352,10 @@ impl Worker {
             return None;
         }
         let request = self.claim_request()?;
+        // What this claim answers (the fan-out's claims take new unordered
+        // deliveries only, so they leave these set).
+        self.capacity_freed = false;
+        self.sequence_advanced = false;
         let claimed = match txn::run(|| Spi::connect_mut(|client| claim::claim(client, &request))) {
             Ok((claimed, statistics_stale)) => {
                 if statistics_stale {

@@ -279,6 +279,7 @@ fn a_webhook_disabled_by_410_holds_its_events_until_enabled_or_discarded() {
     );
     c.batch_execute("INSERT INTO lms.groups (name) VALUES ('g1'), ('g2')")
         .unwrap();
+    wait_fanned_out(&mut c);
     assert_eq!(held(&mut c, "gone"), (2, 2));
     receiver.respond_with(|_| Reply::status(200));
     let discarded: i64 = c

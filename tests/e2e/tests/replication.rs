@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
-use webhook_emitter_e2e::{db_message, wait_delivered, Client, Cluster, Receiver, Reply};
+use webhook_emitter_e2e::{
+    db_message, wait_delivered, wait_fanned_out, Client, Cluster, Receiver, Reply,
+};
 
 /// Poll `f` until it returns Ok, or panic after `timeout` with what the last
 /// Err said (the state that never became right).
@@ -152,7 +154,9 @@ fn failover_mid_drain_loses_nothing() {
     }
     let ids = event_ids(&mut p);
     assert_eq!(ids.len(), 300);
-    // The events count only once the standby has them.
+    // The events count only once the standby has them, with the
+    // deliveries the primary's worker made for them.
+    wait_fanned_out(&mut p);
     standby.wait_replayed(&primary, Duration::from_secs(30));
     let mut s = standby.client();
     assert_eq!(
