@@ -204,7 +204,6 @@ CREATE TABLE webhook.fanout (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE webhook.fanout IS 'The worker''s fan-out progress: events whose transaction is visible in snapshot have their deliveries (webhook.fan_out).';
-INSERT INTO webhook.fanout (snapshot) VALUES (pg_catalog.pg_current_snapshot());
 SELECT pg_catalog.pg_extension_config_dump('webhook.fanout', '');
 
 -- Code -----------------------------------------------------------------------
@@ -1069,10 +1068,54 @@ COMMENT ON FUNCTION webhook.rebuild_events IS 'Build again the events whose buil
 -- statement that also stores that statement's snapshot as the new one.
 -- A transaction still running then is in the snapshot's xip list, so its
 -- events are found when it commits, whatever their order.
+-- The snapshot a progress row starts from: now, with this transaction's
+-- own id (if it has one) not yet visible, so that the events it queues are
+-- fanned out once it commits (pg_current_snapshot() counts its own
+-- transaction as visible when a later one has ended).
+-- STABLE: it reads the calling statement's snapshot, not one of its own.
+CREATE FUNCTION webhook.snapshot_before_me() RETURNS pg_snapshot
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    mine xid8 := pg_current_xact_id_if_assigned();
+    now_seen pg_snapshot := pg_current_snapshot();
+BEGIN
+    IF mine IS NULL OR mine >= pg_snapshot_xmax(now_seen) THEN
+        RETURN now_seen;
+    END IF;
+    RETURN format('%s:%s:%s', least(pg_snapshot_xmin(now_seen), mine), pg_snapshot_xmax(now_seen),
+                  (SELECT string_agg(x::text, ',' ORDER BY x)
+                     FROM (SELECT pg_snapshot_xip(now_seen) UNION SELECT mine) s (x)))::pg_snapshot;
+END
+$$;
+
+-- Whether a body matches a webhook's filter (jsonb containment). A json
+-- body that is no jsonb (a \u0000 escape, a number out of jsonb's range)
+-- matches no filter, rather than stopping every fan-out.
+CREATE FUNCTION webhook.body_matches(body json, filter jsonb) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN body::jsonb @> filter;
+EXCEPTION WHEN data_exception THEN
+    RETURN false;
+END
+$$;
+
+-- A per_key webhook's sequence: the value at its ordering key ('' when
+-- the body has none, or none that is text, as a \u0000 escape).
+CREATE FUNCTION webhook.order_key_of(body json, ordering_key text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN coalesce(body #>> string_to_array(ordering_key, '.'), '');
+EXCEPTION WHEN data_exception THEN
+    RETURN '';
+END
+$$;
+
 -- A delivery goes to each webhook subscribed when its event is fanned out
 -- (within milliseconds of its commit), whose filter the body matches; an
--- ordered webhook's sequence follows the writing transactions' order (their
--- ids), then the events' within each. The delivery is dated with the event.
+-- ordered webhook's sequence follows the events' ids (their creation order)
+-- within what one fan-out reads, then the fan-outs' order. The delivery is
+-- dated with the event.
 -- The worker also claims new deliveries here (claim_limit > 0), as the
 -- claim would (src/worker/claim.rs): those of enabled, unordered webhooks
 -- not left_out (at their limit), up to claim_limit and byte_budget bytes of
@@ -1101,7 +1144,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = 'webhook.fanout has no row: queued events cannot be delivered',
-            HINT = 'Insert one: INSERT INTO webhook.fanout (snapshot) VALUES (pg_current_snapshot()).';
+            HINT = 'Insert one: INSERT INTO webhook.fanout (snapshot) VALUES (''1:1:''); the events kept get their deliveries again (a receiver may get some twice, with the same webhook-id).';
     END IF;
     -- The new events are read through events_fanout_idx by ranges of ids
     -- that leave out the transactions still running: a large uncommitted
@@ -1125,7 +1168,11 @@ BEGIN
                     SELECT e.* FROM webhook.events e WHERE e.txid = x) e
               WHERE x NOT IN (SELECT r.x FROM running r)),
          -- Locked FOR KEY SHARE: a concurrent delete_webhook waits, or has
-         -- removed the webhook, which is then skipped.
+         -- removed the webhook, which is then skipped. Changes of the other
+         -- columns do not wait (an admin's open transaction must not stall
+         -- the fan-out): a delivery made 'held' as its webhook is enabled is
+         -- released by the worker's sync of held deliveries (src/worker/
+         -- maintenance.rs), which follows such a fan-out within a second.
          w AS (SELECT wh.id, wh.enabled, wh.ordering, wh.ordering_key, wh.topics, wh.filter, wh.updated_at
                  FROM webhook.webhooks wh
                 WHERE wh.deletion_requested_at IS NULL
@@ -1136,11 +1183,11 @@ BEGIN
                     w.ordering_key, CASE WHEN ev.bytes > max_body THEN 0 ELSE ev.bytes END AS loaded,
                     w.enabled AND w.ordering = 'none' AND w.id <> ALL (left_out) AS claimable
                FROM ev JOIN w ON w.topics @> ARRAY[ev.topic]
-                             AND (w.filter IS NULL OR ev.body::jsonb @> w.filter)),
+                             AND (w.filter IS NULL OR webhook.body_matches(ev.body, w.filter))),
          ranked AS (
              SELECT p.*, p.claimable
-                    AND row_number() OVER (PARTITION BY p.claimable ORDER BY p.txid, p.event, p.webhook) <= claim_limit
-                    AND sum(p.loaded) OVER (PARTITION BY p.claimable ORDER BY p.txid, p.event, p.webhook
+                    AND row_number() OVER (PARTITION BY p.claimable ORDER BY p.event, p.webhook) <= claim_limit
+                    AND sum(p.loaded) OVER (PARTITION BY p.claimable ORDER BY p.event, p.webhook
                                             ROWS UNBOUNDED PRECEDING) - p.loaded < byte_budget AS claimed
                FROM pairs p),
          made AS (
@@ -1149,19 +1196,19 @@ BEGIN
              SELECT r.event, r.webhook,
                     CASE WHEN r.claimed THEN 'delivering' WHEN r.enabled THEN 'pending' ELSE 'held' END,
                     CASE r.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
-                         ELSE coalesce(r.body #>> string_to_array(r.ordering_key, '.'), '') END,
+                         ELSE webhook.order_key_of(r.body, r.ordering_key) END,
                     r.created_at,
                     CASE WHEN r.claimed THEN 1 ELSE 0 END,
                     CASE WHEN r.claimed THEN now() END,
                     CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END
                FROM ranked r
-              ORDER BY r.txid, r.event, r.webhook
+              ORDER BY r.event, r.webhook
              RETURNING deliveries.id, deliveries.attempts, deliveries.event_id, deliveries.webhook_id,
                        deliveries.status),
          -- Found nothing: nothing to store (no write, no WAL); the next
          -- fan-out reads from the same point, where nothing was.
          moved AS (
-             UPDATE webhook.fanout f SET snapshot = pg_current_snapshot(), updated_at = now()
+             UPDATE webhook.fanout f SET snapshot = webhook.snapshot_before_me(), updated_at = now()
               WHERE EXISTS (SELECT FROM ev)
              RETURNING 1),
          claimed AS (
@@ -1191,24 +1238,19 @@ CREATE FUNCTION webhook.fanout_restore_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     mine xid8 := pg_current_xact_id();
-    now_seen pg_snapshot := pg_current_snapshot();
 BEGIN
     LOCK TABLE webhook.fanout IN SHARE ROW EXCLUSIVE MODE;
     UPDATE webhook.events e
        SET txid = CASE WHEN pg_visible_in_snapshot(e.txid, NEW.snapshot) THEN NULL ELSE mine END
      WHERE e.txid IS NOT NULL;
-    IF mine >= pg_snapshot_xmax(now_seen) THEN
-        NEW.snapshot := now_seen;
-    ELSE
-        NEW.snapshot := format('%s:%s:%s', least(pg_snapshot_xmin(now_seen), mine), pg_snapshot_xmax(now_seen),
-                               (SELECT string_agg(x::text, ',' ORDER BY x)
-                                  FROM (SELECT pg_snapshot_xip(now_seen) UNION SELECT mine) s (x)))::pg_snapshot;
-    END IF;
+    NEW.snapshot := webhook.snapshot_before_me();
     NEW.updated_at := now();
     DELETE FROM webhook.fanout;
     RETURN NEW;
 END
 $$;
+-- The progress row of this installation (before the trigger: not a restore).
+INSERT INTO webhook.fanout (snapshot) VALUES (webhook.snapshot_before_me());
 CREATE TRIGGER fanout_restore_row BEFORE INSERT ON webhook.fanout
     FOR EACH ROW EXECUTE FUNCTION webhook.fanout_restore_row();
 
@@ -1219,7 +1261,11 @@ CREATE TRIGGER fanout_restore_row BEFORE INSERT ON webhook.fanout
 CREATE FUNCTION webhook.replicated_event() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    NEW.txid := NULL;
+    -- An event the apply worker's own topic triggers queued (ENABLE ALWAYS)
+    -- carries the apply transaction's id: it is this database's to fan out.
+    IF NEW.txid IS DISTINCT FROM pg_current_xact_id_if_assigned() THEN
+        NEW.txid := NULL;
+    END IF;
     RETURN NEW;
 END
 $$;
@@ -1669,7 +1715,8 @@ REVOKE ALL ON webhook.delivery_stats FROM PUBLIC;
 GRANT SELECT ON webhook.delivery_stats TO PUBLIC;
 REVOKE ALL ON webhook.fanout FROM PUBLIC;
 REVOKE ALL ON FUNCTION webhook.rebuild_delivery_stats(), webhook.fan_out(bigint, bigint[], double precision, bigint, bigint),
-    webhook.fanout_restore_row(), webhook.replicated_event(), webhook.skip_replicated_row() FROM PUBLIC;
+    webhook.fanout_restore_row(), webhook.replicated_event(), webhook.skip_replicated_row(),
+    webhook.snapshot_before_me(), webhook.body_matches(json, jsonb), webhook.order_key_of(json, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.histogram_bucket(double precision), webhook.histogram(double precision[]),
     webhook.histogram_add(bigint[], bigint[]), webhook.histogram_sum(bigint[]),
     webhook.histogram_percentile(bigint[], double precision, double precision) TO PUBLIC, webhook_admin;

@@ -58,6 +58,7 @@ REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(t
     webhook.notify(text, jsonb), webhook.notify_dead_deliveries(bigint[]),
     webhook.rebuild_delivery_stats(), webhook.fan_out(bigint, bigint[], double precision, bigint, bigint),
     webhook.fanout_restore_row(), webhook.replicated_event(), webhook.skip_replicated_row(),
+    webhook.snapshot_before_me(), webhook.body_matches(json, jsonb), webhook.order_key_of(json, text),
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
     FROM webhook_admin;
 

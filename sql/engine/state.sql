@@ -171,7 +171,6 @@ CREATE TABLE webhook.fanout (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE webhook.fanout IS 'The worker''s fan-out progress: events whose transaction is visible in snapshot have their deliveries (webhook.fan_out).';
-INSERT INTO webhook.fanout (snapshot) VALUES (pg_catalog.pg_current_snapshot());
 SELECT pg_catalog.pg_extension_config_dump('webhook.fanout', '');
 
 -- One row per (event, webhook): the delivery log. A delivery of a disabled

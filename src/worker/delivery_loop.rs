@@ -7,6 +7,9 @@ use super::admission::{Admission, Admitted};
 use super::callbacks;
 use super::endpoints::EndpointCache;
 use super::latch::{sleep_past_latch, wait_on_latch};
+
+#[path = "intake.rs"]
+mod intake;
 use super::maintenance::Upkeep;
 use super::plans;
 use super::pool::Pool;
@@ -15,15 +18,14 @@ use super::profile::{LoopProfile, Phase};
 use super::settings::Settings;
 use super::txn;
 use super::verdict::Verdict;
-use super::{claim, fanout, maintenance, record};
+use super::{claim, maintenance, record};
 use crate::guc;
-use crate::http::job::{Attempt, Job, Outcome};
+use crate::http::job::{Job, Outcome};
 use crate::shmem;
 use crate::status::DeliveryStatus;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// While requests are in flight the loop checks for results this often.
@@ -38,6 +40,12 @@ const RECORD_DELAY: Duration = Duration::from_millis(20);
 /// per commit made the worker's fixed cost per transaction the largest
 /// cost of every event. Sparse commits are claimed at once.
 const CLAIM_GATHER: Duration = Duration::from_millis(2);
+/// While the fan-out claims the new deliveries, the claim still runs this
+/// often for the older ones that came due (retries, released, replayed).
+const DUE_CLAIM_EVERY: Duration = Duration::from_millis(100);
+/// Held deliveries are synced with their webhook's flag at most this often
+/// after fan-outs (the maintenance does it every minute besides).
+const HELD_SYNC_EVERY: Duration = Duration::from_secs(1);
 
 struct Worker {
     settings: Settings,
@@ -74,6 +82,8 @@ struct Worker {
     claim_backoff: Option<Instant>,
     /// After a failed fan-out, the next one waits until then.
     fan_out_backoff: Option<Instant>,
+    /// When held deliveries were last synced after a fan-out.
+    last_held_sync: Option<Instant>,
     profile: LoopProfile,
     /// Last value published with `shmem::set_busy`.
     busy: bool,
@@ -103,6 +113,7 @@ impl Worker {
             upkeep: Upkeep::default(),
             claim_backoff: None,
             fan_out_backoff: None,
+            last_held_sync: None,
             profile: LoopProfile::new(),
             busy: false,
             settings,
@@ -269,78 +280,6 @@ impl Worker {
         }
     }
 
-    /// Make the deliveries of the events committed since the last fan-out,
-    /// claiming the new ones there is room for when `claim` (no backlog is
-    /// due: new deliveries must not pass older ones). Returns whether
-    /// deliveries were made that it did not claim (a claim should follow),
-    /// and how many it claimed. A failure is retried a poll interval later
-    /// (the events wait in webhook.events: nothing is lost).
-    fn fan_out(&mut self, claim: bool) -> (bool, usize) {
-        if self
-            .fan_out_backoff
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return (false, 0);
-        }
-        let request = if claim { self.claim_request() } else { None };
-        match txn::run(|| Spi::connect_mut(|client| fanout::fan_out(client, request.as_ref()))) {
-            Ok(fanned) => {
-                self.fan_out_backoff = None;
-                let claimed = fanned.claimed.len();
-                if claimed > 0 {
-                    self.dispatch_claimed(fanned.claimed);
-                }
-                (fanned.made > claimed as i64, claimed)
-            }
-            Err(e) => {
-                warning!(
-                    "webhook_emitter: making the deliveries of new events failed: {e}; retrying in {:?}",
-                    self.settings.poll_interval
-                );
-                self.fan_out_backoff = Some(Instant::now() + self.settings.poll_interval);
-                (false, 0)
-            }
-        }
-    }
-
-    /// What a claim may take now, or None when there is too little room to
-    /// be worth a claim (it waits until half the window is free) or no
-    /// agent to send with.
-    fn claim_request(&mut self) -> Option<claim::ClaimRequest> {
-        self.agent.as_ref()?;
-        let window = (self.max_concurrency * 4).max(self.settings.batch_size as usize);
-        // Jobs of rate-limited or paused webhooks at their limit wait for
-        // their endpoint, not for this claim, which leaves those webhooks out.
-        let held = self
-            .outstanding
-            .saturating_sub(self.admission.held_by_left_out());
-        let room = window.saturating_sub(held) as i64;
-        let limit = self.settings.batch_size.min(room);
-        if limit <= 0 || (held > 0 && room < (window / 2) as i64) {
-            self.record_now = true;
-            return None;
-        }
-        // Bodies in hand are bounded in bytes, not only in rows: writers
-        // choose their sizes.
-        let held_bytes: i64 = self.in_hand.values().sum();
-        let bytes = claim::ClaimBytes {
-            budget: self.settings.bytes_in_flight_cap() - held_bytes,
-            max_body: self.settings.max_body_bytes,
-        };
-        if bytes.budget <= 0 && !self.in_hand.is_empty() {
-            self.record_now = true;
-            return None;
-        }
-        let left_out = self.admission.left_out_ids();
-        self.excluded = left_out.clone();
-        Some(claim::ClaimRequest {
-            limit,
-            left_out,
-            lease: self.settings.lease(),
-            bytes,
-        })
-    }
-
     /// Claim due deliveries and hand them to the pool. Returns whether more
     /// may be due (the claim was full), or None when there was too little
     /// room to be worth a claim.
@@ -380,84 +319,6 @@ impl Worker {
         let n = claimed.len();
         self.dispatch_claimed(claimed);
         Some(n as i64 >= request.limit)
-    }
-
-    /// Hand claimed deliveries to the pool; those that cannot be sent fail
-    /// like an attempt.
-    fn dispatch_claimed(&mut self, claimed: Vec<claim::Claimed>) {
-        let Some(agent) = self.agent.clone() else {
-            return;
-        };
-        let unusable = self.endpoints.refresh(&claimed, &self.settings);
-        self.profile.count(0, claimed.len());
-        for c in claimed {
-            self.in_hand
-                .insert(c.attempt.delivery_id, c.attempt.body.len() as i64);
-            if let Some(size) = c.body_too_large {
-                self.unrecorded.push(failed_before_sending(
-                    &c.attempt,
-                    c.webhook_id,
-                    format!(
-                        "its body is {size} bytes, more than webhook.max_body_bytes ({}); it is not sent (raise the setting, then webhook.redeliver)",
-                        self.settings.max_body_bytes
-                    ),
-                ));
-                continue;
-            }
-            if !c.event_found {
-                self.unrecorded.push(failed_before_sending(
-                    &c.attempt,
-                    c.webhook_id,
-                    format!(
-                        "its event {} no longer exists in webhook.events",
-                        c.attempt.event_id
-                    ),
-                ));
-                continue;
-            }
-            let Some(endpoint) = self.endpoints.get(c.webhook_id) else {
-                // Fails like an attempt (and is retried on the schedule), so
-                // it never sits "delivering"; other webhooks are unaffected.
-                let why = unusable
-                    .get(&c.webhook_id)
-                    .map_or("its settings could not be loaded", String::as_str);
-                self.unrecorded.push(failed_before_sending(
-                    &c.attempt,
-                    c.webhook_id,
-                    format!("webhook {} has unusable settings: {why}", c.webhook_id),
-                ));
-                continue;
-            };
-            self.outstanding += 1;
-            let job = Job {
-                attempt: c.attempt,
-                endpoint: Arc::clone(endpoint),
-                // An endpoint with a client certificate has its own client.
-                agent: endpoint.agent.clone().unwrap_or_else(|| agent.clone()),
-            };
-            self.dispatch(job);
-        }
-        // Attempts that failed before sending are recorded like the others
-        // (within RECORD_DELAY), not at the next poll.
-        if !self.unrecorded.is_empty() {
-            self.unrecorded_since.get_or_insert_with(Instant::now);
-        }
-    }
-}
-
-/// The outcome of an attempt that could not even be made.
-fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> Outcome {
-    Outcome {
-        delivery_id: attempt.delivery_id,
-        webhook_id,
-        attempt: attempt.attempt,
-        started_at: std::time::SystemTime::now(),
-        duration_ms: 0.0,
-        status_code: None,
-        response_headers: None,
-        response_excerpt: None,
-        error: Some(error),
-        retry_after: None,
     }
 }
 
@@ -503,6 +364,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     // latch), gathered like the claims, and at every poll interval.
     let mut fan_out_pending = true;
     let mut last_fan_out = Instant::now();
+    // The fan-out claimed since the last claim.
+    let mut claimed_at_fan_out = false;
     loop {
         let started = Instant::now();
         let (alive, latch_set) = if worker.outstanding > 0 {
@@ -549,21 +412,27 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             || last_fan_out.elapsed() >= poll
         {
             let started = Instant::now();
-            // New deliveries are claimed as they are made unless older
-            // ones are due (the last claim was full) or a claim backs off.
+            // New deliveries are claimed as they are made unless the last
+            // claim was full (a backlog: new ones must not pass it) or
+            // claims back off; older ones that come due meanwhile are
+            // claimed at least every DUE_CLAIM_EVERY.
             let may_claim = !more_due && worker.claim_backoff.is_none();
             let (unclaimed, claimed) = worker.fan_out(may_claim);
             more_due |= unclaimed;
+            if unclaimed {
+                worker.sync_held_soon();
+            }
             if claimed > 0 {
-                // The fan-out claimed: it counts as the commits' claim.
+                // The fan-out claimed: it answers the commits' wake-up.
                 wake_pending = false;
-                last_claim = Instant::now();
+                claimed_at_fan_out = true;
             }
             fan_out_pending = false;
             last_fan_out = Instant::now();
             worker.profile.add(Phase::Claiming, started);
         }
         if (wake_pending && last_claim.elapsed() >= CLAIM_GATHER)
+            || (claimed_at_fan_out && last_claim.elapsed() >= DUE_CLAIM_EVERY)
             || more_due
             || worker.capacity_freed
             || worker.sequence_advanced
@@ -575,6 +444,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             if let Some(full) = claimed {
                 more_due = full;
                 wake_pending = false;
+                claimed_at_fan_out = false;
                 last_claim = Instant::now();
             }
             // A claim that failed because DROP EXTENSION ran here ends the
@@ -606,7 +476,13 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         } else {
             // The next claim or fan-out (a commit's, or the poll's), or the
             // recording of what finished, whichever is due first.
-            let claim_at = if wake_pending { CLAIM_GATHER } else { poll };
+            let claim_at = if wake_pending {
+                CLAIM_GATHER
+            } else if claimed_at_fan_out {
+                DUE_CLAIM_EVERY
+            } else {
+                poll
+            };
             let mut wait = claim_at.saturating_sub(last_claim.elapsed());
             let fan_out_at = if fan_out_pending { CLAIM_GATHER } else { poll };
             wait = wait.min(fan_out_at.saturating_sub(last_fan_out.elapsed()));

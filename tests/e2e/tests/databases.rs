@@ -6,7 +6,7 @@
 //! equally.
 
 use std::time::{Duration, Instant};
-use webhook_emitter_e2e::{wait_for, Client, Cluster, Receiver, Reply};
+use webhook_emitter_e2e::{wait_fanned_out, wait_for, Client, Cluster, Receiver, Reply};
 
 fn workers(c: &mut Client) -> Vec<String> {
     c.query(
@@ -217,6 +217,10 @@ fn busy_databases_share_the_http_concurrency_fairly() {
         &mut admin,
         &["postgres", "school_a", "school_b", "school_c"],
     );
+    // Held, each event made a delivery before the webhooks are enabled.
+    for c in &mut clients {
+        wait_fanned_out(c);
+    }
     for c in &mut clients {
         c.batch_execute("SELECT webhook.update_webhook(id, enabled => true) FROM webhook.webhooks")
             .unwrap();

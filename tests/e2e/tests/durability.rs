@@ -119,3 +119,58 @@ fn events_committed_out_of_order_or_after_a_large_open_batch_are_each_delivered_
         .collect();
     assert_eq!((got.len(), ids.len()), (5004, 5004), "each event once");
 }
+
+/// What the transaction that creates the extension queues itself (a
+/// migration run in one transaction) is delivered once it commits.
+#[test]
+fn events_queued_in_the_transaction_that_creates_the_extension_are_delivered() {
+    let cluster = Cluster::start_bare("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.batch_execute(&format!(
+        "BEGIN;
+         CREATE EXTENSION webhook_emitter;
+         SELECT webhook.create_webhook('m', '{}', '{{group.created}}');
+         INSERT INTO lms.groups (name) VALUES ('made with the extension');
+         COMMIT;",
+        receiver.url("/")
+    ))
+    .unwrap();
+    let got = receiver.wait_for(1, Duration::from_secs(30));
+    assert_eq!(
+        got[0].json()["payload"]["group_name"],
+        "made with the extension"
+    );
+}
+
+/// A body that json accepts and jsonb refuses (a \u0000 escape) matches no
+/// filter; it does not stop the fan-out of the events after it.
+#[test]
+fn a_body_no_filter_can_read_does_not_stop_the_fan_out() {
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.execute(
+        "SELECT webhook.create_webhook('filtered', $1, '{group.created}', filter => '{\"payload\": {\"group_id\": 999}}')",
+        &[&receiver.url("/filtered")],
+    )
+    .unwrap();
+    c.execute(
+        "SELECT webhook.create_webhook('all', $1, '{group.created}')",
+        &[&receiver.url("/all")],
+    )
+    .unwrap();
+    c.batch_execute(
+        "SELECT webhook.enqueue('group.created', '{\"group_id\": 999, \"group_name\": \"nul \\u0000\"}'::json)",
+    )
+    .unwrap();
+    c.batch_execute("INSERT INTO lms.groups (name) VALUES ('after it')")
+        .unwrap();
+    let got = receiver.wait_for(2, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/all", "/all"], "{paths:?}");
+    assert!(got
+        .iter()
+        .any(|r| r.json()["payload"]["group_name"] == "after it"));
+}

@@ -5,7 +5,8 @@
 use serde_json::Value;
 use std::path::Path;
 use webhook_emitter_e2e::{
-    assert_shape, fixture, python_check, Client, Cluster, Receiver, JSON_SCHEMA_CHECK,
+    assert_shape, fixture, python_check, wait_fanned_out, Client, Cluster, Receiver,
+    JSON_SCHEMA_CHECK,
 };
 
 fn examples_dir() -> std::path::PathBuf {
@@ -46,6 +47,7 @@ fn every_topic_matches_its_documented_shape_in_json_and_xml() {
         .unwrap();
         t.batch_execute(&std::fs::read_to_string(fixture("lms_base.sql")).unwrap())
             .unwrap();
+        wait_fanned_out(&mut t);
         t.batch_execute("DELETE FROM webhook.deliveries; DELETE FROM webhook.events")
             .unwrap();
     }

@@ -7,7 +7,9 @@
 
 use postgres::Client;
 use std::time::Duration;
-use webhook_emitter_e2e::{db_message, wait_delivered, wait_for, Cluster, Receiver, Reply};
+use webhook_emitter_e2e::{
+    db_message, wait_delivered, wait_fanned_out, wait_for, Cluster, Receiver, Reply,
+};
 
 /// The roles of a delegated installation, and a table the admin owns.
 fn delegate(cluster: &Cluster) {
@@ -550,6 +552,7 @@ fn secrets_and_bodies_stay_out_of_what_public_reads() {
             .execute("SELECT * FROM webhook.send_test($1)", &[id])
             .unwrap();
     }
+    wait_fanned_out(&mut cluster.client());
     wait_for(Duration::from_secs(30), "every delivery to end", || {
         let open: i64 = admin
             .query_one(
@@ -671,6 +674,7 @@ fn templates_and_bodies_cannot_exhaust_memory() {
         .map_err(|e| db_message(&e))
         .unwrap_err();
     assert!(err.contains("would exceed"), "{err}");
+    wait_fanned_out(&mut su);
     wait_for(Duration::from_secs(60), "every delivery to end", || {
         let open: i64 = su
             .query_one(
@@ -707,8 +711,9 @@ fn templates_and_bodies_cannot_exhaust_memory() {
 }
 
 /// Row events of billing.invoices for webhook `erp`, and an application
-/// transaction, left open, that queued one (it holds the webhook's row
-/// FOR KEY SHARE): the admin's session, the webhook's id, the writer's.
+/// transaction, left open, that queued one (it holds nothing of the
+/// webhook: only the worker's fan-out locks its row, for its own short
+/// transaction): the admin's session, the webhook's id, the writer's.
 fn writer_holding_a_webhook(cluster: &Cluster, receiver: &Receiver) -> (Client, i64, Client) {
     delegate(cluster);
     let mut admin = cluster.client_as("lms_admin");
@@ -729,8 +734,8 @@ fn writer_holding_a_webhook(cluster: &Cluster, receiver: &Receiver) -> (Client, 
 }
 
 /// Finding 9: an application transaction that queued an event for a
-/// webhook (and holds its row FOR KEY SHARE until it ends) does not make
-/// the admin's changes wait, a forgotten prepared transaction neither.
+/// webhook does not make the admin's changes wait, a forgotten prepared
+/// transaction neither.
 #[test]
 fn admin_changes_do_not_wait_for_application_transactions() {
     let cluster = Cluster::start("max_prepared_transactions = 5");
@@ -766,9 +771,8 @@ fn admin_changes_do_not_wait_for_application_transactions() {
 }
 
 /// Finding 9, deleting: `delete_webhook` returns at once behind a writer
-/// that queued for the webhook; the webhook stops (disabled, its name
-/// free again) and the worker removes it, with what was queued for it,
-/// once the writer is done.
+/// that queued for the webhook, and the webhook is gone: what the writer
+/// queued goes to the webhooks subscribed when it is fanned out.
 #[test]
 fn deleting_a_webhook_does_not_wait_for_application_transactions() {
     let cluster = Cluster::start("webhook.retention = '8s'");
