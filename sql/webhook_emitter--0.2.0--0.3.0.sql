@@ -1125,7 +1125,9 @@ $$;
 -- inserted and then updated. One row per claimed delivery, or one row of
 -- NULLs; made is how many deliveries were made.
 -- One fan-out at a time: the worker's, or a superuser's by hand
--- (SELECT made FROM webhook.fan_out()). enable_seqscan = off: the queue is
+-- (SELECT made FROM webhook.fan_out(), alone in its transaction: the
+-- snapshot it stores may count the calling transaction as done, and with it
+-- the events that transaction queues). enable_seqscan = off: the queue is
 -- read through its indexes only, whatever the statistics say (a fresh
 -- table's say "empty", and a plan made on them read all of webhook.events
 -- at every fan-out while the queue grew).
@@ -1208,7 +1210,7 @@ BEGIN
          -- Found nothing: nothing to store (no write, no WAL); the next
          -- fan-out reads from the same point, where nothing was.
          moved AS (
-             UPDATE webhook.fanout f SET snapshot = webhook.snapshot_before_me(), updated_at = now()
+             UPDATE webhook.fanout f SET snapshot = pg_current_snapshot(), updated_at = now()
               WHERE EXISTS (SELECT FROM ev)
              RETURNING 1),
          claimed AS (

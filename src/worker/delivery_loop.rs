@@ -360,6 +360,9 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     let mut wake_pending = true;
     let mut more_due = false;
     let mut last_claim = Instant::now();
+    // When a commit's wake-up was last answered, by a claim or by a fan-out
+    // that claimed.
+    let mut last_answer = Instant::now();
     // The fan-out runs after commits that queued events (they set the
     // latch), gathered like the claims, and at every poll interval.
     let mut fan_out_pending = true;
@@ -426,12 +429,13 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
                 // The fan-out claimed: it answers the commits' wake-up.
                 wake_pending = false;
                 claimed_at_fan_out = true;
+                last_answer = Instant::now();
             }
             fan_out_pending = false;
             last_fan_out = Instant::now();
             worker.profile.add(Phase::Claiming, started);
         }
-        if (wake_pending && last_claim.elapsed() >= CLAIM_GATHER)
+        if (wake_pending && last_answer.elapsed() >= CLAIM_GATHER)
             || (claimed_at_fan_out && last_claim.elapsed() >= DUE_CLAIM_EVERY)
             || more_due
             || worker.capacity_freed
@@ -446,6 +450,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
                 wake_pending = false;
                 claimed_at_fan_out = false;
                 last_claim = Instant::now();
+                last_answer = last_claim;
             }
             // A claim that failed because DROP EXTENSION ran here ends the
             // worker (CREATE EXTENSION asks the launcher for a new one).
@@ -476,14 +481,13 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         } else {
             // The next claim or fan-out (a commit's, or the poll's), or the
             // recording of what finished, whichever is due first.
-            let claim_at = if wake_pending {
-                CLAIM_GATHER
+            let mut wait = if wake_pending {
+                CLAIM_GATHER.saturating_sub(last_answer.elapsed())
             } else if claimed_at_fan_out {
-                DUE_CLAIM_EVERY
+                DUE_CLAIM_EVERY.saturating_sub(last_claim.elapsed())
             } else {
-                poll
+                poll.saturating_sub(last_claim.elapsed())
             };
-            let mut wait = claim_at.saturating_sub(last_claim.elapsed());
             let fan_out_at = if fan_out_pending { CLAIM_GATHER } else { poll };
             wait = wait.min(fan_out_at.saturating_sub(last_fan_out.elapsed()));
             if let Some(since) = worker.unrecorded_since {

@@ -8,7 +8,7 @@ use pgrx::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
-    static GENERATOR: RefCell<ulid::Generator> = RefCell::new(ulid::Generator::new());
+    static GENERATOR: RefCell<ulid::Generator> = const { RefCell::new(ulid::Generator::new()) };
 }
 
 /// A new event id: a ULID, unique and sortable by creation time.

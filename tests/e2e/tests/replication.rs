@@ -157,6 +157,10 @@ fn failover_mid_drain_loses_nothing() {
     // The events count only once the standby has them, with the
     // deliveries the primary's worker made for them.
     wait_fanned_out(&mut p);
+    // A fan-out that claimed nothing commits without waiting for the WAL
+    // flush (a promoted standby would make its deliveries again); a
+    // durable commit here flushes the WAL past it for the count below.
+    p.batch_execute("SELECT pg_current_xact_id()").unwrap();
     standby.wait_replayed(&primary, Duration::from_secs(30));
     let mut s = standby.client();
     assert_eq!(
