@@ -1160,12 +1160,12 @@ BEGIN
                  UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
                  UNION SELECT pg_snapshot_xmax(pg_current_snapshot())) b),
          ev AS MATERIALIZED (
-             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.txid, octet_length(e.body::text) AS bytes
+             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, octet_length(e.body::text) AS bytes
                FROM bounds r CROSS JOIN LATERAL (
                     SELECT e.* FROM webhook.events e WHERE e.txid > r.above AND e.txid < r.below) e
               WHERE r.below IS NOT NULL
              UNION ALL
-             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.txid, octet_length(e.body::text)
+             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, octet_length(e.body::text)
                FROM pg_snapshot_xip(done) x CROSS JOIN LATERAL (
                     SELECT e.* FROM webhook.events e WHERE e.txid = x) e
               WHERE x NOT IN (SELECT r.x FROM running r)),
@@ -1181,7 +1181,7 @@ BEGIN
                   AND wh.topics && ARRAY(SELECT DISTINCT ev.topic FROM ev)
                   FOR KEY SHARE OF wh),
          pairs AS (
-             SELECT ev.id AS event, ev.txid, ev.body, ev.created_at, w.id AS webhook, w.enabled, w.ordering,
+             SELECT ev.id AS event, ev.body, ev.created_at, w.id AS webhook, w.enabled, w.ordering,
                     w.ordering_key, CASE WHEN ev.bytes > max_body THEN 0 ELSE ev.bytes END AS loaded,
                     w.enabled AND w.ordering = 'none' AND w.id <> ALL (left_out) AS claimable
                FROM ev JOIN w ON w.topics @> ARRAY[ev.topic]

@@ -7,9 +7,6 @@ use super::admission::{Admission, Admitted};
 use super::callbacks;
 use super::endpoints::EndpointCache;
 use super::latch::{sleep_past_latch, wait_on_latch};
-
-#[path = "intake.rs"]
-mod intake;
 use super::maintenance::Upkeep;
 use super::plans;
 use super::pool::Pool;
@@ -27,6 +24,10 @@ use pgrx::bgworkers::*;
 use pgrx::prelude::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+// How claimed deliveries reach the pool (an `impl Worker` of its own).
+#[path = "intake.rs"]
+mod intake;
 
 /// While requests are in flight the loop checks for results this often.
 const BUSY_TICK: Duration = Duration::from_millis(2);

@@ -54,7 +54,8 @@ pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<F
             claimed.push(claimed_from(&row)?);
         }
     }
-    if claimed.is_empty() {
+    // (Nothing made: nothing written, nothing to flush.)
+    if made > 0 && claimed.is_empty() {
         run_saved(client, COMMIT_WITHOUT_WAITING, &[], &[])?;
     }
     Ok(FannedOut { made, claimed })
