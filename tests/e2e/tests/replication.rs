@@ -159,8 +159,10 @@ fn failover_mid_drain_loses_nothing() {
     wait_fanned_out(&mut p);
     // A fan-out that claimed nothing commits without waiting for the WAL
     // flush (a promoted standby would make its deliveries again); a
-    // durable commit here flushes the WAL past it for the count below.
-    p.batch_execute("SELECT pg_current_xact_id()").unwrap();
+    // durable commit here flushes the WAL past it for the count below (one
+    // that writes WAL: a transaction that only took an id is not flushed).
+    p.batch_execute("CREATE TEMP TABLE flush_the_wal (); DROP TABLE flush_the_wal")
+        .unwrap();
     standby.wait_replayed(&primary, Duration::from_secs(30));
     let mut s = standby.client();
     assert_eq!(
