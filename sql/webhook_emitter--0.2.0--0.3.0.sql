@@ -296,6 +296,22 @@ BEGIN
 END
 $$;
 
+-- Generated names are plain identifiers (0.2.0's had spaces and dots,
+-- which Citus's propagation of a GRANT did not quote); the repair below
+-- renames every topic's triggers and function.
+CREATE OR REPLACE FUNCTION webhook.topic_trigger_name(topic text, operation text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN 'webhook_' || left(regexp_replace(lower(topic), '[^a-z0-9]+', '_', 'g'), 40) || '_' || operation
+       || '_' || left(md5(topic), 6);
+
+CREATE FUNCTION webhook.topic_function_name(d webhook.topics) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN 'emit_' || left(regexp_replace(lower(d.topic), '[^a-z0-9]+', '_', 'g'), 45) || '_'
+       || left(md5(concat_ws('|', d.topic, d.source_table, d.operations::text, d.columns::text, d.condition,
+                             d.timing, d.builder::text, d.key_column, d.exclude_columns::text)), 8);
+REVOKE ALL ON FUNCTION webhook.topic_function_name(webhook.topics) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.topic_function_name(webhook.topics) TO webhook_admin;
+
 -- (Re)creates a definition's trigger function and, when its table exists,
 -- its triggers. During a restore the table does not exist yet when
 -- CREATE EXTENSION runs: the dump brings the table with its triggers.
@@ -670,9 +686,7 @@ BEGIN
             MESSAGE = format('on_builder_error: %L is not supported; allowed: queue (the write commits, the event waits with the error until webhook.rebuild_events), refuse (the write fails)', d.on_builder_error);
     END IF;
     d.builtin := documented;
-    d.trigger_function := left(d.topic, 50) || ' ' || left(md5(concat_ws('|', d.topic, d.source_table,
-        d.operations::text, d.columns::text, d.condition, d.timing, d.builder::text, d.key_column,
-        d.exclude_columns::text)), 8);
+    d.trigger_function := webhook.topic_function_name(d);
 
     IF old.topic IS NOT NULL THEN
         PERFORM webhook.uninstall_topic(old.topic);
@@ -1763,21 +1777,29 @@ DO $repair$
 DECLARE
     t record;
     fn regprocedure;
+    op text;
 BEGIN
-    FOR t IN SELECT c.topic, c.trigger_function, c.definer FROM webhook.topics c ORDER BY c.topic LOOP
-        PERFORM webhook.uninstall_topic(t.topic);
-        fn := to_regprocedure(format('webhook_triggers.%I()', t.trigger_function));
-        IF fn IS NOT NULL AND NOT EXISTS (SELECT FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass
-                                              AND x.objid = fn AND x.deptype = 'e') THEN
-            EXECUTE format('DROP FUNCTION %s', fn);
-            fn := NULL;
+    FOR t IN SELECT c.topic, c.trigger_function, c.definer, c.source_table, c.operations
+               FROM webhook.topics c ORDER BY c.topic LOOP
+        -- 0.2.0's names: 'webhook <topic> <operation>', '<topic> <hash>'.
+        IF to_regclass(t.source_table) IS NOT NULL THEN
+            FOREACH op IN ARRAY t.operations LOOP
+                EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'webhook ' || left(t.topic, 46) || ' ' || op,
+                               to_regclass(t.source_table));
+            END LOOP;
         END IF;
+        fn := to_regprocedure(format('webhook_triggers.%I()', t.trigger_function));
+        IF fn IS NOT NULL THEN
+            EXECUTE format('DROP FUNCTION %s', fn);
+        END IF;
+        UPDATE webhook.topics c SET trigger_function = webhook.topic_function_name(c) WHERE c.topic = t.topic;
         -- An unverified row is not installed: its table may not be the one
         -- it was defined on, nor its definer's to trigger on.
         CONTINUE WHEN t.definer = 'webhook_admin'::regrole;
         PERFORM webhook.install_topic(t.topic);
-        IF fn IS NULL AND NOT (SELECT c.builtin FROM webhook.topics c WHERE c.topic = t.topic) THEN
-            EXECUTE format('ALTER EXTENSION webhook_emitter DROP FUNCTION webhook_triggers.%I()', t.trigger_function);
+        IF NOT (SELECT c.builtin FROM webhook.topics c WHERE c.topic = t.topic) THEN
+            EXECUTE format('ALTER EXTENSION webhook_emitter DROP FUNCTION webhook_triggers.%I()',
+                           (SELECT c.trigger_function FROM webhook.topics c WHERE c.topic = t.topic));
         END IF;
     END LOOP;
     FOR t IN SELECT c.topic FROM webhook.topics c WHERE c.definer = 'webhook_admin'::regrole ORDER BY 1 LOOP

@@ -38,11 +38,24 @@ CREATE FUNCTION webhook.emit_topic() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'emit_topic';
 COMMENT ON FUNCTION webhook.emit_topic() IS 'Runs a topic''s generated trigger function as the topic''s definer (the triggers of webhook.topics call it).';
 
--- Generated names: readable, unique per definition, within the 63 bytes of
--- an identifier (topic names are ASCII, checked by define_topic).
+-- Generated names: plain identifiers (lower-case letters, digits and _),
+-- so that whatever carries them as DDL needs no quoting (pg_dump; Citus
+-- propagating a GRANT or a trigger to its nodes); readable, unique per
+-- topic (the hash: topics differing only in case or punctuation) and per
+-- definition, within the 63 bytes of an identifier. The topic's own name
+-- is in webhook.topics.
 CREATE FUNCTION webhook.topic_trigger_name(topic text, operation text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN 'webhook ' || left(topic, 46) || ' ' || operation;
+RETURN 'webhook_' || left(regexp_replace(lower(topic), '[^a-z0-9]+', '_', 'g'), 40) || '_' || operation
+       || '_' || left(md5(topic), 6);
+
+-- STABLE: the builder's name is read under the caller's search_path
+-- (pinned by every caller).
+CREATE FUNCTION webhook.topic_function_name(d webhook.topics) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN 'emit_' || left(regexp_replace(lower(d.topic), '[^a-z0-9]+', '_', 'g'), 45) || '_'
+       || left(md5(concat_ws('|', d.topic, d.source_table, d.operations::text, d.columns::text, d.condition,
+                             d.timing, d.builder::text, d.key_column, d.exclude_columns::text)), 8);
 
 -- The JSON shape of a table's rows with an example value per column, for
 -- the sample body of a row event (filters and ordering keys are checked
@@ -589,9 +602,7 @@ BEGIN
             MESSAGE = format('on_builder_error: %L is not supported; allowed: queue (the write commits, the event waits with the error until webhook.rebuild_events), refuse (the write fails)', d.on_builder_error);
     END IF;
     d.builtin := documented;
-    d.trigger_function := left(d.topic, 50) || ' ' || left(md5(concat_ws('|', d.topic, d.source_table,
-        d.operations::text, d.columns::text, d.condition, d.timing, d.builder::text, d.key_column,
-        d.exclude_columns::text)), 8);
+    d.trigger_function := webhook.topic_function_name(d);
 
     IF old.topic IS NOT NULL THEN
         PERFORM webhook.uninstall_topic(old.topic);

@@ -88,7 +88,7 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
         .unwrap();
     let err = error_of(
         &mut admin,
-        "CREATE FUNCTION webhook_triggers.\"public.payroll.insert 409c2f0a\"() RETURNS trigger
+        "CREATE FUNCTION webhook_triggers.emit_public_payroll_insert_409c2f0a() RETURNS trigger
              LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'",
     );
     assert!(
@@ -100,7 +100,7 @@ fn a_webhook_admin_defines_topics_but_owns_nothing_that_runs_as_others() {
     let owners: Vec<(String, bool)> = su
         .query(
             "SELECT p.proowner::regrole::text, p.prosecdef FROM pg_proc p
-              WHERE p.pronamespace = 'webhook_triggers'::regnamespace AND p.proname LIKE 'public.payroll%'",
+              WHERE p.pronamespace = 'webhook_triggers'::regnamespace AND p.proname LIKE 'emit\\_public\\_payroll%'",
             &[],
         )
         .unwrap()

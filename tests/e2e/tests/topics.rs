@@ -47,7 +47,7 @@ fn definitions_fingerprint(c: &mut Client) -> String {
              (SELECT string_agg(p.proname || p.prosrc, '|' ORDER BY p.proname) FROM pg_proc p
                WHERE p.pronamespace = 'webhook_triggers'::regnamespace),
              (SELECT string_agg(g.tgrelid::regclass || g.tgname, '|' ORDER BY g.tgrelid::regclass || g.tgname) FROM pg_trigger g
-               WHERE g.tgname LIKE 'webhook %')))",
+               WHERE g.tgname LIKE 'webhook\\_%')))",
         &[],
     )
     .unwrap()
