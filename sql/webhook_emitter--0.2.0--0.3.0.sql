@@ -250,6 +250,12 @@ DECLARE
     -- documented topic), the stored name parsed and quoted part by part.
     rel text := coalesce(to_regclass(d.source_table)::text,
                          (SELECT string_agg(quote_ident(p), '.') FROM unnest(parse_ident(d.source_table)) p));
+    -- A row event names its table as defined, not TG_TABLE_NAME: on Citus
+    -- the trigger fires on a shard (notes_102008).
+    schema_and_table text[] := coalesce(
+        (SELECT ARRAY[n.nspname::text, c.relname::text] FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.oid = to_regclass(d.source_table)),
+        parse_ident(d.source_table));
     -- A condition not in the triggers' WHEN clause is checked here first.
     check_condition text := CASE WHEN d.condition IS NOT NULL AND NOT webhook.condition_in_when(d)
                                  THEN format(E'    IF NOT coalesce((%s), false) THEN\n        RETURN %s;\n    END IF;\n',
@@ -285,8 +291,8 @@ BEGIN
                || enqueue || E'    RETURN NULL;\n'
            ELSE -- row
                check_condition
-               || format(E'    body := webhook.row_event_body(%L, TG_TABLE_SCHEMA, TG_TABLE_NAME, %s, %s, %L);\n',
-                      d.operations[1],
+               || format(E'    body := webhook.row_event_body(%L, %L, %L, %s, %s, %L);\n',
+                      d.operations[1], schema_and_table[1], schema_and_table[2],
                       CASE WHEN d.operations[1] = 'delete' THEN 'NULL' ELSE 'row_to_json(NEW)' END,
                       CASE WHEN d.operations[1] = 'insert' THEN 'NULL' ELSE 'row_to_json(OLD)' END,
                       coalesce(d.exclude_columns, '{}'))
@@ -1745,6 +1751,230 @@ REVOKE ALL ON webhook.outcomes FROM PUBLIC;
 GRANT SELECT (id, delivery_id, webhook_id, status, tries, next_try_at, created_at, done_at)
     ON webhook.outcomes TO PUBLIC;
 GRANT SELECT ON webhook.outcomes TO webhook_admin;
+
+-- Citus: the registry copied to every node (new; sql/engine/cluster.sql).
+--
+-- Citus runs CREATE EXTENSION on every node, so each node has its own
+-- queue, log and delivery worker, and a trigger on a shard queues its
+-- events on the node that holds the shard. What must be the same on every
+-- node is the registry: webhook.settings, webhook.topics and
+-- webhook.webhooks (secrets included). Those stay plain local tables,
+-- read by the write path and the worker as on a single server; their rows
+-- are copied, as jsonb, into webhook.registry_copy, which
+-- webhook.distribute_registry() makes a Citus reference table. Citus
+-- writes a reference table on every node in the coordinator's
+-- transaction (two-phase commit), and a trigger on each node's placement
+-- applies the row to that node's tables: a change made on the coordinator
+-- commits on every node or on none. Elsewhere (no Citus, or the copy not
+-- distributed) nothing here does anything but return.
+
+CREATE TABLE webhook.registry_copy (
+    relname text NOT NULL CONSTRAINT registry_copy_relname_check
+            CHECK (relname IN ('settings', 'topics', 'webhooks')),
+    key     text NOT NULL,      -- the row's primary key, as text
+    row     jsonb NOT NULL,     -- to_jsonb of the row
+    PRIMARY KEY (relname, key)
+);
+COMMENT ON TABLE webhook.registry_copy IS 'On Citus: the coordinator''s registry rows (secrets included), a reference table whose placements apply them to every node''s registry. Superuser only.';
+
+-- 'coordinator', 'worker', or 'none' (no Citus in this database).
+CREATE FUNCTION webhook.citus_node_role() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    group_id integer;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN 'none';
+    END IF;
+    EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO group_id;
+    RETURN CASE WHEN group_id = 0 THEN 'coordinator' ELSE 'worker' END;
+END
+$$;
+
+-- Whether webhook.distribute_registry() has made the copy a reference table.
+CREATE FUNCTION webhook.registry_distributed() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+        INTO found USING 'webhook.registry_copy'::regclass;
+    RETURN found;
+END
+$$;
+
+-- The primary key of a registry row, as text.
+CREATE FUNCTION webhook.registry_key(relname text, r jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE relname WHEN 'settings' THEN 'singleton' WHEN 'topics' THEN r ->> 'topic' ELSE r ->> 'id' END;
+
+-- BEFORE each statement on the registry tables, on a worker node: the
+-- registry is changed on the coordinator. The delivery worker's own
+-- writes (failing_since, an endpoint it disables, a deleted webhook it
+-- removes) are the node's state and stay where they are made; the rows
+-- the copy's trigger applies set webhook.registry_apply.
+CREATE FUNCTION webhook.registry_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF coalesce(current_setting('webhook.registry_apply', true), '') <> 'on'
+       AND webhook.citus_node_role() = 'worker' AND webhook.registry_distributed()
+       AND (SELECT a.backend_type FROM pg_stat_get_activity(pg_backend_pid()) a) IS DISTINCT FROM 'webhook_emitter' THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('webhook.%s: the webhooks, topics and settings of a Citus cluster are changed on its coordinator', TG_TABLE_NAME),
+            HINT = 'Connect to the coordinator and run the same call there; it reaches every node in its transaction.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER registry_guard BEFORE INSERT OR UPDATE OR DELETE ON webhook.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.registry_guard();
+CREATE TRIGGER registry_guard BEFORE INSERT OR UPDATE OR DELETE ON webhook.topics
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.registry_guard();
+CREATE TRIGGER registry_guard BEFORE INSERT OR UPDATE OR DELETE ON webhook.webhooks
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.registry_guard();
+
+-- AFTER each row of the registry tables, on the coordinator: copies the
+-- change (not the delivery worker's own writes, which are this node's
+-- state, as on every node).
+CREATE FUNCTION webhook.registry_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old_key text;
+    new_key text;
+BEGIN
+    IF webhook.citus_node_role() <> 'coordinator' OR NOT webhook.registry_distributed()
+       OR (SELECT a.backend_type FROM pg_stat_get_activity(pg_backend_pid()) a) = 'webhook_emitter' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        old_key := webhook.registry_key(TG_TABLE_NAME, to_jsonb(OLD));
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        new_key := webhook.registry_key(TG_TABLE_NAME, to_jsonb(NEW));
+    END IF;
+    IF old_key IS DISTINCT FROM new_key AND old_key IS NOT NULL THEN
+        DELETE FROM webhook.registry_copy c WHERE c.relname = TG_TABLE_NAME AND c.key = old_key;
+    END IF;
+    IF new_key IS NOT NULL THEN
+        INSERT INTO webhook.registry_copy AS c (relname, key, row) VALUES (TG_TABLE_NAME, new_key, to_jsonb(NEW))
+            ON CONFLICT (relname, key) DO UPDATE SET row = EXCLUDED.row;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.settings
+    FOR EACH ROW EXECUTE FUNCTION webhook.registry_changed();
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.topics
+    FOR EACH ROW EXECUTE FUNCTION webhook.registry_changed();
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.webhooks
+    FOR EACH ROW EXECUTE FUNCTION webhook.registry_changed();
+
+-- Applies one registry row to this node's table: an upsert by primary key
+-- (an existing webhook is updated in place, never deleted and re-inserted,
+-- which would cascade to its deliveries). Column names come from the
+-- catalog; generated columns are left to be generated.
+CREATE FUNCTION webhook.apply_registry_row(relname text, r jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET webhook.registry_apply = 'on' AS $$
+#variable_conflict use_variable
+DECLARE
+    rel regclass := ('webhook.' || quote_ident(relname))::regclass;
+    cols text;
+    keys text;
+    updated text;
+    excluded text;
+BEGIN
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+      FROM pg_attribute a
+     WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+    SELECT string_agg(quote_ident(a.attname), ', ') INTO keys
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indrelid = rel AND i.indisprimary;
+    -- The key stays as it is (an identity column cannot be updated).
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+           string_agg('EXCLUDED.' || quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO updated, excluded
+      FROM pg_attribute a
+     WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity = ''
+       AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = rel AND i.indisprimary AND a.attnum = ANY (i.indkey));
+    EXECUTE format('INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM jsonb_populate_record(NULL::%s, $1) '
+                   'ON CONFLICT (%s) DO UPDATE SET (%s) = ROW(%s)',
+                   rel, cols, cols, rel, keys, updated, excluded)
+        USING r;
+END
+$$;
+
+-- The copy's trigger, on each node's placement (a worker node's; the
+-- coordinator is where the row came from).
+CREATE FUNCTION webhook.registry_copy_applied() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET webhook.registry_apply = 'on' AS $$
+BEGIN
+    IF webhook.citus_node_role() <> 'worker' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.key <> NEW.key OR OLD.relname <> NEW.relname) THEN
+        EXECUTE format('DELETE FROM webhook.%I t WHERE t.%I::text = $1', OLD.relname,
+                       CASE OLD.relname WHEN 'settings' THEN 'singleton' WHEN 'topics' THEN 'topic' ELSE 'id' END)
+            USING CASE WHEN OLD.relname = 'settings' THEN 'true' ELSE OLD.key END;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        PERFORM webhook.apply_registry_row(NEW.relname, NEW.row);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER registry_copy_applied AFTER INSERT OR UPDATE OR DELETE ON webhook.registry_copy
+    FOR EACH ROW EXECUTE FUNCTION webhook.registry_copy_applied();
+
+-- Run once by a superuser on the coordinator, after CREATE EXTENSION and
+-- the citus_add_node calls: makes the copy a reference table, fills it
+-- with this node's registry (every worker node applies it), and brings
+-- every node's registry level with it. Run again after adding nodes: it
+-- brings theirs level too. Returns the number of rows copied.
+CREATE FUNCTION webhook.distribute_registry() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    copied bigint;
+    topic_keys text[];
+    webhook_keys text[];
+BEGIN
+    IF webhook.citus_node_role() <> 'coordinator' THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'distribute_registry: this database is not a Citus coordinator',
+            HINT = 'Run it on the coordinator after CREATE EXTENSION citus, citus_add_node and CREATE EXTENSION webhook_emitter.';
+    END IF;
+    IF NOT webhook.registry_distributed() THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+        EXECUTE 'SELECT create_reference_table($1)' USING 'webhook.registry_copy'::regclass;
+    END IF;
+    -- Every row anew: an upsert of the same row still reaches every
+    -- placement, so a node added since is brought level. (Deleting and
+    -- inserting again would delete each webhook, and its deliveries, on
+    -- the worker nodes.)
+    INSERT INTO webhook.registry_copy AS c (relname, key, row)
+    SELECT 'settings', 'singleton', to_jsonb(s) FROM webhook.settings s
+    UNION ALL SELECT 'topics', t.topic, to_jsonb(t) FROM webhook.topics t
+    UNION ALL SELECT 'webhooks', w.id::text, to_jsonb(w) FROM webhook.webhooks w
+    ON CONFLICT (relname, key) DO UPDATE SET row = EXCLUDED.row;
+    GET DIAGNOSTICS copied = ROW_COUNT;
+    -- Rows whose origin is gone (keys first: Citus joins no reference
+    -- table with a local one here).
+    topic_keys := ARRAY(SELECT t.topic FROM webhook.topics t);
+    webhook_keys := ARRAY(SELECT w.id::text FROM webhook.webhooks w);
+    DELETE FROM webhook.registry_copy c
+     WHERE (c.relname = 'topics' AND c.key <> ALL (topic_keys))
+        OR (c.relname = 'webhooks' AND c.key <> ALL (webhook_keys));
+    RETURN copied;
+END
+$$;
+COMMENT ON FUNCTION webhook.distribute_registry() IS 'Citus: copy the registry (webhooks, topics, settings) to every node, and keep it copied; run on the coordinator after adding nodes.';
+REVOKE ALL ON webhook.registry_copy FROM PUBLIC;
+REVOKE ALL ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed(), webhook.registry_key(text, jsonb),
+    webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(), webhook.apply_registry_row(text, jsonb),
+    webhook.distribute_registry() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed(), webhook.registry_key(text, jsonb)
+    TO webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever
 -- calls it with whatever path. Not needed (and not set) where the body is

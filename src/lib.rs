@@ -92,10 +92,16 @@ extension_sql_file!(
 // The LMS application: its schema, then the documented topics (shared
 // helpers, then one file per group of tables with its builders and topic
 // definitions).
+// Citus: the registry copied to every node.
+extension_sql_file!(
+    "../sql/engine/cluster.sql",
+    name = "cluster",
+    requires = ["metrics"]
+);
 extension_sql_file!(
     "../sql/lms/schema.sql",
     name = "lms_schema",
-    requires = ["metrics"]
+    requires = ["cluster"]
 );
 extension_sql_file!(
     "../sql/lms/topics/common.sql",

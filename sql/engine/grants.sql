@@ -59,7 +59,9 @@ REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(t
     webhook.rebuild_delivery_stats(), webhook.fan_out(bigint, bigint[], double precision, bigint, bigint),
     webhook.fanout_restore_row(), webhook.replicated_event(), webhook.skip_replicated_row(),
     webhook.snapshot_before_me(), webhook.body_matches(json, jsonb), webhook.order_key_of(json, text),
-    webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text)
+    webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text),
+    webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(), webhook.apply_registry_row(text, jsonb),
+    webhook.distribute_registry()
     FROM webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever

@@ -136,6 +136,12 @@ DECLARE
     -- documented topic), the stored name parsed and quoted part by part.
     rel text := coalesce(to_regclass(d.source_table)::text,
                          (SELECT string_agg(quote_ident(p), '.') FROM unnest(parse_ident(d.source_table)) p));
+    -- A row event names its table as defined, not TG_TABLE_NAME: on Citus
+    -- the trigger fires on a shard (notes_102008).
+    schema_and_table text[] := coalesce(
+        (SELECT ARRAY[n.nspname::text, c.relname::text] FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.oid = to_regclass(d.source_table)),
+        parse_ident(d.source_table));
     -- A condition not in the triggers' WHEN clause is checked here first.
     check_condition text := CASE WHEN d.condition IS NOT NULL AND NOT webhook.condition_in_when(d)
                                  THEN format(E'    IF NOT coalesce((%s), false) THEN\n        RETURN %s;\n    END IF;\n',
@@ -171,8 +177,8 @@ BEGIN
                || enqueue || E'    RETURN NULL;\n'
            ELSE -- row
                check_condition
-               || format(E'    body := webhook.row_event_body(%L, TG_TABLE_SCHEMA, TG_TABLE_NAME, %s, %s, %L);\n',
-                      d.operations[1],
+               || format(E'    body := webhook.row_event_body(%L, %L, %L, %s, %s, %L);\n',
+                      d.operations[1], schema_and_table[1], schema_and_table[2],
                       CASE WHEN d.operations[1] = 'delete' THEN 'NULL' ELSE 'row_to_json(NEW)' END,
                       CASE WHEN d.operations[1] = 'insert' THEN 'NULL' ELSE 'row_to_json(OLD)' END,
                       coalesce(d.exclude_columns, '{}'))

@@ -1,0 +1,343 @@
+//! Citus (issue 30): a coordinator and two worker nodes, each preloading
+//! citus and webhook_emitter. Events written to a distributed table are
+//! queued and delivered by the node holding the shard; the registry is
+//! changed on the coordinator and seen by every node; a shard moved in the
+//! middle of a drain loses nothing and sends nothing twice.
+//!
+//! Citus is in no package registry here: these tests run when the
+//! PostgreSQL under test has it installed (`citus.so` in its pkglibdir)
+//! and print that they were skipped when it does not.
+
+use std::collections::HashMap;
+use std::time::Duration;
+use webhook_emitter_e2e::{db_message, pg_bin, wait_for, Client, Cluster, Receiver};
+
+fn citus_installed() -> bool {
+    let out = std::process::Command::new(format!("{}/pg_config", pg_bin()))
+        .arg("--pkglibdir")
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let dir = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            std::path::Path::new(&dir).join("citus.so").exists()
+        }
+        _ => false,
+    }
+}
+
+/// Skips the calling test (it passes) when Citus is not installed.
+macro_rules! require_citus {
+    () => {
+        if !citus_installed() {
+            eprintln!(
+                "SKIPPED: Citus is not installed in the PostgreSQL under test ({}): no citus.so in its pkglibdir",
+                pg_bin()
+            );
+            return;
+        }
+    };
+}
+
+struct Citus {
+    coordinator: Cluster,
+    workers: Vec<Cluster>,
+}
+
+impl Citus {
+    /// Three clusters, Citus set up, webhook_emitter created on the
+    /// coordinator (Citus creates it on the workers) and its registry
+    /// distributed.
+    fn start() -> Citus {
+        let conf = "shared_preload_libraries = 'citus,webhook_emitter'\nwal_level = logical\n\
+                    max_prepared_transactions = 50\nmax_connections = 100\n\
+                    citus.shard_count = 4\n";
+        let coordinator = Cluster::start_bare(conf);
+        let workers: Vec<Cluster> = (0..2).map(|_| Cluster::start_bare(conf)).collect();
+        for node in std::iter::once(&coordinator).chain(workers.iter()) {
+            node.client()
+                .batch_execute("CREATE EXTENSION citus")
+                .expect("CREATE EXTENSION citus");
+        }
+        let mut c = coordinator.client();
+        c.execute(
+            "SELECT citus_set_coordinator_host('127.0.0.1', $1)",
+            &[&i32::from(coordinator.port)],
+        )
+        .expect("citus_set_coordinator_host");
+        for w in &workers {
+            c.execute(
+                "SELECT citus_add_node('127.0.0.1', $1)",
+                &[&i32::from(w.port)],
+            )
+            .expect("citus_add_node");
+        }
+        c.batch_execute(
+            "CREATE EXTENSION webhook_emitter;
+             SELECT webhook.distribute_registry();",
+        )
+        .expect("CREATE EXTENSION webhook_emitter; distribute_registry");
+        Citus {
+            coordinator,
+            workers,
+        }
+    }
+
+    fn nodes(&self) -> impl Iterator<Item = &Cluster> {
+        std::iter::once(&self.coordinator).chain(self.workers.iter())
+    }
+}
+
+fn count(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {}", db_message(&e)))
+        .get(0)
+}
+
+/// A distributed table with a row event topic, and a webhook for it.
+fn notes_watched(c: &mut Client, url: &str) {
+    // Each statement its own transaction: Citus creates the generated
+    // function on every node over one connection per node, which it
+    // cannot after create_distributed_table's parallel work in the same
+    // transaction.
+    for sql in [
+        "SET citus.enable_unsafe_triggers = on",
+        "CREATE TABLE public.notes (id bigint PRIMARY KEY, body text NOT NULL)",
+        "SELECT create_distributed_table('public.notes', 'id')",
+        "SELECT webhook.watch('public.notes', operations => '{insert}')",
+    ] {
+        c.batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {}", db_message(&e)));
+    }
+    c.execute(
+        "SELECT webhook.create_webhook('notes', $1, '{public.notes.insert}')",
+        &[&url],
+    )
+    .expect("create_webhook");
+}
+
+/// Note id -> how many requests carried it.
+fn received_notes(receiver: &Receiver) -> HashMap<i64, usize> {
+    let mut seen = HashMap::new();
+    for r in receiver.requests() {
+        let body = r.json();
+        assert_eq!(
+            body["table"], "notes",
+            "the table as defined, not a shard: {body}"
+        );
+        let id = body["row"]["id"].as_i64().expect("row.id");
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[test]
+fn events_are_queued_and_delivered_by_the_node_holding_the_shard() {
+    require_citus!();
+    let citus = Citus::start();
+    let receiver = Receiver::start();
+    let mut c = citus.coordinator.client();
+    notes_watched(&mut c, &receiver.url("/notes"));
+
+    c.batch_execute(
+        "INSERT INTO public.notes SELECT g, 'note ' || g FROM generate_series(1, 200) g",
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(60), "200 notes delivered", || {
+        (receiver.count() >= 200).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = received_notes(&receiver);
+    assert_eq!(seen.len(), 200, "every note once");
+    assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
+
+    // Each worker node queued and delivered its own shards' events; the
+    // coordinator (no shards) none.
+    let mut total = 0;
+    for w in &citus.workers {
+        let mut wc = w.client();
+        let delivered = count(
+            &mut wc,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'",
+        );
+        assert!(delivered > 0, "node {} delivered nothing", w.port);
+        assert_eq!(
+            count(&mut wc, "SELECT count(*) FROM webhook.events"),
+            delivered
+        );
+        total += delivered;
+    }
+    assert_eq!(total, 200);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM webhook.events"), 0);
+
+    // The LMS's own tables stay on the coordinator, as on a single server:
+    // a documented topic fires and is delivered there.
+    c.execute(
+        "SELECT webhook.create_webhook('signups', $1, '{user.created}')",
+        &[&receiver.url("/signups")],
+    )
+    .unwrap();
+    c.batch_execute("INSERT INTO lms.users (first_name, last_name, email) VALUES ('Ada', 'L', 'ada@example.com')")
+        .unwrap();
+    wait_for(Duration::from_secs(30), "user.created delivered", || {
+        receiver
+            .requests()
+            .iter()
+            .any(|r| r.path == "/signups")
+            .then_some(())
+    });
+}
+
+#[test]
+fn the_registry_is_changed_on_the_coordinator_and_seen_by_every_node() {
+    require_citus!();
+    let citus = Citus::start();
+    let mut su = citus.coordinator.client();
+    // Roles made on the coordinator reach every node (Citus propagates them).
+    su.batch_execute(
+        "CREATE ROLE ops LOGIN; GRANT webhook_admin TO ops;
+         CREATE ROLE lms_app LOGIN;",
+    )
+    .unwrap();
+    let mut ops = citus.coordinator.client_as("ops");
+    ops.batch_execute(
+        "SELECT webhook.create_webhook('crm', 'https://crm.example.com/hook', '{user.created}');
+         SELECT webhook.set_tenant_id('school-7');",
+    )
+    .expect("a webhook_admin member manages webhooks on the coordinator");
+    ops.batch_execute(
+        "SELECT webhook.update_webhook((SELECT id FROM webhook.webhooks WHERE name = 'crm'),
+                                       auth_username => 'u', auth_password => 's3cret')",
+    )
+    .expect("update_webhook");
+    for node in citus.nodes() {
+        let mut n = node.client();
+        let row = n
+            .query_one(
+                "SELECT w.url, w.auth_password, s.tenant_id, webhook.topic_wanted('user.created')
+                   FROM webhook.webhooks w, webhook.settings s WHERE w.name = 'crm'",
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("node {}: {}", node.port, db_message(&e)));
+        assert_eq!(row.get::<_, String>(0), "https://crm.example.com/hook");
+        assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("s3cret"));
+        assert_eq!(row.get::<_, String>(2), "school-7");
+        assert!(
+            row.get::<_, bool>(3),
+            "node {}: the topic is wanted",
+            node.port
+        );
+    }
+
+    // On a worker node the registry is not changed: it would differ from
+    // every other node's. The error says where to go; nothing changed.
+    let mut ops_on_worker = citus.workers[0].client_as("ops");
+    let err = ops_on_worker
+        .batch_execute(
+            "SELECT webhook.create_webhook('local', 'https://x.example.com/', '{user.created}')",
+        )
+        .expect_err("registry change on a worker node");
+    let msg = db_message(&err);
+    assert!(msg.contains("changed on its coordinator"), "{msg}");
+    let err = ops_on_worker
+        .batch_execute("SELECT webhook.set_enabled(false)")
+        .expect_err("switch on a worker node");
+    assert!(db_message(&err).contains("coordinator"));
+    for node in citus.nodes() {
+        let mut n = node.client();
+        assert_eq!(count(&mut n, "SELECT count(*) FROM webhook.webhooks"), 1);
+        assert_eq!(
+            count(
+                &mut n,
+                "SELECT count(*) FROM webhook.settings WHERE enabled"
+            ),
+            1
+        );
+    }
+
+    // The copy holds secrets: no role below superuser reads it, on any node.
+    for (who, node) in [("ops", &citus.coordinator), ("lms_app", &citus.workers[1])] {
+        let mut c = node.client_as(who);
+        let err = c
+            .query("SELECT row FROM webhook.registry_copy", &[])
+            .expect_err("registry_copy read");
+        assert!(db_message(&err).contains("permission denied"), "{who}");
+        let err = c
+            .query("SELECT webhook.distribute_registry()", &[])
+            .expect_err("distribute_registry");
+        assert!(db_message(&err).contains("permission denied"), "{who}");
+    }
+
+    // Deleting on the coordinator deletes everywhere.
+    ops.batch_execute(
+        "SELECT webhook.delete_webhook((SELECT id FROM webhook.webhooks WHERE name = 'crm'))",
+    )
+    .unwrap();
+    for node in citus.nodes() {
+        let mut n = node.client();
+        wait_for(
+            Duration::from_secs(10),
+            "the webhook deleted on every node",
+            || (count(&mut n, "SELECT count(*) FROM webhook.webhooks") == 0).then_some(()),
+        );
+    }
+}
+
+#[test]
+fn a_shard_moved_mid_drain_loses_nothing_and_sends_nothing_twice() {
+    require_citus!();
+    let citus = Citus::start();
+    let receiver = Receiver::start();
+    let mut c = citus.coordinator.client();
+    notes_watched(&mut c, &receiver.url("/notes"));
+
+    // Writers keep committing while the busiest worker node's shards move
+    // to the other node.
+    let conn = citus.coordinator.conn_string();
+    let writer = std::thread::spawn(move || {
+        let mut w = Client::connect(&conn, postgres::NoTls).expect("connect");
+        for id in 1..=600i64 {
+            w.execute("INSERT INTO public.notes VALUES ($1, 'note')", &[&id])
+                .expect("insert during the move");
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (from, to) = (citus.workers[0].port, citus.workers[1].port);
+    let shards: Vec<i64> = c
+        .query(
+            "SELECT shardid FROM citus_shards WHERE table_name = 'public.notes'::regclass AND nodeport = $1",
+            &[&i32::from(from)],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!shards.is_empty(), "worker {from} holds shards");
+    for shard in &shards {
+        c.execute(
+            "SELECT citus_move_shard_placement($1, '127.0.0.1', $2, '127.0.0.1', $3, shard_transfer_mode => 'force_logical')",
+            &[shard, &i32::from(from), &i32::from(to)],
+        )
+        .unwrap_or_else(|e| panic!("move shard {shard}: {}", db_message(&e)));
+    }
+    writer.join().expect("writer");
+
+    wait_for(Duration::from_secs(90), "600 notes delivered", || {
+        (receiver.count() >= 600).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let seen = received_notes(&receiver);
+    assert_eq!(seen.len(), 600, "every note delivered");
+    let twice: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(twice.is_empty(), "sent twice: {twice:?}");
+    // Both nodes delivered: the moved shards' earlier events from where
+    // they were written, the later ones from their new node.
+    for w in &citus.workers {
+        let mut wc = w.client();
+        assert!(
+            count(
+                &mut wc,
+                "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'"
+            ) > 0
+        );
+    }
+}
