@@ -1771,8 +1771,8 @@ GRANT SELECT ON webhook.outcomes TO webhook_admin;
 CREATE TABLE webhook.registry_copy (
     relname text NOT NULL CONSTRAINT registry_copy_relname_check
             CHECK (relname IN ('settings', 'topics', 'webhooks')),
-    key     text NOT NULL,      -- the row's primary key, as text
-    row     jsonb NOT NULL,     -- to_jsonb of the row
+    key     text NOT NULL,          -- the row's primary key, as text
+    content jsonb NOT NULL,     -- to_jsonb of the row
     PRIMARY KEY (relname, key)
 );
 COMMENT ON TABLE webhook.registry_copy IS 'On Citus: the coordinator''s registry rows (secrets included), a reference table whose placements apply them to every node''s registry. Superuser only.';
@@ -1859,8 +1859,8 @@ BEGIN
         DELETE FROM webhook.registry_copy c WHERE c.relname = TG_TABLE_NAME AND c.key = old_key;
     END IF;
     IF new_key IS NOT NULL THEN
-        INSERT INTO webhook.registry_copy AS c (relname, key, row) VALUES (TG_TABLE_NAME, new_key, to_jsonb(NEW))
-            ON CONFLICT (relname, key) DO UPDATE SET row = EXCLUDED.row;
+        INSERT INTO webhook.registry_copy AS c (relname, key, content) VALUES (TG_TABLE_NAME, new_key, to_jsonb(NEW))
+            ON CONFLICT (relname, key) DO UPDATE SET content = EXCLUDED.content;
     END IF;
     RETURN NULL;
 END
@@ -1919,7 +1919,7 @@ BEGIN
             USING CASE WHEN OLD.relname = 'settings' THEN 'true' ELSE OLD.key END;
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        PERFORM webhook.apply_registry_row(NEW.relname, NEW.row);
+        PERFORM webhook.apply_registry_row(NEW.relname, NEW.content);
     END IF;
     RETURN NULL;
 END
@@ -1952,11 +1952,11 @@ BEGIN
     -- placement, so a node added since is brought level. (Deleting and
     -- inserting again would delete each webhook, and its deliveries, on
     -- the worker nodes.)
-    INSERT INTO webhook.registry_copy AS c (relname, key, row)
+    INSERT INTO webhook.registry_copy AS c (relname, key, content)
     SELECT 'settings', 'singleton', to_jsonb(s) FROM webhook.settings s
     UNION ALL SELECT 'topics', t.topic, to_jsonb(t) FROM webhook.topics t
     UNION ALL SELECT 'webhooks', w.id::text, to_jsonb(w) FROM webhook.webhooks w
-    ON CONFLICT (relname, key) DO UPDATE SET row = EXCLUDED.row;
+    ON CONFLICT (relname, key) DO UPDATE SET content = EXCLUDED.content;
     GET DIAGNOSTICS copied = ROW_COUNT;
     -- Rows whose origin is gone (keys first: Citus joins no reference
     -- table with a local one here).
@@ -1969,12 +1969,106 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION webhook.distribute_registry() IS 'Citus: copy the registry (webhooks, topics, settings) to every node, and keep it copied; run on the coordinator after adding nodes.';
+-- The log of every node, asked on the coordinator: one view's rows per
+-- node (at most max_rows each), as jsonb. Citus's run_command_on_all_nodes
+-- runs the query on each node as the caller, so each node checks the
+-- caller's rights as it would locally; the view is one of the log's, its
+-- name taken from the catalog.
+CREATE FUNCTION webhook.cluster_rows(log_view regclass, max_rows integer DEFAULT 1000)
+RETURNS TABLE (nodeid integer, entry jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    node record;
+BEGIN
+    IF webhook.citus_node_role() <> 'coordinator' THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'cluster_rows: this database is not a Citus coordinator',
+            HINT = 'On a single server, read the view itself.';
+    END IF;
+    IF log_view IS NULL OR log_view NOT IN ('webhook.webhook_health'::regclass, 'webhook.recent_failures'::regclass,
+            'webhook.delivery_latency'::regclass, 'webhook.delivery_stats'::regclass,
+            'webhook.delivery_counters'::regclass, 'webhook.webhook_list'::regclass) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('log_view: %s is not one of the log''s views; allowed: webhook.webhook_health, webhook.recent_failures, webhook.delivery_latency, webhook.delivery_stats, webhook.delivery_counters, webhook.webhook_list', coalesce(log_view::text, 'NULL'));
+    END IF;
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 100000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('max_rows: %s is out of range; allowed: 1 to 100000 rows per node', coalesce(max_rows::text, 'NULL'));
+    END IF;
+    FOR node IN EXECUTE 'SELECT n.nodeid, n.success, n.result FROM pg_catalog.run_command_on_all_nodes($1) n ORDER BY n.nodeid'
+        USING format('SELECT coalesce(jsonb_agg(to_jsonb(v)), ''[]'') FROM (SELECT * FROM %s LIMIT %s) v', log_view, max_rows)
+    LOOP
+        IF NOT node.success THEN
+            RAISE EXCEPTION USING ERRCODE = 'external_routine_exception',
+                MESSAGE = format('cluster_rows: node %s answered: %s', node.nodeid, node.result);
+        END IF;
+        RETURN QUERY SELECT node.nodeid, r FROM jsonb_array_elements(node.result::jsonb) r;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION webhook.cluster_rows IS 'Citus: the rows of one log view (webhook_health, recent_failures, ...) on every node, read on the coordinator as the caller.';
+
+-- webhook.metrics() of every node in one Prometheus text: each sample
+-- labelled node="<nodeid>", each family's samples together under one
+-- HELP and TYPE.
+CREATE FUNCTION webhook.cluster_metrics() RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    node record;
+    line text;
+    family text;
+    families text[] := '{}';
+    heads jsonb := '{}';
+    samples jsonb := '{}';
+BEGIN
+    IF webhook.citus_node_role() <> 'coordinator' THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'cluster_metrics: this database is not a Citus coordinator',
+            HINT = 'On a single server, use webhook.metrics().';
+    END IF;
+    FOR node IN EXECUTE 'SELECT n.nodeid, n.success, n.result FROM pg_catalog.run_command_on_all_nodes($1) n ORDER BY n.nodeid'
+        USING 'SELECT webhook.metrics()'
+    LOOP
+        IF NOT node.success THEN
+            RAISE EXCEPTION USING ERRCODE = 'external_routine_exception',
+                MESSAGE = format('cluster_metrics: node %s answered: %s', node.nodeid, node.result);
+        END IF;
+        family := NULL;
+        FOREACH line IN ARRAY string_to_array(node.result, E'\n') LOOP
+            CONTINUE WHEN line = '';
+            IF line ~ '^# (HELP|TYPE) ' THEN
+                family := split_part(line, ' ', 3);
+                IF NOT family = ANY (families) THEN
+                    families := families || family;
+                    heads := heads || jsonb_build_object(family, '');
+                END IF;
+                IF position(line IN heads ->> family) = 0 THEN
+                    heads := jsonb_set(heads, ARRAY[family], to_jsonb((heads ->> family) || line || E'\n'));
+                END IF;
+            ELSIF family IS NOT NULL THEN
+                line := CASE WHEN position('{' IN line) > 0
+                             THEN regexp_replace(line, '\{', format('{node="%s",', node.nodeid))
+                             ELSE regexp_replace(line, '^(\S+) ', format('\1{node="%s"} ', node.nodeid)) END;
+                samples := samples || jsonb_build_object(family, coalesce(samples ->> family, '') || line || E'\n');
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN coalesce((SELECT string_agg((heads ->> f) || coalesce(samples ->> f, ''), '' ORDER BY o)
+                       FROM unnest(families) WITH ORDINALITY u(f, o)), '');
+END
+$$;
+COMMENT ON FUNCTION webhook.cluster_metrics() IS 'Citus: webhook.metrics() of every node, labelled node="<nodeid>", read on the coordinator as the caller.';
+
 REVOKE ALL ON webhook.registry_copy FROM PUBLIC;
 REVOKE ALL ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed(), webhook.registry_key(text, jsonb),
     webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(), webhook.apply_registry_row(text, jsonb),
     webhook.distribute_registry() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed(), webhook.registry_key(text, jsonb)
     TO webhook_admin;
+REVOKE ALL ON FUNCTION webhook.cluster_rows(regclass, integer), webhook.cluster_metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.cluster_rows(regclass, integer), webhook.cluster_metrics(), webhook.citus_node_role()
+    TO PUBLIC, webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever
 -- calls it with whatever path. Not needed (and not set) where the body is

@@ -169,6 +169,61 @@ fn events_are_queued_and_delivered_by_the_node_holding_the_shard() {
     assert_eq!(total, 200);
     assert_eq!(count(&mut c, "SELECT count(*) FROM webhook.events"), 0);
 
+    // The whole cluster's log and metrics, asked on the coordinator by a
+    // role with no privilege beyond PUBLIC's.
+    c.batch_execute("CREATE ROLE reader LOGIN").unwrap();
+    let mut reader = citus.coordinator.client_as("reader");
+    wait_for(
+        Duration::from_secs(20),
+        "every node's health counting the 200",
+        || {
+            let n = count(
+                &mut reader,
+                "SELECT coalesce(sum((entry ->> 'successes_24h')::bigint), 0)::bigint
+               FROM webhook.cluster_rows('webhook.webhook_health') WHERE entry ->> 'name' = 'notes'",
+            );
+            (n == 200).then_some(())
+        },
+    );
+    assert_eq!(
+        count(
+            &mut reader,
+            "SELECT count(DISTINCT nodeid) FROM webhook.cluster_rows('webhook.webhook_health')"
+        ),
+        3
+    );
+    let metrics: String = reader
+        .query_one("SELECT webhook.cluster_metrics()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        metrics
+            .matches("# TYPE webhook_deliveries_total counter")
+            .count(),
+        1,
+        "one family, one TYPE line: {metrics}"
+    );
+    let delivered: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("webhook_deliveries_total{node=") && l.contains("outcome=\"delivered\"")
+        })
+        .filter(|l| l.contains("webhook=\"notes\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(delivered, 200.0, "{metrics}");
+    let err = reader
+        .query(
+            "SELECT * FROM webhook.cluster_rows('webhook.registry_copy')",
+            &[],
+        )
+        .expect_err("not a log view");
+    assert!(
+        db_message(&err).starts_with("log_view: "),
+        "{}",
+        db_message(&err)
+    );
+
     // The LMS's own tables stay on the coordinator, as on a single server:
     // a documented topic fires and is delivered there.
     c.execute(
@@ -258,7 +313,7 @@ fn the_registry_is_changed_on_the_coordinator_and_seen_by_every_node() {
     for (who, node) in [("ops", &citus.coordinator), ("lms_app", &citus.workers[1])] {
         let mut c = node.client_as(who);
         let err = c
-            .query("SELECT row FROM webhook.registry_copy", &[])
+            .query("SELECT content FROM webhook.registry_copy", &[])
             .expect_err("registry_copy read");
         assert!(db_message(&err).contains("permission denied"), "{who}");
         let err = c
