@@ -1806,6 +1806,24 @@ BEGIN
 END
 $$;
 
+-- Whether a relation is a Citus shard of a table (a trigger on a shard
+-- fires for the table: webhook.emit_topic checks it is on the table its
+-- topic names).
+CREATE FUNCTION webhook.citus_shard_of(shard regclass, rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid = $2
+                              AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) = $1)'
+        INTO found USING shard, rel;
+    RETURN found;
+END
+$$;
+
 -- The primary key of a registry row, as text.
 CREATE FUNCTION webhook.registry_key(relname text, r jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -2062,13 +2080,14 @@ COMMENT ON FUNCTION webhook.cluster_metrics() IS 'Citus: webhook.metrics() of ev
 
 REVOKE ALL ON webhook.registry_copy FROM PUBLIC;
 REVOKE ALL ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed(), webhook.registry_key(text, jsonb),
+    webhook.citus_shard_of(regclass, regclass),
     webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(), webhook.apply_registry_row(text, jsonb),
     webhook.distribute_registry() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed(), webhook.registry_key(text, jsonb)
-    TO webhook_admin;
+GRANT EXECUTE ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed(), webhook.registry_key(text, jsonb),
+    webhook.citus_shard_of(regclass, regclass) TO webhook_admin;
 REVOKE ALL ON FUNCTION webhook.cluster_rows(regclass, integer), webhook.cluster_metrics() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook.cluster_rows(regclass, integer), webhook.cluster_metrics(), webhook.citus_node_role()
-    TO PUBLIC, webhook_admin;
+GRANT EXECUTE ON FUNCTION webhook.cluster_rows(regclass, integer), webhook.cluster_metrics(), webhook.citus_node_role(),
+    webhook.citus_shard_of(regclass, regclass) TO PUBLIC, webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever
 -- calls it with whatever path. Not needed (and not set) where the body is

@@ -52,6 +52,24 @@ BEGIN
 END
 $$;
 
+-- Whether a relation is a Citus shard of a table (a trigger on a shard
+-- fires for the table: webhook.emit_topic checks it is on the table its
+-- topic names).
+CREATE FUNCTION webhook.citus_shard_of(shard regclass, rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid = $2
+                              AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) = $1)'
+        INTO found USING shard, rel;
+    RETURN found;
+END
+$$;
+
 -- The primary key of a registry row, as text.
 CREATE FUNCTION webhook.registry_key(relname text, r jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE

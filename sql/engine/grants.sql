@@ -41,6 +41,7 @@ GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted
     webhook.redact_url(text), webhook.metrics(), webhook.latency_buckets(),
     webhook.prometheus_label(text), webhook.event_catalog(), webhook.event_schema(text),
     webhook.cluster_rows(regclass, integer), webhook.cluster_metrics(), webhook.citus_node_role(),
+    webhook.citus_shard_of(regclass, regclass),
     webhook.histogram_bucket(double precision), webhook.histogram(double precision[]),
     webhook.histogram_add(bigint[], bigint[]), webhook.histogram_sum(bigint[]),
     webhook.histogram_percentile(bigint[], double precision, double precision) TO PUBLIC;

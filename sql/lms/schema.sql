@@ -27,6 +27,14 @@ BEGIN
 
     COMMENT ON SCHEMA lms IS 'LMS data model; writes to these tables emit webhook events (see docs/lms.md)';
 
+    -- A Citus worker node gets the schema without tables, as a restore
+    -- does: the tables are the coordinator's, and Citus brings them here
+    -- if it distributes the schema (citus_schema_distribute('lms')).
+    IF webhook.citus_node_role() = 'worker' THEN
+        ALTER EXTENSION webhook_emitter DROP SCHEMA lms;
+        RETURN;
+    END IF;
+
     -- ---------------------------------------------------------------------------
     -- People, roles, groups, registration fields
     -- ---------------------------------------------------------------------------

@@ -237,7 +237,8 @@ unsafe fn inserted_by_this_transaction(tuple: pg_sys::HeapTuple) -> bool {
 /// (commit, with a condition), the trigger must be on the table that name
 /// resolves to now: had its owner renamed the table and put a view of its
 /// own under the name, the re-read would run the view as the definer. A
-/// partition's trigger is its partitioned table's.
+/// partition's trigger is its partitioned table's, a Citus shard's its
+/// distributed table's.
 ///
 /// # Safety
 /// Called from `emit_topic` with the trigger's relation.
@@ -251,11 +252,13 @@ unsafe fn check_table(topic: &str, target: &Target, relation: pg_sys::Oid) {
     if named == relation && named != pg_sys::InvalidOid {
         return;
     }
-    let partition_of = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.pg_partition_root($1) OPERATOR(pg_catalog.=) $2",
+    // On Citus, the trigger fires on a shard of the named table.
+    let partition_or_shard_of = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_partition_root($1) OPERATOR(pg_catalog.=) $2
+             OR webhook.citus_shard_of($1, $2)",
         &[relation.into(), named.into()],
     );
-    if !matches!(partition_of, Ok(Some(true))) {
+    if !matches!(partition_or_shard_of, Ok(Some(true))) {
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

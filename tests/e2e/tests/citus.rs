@@ -9,6 +9,8 @@
 //! and print that they were skipped when it does not.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use webhook_emitter_e2e::{db_message, pg_bin, wait_for, Client, Cluster, Receiver};
 
@@ -93,8 +95,16 @@ fn count(c: &mut Client, sql: &str) -> i64 {
         .get(0)
 }
 
-/// A distributed table with a row event topic, and a webhook for it.
-fn notes_watched(c: &mut Client, url: &str) {
+/// A distributed table with a row event topic, and a webhook for it:
+/// watched once distributed, or (`watch_first`) watched, then distributed.
+fn notes_watched(c: &mut Client, url: &str, watch_first: bool) {
+    let distribute = "SELECT create_distributed_table('public.notes', 'id')";
+    let watch = "SELECT webhook.watch('public.notes', operations => '{insert}')";
+    let (first, second) = if watch_first {
+        (watch, distribute)
+    } else {
+        (distribute, watch)
+    };
     // Each statement its own transaction: Citus creates the generated
     // function on every node over one connection per node, which it
     // cannot after create_distributed_table's parallel work in the same
@@ -102,8 +112,8 @@ fn notes_watched(c: &mut Client, url: &str) {
     for sql in [
         "SET citus.enable_unsafe_triggers = on",
         "CREATE TABLE public.notes (id bigint PRIMARY KEY, body text NOT NULL)",
-        "SELECT create_distributed_table('public.notes', 'id')",
-        "SELECT webhook.watch('public.notes', operations => '{insert}')",
+        first,
+        second,
     ] {
         c.batch_execute(sql)
             .unwrap_or_else(|e| panic!("{sql}: {}", db_message(&e)));
@@ -136,7 +146,7 @@ fn events_are_queued_and_delivered_by_the_node_holding_the_shard() {
     let citus = Citus::start();
     let receiver = Receiver::start();
     let mut c = citus.coordinator.client();
-    notes_watched(&mut c, &receiver.url("/notes"));
+    notes_watched(&mut c, &receiver.url("/notes"), false);
 
     c.batch_execute(
         "INSERT INTO public.notes SELECT g, 'note ' || g FROM generate_series(1, 200) g",
@@ -343,19 +353,29 @@ fn a_shard_moved_mid_drain_loses_nothing_and_sends_nothing_twice() {
     let citus = Citus::start();
     let receiver = Receiver::start();
     let mut c = citus.coordinator.client();
-    notes_watched(&mut c, &receiver.url("/notes"));
+    // Watched before it is distributed: the generated names travel to
+    // the shards as they are.
+    notes_watched(&mut c, &receiver.url("/notes"), true);
 
-    // Writers keep committing while the busiest worker node's shards move
+    // A writer keeps committing while the first worker node's shards move
     // to the other node.
+    const NOTES: i64 = 1500;
+    let written = Arc::new(AtomicI64::new(0));
     let conn = citus.coordinator.conn_string();
-    let writer = std::thread::spawn(move || {
-        let mut w = Client::connect(&conn, postgres::NoTls).expect("connect");
-        for id in 1..=600i64 {
-            w.execute("INSERT INTO public.notes VALUES ($1, 'note')", &[&id])
-                .expect("insert during the move");
-        }
+    let writer = {
+        let written = written.clone();
+        std::thread::spawn(move || {
+            let mut w = Client::connect(&conn, postgres::NoTls).expect("connect");
+            for id in 1..=NOTES {
+                w.execute("INSERT INTO public.notes VALUES ($1, 'note')", &[&id])
+                    .expect("insert during the move");
+                written.store(id, Ordering::SeqCst);
+            }
+        })
+    };
+    wait_for(Duration::from_secs(30), "the writer under way", || {
+        (written.load(Ordering::SeqCst) >= 100).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(300));
     let (from, to) = (citus.workers[0].port, citus.workers[1].port);
     let shards: Vec<i64> = c
         .query(
@@ -367,6 +387,7 @@ fn a_shard_moved_mid_drain_loses_nothing_and_sends_nothing_twice() {
         .map(|r| r.get(0))
         .collect();
     assert!(!shards.is_empty(), "worker {from} holds shards");
+    let before_moves = written.load(Ordering::SeqCst);
     for shard in &shards {
         c.execute(
             "SELECT citus_move_shard_placement($1, '127.0.0.1', $2, '127.0.0.1', $3, shard_transfer_mode => 'force_logical')",
@@ -374,14 +395,29 @@ fn a_shard_moved_mid_drain_loses_nothing_and_sends_nothing_twice() {
         )
         .unwrap_or_else(|e| panic!("move shard {shard}: {}", db_message(&e)));
     }
+    let after_moves = written.load(Ordering::SeqCst);
+    assert!(
+        before_moves < NOTES && after_moves > before_moves,
+        "the moves ran while notes were written ({before_moves} before, {after_moves} after)"
+    );
     writer.join().expect("writer");
+    assert_eq!(
+        count(
+            &mut c,
+            &format!(
+                "SELECT count(*) FROM citus_shards WHERE table_name = 'public.notes'::regclass AND nodeport = {from}"
+            )
+        ),
+        0,
+        "the shards moved"
+    );
 
-    wait_for(Duration::from_secs(90), "600 notes delivered", || {
-        (receiver.count() >= 600).then_some(())
+    wait_for(Duration::from_secs(120), "every note delivered", || {
+        (receiver.count() >= NOTES as usize).then_some(())
     });
     std::thread::sleep(Duration::from_secs(1));
     let seen = received_notes(&receiver);
-    assert_eq!(seen.len(), 600, "every note delivered");
+    assert_eq!(seen.len(), NOTES as usize, "every note delivered");
     let twice: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).collect();
     assert!(twice.is_empty(), "sent twice: {twice:?}");
     // Both nodes delivered: the moved shards' earlier events from where
@@ -395,4 +431,128 @@ fn a_shard_moved_mid_drain_loses_nothing_and_sends_nothing_twice() {
             ) > 0
         );
     }
+}
+
+/// The documented topics' vendor examples (the contract's copy).
+fn example_of(topic: &str) -> Option<serde_json::Value> {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/spec/examples")
+        .join(format!("{topic}.json"));
+    let text = std::fs::read_to_string(file).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+#[test]
+fn documented_topics_fire_on_the_node_holding_the_distributed_lms_schema() {
+    require_citus!();
+    let citus = Citus::start();
+    let receiver = Receiver::start();
+    let mut c = citus.coordinator.client();
+    // Schema-based sharding: the lms tables move, whole and unchanged, to
+    // one worker node, with their triggers.
+    c.batch_execute("SET citus.enable_unsafe_triggers = on")
+        .unwrap();
+    c.batch_execute("SELECT citus_schema_distribute('lms')")
+        .unwrap_or_else(|e| panic!("citus_schema_distribute: {}", db_message(&e)));
+    let lms_port: i32 = c
+        .query_one(
+            "SELECT nodeport FROM citus_shards WHERE table_name = 'lms.users'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    c.execute(
+        "SELECT webhook.create_webhook('all', $1, ARRAY(SELECT topic FROM webhook.topics WHERE builtin))",
+        &[&receiver.url("/all")],
+    )
+    .unwrap();
+    let base = std::fs::read_to_string(webhook_emitter_e2e::fixture("lms_base.sql")).unwrap();
+    c.batch_execute(&base)
+        .unwrap_or_else(|e| panic!("lms_base.sql: {}", db_message(&e)));
+    // The LMS writes as a role with table privileges only.
+    c.batch_execute(
+        "CREATE ROLE lms_app LOGIN;
+         GRANT USAGE ON SCHEMA lms TO lms_app;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;",
+    )
+    .unwrap();
+    let mut c = citus.coordinator.client_as("lms_app");
+    // One topic of each timing: at commit (with rows written after the
+    // user's in the same transaction), before a delete, a condition on an
+    // update (the fixtures), and per statement (a transition table: one
+    // statement enrolling two users; the fixture's cross join is an INSERT
+    // ... SELECT that Citus does not plan).
+    for topic in ["user.created", "order.placed", "user.deleted"] {
+        let sql =
+            std::fs::read_to_string(webhook_emitter_e2e::fixture(&format!("topics/{topic}.sql")))
+                .unwrap();
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("{topic}: {}", db_message(&e)));
+        tx.commit()
+            .unwrap_or_else(|e| panic!("{topic} commit: {}", db_message(&e)));
+    }
+    c.batch_execute(
+        "INSERT INTO lms.course_enrollments (user_id, course_id)
+         SELECT u.id, (SELECT c.id FROM lms.courses c WHERE c.slug = 'introduction-to-webhooks')
+           FROM lms.users u WHERE u.email IN ('student@academy.example', 'sam.davis@academy.example')",
+    )
+    .unwrap_or_else(|e| panic!("course.enrolled: {}", db_message(&e)));
+    let topics = [
+        "user.created",
+        "order.placed",
+        "user.deleted",
+        "course.enrolled",
+    ];
+    let mut problems = Vec::new();
+    for topic in topics {
+        let bodies = wait_for(
+            Duration::from_secs(30),
+            &format!("{topic} delivered"),
+            || {
+                let mine: Vec<serde_json::Value> = citus
+                .nodes()
+                .flat_map(|n| {
+                    let mut nc = n.client();
+                    nc.query(
+                        "SELECT e.body::text FROM webhook.events e JOIN webhook.deliveries d ON d.event_id = e.id
+                          WHERE e.topic = $1 AND d.status = 'delivered'",
+                        &[&topic],
+                    )
+                    .unwrap()
+                    .iter()
+                    .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+                    .collect::<Vec<serde_json::Value>>()
+                })
+                .collect();
+                (!mine.is_empty()).then_some(mine)
+            },
+        );
+        if let Some(example) = example_of(topic) {
+            for body in &bodies {
+                webhook_emitter_e2e::assert_shape(&example, body, topic, &mut problems);
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // Queued and delivered by the node holding the lms shards alone.
+    for node in citus.nodes() {
+        let mut nc = node.client();
+        let events = count(&mut nc, "SELECT count(*) FROM webhook.events");
+        if i32::from(node.port) == lms_port {
+            assert!(events > 0);
+            assert_eq!(
+                count(
+                    &mut nc,
+                    "SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered'"
+                ),
+                0
+            );
+        } else {
+            assert_eq!(events, 0, "node {} queued events", node.port);
+        }
+    }
+    assert!(receiver.count() > 0);
 }
