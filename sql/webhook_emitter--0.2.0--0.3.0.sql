@@ -1948,8 +1948,9 @@ CREATE TRIGGER registry_copy_applied AFTER INSERT OR UPDATE OR DELETE ON webhook
 -- Run once by a superuser on the coordinator, after CREATE EXTENSION and
 -- the citus_add_node calls: makes the copy a reference table, fills it
 -- with this node's registry (every worker node applies it), and brings
--- every node's registry level with it. Run again after adding nodes: it
--- brings theirs level too. Returns the number of rows copied.
+-- every node's registry level with it. Run again after citus_add_node,
+-- before any shard moves there: the new node gets its placement of the
+-- copy and its registry. Returns the number of rows copied.
 CREATE FUNCTION webhook.distribute_registry() RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1964,8 +1965,10 @@ BEGIN
     END IF;
     IF NOT webhook.registry_distributed() THEN
         PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-        EXECUTE 'SELECT create_reference_table($1)' USING 'webhook.registry_copy'::regclass;
+        EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING 'webhook.registry_copy'::regclass;
     END IF;
+    -- A node added since has no placement of the copy until this.
+    EXECUTE 'SELECT pg_catalog.replicate_reference_tables(''block_writes'')';
     -- Every row anew: an upsert of the same row still reaches every
     -- placement, so a node added since is brought level. (Deleting and
     -- inserting again would delete each webhook, and its deliveries, on

@@ -50,16 +50,8 @@ impl Citus {
     /// coordinator (Citus creates it on the workers) and its registry
     /// distributed.
     fn start() -> Citus {
-        let conf = "shared_preload_libraries = 'citus,webhook_emitter'\nwal_level = logical\n\
-                    max_prepared_transactions = 50\nmax_connections = 100\n\
-                    citus.shard_count = 4\n";
-        let coordinator = Cluster::start_bare(conf);
-        let workers: Vec<Cluster> = (0..2).map(|_| Cluster::start_bare(conf)).collect();
-        for node in std::iter::once(&coordinator).chain(workers.iter()) {
-            node.client()
-                .batch_execute("CREATE EXTENSION citus")
-                .expect("CREATE EXTENSION citus");
-        }
+        let coordinator = Self::node();
+        let workers: Vec<Cluster> = (0..2).map(|_| Self::node()).collect();
         let mut c = coordinator.client();
         c.execute(
             "SELECT citus_set_coordinator_host('127.0.0.1', $1)",
@@ -82,6 +74,18 @@ impl Citus {
             coordinator,
             workers,
         }
+    }
+
+    /// One PostgreSQL with Citus created, not yet in a cluster.
+    fn node() -> Cluster {
+        let node = Cluster::start_bare(
+            "shared_preload_libraries = 'citus,webhook_emitter'\nwal_level = logical\n\
+             max_prepared_transactions = 50\nmax_connections = 100\ncitus.shard_count = 4\n",
+        );
+        node.client()
+            .batch_execute("CREATE EXTENSION citus")
+            .expect("CREATE EXTENSION citus");
+        node
     }
 
     fn nodes(&self) -> impl Iterator<Item = &Cluster> {
@@ -332,12 +336,31 @@ fn the_registry_is_changed_on_the_coordinator_and_seen_by_every_node() {
         assert!(db_message(&err).contains("permission denied"), "{who}");
     }
 
+    // A node added later gets the extension from Citus, and the registry
+    // once distribute_registry runs again (before any shard moves there).
+    let added = Citus::node();
+    su.execute(
+        "SELECT citus_add_node('127.0.0.1', $1)",
+        &[&i32::from(added.port)],
+    )
+    .unwrap();
+    su.batch_execute("SELECT webhook.distribute_registry()")
+        .unwrap_or_else(|e| panic!("distribute_registry again: {}", db_message(&e)));
+    let mut a = added.client();
+    assert_eq!(
+        count(&mut a, "SELECT count(*) FROM webhook.webhooks w, webhook.settings s
+                        WHERE w.name = 'crm' AND w.auth_password = 's3cret' AND s.tenant_id = 'school-7'"),
+        1,
+        "the added node's registry"
+    );
+    drop(a);
+
     // Deleting on the coordinator deletes everywhere.
     ops.batch_execute(
         "SELECT webhook.delete_webhook((SELECT id FROM webhook.webhooks WHERE name = 'crm'))",
     )
     .unwrap();
-    for node in citus.nodes() {
+    for node in citus.nodes().chain(std::iter::once(&added)) {
         let mut n = node.client();
         wait_for(
             Duration::from_secs(10),
