@@ -2,7 +2,8 @@
 # Benchmarks (not part of the tests): write path with pgbench, drain rate vs
 # the receiver's ceiling, commit-to-receipt latency, backlog growth, soak. All
 # figures of one table are measured side by side in the same run.
-# Usage: scripts/bench.sh [write|queue|log|drain|million|databases|neighbour|backlog|latency|ratelimit|soak]   (default: all)
+# Usage: scripts/bench.sh [write|queue|log|drain|million|databases|neighbour|backlog|latency|ratelimit|soak|citus]   (default: all)
+# citus runs only against a PostgreSQL with Citus installed: WEBHOOK_PG_BIN=<its bin dir> (the extension is installed there too).
 # BENCH_LOG_ROWS (10000000) sizes the log; BENCH_SOAK_SECS (600 alone, 120 in the full run) and BENCH_SOAK_RATE (2000) size the soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +14,8 @@ echo "==> building and installing webhook_emitter (release)" >&2
 # A new file, not the old one rewritten in place (a running cluster maps it).
 rm -f "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/webhook_emitter.so"
 cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
+if [ -n "${WEBHOOK_PG_BIN:-}" ] && [ "$WEBHOOK_PG_BIN" != /usr/lib/postgresql/15/bin ]; then
+    scripts/install.sh --release "$WEBHOOK_PG_BIN/pg_config" >/dev/null
+fi
 cargo build --release -q -p webhook_emitter_e2e --bin bench
 exec target/release/bench "$@"

@@ -96,7 +96,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/engine/cluster.sql",
     name = "cluster",
-    requires = ["metrics"]
+    requires = ["metrics", worker::node_state::writing_node_state]
 );
 extension_sql_file!(
     "../sql/lms/schema.sql",

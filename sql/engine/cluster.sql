@@ -1,4 +1,4 @@
--- webhook_emitter on Citus (docs/citus.md): the registry on every node.
+-- webhook_emitter on Citus (README, "Citus"): the registry on every node.
 --
 -- Citus runs CREATE EXTENSION on every node, so each node has its own
 -- queue, log and delivery worker, and a trigger on a shard queues its
@@ -6,7 +6,8 @@
 -- node is the registry: webhook.settings, webhook.topics and
 -- webhook.webhooks (secrets included). Those stay plain local tables,
 -- read by the write path and the worker as on a single server; their rows
--- are copied, as jsonb, into webhook.registry_copy, which
+-- are copied, as json (key order kept: a sample body's order is the
+-- envelope's), into webhook.registry_copy, which
 -- webhook.distribute_registry() makes a Citus reference table. Citus
 -- writes a reference table on every node in the coordinator's
 -- transaction (two-phase commit), and a trigger on each node's placement
@@ -18,7 +19,7 @@ CREATE TABLE webhook.registry_copy (
     relname text NOT NULL CONSTRAINT registry_copy_relname_check
             CHECK (relname IN ('settings', 'topics', 'webhooks')),
     key     text NOT NULL,          -- the row's primary key, as text
-    content jsonb NOT NULL,     -- to_jsonb of the row
+    content json NOT NULL,          -- row_to_json of the row
     PRIMARY KEY (relname, key)
 );
 COMMENT ON TABLE webhook.registry_copy IS 'On Citus: the coordinator''s registry rows (secrets included), a reference table whose placements apply them to every node''s registry. Superuser only.';
@@ -33,7 +34,7 @@ BEGIN
         RETURN 'none';
     END IF;
     EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO group_id;
-    RETURN CASE WHEN group_id = 0 THEN 'coordinator' ELSE 'worker' END;
+    RETURN CASE WHEN group_id IS NULL THEN 'none' WHEN group_id = 0 THEN 'coordinator' ELSE 'worker' END;
 END
 $$;
 
@@ -54,38 +55,61 @@ $$;
 
 -- Whether a relation is a Citus shard of a table (a trigger on a shard
 -- fires for the table: webhook.emit_topic checks it is on the table its
--- topic names).
+-- topic names). A shard's name ends in _<shard id>: one index lookup.
 CREATE FUNCTION webhook.citus_shard_of(shard regclass, rel regclass) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     found boolean;
+    shard_id bigint := substring((SELECT c.relname FROM pg_class c WHERE c.oid = shard) FROM '_([0-9]{1,18})$')::bigint;
 BEGIN
-    IF to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
+    IF shard_id IS NULL OR to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
         RETURN false;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid = $2
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s WHERE s.shardid = $3 AND s.logicalrelid = $2
                               AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) = $1)'
-        INTO found USING shard, rel;
+        INTO found USING shard, rel, shard_id;
+    RETURN found;
+END
+$$;
+
+-- Whether a table's rows are written on more than one node (a Citus
+-- reference table, or shards with replicas): a trigger there would queue
+-- each event once per copy.
+CREATE FUNCTION webhook.citus_replicated(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_placement') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p USING (shardid)
+                             WHERE s.logicalrelid = $1 GROUP BY s.shardid HAVING count(*) > 1)'
+        INTO found USING rel;
     RETURN found;
 END
 $$;
 
 -- The primary key of a registry row, as text.
-CREATE FUNCTION webhook.registry_key(relname text, r jsonb) RETURNS text
+CREATE FUNCTION webhook.registry_key(relname text, r json) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE relname WHEN 'settings' THEN 'singleton' WHEN 'topics' THEN r ->> 'topic' ELSE r ->> 'id' END;
 
 -- BEFORE each statement on the registry tables, on a worker node: the
--- registry is changed on the coordinator. The delivery worker's own
--- writes (failing_since, an endpoint it disables, a deleted webhook it
--- removes) are the node's state and stay where they are made; the rows
--- the copy's trigger applies set webhook.registry_apply.
+-- registry is changed on the coordinator. Let through: the rows the
+-- copy's trigger applies (webhook.registry_apply, set by that trigger's
+-- function, in a session of a superuser: Citus connects as the
+-- coordinator's caller, the extension owner inside the API), and the
+-- delivery worker's own writes (webhook.writing_node_state(), marked in
+-- its memory: an endpoint failing, disabled after failing, a deleted
+-- webhook removed), which are this node's state.
 CREATE FUNCTION webhook.registry_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF coalesce(current_setting('webhook.registry_apply', true), '') <> 'on'
-       AND webhook.citus_node_role() = 'worker' AND webhook.registry_distributed()
-       AND (SELECT a.backend_type FROM pg_stat_get_activity(pg_backend_pid()) a) IS DISTINCT FROM 'webhook_emitter' THEN
+    IF webhook.citus_node_role() = 'worker' AND webhook.registry_distributed()
+       AND NOT webhook.writing_node_state()
+       AND NOT (coalesce(current_setting('webhook.registry_apply', true), '') = 'on' AND pg_trigger_depth() > 1
+                AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)) THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('webhook.%s: the webhooks, topics and settings of a Citus cluster are changed on its coordinator', TG_TABLE_NAME),
             HINT = 'Connect to the coordinator and run the same call there; it reaches every node in its transaction.';
@@ -102,28 +126,28 @@ CREATE TRIGGER registry_guard BEFORE INSERT OR UPDATE OR DELETE ON webhook.webho
 
 -- AFTER each row of the registry tables, on the coordinator: copies the
 -- change (not the delivery worker's own writes, which are this node's
--- state, as on every node).
+-- state, as on every node; an outcome callback's are copied).
 CREATE FUNCTION webhook.registry_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old_key text;
     new_key text;
 BEGIN
-    IF webhook.citus_node_role() <> 'coordinator' OR NOT webhook.registry_distributed()
-       OR (SELECT a.backend_type FROM pg_stat_get_activity(pg_backend_pid()) a) = 'webhook_emitter' THEN
+    IF webhook.writing_node_state() OR webhook.citus_node_role() <> 'coordinator'
+       OR NOT webhook.registry_distributed() THEN
         RETURN NULL;
     END IF;
     IF TG_OP <> 'INSERT' THEN
-        old_key := webhook.registry_key(TG_TABLE_NAME, to_jsonb(OLD));
+        old_key := webhook.registry_key(TG_TABLE_NAME, row_to_json(OLD));
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        new_key := webhook.registry_key(TG_TABLE_NAME, to_jsonb(NEW));
+        new_key := webhook.registry_key(TG_TABLE_NAME, row_to_json(NEW));
     END IF;
     IF old_key IS DISTINCT FROM new_key AND old_key IS NOT NULL THEN
         DELETE FROM webhook.registry_copy c WHERE c.relname = TG_TABLE_NAME AND c.key = old_key;
     END IF;
     IF new_key IS NOT NULL THEN
-        INSERT INTO webhook.registry_copy AS c (relname, key, content) VALUES (TG_TABLE_NAME, new_key, to_jsonb(NEW))
+        INSERT INTO webhook.registry_copy AS c (relname, key, content) VALUES (TG_TABLE_NAME, new_key, row_to_json(NEW))
             ON CONFLICT (relname, key) DO UPDATE SET content = EXCLUDED.content;
     END IF;
     RETURN NULL;
@@ -136,11 +160,14 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.topi
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.webhooks
     FOR EACH ROW EXECUTE FUNCTION webhook.registry_changed();
 
--- Applies one registry row to this node's table: an upsert by primary key
--- (an existing webhook is updated in place, never deleted and re-inserted,
--- which would cascade to its deliveries). Column names come from the
--- catalog; generated columns are left to be generated.
-CREATE FUNCTION webhook.apply_registry_row(relname text, r jsonb) RETURNS void
+-- Applies one registry row to this node's table: inserted whole when the
+-- node has no such row, else only the columns the coordinator changed
+-- (those that differ from the copy's previous row; all of them when
+-- there is none), so what the node's worker recorded in the others (an
+-- endpoint failing or disabled here) stays. An existing webhook is updated
+-- in place, never deleted and inserted again (its deliveries would go).
+-- Column names come from the catalog; generated columns are generated.
+CREATE FUNCTION webhook.apply_registry_row(relname text, r json, previous json DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET webhook.registry_apply = 'on' AS $$
 #variable_conflict use_variable
 DECLARE
@@ -161,11 +188,18 @@ BEGIN
            string_agg('EXCLUDED.' || quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO updated, excluded
       FROM pg_attribute a
      WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity = ''
-       AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = rel AND i.indisprimary AND a.attnum = ANY (i.indkey));
-    EXECUTE format('INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM jsonb_populate_record(NULL::%s, $1) '
-                   'ON CONFLICT (%s) DO UPDATE SET (%s) = ROW(%s)',
-                   rel, cols, cols, rel, keys, updated, excluded)
-        USING r;
+       AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = rel AND i.indisprimary AND a.attnum = ANY (i.indkey))
+       AND (previous IS NULL OR (r -> a.attname::text)::text IS DISTINCT FROM (previous -> a.attname::text)::text);
+    IF updated IS NULL THEN
+        EXECUTE format('INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM json_populate_record(NULL::%s, $1) '
+                       'ON CONFLICT (%s) DO NOTHING', rel, cols, cols, rel, keys)
+            USING r;
+    ELSE
+        EXECUTE format('INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM json_populate_record(NULL::%s, $1) '
+                       'ON CONFLICT (%s) DO UPDATE SET (%s) = ROW(%s)',
+                       rel, cols, cols, rel, keys, updated, excluded)
+            USING r;
+    END IF;
 END
 $$;
 
@@ -178,18 +212,78 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.key <> NEW.key OR OLD.relname <> NEW.relname) THEN
-        EXECUTE format('DELETE FROM webhook.%I t WHERE t.%I::text = $1', OLD.relname,
-                       CASE OLD.relname WHEN 'settings' THEN 'singleton' WHEN 'topics' THEN 'topic' ELSE 'id' END)
-            USING CASE WHEN OLD.relname = 'settings' THEN 'true' ELSE OLD.key END;
+        IF OLD.relname = 'webhooks' THEN
+            -- As delete_webhook does when writers hold the row: this node's
+            -- worker removes it once they are done (a DELETE here would
+            -- wait for them, and the coordinator's transaction with it).
+            UPDATE webhook.webhooks w SET deletion_requested_at = coalesce(w.deletion_requested_at, now())
+             WHERE w.id::text = OLD.key;
+            PERFORM webhook.wake_worker_at_commit();
+        ELSE
+            EXECUTE format('DELETE FROM webhook.%I t WHERE t.%I::text = $1', OLD.relname,
+                           CASE OLD.relname WHEN 'settings' THEN 'singleton' ELSE 'topic' END)
+                USING CASE WHEN OLD.relname = 'settings' THEN 'true' ELSE OLD.key END;
+        END IF;
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        PERFORM webhook.apply_registry_row(NEW.relname, NEW.content);
+        PERFORM webhook.apply_registry_row(NEW.relname, NEW.content,
+                                           CASE WHEN TG_OP = 'UPDATE' AND OLD.key = NEW.key THEN OLD.content END);
     END IF;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER registry_copy_applied AFTER INSERT OR UPDATE OR DELETE ON webhook.registry_copy
     FOR EACH ROW EXECUTE FUNCTION webhook.registry_copy_applied();
+
+-- Run by a worker node's delivery worker when it starts and once a
+-- minute: brings the node's registry level with the copy where Citus gave
+-- the node its placement without the trigger firing (the placement of a
+-- node added later is copied before its triggers exist). Settings and
+-- topics are made equal to the copy; a webhook missing here is added, one
+-- the copy no longer has is removed as delete_webhook does; a webhook's
+-- other columns are left as they are (this node's state). Returns how
+-- many rows it changed.
+CREATE FUNCTION webhook.sync_registry() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c record;
+    changed integer := 0;
+    removed integer;
+    filled boolean := false;
+    topic_keys text[] := '{}';
+    webhook_keys text[] := '{}';
+BEGIN
+    IF webhook.citus_node_role() <> 'worker' OR NOT webhook.registry_distributed() THEN
+        RETURN 0;
+    END IF;
+    FOR c IN SELECT r.relname, r.key, r.content FROM webhook.registry_copy r LOOP
+        IF c.relname = 'webhooks' THEN
+            webhook_keys := webhook_keys || c.key;
+            CONTINUE WHEN EXISTS (SELECT FROM webhook.webhooks w WHERE w.id::text = c.key);
+        ELSIF c.relname = 'topics' THEN
+            topic_keys := topic_keys || c.key;
+            CONTINUE WHEN (SELECT row_to_json(t)::text FROM webhook.topics t WHERE t.topic = c.key) = c.content::text;
+        ELSE
+            filled := true;
+            CONTINUE WHEN (SELECT row_to_json(s)::text FROM webhook.settings s) = c.content::text;
+        END IF;
+        PERFORM webhook.apply_registry_row(c.relname, c.content);
+        changed := changed + 1;
+    END LOOP;
+    -- What the copy no longer has (once it has been filled: its settings
+    -- row is always there).
+    IF NOT filled THEN
+        RETURN changed;
+    END IF;
+    DELETE FROM webhook.topics t WHERE t.topic <> ALL (topic_keys);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    changed := changed + removed;
+    UPDATE webhook.webhooks w SET deletion_requested_at = now()
+     WHERE w.deletion_requested_at IS NULL AND w.id::text <> ALL (webhook_keys);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN changed + removed;
+END
+$$;
 
 -- Run once by a superuser on the coordinator, after CREATE EXTENSION and
 -- the citus_add_node calls: makes the copy a reference table, fills it
@@ -220,15 +314,16 @@ BEGIN
     -- inserting again would delete each webhook, and its deliveries, on
     -- the worker nodes.)
     INSERT INTO webhook.registry_copy AS c (relname, key, content)
-    SELECT 'settings', 'singleton', to_jsonb(s) FROM webhook.settings s
-    UNION ALL SELECT 'topics', t.topic, to_jsonb(t) FROM webhook.topics t
-    UNION ALL SELECT 'webhooks', w.id::text, to_jsonb(w) FROM webhook.webhooks w
+    SELECT 'settings', 'singleton', row_to_json(s) FROM webhook.settings s
+    UNION ALL SELECT 'topics', t.topic, row_to_json(t) FROM webhook.topics t
+    UNION ALL SELECT 'webhooks', w.id::text, row_to_json(w) FROM webhook.webhooks w
+               WHERE w.deletion_requested_at IS NULL
     ON CONFLICT (relname, key) DO UPDATE SET content = EXCLUDED.content;
     GET DIAGNOSTICS copied = ROW_COUNT;
     -- Rows whose origin is gone (keys first: Citus joins no reference
     -- table with a local one here).
     topic_keys := ARRAY(SELECT t.topic FROM webhook.topics t);
-    webhook_keys := ARRAY(SELECT w.id::text FROM webhook.webhooks w);
+    webhook_keys := ARRAY(SELECT w.id::text FROM webhook.webhooks w WHERE w.deletion_requested_at IS NULL);
     DELETE FROM webhook.registry_copy c
      WHERE (c.relname = 'topics' AND c.key <> ALL (topic_keys))
         OR (c.relname = 'webhooks' AND c.key <> ALL (webhook_keys));
@@ -265,7 +360,10 @@ BEGIN
             MESSAGE = format('max_rows: %s is out of range; allowed: 1 to 100000 rows per node', coalesce(max_rows::text, 'NULL'));
     END IF;
     FOR node IN EXECUTE 'SELECT n.nodeid, n.success, n.result FROM pg_catalog.run_command_on_all_nodes($1) n ORDER BY n.nodeid'
-        USING format('SELECT coalesce(jsonb_agg(to_jsonb(v)), ''[]'') FROM (SELECT * FROM %s LIMIT %s) v', log_view, max_rows)
+        -- Every name qualified: the command runs on each node under the
+        -- caller's own search_path.
+        USING format('SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(v)), ''[]''::pg_catalog.jsonb) '
+                     'FROM (SELECT * FROM %s LIMIT %s) v', log_view, max_rows)
     LOOP
         IF NOT node.success THEN
             RAISE EXCEPTION USING ERRCODE = 'external_routine_exception',
@@ -296,7 +394,7 @@ BEGIN
             HINT = 'On a single server, use webhook.metrics().';
     END IF;
     FOR node IN EXECUTE 'SELECT n.nodeid, n.success, n.result FROM pg_catalog.run_command_on_all_nodes($1) n ORDER BY n.nodeid'
-        USING 'SELECT webhook.metrics()'
+        USING 'SELECT webhook.metrics()'  -- qualified: run under the caller's search_path
     LOOP
         IF NOT node.success THEN
             RAISE EXCEPTION USING ERRCODE = 'external_routine_exception',

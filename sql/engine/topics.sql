@@ -421,6 +421,11 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
                 MESSAGE = format('source_table: %s is not a table; topics are emitted by writes on tables', rel);
         END IF;
+        IF webhook.citus_replicated(rel) THEN
+            RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+                MESSAGE = format('source_table: %s is a Citus reference table or has shard replicas: each write lands on every copy, so each event would be queued once per copy', rel),
+                HINT = 'Emit from a distributed table (create_distributed_table, one copy of each shard) or a local one.';
+        END IF;
         d.source_table := (SELECT format('%I.%I', n.nspname, k.relname)
                              FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = rel);
         SELECT array_agg(a.attname::text ORDER BY a.attnum), min(a.atttypid)

@@ -70,6 +70,7 @@ impl Upkeep {
         let mine: Vec<i64> = in_hand.keys().copied().collect();
         txn::run(|| {
             Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
+                sync_registry(client)?;
                 remove_deleted_webhooks(client)?;
                 prune_summary(client, retention)?;
                 Ok((release_expired_leases(client, mine)?, sync_held(client)?))
@@ -176,10 +177,36 @@ pub fn sync_held(client: &mut SpiClient) -> Result<usize> {
     Ok(released.len() + held.len())
 }
 
+/// Citus: a worker node's registry brought level with the coordinator's
+/// copy where Citus placed it without applying it (`webhook.sync_registry`,
+/// sql/engine/cluster.sql); nothing elsewhere, nor before the extension's
+/// upgrade made the function. Returns the rows it changed.
+pub fn sync_registry(client: &mut SpiClient) -> Result<i32> {
+    let present = client
+        .select(
+            "SELECT pg_catalog.to_regprocedure('webhook.sync_registry()') IS NOT NULL",
+            None,
+            &[],
+        )?
+        .first()
+        .get::<bool>(1)?
+        .unwrap_or(false);
+    if !present {
+        return Ok(0);
+    }
+    let _own = super::node_state::OwnState::begin();
+    Ok(client
+        .update("SELECT webhook.sync_registry()", None, &[])?
+        .first()
+        .get::<i32>(1)?
+        .unwrap_or(0))
+}
+
 /// Webhooks `delete_webhook` could not remove at once (writers were
 /// queuing for them), removed now that nobody holds them; the others wait
 /// for the next turn.
 pub fn remove_deleted_webhooks(client: &mut SpiClient) -> Result<usize> {
+    let _own = super::node_state::OwnState::begin();
     let removed = client.update(
         "DELETE FROM webhook.webhooks w WHERE w.id = ANY (ARRAY(
              SELECT x.id FROM webhook.webhooks x WHERE x.deletion_requested_at IS NOT NULL

@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod latch;
 pub mod launcher;
 pub mod maintenance;
+pub mod node_state;
 mod plans;
 pub mod pool;
 pub mod presence;

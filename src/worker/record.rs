@@ -338,6 +338,7 @@ fn record_health(
     // Each row is locked only when it changes: a lock taken on every batch
     // would rewrite the webhook's row beside the writers' KEY SHARE locks
     // (a MultiXact each time) for nothing.
+    let _own = super::node_state::OwnState::begin();
     if !ok.is_empty() {
         run_saved(
             client,

@@ -3,6 +3,8 @@
 //! webhook_emitter preloaded, and real HTTP receivers on 127.0.0.1 that
 //! record every request. Both are torn down on drop, also when a test fails.
 
+pub mod citus;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;

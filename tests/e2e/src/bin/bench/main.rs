@@ -3,6 +3,7 @@
 //! receipt latency at a steady rate, cost per delivery vs backlog size, and
 //! a soak (steady rate, short retention: the log stays flat).
 
+mod citus;
 mod log;
 mod queue;
 mod scale;
@@ -506,6 +507,9 @@ fn main() {
     }
     if only.is_empty() || only == "latency" {
         latency_table(&cluster);
+    }
+    if only.is_empty() || only == "citus" {
+        citus::citus_drain();
     }
     if only.is_empty() || only == "ratelimit" {
         rate_limit(&cluster, 200);
