@@ -1679,7 +1679,9 @@ BEGIN
     ELSE
         UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
          WHERE d.webhook_id = NEW.id AND d.status IN ('pending', 'failed');
-        IF OLD.enabled THEN
+        -- Announced where the change is made: not on a Citus worker node
+        -- applying the coordinator's (a prepared transaction may not NOTIFY).
+        IF OLD.enabled AND coalesce(current_setting('webhook.registry_apply', true), '') <> 'on' THEN
             PERFORM webhook.notify('webhook_disabled', jsonb_build_object('webhook_id', NEW.id,
                 'webhook', NEW.name, 'reason', left(NEW.disabled_reason, 500)));
         END IF;
@@ -1980,9 +1982,10 @@ BEGIN
             -- As delete_webhook does when writers hold the row: this node's
             -- worker removes it once they are done (a DELETE here would
             -- wait for them, and the coordinator's transaction with it).
-            UPDATE webhook.webhooks w SET deletion_requested_at = coalesce(w.deletion_requested_at, now())
-             WHERE w.id::text = OLD.key;
-            PERFORM webhook.wake_worker_at_commit();
+            UPDATE webhook.webhooks w
+               SET enabled = false, deletion_requested_at = now(),
+                   disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
+             WHERE w.id::text = OLD.key AND w.deletion_requested_at IS NULL;
         ELSE
             EXECUTE format('DELETE FROM webhook.%I t WHERE t.%I::text = $1', OLD.relname,
                            CASE OLD.relname WHEN 'settings' THEN 'singleton' ELSE 'topic' END)
@@ -2042,7 +2045,9 @@ BEGIN
     DELETE FROM webhook.topics t WHERE t.topic <> ALL (topic_keys);
     GET DIAGNOSTICS removed = ROW_COUNT;
     changed := changed + removed;
-    UPDATE webhook.webhooks w SET deletion_requested_at = now()
+    UPDATE webhook.webhooks w
+       SET enabled = false, deletion_requested_at = now(),
+           disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
      WHERE w.deletion_requested_at IS NULL AND w.id::text <> ALL (webhook_keys);
     GET DIAGNOSTICS removed = ROW_COUNT;
     RETURN changed + removed;

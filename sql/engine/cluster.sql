@@ -216,9 +216,10 @@ BEGIN
             -- As delete_webhook does when writers hold the row: this node's
             -- worker removes it once they are done (a DELETE here would
             -- wait for them, and the coordinator's transaction with it).
-            UPDATE webhook.webhooks w SET deletion_requested_at = coalesce(w.deletion_requested_at, now())
-             WHERE w.id::text = OLD.key;
-            PERFORM webhook.wake_worker_at_commit();
+            UPDATE webhook.webhooks w
+               SET enabled = false, deletion_requested_at = now(),
+                   disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
+             WHERE w.id::text = OLD.key AND w.deletion_requested_at IS NULL;
         ELSE
             EXECUTE format('DELETE FROM webhook.%I t WHERE t.%I::text = $1', OLD.relname,
                            CASE OLD.relname WHEN 'settings' THEN 'singleton' ELSE 'topic' END)
@@ -278,7 +279,9 @@ BEGIN
     DELETE FROM webhook.topics t WHERE t.topic <> ALL (topic_keys);
     GET DIAGNOSTICS removed = ROW_COUNT;
     changed := changed + removed;
-    UPDATE webhook.webhooks w SET deletion_requested_at = now()
+    UPDATE webhook.webhooks w
+       SET enabled = false, deletion_requested_at = now(),
+           disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
      WHERE w.deletion_requested_at IS NULL AND w.id::text <> ALL (webhook_keys);
     GET DIAGNOSTICS removed = ROW_COUNT;
     RETURN changed + removed;

@@ -36,7 +36,9 @@ BEGIN
     ELSE
         UPDATE webhook.deliveries d SET status = 'held', lease_until = NULL
          WHERE d.webhook_id = NEW.id AND d.status IN ('pending', 'failed');
-        IF OLD.enabled THEN
+        -- Announced where the change is made: not on a Citus worker node
+        -- applying the coordinator's (a prepared transaction may not NOTIFY).
+        IF OLD.enabled AND coalesce(current_setting('webhook.registry_apply', true), '') <> 'on' THEN
             PERFORM webhook.notify('webhook_disabled', jsonb_build_object('webhook_id', NEW.id,
                 'webhook', NEW.name, 'reason', left(NEW.disabled_reason, 500)));
         END IF;
