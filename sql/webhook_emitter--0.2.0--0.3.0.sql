@@ -449,12 +449,24 @@ BEGIN
     IF condition IS NULL OR rel IS NULL OR length(condition) > 2000 THEN
         RETURN;  -- store_topic names what is wrong
     END IF;
+    -- A Citus table is not read (Citus plans no cross join of it): its
+    -- row type stands in, and the caller needs SELECT on the whole table.
+    IF webhook.citus_distributed(rel) AND NOT has_table_privilege(rel, 'SELECT') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('condition: %s may not read %s (on Citus a condition needs SELECT on the whole table)', current_user, rel);
+    END IF;
     FOR op IN SELECT json_array_elements_text(definition -> 'operations') LOOP
         BEGIN
             EXECUTE format('SELECT (%s)::boolean FROM %s LIMIT 0', condition,
-                           CASE op WHEN 'insert' THEN format('%s AS "new"', rel)
-                                   WHEN 'delete' THEN format('%s AS "old"', rel)
-                                   ELSE format('%s AS "new" CROSS JOIN %s AS "old"', rel, rel) END);
+                           CASE WHEN webhook.citus_distributed(rel) THEN
+                                    CASE op WHEN 'insert' THEN format('(SELECT (NULL::%s).*) AS "new"', rel)
+                                            WHEN 'delete' THEN format('(SELECT (NULL::%s).*) AS "old"', rel)
+                                            ELSE format('(SELECT (NULL::%s).*) AS "new" CROSS JOIN (SELECT (NULL::%s).*) AS "old"', rel, rel) END
+                                ELSE
+                                    CASE op WHEN 'insert' THEN format('%s AS "new"', rel)
+                                            WHEN 'delete' THEN format('%s AS "old"', rel)
+                                            ELSE format('%s AS "new" CROSS JOIN %s AS "old"', rel, rel) END
+                           END);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION USING ERRCODE = SQLSTATE,
                 MESSAGE = format('condition: %s (on %s)', SQLERRM, op),
@@ -1622,6 +1634,49 @@ AS 'MODULE_PATHNAME', 'check_outcome_callback_wrapper';
 -- and webhook.enqueue, which the generated functions call as the definer.
 ALTER FUNCTION webhook.enable_webhook(bigint, boolean) SECURITY DEFINER;
 ALTER FUNCTION webhook.disable_webhook(bigint, text) SECURITY DEFINER;
+
+-- On Citus, enable_webhook and disable_webhook set the enabled state on
+-- every node (and discard_held drops what each held): cluster.sql.
+CREATE OR REPLACE FUNCTION webhook.enable_webhook(id bigint, discard_held boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    held bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+    END IF;
+    IF coalesce(discard_held, false) THEN
+        DELETE FROM webhook.deliveries d WHERE d.webhook_id = id AND d.status = 'held';
+        GET DIAGNOSTICS held = ROW_COUNT;
+    ELSE
+        SELECT count(*) INTO held FROM webhook.deliveries d WHERE d.webhook_id = id AND d.status = 'held';
+    END IF;
+    -- Releasing the rest is the hold_or_release_deliveries trigger's job.
+    -- On Citus, every node takes the enabled state (and drops what it
+    -- held with discard_held), whatever this node's was (cluster.sql).
+    PERFORM set_config('webhook.enabled_set_by',
+                       CASE WHEN coalesce(discard_held, false) THEN 'enable_discarding_held' ELSE 'enable' END, true);
+    PERFORM webhook.update_webhook(id, enabled => true);
+    PERFORM set_config('webhook.enabled_set_by', '', true);
+    RETURN held;
+END
+$$;
+CREATE OR REPLACE FUNCTION webhook.disable_webhook(id bigint, reason text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+    -- On Citus, every node takes the disabled state (cluster.sql).
+    PERFORM set_config('webhook.enabled_set_by', 'disable', true);
+    UPDATE webhook.webhooks w SET enabled = false,
+        disabled_reason = coalesce(reason, 'disabled by ' || session_user), disabled_at = now()
+    WHERE w.id = id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
+    END IF;
+    PERFORM set_config('webhook.enabled_set_by', '', true);
+END
+$$;
 ALTER FUNCTION webhook.set_enabled(boolean) SECURITY DEFINER;
 ALTER FUNCTION webhook.set_tenant_id(text) SECURITY DEFINER;
 ALTER FUNCTION webhook.redeliver(bigint) SECURITY DEFINER;
@@ -1681,7 +1736,7 @@ BEGIN
          WHERE d.webhook_id = NEW.id AND d.status IN ('pending', 'failed');
         -- Announced where the change is made: not on a Citus worker node
         -- applying the coordinator's (a prepared transaction may not NOTIFY).
-        IF OLD.enabled AND coalesce(current_setting('webhook.registry_apply', true), '') <> 'on' THEN
+        IF OLD.enabled AND NOT webhook.applying_registry() THEN
             PERFORM webhook.notify('webhook_disabled', jsonb_build_object('webhook_id', NEW.id,
                 'webhook', NEW.name, 'reason', left(NEW.disabled_reason, 500)));
         END IF;
@@ -1760,11 +1815,19 @@ GRANT SELECT (id, delivery_id, webhook_id, status, tries, next_try_at, created_a
 GRANT SELECT ON webhook.outcomes TO webhook_admin;
 
 -- Citus: the registry copied to every node (new; sql/engine/cluster.sql).
--- Rust (src/worker/node_state.rs): the delivery worker's own registry writes.
+-- Rust (src/worker/node_state.rs): who may write the registry on a worker node.
 CREATE FUNCTION webhook.writing_node_state() RETURNS boolean
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'writing_node_state_wrapper';
+CREATE FUNCTION webhook.applying_registry() RETURNS boolean
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'applying_registry_wrapper';
+CREATE FUNCTION webhook.begin_registry_apply() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'begin_registry_apply_wrapper';
 --
 -- Citus runs CREATE EXTENSION on every node, so each node has its own
 -- queue, log and delivery worker, and a trigger on a shard queues its
@@ -1786,6 +1849,12 @@ CREATE TABLE webhook.registry_copy (
             CHECK (relname IN ('settings', 'topics', 'webhooks')),
     key     text NOT NULL,          -- the row's primary key, as text
     content json NOT NULL,          -- row_to_json of the row
+    -- Of a webhook, the columns the coordinator's change set (NULL: all):
+    -- a node applies only those, so what its worker recorded in the others
+    -- (an endpoint failing or disabled there) stays.
+    changed text[],
+    -- enable_webhook(..., discard_held => true): the nodes drop what they held.
+    discard_held boolean NOT NULL DEFAULT false,
     PRIMARY KEY (relname, key)
 );
 COMMENT ON TABLE webhook.registry_copy IS 'On Citus: the coordinator''s registry rows (secrets included), a reference table whose placements apply them to every node''s registry. Superuser only.';
@@ -1831,9 +1900,27 @@ BEGIN
     IF shard_id IS NULL OR to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
         RETURN false;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s WHERE s.shardid = $3 AND s.logicalrelid = $2
-                              AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) = $1)'
+    -- (shard_name qualified even in public; a partition's shard counts
+    -- for its partitioned table.)
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s
+                             WHERE s.shardid = $3
+                               AND (s.logicalrelid = $2 OR pg_catalog.pg_partition_root(s.logicalrelid) = $2)
+                               AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false)) = $1)'
         INTO found USING shard, rel, shard_id;
+    RETURN found;
+END
+$$;
+
+-- Whether Citus distributes a table (its rows are on the nodes).
+CREATE FUNCTION webhook.citus_distributed(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO found USING rel;
     RETURN found;
 END
 $$;
@@ -1862,20 +1949,17 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE relname WHEN 'settings' THEN 'singleton' WHEN 'topics' THEN r ->> 'topic' ELSE r ->> 'id' END;
 
 -- BEFORE each statement on the registry tables, on a worker node: the
--- registry is changed on the coordinator. Let through: the rows the
--- copy's trigger applies (webhook.registry_apply, set by that trigger's
--- function, in a session of a superuser: Citus connects as the
--- coordinator's caller, the extension owner inside the API), and the
--- delivery worker's own writes (webhook.writing_node_state(), marked in
--- its memory: an endpoint failing, disabled after failing, a deleted
--- webhook removed), which are this node's state.
+-- registry is changed on the coordinator. Let through (both marked in
+-- process memory that no setting reaches, src/worker/node_state.rs): the
+-- coordinator's rows the copy's trigger applies, and the extension's own
+-- scripts (webhook.applying_registry()); the delivery worker's own writes
+-- (webhook.writing_node_state(): an endpoint failing, disabled after
+-- failing, a deleted webhook removed), which are this node's state.
 CREATE FUNCTION webhook.registry_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF webhook.citus_node_role() = 'worker' AND webhook.registry_distributed()
-       AND NOT webhook.writing_node_state()
-       AND NOT (coalesce(current_setting('webhook.registry_apply', true), '') = 'on' AND pg_trigger_depth() > 1
-                AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)) THEN
+       AND NOT webhook.writing_node_state() AND NOT webhook.applying_registry() THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('webhook.%s: the webhooks, topics and settings of a Citus cluster are changed on its coordinator', TG_TABLE_NAME),
             HINT = 'Connect to the coordinator and run the same call there; it reaches every node in its transaction.';
@@ -1898,6 +1982,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old_key text;
     new_key text;
+    columns_set text[];
+    intent text := '';
 BEGIN
     IF webhook.writing_node_state() OR webhook.citus_node_role() <> 'coordinator'
        OR NOT webhook.registry_distributed() THEN
@@ -1912,10 +1998,25 @@ BEGIN
     IF old_key IS DISTINCT FROM new_key AND old_key IS NOT NULL THEN
         DELETE FROM webhook.registry_copy c WHERE c.relname = TG_TABLE_NAME AND c.key = old_key;
     END IF;
-    IF new_key IS NOT NULL THEN
-        INSERT INTO webhook.registry_copy AS c (relname, key, content) VALUES (TG_TABLE_NAME, new_key, row_to_json(NEW))
-            ON CONFLICT (relname, key) DO UPDATE SET content = EXCLUDED.content;
+    IF new_key IS NULL THEN
+        RETURN NULL;
     END IF;
+    -- A webhook's update: the columns it changed, and the enabled state
+    -- whenever enable_webhook or disable_webhook ran (a node may have
+    -- disabled the endpoint itself).
+    IF TG_TABLE_NAME = 'webhooks' AND TG_OP = 'UPDATE' AND old_key = new_key THEN
+        SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}') INTO columns_set
+          FROM json_each_text(row_to_json(NEW)) n JOIN json_each_text(row_to_json(OLD)) o USING (key)
+         WHERE n.value IS DISTINCT FROM o.value;
+        intent := coalesce(current_setting('webhook.enabled_set_by', true), '');
+        IF intent IN ('enable', 'enable_discarding_held', 'disable') THEN
+            columns_set := columns_set || ARRAY['enabled', 'disabled_reason', 'disabled_at', 'failing_since'];
+        END IF;
+    END IF;
+    INSERT INTO webhook.registry_copy AS c (relname, key, content, changed, discard_held)
+    VALUES (TG_TABLE_NAME, new_key, row_to_json(NEW), columns_set, intent = 'enable_discarding_held')
+        ON CONFLICT (relname, key) DO UPDATE
+       SET content = EXCLUDED.content, changed = EXCLUDED.changed, discard_held = EXCLUDED.discard_held;
     RETURN NULL;
 END
 $$;
@@ -1927,14 +2028,13 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.webh
     FOR EACH ROW EXECUTE FUNCTION webhook.registry_changed();
 
 -- Applies one registry row to this node's table: inserted whole when the
--- node has no such row, else only the columns the coordinator changed
--- (those that differ from the copy's previous row; all of them when
--- there is none), so what the node's worker recorded in the others (an
--- endpoint failing or disabled here) stays. An existing webhook is updated
--- in place, never deleted and inserted again (its deliveries would go).
--- Column names come from the catalog; generated columns are generated.
-CREATE FUNCTION webhook.apply_registry_row(relname text, r json, previous json DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET webhook.registry_apply = 'on' AS $$
+-- node has no such row, else the columns `changed` names (all of them when
+-- NULL; a webhook's others are this node's state). An existing webhook is
+-- updated in place, never deleted and inserted again (its deliveries
+-- would go); one being deleted is not made again. Column names come from
+-- the catalog; generated columns are generated.
+CREATE FUNCTION webhook.apply_registry_row(relname text, r json, changed text[] DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     rel regclass := ('webhook.' || quote_ident(relname))::regclass;
@@ -1943,6 +2043,10 @@ DECLARE
     updated text;
     excluded text;
 BEGIN
+    IF relname = 'webhooks' AND r ->> 'deletion_requested_at' IS NOT NULL
+       AND NOT EXISTS (SELECT FROM webhook.webhooks w WHERE w.id::text = r ->> 'id') THEN
+        RETURN;
+    END IF;
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
       FROM pg_attribute a
      WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
@@ -1955,7 +2059,7 @@ BEGIN
       FROM pg_attribute a
      WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity = ''
        AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = rel AND i.indisprimary AND a.attnum = ANY (i.indkey))
-       AND (previous IS NULL OR (r -> a.attname::text)::text IS DISTINCT FROM (previous -> a.attname::text)::text);
+       AND (changed IS NULL OR relname <> 'webhooks' OR a.attname::text = ANY (changed));
     IF updated IS NULL THEN
         EXECUTE format('INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM json_populate_record(NULL::%s, $1) '
                        'ON CONFLICT (%s) DO NOTHING', rel, cols, cols, rel, keys)
@@ -1972,11 +2076,13 @@ $$;
 -- The copy's trigger, on each node's placement (a worker node's; the
 -- coordinator is where the row came from).
 CREATE FUNCTION webhook.registry_copy_applied() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET webhook.registry_apply = 'on' AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF webhook.citus_node_role() <> 'worker' THEN
         RETURN NULL;
     END IF;
+    -- The registry guard lets this transaction's registry writes through.
+    PERFORM webhook.begin_registry_apply();
     IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.key <> NEW.key OR OLD.relname <> NEW.relname) THEN
         IF OLD.relname = 'webhooks' THEN
             -- As delete_webhook does when writers hold the row: this node's
@@ -1993,8 +2099,10 @@ BEGIN
         END IF;
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        PERFORM webhook.apply_registry_row(NEW.relname, NEW.content,
-                                           CASE WHEN TG_OP = 'UPDATE' AND OLD.key = NEW.key THEN OLD.content END);
+        IF NEW.relname = 'webhooks' AND NEW.discard_held THEN
+            DELETE FROM webhook.deliveries d WHERE d.webhook_id::text = NEW.key AND d.status = 'held';
+        END IF;
+        PERFORM webhook.apply_registry_row(NEW.relname, NEW.content, NEW.changed);
     END IF;
     RETURN NULL;
 END
@@ -2007,11 +2115,14 @@ CREATE TRIGGER registry_copy_applied AFTER INSERT OR UPDATE OR DELETE ON webhook
 -- the node its placement without the trigger firing (the placement of a
 -- node added later is copied before its triggers exist). Settings and
 -- topics are made equal to the copy; a webhook missing here is added, one
--- the copy no longer has is removed as delete_webhook does; a webhook's
--- other columns are left as they are (this node's state). Returns how
--- many rows it changed.
+-- the copy no longer has (or has as being deleted) is removed as
+-- delete_webhook does; a webhook's other columns are this node's state.
+-- The registry tables are locked first, so no change of the coordinator's
+-- commits here between reading the copy and acting on it; timeouts keep
+-- a stuck lock or an unreachable node from holding up the worker.
+-- Returns how many rows it changed.
 CREATE FUNCTION webhook.sync_registry() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' SET statement_timeout = '30s' AS $$
 DECLARE
     c record;
     changed integer := 0;
@@ -2023,8 +2134,10 @@ BEGIN
     IF webhook.citus_node_role() <> 'worker' OR NOT webhook.registry_distributed() THEN
         RETURN 0;
     END IF;
+    LOCK TABLE webhook.settings, webhook.topics, webhook.webhooks IN SHARE ROW EXCLUSIVE MODE;
     FOR c IN SELECT r.relname, r.key, r.content FROM webhook.registry_copy r LOOP
         IF c.relname = 'webhooks' THEN
+            CONTINUE WHEN c.content ->> 'deletion_requested_at' IS NOT NULL;
             webhook_keys := webhook_keys || c.key;
             CONTINUE WHEN EXISTS (SELECT FROM webhook.webhooks w WHERE w.id::text = c.key);
         ELSIF c.relname = 'topics' THEN
@@ -2032,7 +2145,8 @@ BEGIN
             CONTINUE WHEN (SELECT row_to_json(t)::text FROM webhook.topics t WHERE t.topic = c.key) = c.content::text;
         ELSE
             filled := true;
-            CONTINUE WHEN (SELECT row_to_json(s)::text FROM webhook.settings s) = c.content::text;
+            CONTINUE WHEN (SELECT (s.enabled, s.tenant_id) FROM webhook.settings s)
+                        = (SELECT (r.enabled, r.tenant_id) FROM json_populate_record(NULL::webhook.settings, c.content) r);
         END IF;
         PERFORM webhook.apply_registry_row(c.relname, c.content);
         changed := changed + 1;
@@ -2082,12 +2196,14 @@ BEGIN
     -- placement, so a node added since is brought level. (Deleting and
     -- inserting again would delete each webhook, and its deliveries, on
     -- the worker nodes.)
-    INSERT INTO webhook.registry_copy AS c (relname, key, content)
-    SELECT 'settings', 'singleton', row_to_json(s) FROM webhook.settings s
-    UNION ALL SELECT 'topics', t.topic, row_to_json(t) FROM webhook.topics t
-    UNION ALL SELECT 'webhooks', w.id::text, row_to_json(w) FROM webhook.webhooks w
+    -- (A webhook a node has keeps its columns there: changed = '{}'.)
+    INSERT INTO webhook.registry_copy AS c (relname, key, content, changed)
+    SELECT 'settings', 'singleton', row_to_json(s), NULL::text[] FROM webhook.settings s
+    UNION ALL SELECT 'topics', t.topic, row_to_json(t), NULL FROM webhook.topics t
+    UNION ALL SELECT 'webhooks', w.id::text, row_to_json(w), '{}'::text[] FROM webhook.webhooks w
                WHERE w.deletion_requested_at IS NULL
-    ON CONFLICT (relname, key) DO UPDATE SET content = EXCLUDED.content;
+    ON CONFLICT (relname, key) DO UPDATE
+       SET content = EXCLUDED.content, changed = EXCLUDED.changed, discard_held = false;
     GET DIAGNOSTICS copied = ROW_COUNT;
     -- Rows whose origin is gone (keys first: Citus joins no reference
     -- table with a local one here).
@@ -2197,14 +2313,16 @@ COMMENT ON FUNCTION webhook.cluster_metrics() IS 'Citus: webhook.metrics() of ev
 
 REVOKE ALL ON webhook.registry_copy FROM PUBLIC;
 REVOKE ALL ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed(), webhook.registry_key(text, json),
-    webhook.citus_shard_of(regclass, regclass), webhook.citus_replicated(regclass), webhook.writing_node_state(),
+    webhook.citus_shard_of(regclass, regclass), webhook.citus_replicated(regclass), webhook.citus_distributed(regclass),
+    webhook.writing_node_state(), webhook.applying_registry(), webhook.begin_registry_apply(),
     webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(),
-    webhook.apply_registry_row(text, json, json), webhook.sync_registry(), webhook.distribute_registry(),
+    webhook.apply_registry_row(text, json, text[]), webhook.sync_registry(), webhook.distribute_registry(),
     webhook.cluster_rows(regclass, integer), webhook.cluster_metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.registry_distributed(), webhook.registry_key(text, json),
-    webhook.citus_replicated(regclass) TO webhook_admin;
+    webhook.citus_replicated(regclass), webhook.citus_distributed(regclass) TO webhook_admin;
 GRANT EXECUTE ON FUNCTION webhook.cluster_rows(regclass, integer), webhook.cluster_metrics(), webhook.citus_node_role(),
-    webhook.citus_shard_of(regclass, regclass), webhook.writing_node_state() TO PUBLIC, webhook_admin;
+    webhook.citus_shard_of(regclass, regclass), webhook.writing_node_state(), webhook.applying_registry()
+    TO PUBLIC, webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever
 -- calls it with whatever path. Not needed (and not set) where the body is

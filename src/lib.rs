@@ -96,7 +96,12 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/engine/cluster.sql",
     name = "cluster",
-    requires = ["metrics", worker::node_state::writing_node_state]
+    requires = [
+        "metrics",
+        worker::node_state::writing_node_state,
+        worker::node_state::begin_registry_apply,
+        worker::node_state::applying_registry
+    ]
 );
 extension_sql_file!(
     "../sql/lms/schema.sql",

@@ -42,7 +42,17 @@ pub struct Registry {
     /// Bumped after every commit that changed webhooks or the global
     /// switch: backends drop their cached set of wanted topics.
     subscriptions_generation: AtomicU64,
+    /// Transactions that changed them and were prepared (two-phase commit,
+    /// as Citus applies the coordinator's registry): the generation is
+    /// bumped when one is seen committed after a COMMIT PREPARED, from
+    /// whichever session ran it (0: free).
+    prepared_changes: [AtomicU32; PREPARED_CHANGES],
+    /// More were prepared than `prepared_changes` holds: every COMMIT
+    /// PREPARED bumps the generation.
+    prepared_overflow: AtomicBool,
 }
+
+const PREPARED_CHANGES: usize = 32;
 
 // SAFETY: only atomics, valid in shared memory at any address.
 unsafe impl PGRXSharedMemory for Registry {}
@@ -60,6 +70,8 @@ impl Default for Registry {
             starting: std::array::from_fn(|_| AtomicBool::new(false)),
             busy: std::array::from_fn(|_| AtomicBool::new(false)),
             subscriptions_generation: AtomicU64::new(0),
+            prepared_changes: std::array::from_fn(|_| AtomicU32::new(0)),
+            prepared_overflow: AtomicBool::new(false),
         }
     }
 }
@@ -393,4 +405,44 @@ pub fn bump_subscriptions_generation_at_commit() {
             reg.subscriptions_generation.fetch_add(1, Ordering::AcqRel);
         }
     });
+    // Prepared instead: its COMMIT PREPARED may come from another session.
+    pgrx::register_xact_callback(PgXactCallbackEvent::PrePrepare, || {
+        let Some(reg) = registry() else { return };
+        // SAFETY: a transaction is being prepared in this backend.
+        let xid = unsafe { pg_sys::GetTopTransactionIdIfAny() }.into_inner();
+        if xid == 0 {
+            return;
+        }
+        let stored = reg.prepared_changes.iter().any(|slot| {
+            slot.compare_exchange(0, xid, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        });
+        if !stored {
+            reg.prepared_overflow.store(true, Ordering::Release);
+        }
+    });
+}
+
+/// After a COMMIT PREPARED or ROLLBACK PREPARED: bump the subscriptions
+/// generation if a prepared change is now committed, and forget those that
+/// ended.
+pub fn bump_for_ended_prepared_changes() {
+    let Some(reg) = registry() else { return };
+    let mut committed = reg.prepared_overflow.load(Ordering::Acquire);
+    for slot in &reg.prepared_changes {
+        let xid = slot.load(Ordering::Acquire);
+        if xid == 0 {
+            continue;
+        }
+        let id = pg_sys::TransactionId::from_inner(xid);
+        // SAFETY: plain lookups of a transaction's state.
+        if unsafe { pg_sys::TransactionIdIsInProgress(id) } {
+            continue;
+        }
+        committed |= unsafe { pg_sys::TransactionIdDidCommit(id) };
+        let _ = slot.compare_exchange(xid, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+    if committed {
+        reg.subscriptions_generation.fetch_add(1, Ordering::AcqRel);
+    }
 }

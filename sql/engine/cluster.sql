@@ -20,6 +20,12 @@ CREATE TABLE webhook.registry_copy (
             CHECK (relname IN ('settings', 'topics', 'webhooks')),
     key     text NOT NULL,          -- the row's primary key, as text
     content json NOT NULL,          -- row_to_json of the row
+    -- Of a webhook, the columns the coordinator's change set (NULL: all):
+    -- a node applies only those, so what its worker recorded in the others
+    -- (an endpoint failing or disabled there) stays.
+    changed text[],
+    -- enable_webhook(..., discard_held => true): the nodes drop what they held.
+    discard_held boolean NOT NULL DEFAULT false,
     PRIMARY KEY (relname, key)
 );
 COMMENT ON TABLE webhook.registry_copy IS 'On Citus: the coordinator''s registry rows (secrets included), a reference table whose placements apply them to every node''s registry. Superuser only.';
@@ -65,9 +71,27 @@ BEGIN
     IF shard_id IS NULL OR to_regclass('pg_catalog.pg_dist_shard') IS NULL THEN
         RETURN false;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s WHERE s.shardid = $3 AND s.logicalrelid = $2
-                              AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) = $1)'
+    -- (shard_name qualified even in public; a partition's shard counts
+    -- for its partitioned table.)
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s
+                             WHERE s.shardid = $3
+                               AND (s.logicalrelid = $2 OR pg_catalog.pg_partition_root(s.logicalrelid) = $2)
+                               AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false)) = $1)'
         INTO found USING shard, rel, shard_id;
+    RETURN found;
+END
+$$;
+
+-- Whether Citus distributes a table (its rows are on the nodes).
+CREATE FUNCTION webhook.citus_distributed(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO found USING rel;
     RETURN found;
 END
 $$;
@@ -96,20 +120,17 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE relname WHEN 'settings' THEN 'singleton' WHEN 'topics' THEN r ->> 'topic' ELSE r ->> 'id' END;
 
 -- BEFORE each statement on the registry tables, on a worker node: the
--- registry is changed on the coordinator. Let through: the rows the
--- copy's trigger applies (webhook.registry_apply, set by that trigger's
--- function, in a session of a superuser: Citus connects as the
--- coordinator's caller, the extension owner inside the API), and the
--- delivery worker's own writes (webhook.writing_node_state(), marked in
--- its memory: an endpoint failing, disabled after failing, a deleted
--- webhook removed), which are this node's state.
+-- registry is changed on the coordinator. Let through (both marked in
+-- process memory that no setting reaches, src/worker/node_state.rs): the
+-- coordinator's rows the copy's trigger applies, and the extension's own
+-- scripts (webhook.applying_registry()); the delivery worker's own writes
+-- (webhook.writing_node_state(): an endpoint failing, disabled after
+-- failing, a deleted webhook removed), which are this node's state.
 CREATE FUNCTION webhook.registry_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF webhook.citus_node_role() = 'worker' AND webhook.registry_distributed()
-       AND NOT webhook.writing_node_state()
-       AND NOT (coalesce(current_setting('webhook.registry_apply', true), '') = 'on' AND pg_trigger_depth() > 1
-                AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)) THEN
+       AND NOT webhook.writing_node_state() AND NOT webhook.applying_registry() THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('webhook.%s: the webhooks, topics and settings of a Citus cluster are changed on its coordinator', TG_TABLE_NAME),
             HINT = 'Connect to the coordinator and run the same call there; it reaches every node in its transaction.';
@@ -132,6 +153,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old_key text;
     new_key text;
+    columns_set text[];
+    intent text := '';
 BEGIN
     IF webhook.writing_node_state() OR webhook.citus_node_role() <> 'coordinator'
        OR NOT webhook.registry_distributed() THEN
@@ -146,10 +169,25 @@ BEGIN
     IF old_key IS DISTINCT FROM new_key AND old_key IS NOT NULL THEN
         DELETE FROM webhook.registry_copy c WHERE c.relname = TG_TABLE_NAME AND c.key = old_key;
     END IF;
-    IF new_key IS NOT NULL THEN
-        INSERT INTO webhook.registry_copy AS c (relname, key, content) VALUES (TG_TABLE_NAME, new_key, row_to_json(NEW))
-            ON CONFLICT (relname, key) DO UPDATE SET content = EXCLUDED.content;
+    IF new_key IS NULL THEN
+        RETURN NULL;
     END IF;
+    -- A webhook's update: the columns it changed, and the enabled state
+    -- whenever enable_webhook or disable_webhook ran (a node may have
+    -- disabled the endpoint itself).
+    IF TG_TABLE_NAME = 'webhooks' AND TG_OP = 'UPDATE' AND old_key = new_key THEN
+        SELECT coalesce(array_agg(n.key ORDER BY n.key), '{}') INTO columns_set
+          FROM json_each_text(row_to_json(NEW)) n JOIN json_each_text(row_to_json(OLD)) o USING (key)
+         WHERE n.value IS DISTINCT FROM o.value;
+        intent := coalesce(current_setting('webhook.enabled_set_by', true), '');
+        IF intent IN ('enable', 'enable_discarding_held', 'disable') THEN
+            columns_set := columns_set || ARRAY['enabled', 'disabled_reason', 'disabled_at', 'failing_since'];
+        END IF;
+    END IF;
+    INSERT INTO webhook.registry_copy AS c (relname, key, content, changed, discard_held)
+    VALUES (TG_TABLE_NAME, new_key, row_to_json(NEW), columns_set, intent = 'enable_discarding_held')
+        ON CONFLICT (relname, key) DO UPDATE
+       SET content = EXCLUDED.content, changed = EXCLUDED.changed, discard_held = EXCLUDED.discard_held;
     RETURN NULL;
 END
 $$;
@@ -161,14 +199,13 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.webh
     FOR EACH ROW EXECUTE FUNCTION webhook.registry_changed();
 
 -- Applies one registry row to this node's table: inserted whole when the
--- node has no such row, else only the columns the coordinator changed
--- (those that differ from the copy's previous row; all of them when
--- there is none), so what the node's worker recorded in the others (an
--- endpoint failing or disabled here) stays. An existing webhook is updated
--- in place, never deleted and inserted again (its deliveries would go).
--- Column names come from the catalog; generated columns are generated.
-CREATE FUNCTION webhook.apply_registry_row(relname text, r json, previous json DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET webhook.registry_apply = 'on' AS $$
+-- node has no such row, else the columns `changed` names (all of them when
+-- NULL; a webhook's others are this node's state). An existing webhook is
+-- updated in place, never deleted and inserted again (its deliveries
+-- would go); one being deleted is not made again. Column names come from
+-- the catalog; generated columns are generated.
+CREATE FUNCTION webhook.apply_registry_row(relname text, r json, changed text[] DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     rel regclass := ('webhook.' || quote_ident(relname))::regclass;
@@ -177,6 +214,10 @@ DECLARE
     updated text;
     excluded text;
 BEGIN
+    IF relname = 'webhooks' AND r ->> 'deletion_requested_at' IS NOT NULL
+       AND NOT EXISTS (SELECT FROM webhook.webhooks w WHERE w.id::text = r ->> 'id') THEN
+        RETURN;
+    END IF;
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
       FROM pg_attribute a
      WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
@@ -189,7 +230,7 @@ BEGIN
       FROM pg_attribute a
      WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity = ''
        AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = rel AND i.indisprimary AND a.attnum = ANY (i.indkey))
-       AND (previous IS NULL OR (r -> a.attname::text)::text IS DISTINCT FROM (previous -> a.attname::text)::text);
+       AND (changed IS NULL OR relname <> 'webhooks' OR a.attname::text = ANY (changed));
     IF updated IS NULL THEN
         EXECUTE format('INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM json_populate_record(NULL::%s, $1) '
                        'ON CONFLICT (%s) DO NOTHING', rel, cols, cols, rel, keys)
@@ -206,11 +247,13 @@ $$;
 -- The copy's trigger, on each node's placement (a worker node's; the
 -- coordinator is where the row came from).
 CREATE FUNCTION webhook.registry_copy_applied() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET webhook.registry_apply = 'on' AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF webhook.citus_node_role() <> 'worker' THEN
         RETURN NULL;
     END IF;
+    -- The registry guard lets this transaction's registry writes through.
+    PERFORM webhook.begin_registry_apply();
     IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.key <> NEW.key OR OLD.relname <> NEW.relname) THEN
         IF OLD.relname = 'webhooks' THEN
             -- As delete_webhook does when writers hold the row: this node's
@@ -227,8 +270,10 @@ BEGIN
         END IF;
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        PERFORM webhook.apply_registry_row(NEW.relname, NEW.content,
-                                           CASE WHEN TG_OP = 'UPDATE' AND OLD.key = NEW.key THEN OLD.content END);
+        IF NEW.relname = 'webhooks' AND NEW.discard_held THEN
+            DELETE FROM webhook.deliveries d WHERE d.webhook_id::text = NEW.key AND d.status = 'held';
+        END IF;
+        PERFORM webhook.apply_registry_row(NEW.relname, NEW.content, NEW.changed);
     END IF;
     RETURN NULL;
 END
@@ -241,11 +286,14 @@ CREATE TRIGGER registry_copy_applied AFTER INSERT OR UPDATE OR DELETE ON webhook
 -- the node its placement without the trigger firing (the placement of a
 -- node added later is copied before its triggers exist). Settings and
 -- topics are made equal to the copy; a webhook missing here is added, one
--- the copy no longer has is removed as delete_webhook does; a webhook's
--- other columns are left as they are (this node's state). Returns how
--- many rows it changed.
+-- the copy no longer has (or has as being deleted) is removed as
+-- delete_webhook does; a webhook's other columns are this node's state.
+-- The registry tables are locked first, so no change of the coordinator's
+-- commits here between reading the copy and acting on it; timeouts keep
+-- a stuck lock or an unreachable node from holding up the worker.
+-- Returns how many rows it changed.
 CREATE FUNCTION webhook.sync_registry() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' SET statement_timeout = '30s' AS $$
 DECLARE
     c record;
     changed integer := 0;
@@ -257,8 +305,10 @@ BEGIN
     IF webhook.citus_node_role() <> 'worker' OR NOT webhook.registry_distributed() THEN
         RETURN 0;
     END IF;
+    LOCK TABLE webhook.settings, webhook.topics, webhook.webhooks IN SHARE ROW EXCLUSIVE MODE;
     FOR c IN SELECT r.relname, r.key, r.content FROM webhook.registry_copy r LOOP
         IF c.relname = 'webhooks' THEN
+            CONTINUE WHEN c.content ->> 'deletion_requested_at' IS NOT NULL;
             webhook_keys := webhook_keys || c.key;
             CONTINUE WHEN EXISTS (SELECT FROM webhook.webhooks w WHERE w.id::text = c.key);
         ELSIF c.relname = 'topics' THEN
@@ -266,7 +316,8 @@ BEGIN
             CONTINUE WHEN (SELECT row_to_json(t)::text FROM webhook.topics t WHERE t.topic = c.key) = c.content::text;
         ELSE
             filled := true;
-            CONTINUE WHEN (SELECT row_to_json(s)::text FROM webhook.settings s) = c.content::text;
+            CONTINUE WHEN (SELECT (s.enabled, s.tenant_id) FROM webhook.settings s)
+                        = (SELECT (r.enabled, r.tenant_id) FROM json_populate_record(NULL::webhook.settings, c.content) r);
         END IF;
         PERFORM webhook.apply_registry_row(c.relname, c.content);
         changed := changed + 1;
@@ -316,12 +367,14 @@ BEGIN
     -- placement, so a node added since is brought level. (Deleting and
     -- inserting again would delete each webhook, and its deliveries, on
     -- the worker nodes.)
-    INSERT INTO webhook.registry_copy AS c (relname, key, content)
-    SELECT 'settings', 'singleton', row_to_json(s) FROM webhook.settings s
-    UNION ALL SELECT 'topics', t.topic, row_to_json(t) FROM webhook.topics t
-    UNION ALL SELECT 'webhooks', w.id::text, row_to_json(w) FROM webhook.webhooks w
+    -- (A webhook a node has keeps its columns there: changed = '{}'.)
+    INSERT INTO webhook.registry_copy AS c (relname, key, content, changed)
+    SELECT 'settings', 'singleton', row_to_json(s), NULL::text[] FROM webhook.settings s
+    UNION ALL SELECT 'topics', t.topic, row_to_json(t), NULL FROM webhook.topics t
+    UNION ALL SELECT 'webhooks', w.id::text, row_to_json(w), '{}'::text[] FROM webhook.webhooks w
                WHERE w.deletion_requested_at IS NULL
-    ON CONFLICT (relname, key) DO UPDATE SET content = EXCLUDED.content;
+    ON CONFLICT (relname, key) DO UPDATE
+       SET content = EXCLUDED.content, changed = EXCLUDED.changed, discard_held = false;
     GET DIAGNOSTICS copied = ROW_COUNT;
     -- Rows whose origin is gone (keys first: Citus joins no reference
     -- table with a local one here).

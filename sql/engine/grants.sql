@@ -41,7 +41,7 @@ GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted
     webhook.redact_url(text), webhook.metrics(), webhook.latency_buckets(),
     webhook.prometheus_label(text), webhook.event_catalog(), webhook.event_schema(text),
     webhook.cluster_rows(regclass, integer), webhook.cluster_metrics(), webhook.citus_node_role(),
-    webhook.citus_shard_of(regclass, regclass), webhook.writing_node_state(),
+    webhook.citus_shard_of(regclass, regclass), webhook.writing_node_state(), webhook.applying_registry(),
     webhook.histogram_bucket(double precision), webhook.histogram(double precision[]),
     webhook.histogram_add(bigint[], bigint[]), webhook.histogram_sum(bigint[]),
     webhook.histogram_percentile(bigint[], double precision, double precision) TO PUBLIC;
@@ -63,7 +63,8 @@ REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(t
     webhook.snapshot_before_me(), webhook.body_matches(json, jsonb), webhook.order_key_of(json, text),
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text),
     webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(),
-    webhook.apply_registry_row(text, json, json), webhook.sync_registry(), webhook.distribute_registry()
+    webhook.apply_registry_row(text, json, text[]), webhook.sync_registry(), webhook.distribute_registry(),
+    webhook.begin_registry_apply()
     FROM webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever

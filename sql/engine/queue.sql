@@ -38,7 +38,7 @@ BEGIN
          WHERE d.webhook_id = NEW.id AND d.status IN ('pending', 'failed');
         -- Announced where the change is made: not on a Citus worker node
         -- applying the coordinator's (a prepared transaction may not NOTIFY).
-        IF OLD.enabled AND coalesce(current_setting('webhook.registry_apply', true), '') <> 'on' THEN
+        IF OLD.enabled AND NOT webhook.applying_registry() THEN
             PERFORM webhook.notify('webhook_disabled', jsonb_build_object('webhook_id', NEW.id,
                 'webhook', NEW.name, 'reason', left(NEW.disabled_reason, 500)));
         END IF;

@@ -238,7 +238,12 @@ BEGIN
         SELECT count(*) INTO held FROM webhook.deliveries d WHERE d.webhook_id = id AND d.status = 'held';
     END IF;
     -- Releasing the rest is the hold_or_release_deliveries trigger's job.
+    -- On Citus, every node takes the enabled state (and drops what it
+    -- held with discard_held), whatever this node's was (cluster.sql).
+    PERFORM set_config('webhook.enabled_set_by',
+                       CASE WHEN coalesce(discard_held, false) THEN 'enable_discarding_held' ELSE 'enable' END, true);
     PERFORM webhook.update_webhook(id, enabled => true);
+    PERFORM set_config('webhook.enabled_set_by', '', true);
     RETURN held;
 END
 $$;
@@ -248,12 +253,15 @@ CREATE FUNCTION webhook.disable_webhook(id bigint, reason text DEFAULT NULL) RET
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 BEGIN
+    -- On Citus, every node takes the disabled state (cluster.sql).
+    PERFORM set_config('webhook.enabled_set_by', 'disable', true);
     UPDATE webhook.webhooks w SET enabled = false,
         disabled_reason = coalesce(reason, 'disabled by ' || session_user), disabled_at = now()
     WHERE w.id = id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = format('id: webhook %s does not exist', id);
     END IF;
+    PERFORM set_config('webhook.enabled_set_by', '', true);
 END
 $$;
 

@@ -388,6 +388,14 @@ fn change_topic(change: &str, definition: pgrx::Json, replace: Option<bool>) -> 
             "permission denied: defining, changing or dropping topics needs membership in webhook_admin"
         );
     }
+    // On Citus the generated function is created on every node over one
+    // connection per node, so what reads a distributed table before it
+    // (the builder's proof) must use those connections too.
+    Spi::run(
+        "SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true)
+          WHERE webhook.citus_node_role() OPERATOR(pg_catalog.<>) 'none'",
+    )
+    .unwrap_or_else(|e| WebhookError::from(e).raise());
     // The condition is parsed, and the builder proven, as the caller,
     // never as the extension owner.
     if change == "save" {

@@ -49,15 +49,23 @@ unsafe extern "C-unwind" fn process_utility(
     completion: *mut pg_sys::QueryCompletion,
 ) {
     let node = (*statement).utilityStmt;
-    if !node.is_null()
-        && (*node).type_ == pg_sys::NodeTag::T_TransactionStmt
-        && (*(node as *mut pg_sys::TransactionStmt)).kind
-            == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED
-    {
+    let kind = if !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_TransactionStmt {
+        Some((*(node as *mut pg_sys::TransactionStmt)).kind)
+    } else {
+        None
+    };
+    if kind == Some(pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED) {
         // When the transaction running COMMIT PREPARED commits (after the
         // prepared one is committed and visible).
         wake_worker_after_this_commit();
     }
+    let ended_prepared = matches!(
+        kind,
+        Some(
+            pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED
+                | pg_sys::TransactionStmtKind::TRANS_STMT_ROLLBACK_PREPARED
+        )
+    );
     match PREVIOUS_PROCESS_UTILITY {
         Some(previous) => previous(
             statement,
@@ -80,6 +88,16 @@ unsafe extern "C-unwind" fn process_utility(
             completion,
         ),
     }
+    // The prepared transaction has ended: caches of the topics wanted
+    // drop what it changed (its own commit callback ran in no session).
+    if ended_prepared {
+        bump_for_ended_prepared_changes();
+    }
+}
+
+#[pg_guard]
+extern "C-unwind" fn bump_for_ended_prepared_changes() {
+    shmem::bump_for_ended_prepared_changes();
 }
 
 #[pg_guard]

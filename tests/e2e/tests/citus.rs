@@ -125,6 +125,79 @@ fn events_are_queued_and_delivered_by_the_node_holding_the_shard() {
     assert_eq!(total, 200);
     assert_eq!(count(&mut c, "SELECT count(*) FROM webhook.events"), 0);
 
+    // A topic built at commit with a condition, on a distributed table of
+    // schema public: its function reads the row again through the table's
+    // name, from the trigger on the shard (which counts as on the table).
+    for sql in [
+        "CREATE TABLE public.payments (id bigint PRIMARY KEY, status text NOT NULL)",
+        "SELECT create_distributed_table('public.payments', 'id')",
+        "CREATE FUNCTION public.payment_body(p_id bigint) RETURNS json LANGUAGE plpgsql STABLE AS $$
+         BEGIN RETURN (SELECT json_build_object('payment_id', p.id, 'status', p.status)
+                         FROM public.payments p WHERE p.id = p_id); END $$",
+        "SELECT webhook.define_topic('payment.paid', 'public.payments', 'public.payment_body(bigint)',
+             operations => '{insert,update}', columns => '{status}', condition => 'NEW.status = ''paid''',
+             sample_body => '{\"payment_id\": 1, \"status\": \"paid\"}')",
+    ] {
+        c.batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {}", db_message(&e)));
+    }
+    c.execute(
+        "SELECT webhook.create_webhook('payments', $1, '{payment.paid}')",
+        &[&receiver.url("/payments")],
+    )
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO public.payments SELECT g, 'open' FROM generate_series(1, 20) g;
+         UPDATE public.payments SET status = 'paid' WHERE id <= 10;",
+    )
+    .unwrap_or_else(|e| panic!("payments: {}", db_message(&e)));
+    wait_for(Duration::from_secs(30), "10 payments delivered", || {
+        let n = receiver
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/payments")
+            .count();
+        (n >= 10).then_some(())
+    });
+
+    // Held on the nodes while disabled, dropped there by enable_webhook's
+    // discard_held: nothing of it is sent.
+    c.batch_execute(
+        "SELECT webhook.disable_webhook((SELECT id FROM webhook.webhooks WHERE name = 'payments'));
+         UPDATE public.payments SET status = 'paid' WHERE id > 10;",
+    )
+    .unwrap();
+    let held = || -> i64 {
+        citus
+            .workers
+            .iter()
+            .map(|w| {
+                count(
+                    &mut w.client(),
+                    "SELECT count(*) FROM webhook.deliveries WHERE status = 'held'",
+                )
+            })
+            .sum()
+    };
+    wait_for(Duration::from_secs(30), "10 held on the nodes", || {
+        (held() == 10).then_some(())
+    });
+    c.batch_execute(
+        "SELECT webhook.enable_webhook((SELECT id FROM webhook.webhooks WHERE name = 'payments'), discard_held => true)",
+    )
+    .unwrap_or_else(|e| panic!("enable_webhook discard_held: {}", db_message(&e)));
+    assert_eq!(held(), 0, "the nodes dropped what they held");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        receiver
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/payments")
+            .count(),
+        10,
+        "nothing held was sent"
+    );
+
     // The whole cluster's log and metrics, asked on the coordinator by a
     // role with no privilege beyond PUBLIC's.
     c.batch_execute("CREATE ROLE reader LOGIN").unwrap();
