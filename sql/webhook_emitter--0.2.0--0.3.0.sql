@@ -451,14 +451,14 @@ BEGIN
     END IF;
     -- A Citus table is not read (Citus plans no cross join of it): its
     -- row type stands in, and the caller needs SELECT on the whole table.
-    IF webhook.citus_distributed(rel) AND NOT has_table_privilege(rel, 'SELECT') THEN
+    IF webhook.citus_copies(rel) > 0 AND NOT has_table_privilege(rel, 'SELECT') THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
             MESSAGE = format('condition: %s may not read %s (on Citus a condition needs SELECT on the whole table)', current_user, rel);
     END IF;
     FOR op IN SELECT json_array_elements_text(definition -> 'operations') LOOP
         BEGIN
             EXECUTE format('SELECT (%s)::boolean FROM %s LIMIT 0', condition,
-                           CASE WHEN webhook.citus_distributed(rel) THEN
+                           CASE WHEN webhook.citus_copies(rel) > 0 THEN
                                     CASE op WHEN 'insert' THEN format('(SELECT (NULL::%s).*) AS "new"', rel)
                                             WHEN 'delete' THEN format('(SELECT (NULL::%s).*) AS "old"', rel)
                                             ELSE format('(SELECT (NULL::%s).*) AS "new" CROSS JOIN (SELECT (NULL::%s).*) AS "old"', rel, rel) END
@@ -517,7 +517,7 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
                 MESSAGE = format('source_table: %s is not a table; topics are emitted by writes on tables', rel);
         END IF;
-        IF webhook.citus_replicated(rel) THEN
+        IF webhook.citus_copies(rel) > 1 THEN
             RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
                 MESSAGE = format('source_table: %s is a Citus reference table or has shard replicas: each write lands on every copy, so each event would be queued once per copy', rel),
                 HINT = 'Emit from a distributed table (create_distributed_table, one copy of each shard) or a local one.';
@@ -1873,20 +1873,29 @@ BEGIN
 END
 $$;
 
--- Whether webhook.distribute_registry() has made the copy a reference table.
-CREATE FUNCTION webhook.registry_distributed() RETURNS boolean
+-- How many copies Citus keeps of each shard of a table: 0 when Citus
+-- does not distribute it, 1 for a distributed table, more for a reference
+-- table or shards with replicas (a trigger there fires on every copy).
+CREATE FUNCTION webhook.citus_copies(rel regclass) RETURNS integer
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    found boolean;
+    copies integer;
 BEGIN
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN false;
+    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_placement') IS NULL THEN
+        RETURN 0;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
-        INTO found USING 'webhook.registry_copy'::regclass;
-    RETURN found;
+    EXECUTE 'SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM pg_catalog.pg_dist_shard s
+                                               JOIN pg_catalog.pg_dist_placement p USING (shardid)
+                                              WHERE s.logicalrelid = $1 GROUP BY s.shardid) c'
+        INTO copies USING rel;
+    RETURN copies;
 END
 $$;
+
+-- Whether webhook.distribute_registry() has made the copy a reference table.
+CREATE FUNCTION webhook.registry_distributed() RETURNS boolean
+LANGUAGE sql STABLE
+RETURN webhook.citus_copies('webhook.registry_copy'::regclass) > 0;
 
 -- Whether a relation is a Citus shard of a table (a trigger on a shard
 -- fires for the table: webhook.emit_topic checks it is on the table its
@@ -1907,38 +1916,6 @@ BEGIN
                                AND (s.logicalrelid = $2 OR pg_catalog.pg_partition_root(s.logicalrelid) = $2)
                                AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false)) = $1)'
         INTO found USING shard, rel, shard_id;
-    RETURN found;
-END
-$$;
-
--- Whether Citus distributes a table (its rows are on the nodes).
-CREATE FUNCTION webhook.citus_distributed(rel regclass) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    found boolean;
-BEGIN
-    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO found USING rel;
-    RETURN found;
-END
-$$;
-
--- Whether a table's rows are written on more than one node (a Citus
--- reference table, or shards with replicas): a trigger there would queue
--- each event once per copy.
-CREATE FUNCTION webhook.citus_replicated(rel regclass) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    found boolean;
-BEGIN
-    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_placement') IS NULL THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p USING (shardid)
-                             WHERE s.logicalrelid = $1 GROUP BY s.shardid HAVING count(*) > 1)'
-        INTO found USING rel;
     RETURN found;
 END
 $$;
@@ -2313,13 +2290,13 @@ COMMENT ON FUNCTION webhook.cluster_metrics() IS 'Citus: webhook.metrics() of ev
 
 REVOKE ALL ON webhook.registry_copy FROM PUBLIC;
 REVOKE ALL ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed(), webhook.registry_key(text, json),
-    webhook.citus_shard_of(regclass, regclass), webhook.citus_replicated(regclass), webhook.citus_distributed(regclass),
+    webhook.citus_shard_of(regclass, regclass), webhook.citus_copies(regclass),
     webhook.writing_node_state(), webhook.applying_registry(), webhook.begin_registry_apply(),
     webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(),
     webhook.apply_registry_row(text, json, text[]), webhook.sync_registry(), webhook.distribute_registry(),
     webhook.cluster_rows(regclass, integer), webhook.cluster_metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.registry_distributed(), webhook.registry_key(text, json),
-    webhook.citus_replicated(regclass), webhook.citus_distributed(regclass) TO webhook_admin;
+    webhook.citus_copies(regclass) TO webhook_admin;
 GRANT EXECUTE ON FUNCTION webhook.cluster_rows(regclass, integer), webhook.cluster_metrics(), webhook.citus_node_role(),
     webhook.citus_shard_of(regclass, regclass), webhook.writing_node_state(), webhook.applying_registry()
     TO PUBLIC, webhook_admin;

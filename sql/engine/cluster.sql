@@ -44,20 +44,29 @@ BEGIN
 END
 $$;
 
--- Whether webhook.distribute_registry() has made the copy a reference table.
-CREATE FUNCTION webhook.registry_distributed() RETURNS boolean
+-- How many copies Citus keeps of each shard of a table: 0 when Citus
+-- does not distribute it, 1 for a distributed table, more for a reference
+-- table or shards with replicas (a trigger there fires on every copy).
+CREATE FUNCTION webhook.citus_copies(rel regclass) RETURNS integer
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    found boolean;
+    copies integer;
 BEGIN
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN false;
+    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_placement') IS NULL THEN
+        RETURN 0;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
-        INTO found USING 'webhook.registry_copy'::regclass;
-    RETURN found;
+    EXECUTE 'SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM pg_catalog.pg_dist_shard s
+                                               JOIN pg_catalog.pg_dist_placement p USING (shardid)
+                                              WHERE s.logicalrelid = $1 GROUP BY s.shardid) c'
+        INTO copies USING rel;
+    RETURN copies;
 END
 $$;
+
+-- Whether webhook.distribute_registry() has made the copy a reference table.
+CREATE FUNCTION webhook.registry_distributed() RETURNS boolean
+LANGUAGE sql STABLE
+RETURN webhook.citus_copies('webhook.registry_copy'::regclass) > 0;
 
 -- Whether a relation is a Citus shard of a table (a trigger on a shard
 -- fires for the table: webhook.emit_topic checks it is on the table its
@@ -78,38 +87,6 @@ BEGIN
                                AND (s.logicalrelid = $2 OR pg_catalog.pg_partition_root(s.logicalrelid) = $2)
                                AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false)) = $1)'
         INTO found USING shard, rel, shard_id;
-    RETURN found;
-END
-$$;
-
--- Whether Citus distributes a table (its rows are on the nodes).
-CREATE FUNCTION webhook.citus_distributed(rel regclass) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    found boolean;
-BEGIN
-    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO found USING rel;
-    RETURN found;
-END
-$$;
-
--- Whether a table's rows are written on more than one node (a Citus
--- reference table, or shards with replicas): a trigger there would queue
--- each event once per copy.
-CREATE FUNCTION webhook.citus_replicated(rel regclass) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    found boolean;
-BEGIN
-    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_placement') IS NULL THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p USING (shardid)
-                             WHERE s.logicalrelid = $1 GROUP BY s.shardid HAVING count(*) > 1)'
-        INTO found USING rel;
     RETURN found;
 END
 $$;

@@ -306,14 +306,14 @@ BEGIN
     END IF;
     -- A Citus table is not read (Citus plans no cross join of it): its
     -- row type stands in, and the caller needs SELECT on the whole table.
-    IF webhook.citus_distributed(rel) AND NOT has_table_privilege(rel, 'SELECT') THEN
+    IF webhook.citus_copies(rel) > 0 AND NOT has_table_privilege(rel, 'SELECT') THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
             MESSAGE = format('condition: %s may not read %s (on Citus a condition needs SELECT on the whole table)', current_user, rel);
     END IF;
     FOR op IN SELECT json_array_elements_text(definition -> 'operations') LOOP
         BEGIN
             EXECUTE format('SELECT (%s)::boolean FROM %s LIMIT 0', condition,
-                           CASE WHEN webhook.citus_distributed(rel) THEN
+                           CASE WHEN webhook.citus_copies(rel) > 0 THEN
                                     CASE op WHEN 'insert' THEN format('(SELECT (NULL::%s).*) AS "new"', rel)
                                             WHEN 'delete' THEN format('(SELECT (NULL::%s).*) AS "old"', rel)
                                             ELSE format('(SELECT (NULL::%s).*) AS "new" CROSS JOIN (SELECT (NULL::%s).*) AS "old"', rel, rel) END
@@ -433,7 +433,7 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
                 MESSAGE = format('source_table: %s is not a table; topics are emitted by writes on tables', rel);
         END IF;
-        IF webhook.citus_replicated(rel) THEN
+        IF webhook.citus_copies(rel) > 1 THEN
             RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
                 MESSAGE = format('source_table: %s is a Citus reference table or has shard replicas: each write lands on every copy, so each event would be queued once per copy', rel),
                 HINT = 'Emit from a distributed table (create_distributed_table, one copy of each shard) or a local one.';
