@@ -3,7 +3,8 @@
 //! webhook_emitter. Citus is in no package registry here, so callers first
 //! ask `citus_installed()` and skip, saying so, when it is not.
 
-use crate::{pg_bin, Cluster};
+use crate::{db_message, pg_bin, Client, Cluster, Receiver};
+use std::collections::HashMap;
 
 /// Whether the PostgreSQL under test has Citus (`citus.so` in its pkglibdir).
 pub fn citus_installed() -> bool {
@@ -71,4 +72,68 @@ impl Citus {
     pub fn nodes(&self) -> impl Iterator<Item = &Cluster> {
         std::iter::once(&self.coordinator).chain(self.workers.iter())
     }
+}
+
+/// Whether a Citus test must stop here: Citus is not installed. It says
+/// so; where Citus must be there (WEBHOOK_REQUIRE_CITUS=1), its absence
+/// fails the test instead.
+pub fn citus_missing() -> bool {
+    if citus_installed() {
+        return false;
+    }
+    assert!(
+        std::env::var("WEBHOOK_REQUIRE_CITUS").is_err(),
+        "WEBHOOK_REQUIRE_CITUS is set but Citus is not installed in {}",
+        pg_bin()
+    );
+    eprintln!(
+        "SKIPPED: Citus is not installed in the PostgreSQL under test ({}): no citus.so in its pkglibdir",
+        pg_bin()
+    );
+    true
+}
+
+/// A distributed table with a row event topic, and a webhook for it:
+/// watched once distributed, or (`watch_first`) watched, then distributed.
+pub fn notes_watched(c: &mut Client, url: &str, watch_first: bool) {
+    let distribute = "SELECT create_distributed_table('public.notes', 'id')";
+    let watch = "SELECT webhook.watch('public.notes', operations => '{insert}')";
+    let (first, second) = if watch_first {
+        (watch, distribute)
+    } else {
+        (distribute, watch)
+    };
+    // Each statement its own transaction: Citus creates the generated
+    // function on every node over one connection per node, which it
+    // cannot after create_distributed_table's parallel work in the same
+    // transaction.
+    for sql in [
+        "SET citus.enable_unsafe_triggers = on",
+        "CREATE TABLE public.notes (id bigint PRIMARY KEY, body text NOT NULL)",
+        first,
+        second,
+    ] {
+        c.batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {}", db_message(&e)));
+    }
+    c.execute(
+        "SELECT webhook.create_webhook('notes', $1, '{public.notes.insert}')",
+        &[&url],
+    )
+    .expect("create_webhook");
+}
+
+/// Note id -> how many requests carried it.
+pub fn received_notes(receiver: &Receiver) -> HashMap<i64, usize> {
+    let mut seen = HashMap::new();
+    for r in receiver.requests() {
+        let body = r.json();
+        assert_eq!(
+            body["table"], "notes",
+            "the table as defined, not a shard: {body}"
+        );
+        let id = body["row"]["id"].as_i64().expect("row.id");
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    seen
 }

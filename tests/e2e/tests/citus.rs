@@ -1,41 +1,18 @@
 //! Citus (issue 30): a coordinator and two worker nodes, each preloading
 //! citus and webhook_emitter. Events written to a distributed table are
 //! queued and delivered by the node holding the shard; the registry is
-//! changed on the coordinator and seen by every node; a shard moved in the
-//! middle of a drain loses nothing and sends nothing twice.
+//! changed on the coordinator and seen by every node; the lms schema,
+//! distributed whole, emits the documented topics from its node; the whole
+//! cluster's log is read on the coordinator. Shard moves and a node's
+//! failover: citus_moves.rs.
 //!
 //! Citus is in no package registry here: these tests run when the
 //! PostgreSQL under test has it installed (`citus.so` in its pkglibdir)
 //! and print that they were skipped when it does not.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
-use webhook_emitter_e2e::citus::{citus_installed, Citus};
-use webhook_emitter_e2e::{
-    db_message, pg_bin, wait_fanned_out, wait_for, Client, Cluster, Receiver, Reply,
-};
-
-/// Skips the calling test (it passes) when Citus is not installed.
-macro_rules! require_citus {
-    () => {
-        if !citus_installed() {
-            // Where Citus must be there (WEBHOOK_REQUIRE_CITUS=1), its
-            // absence fails the test instead.
-            assert!(
-                std::env::var("WEBHOOK_REQUIRE_CITUS").is_err(),
-                "WEBHOOK_REQUIRE_CITUS is set but Citus is not installed in {}",
-                pg_bin()
-            );
-            eprintln!(
-                "SKIPPED: Citus is not installed in the PostgreSQL under test ({}): no citus.so in its pkglibdir",
-                pg_bin()
-            );
-            return;
-        }
-    };
-}
+use webhook_emitter_e2e::citus::{citus_missing, notes_watched, received_notes, Citus};
+use webhook_emitter_e2e::{db_message, wait_for, Client, Receiver};
 
 fn count(c: &mut Client, sql: &str) -> i64 {
     c.query_one(sql, &[])
@@ -43,54 +20,11 @@ fn count(c: &mut Client, sql: &str) -> i64 {
         .get(0)
 }
 
-/// A distributed table with a row event topic, and a webhook for it:
-/// watched once distributed, or (`watch_first`) watched, then distributed.
-fn notes_watched(c: &mut Client, url: &str, watch_first: bool) {
-    let distribute = "SELECT create_distributed_table('public.notes', 'id')";
-    let watch = "SELECT webhook.watch('public.notes', operations => '{insert}')";
-    let (first, second) = if watch_first {
-        (watch, distribute)
-    } else {
-        (distribute, watch)
-    };
-    // Each statement its own transaction: Citus creates the generated
-    // function on every node over one connection per node, which it
-    // cannot after create_distributed_table's parallel work in the same
-    // transaction.
-    for sql in [
-        "SET citus.enable_unsafe_triggers = on",
-        "CREATE TABLE public.notes (id bigint PRIMARY KEY, body text NOT NULL)",
-        first,
-        second,
-    ] {
-        c.batch_execute(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {}", db_message(&e)));
-    }
-    c.execute(
-        "SELECT webhook.create_webhook('notes', $1, '{public.notes.insert}')",
-        &[&url],
-    )
-    .expect("create_webhook");
-}
-
-/// Note id -> how many requests carried it.
-fn received_notes(receiver: &Receiver) -> HashMap<i64, usize> {
-    let mut seen = HashMap::new();
-    for r in receiver.requests() {
-        let body = r.json();
-        assert_eq!(
-            body["table"], "notes",
-            "the table as defined, not a shard: {body}"
-        );
-        let id = body["row"]["id"].as_i64().expect("row.id");
-        *seen.entry(id).or_insert(0) += 1;
-    }
-    seen
-}
-
 #[test]
 fn events_are_queued_and_delivered_by_the_node_holding_the_shard() {
-    require_citus!();
+    if citus_missing() {
+        return;
+    }
     let citus = Citus::start(2);
     let receiver = Receiver::start();
     let mut c = citus.coordinator.client();
@@ -275,7 +209,9 @@ fn events_are_queued_and_delivered_by_the_node_holding_the_shard() {
 
 #[test]
 fn the_registry_is_changed_on_the_coordinator_and_seen_by_every_node() {
-    require_citus!();
+    if citus_missing() {
+        return;
+    }
     let citus = Citus::start(2);
     let mut su = citus.coordinator.client();
     // Roles made on the coordinator reach every node (Citus propagates them).
@@ -512,106 +448,6 @@ fn the_registry_is_changed_on_the_coordinator_and_seen_by_every_node() {
     }
 }
 
-#[test]
-fn a_shard_moved_mid_drain_loses_nothing_and_sends_nothing_twice() {
-    require_citus!();
-    let citus = Citus::start(2);
-    let receiver = Receiver::start();
-    let mut c = citus.coordinator.client();
-    // Watched before it is distributed: the generated names travel to
-    // the shards as they are.
-    notes_watched(&mut c, &receiver.url("/notes"), true);
-
-    // A writer keeps committing from before the first worker node's
-    // shards start moving to the other node until they have all moved.
-    let written = Arc::new(AtomicI64::new(0));
-    let moved = Arc::new(AtomicBool::new(false));
-    let conn = citus.coordinator.conn_string();
-    let writer = {
-        let (written, moved) = (written.clone(), moved.clone());
-        std::thread::spawn(move || {
-            let mut w = Client::connect(&conn, postgres::NoTls).expect("connect");
-            let mut id = 0i64;
-            while !moved.load(Ordering::SeqCst) || id < 200 {
-                id += 1;
-                w.execute("INSERT INTO public.notes VALUES ($1, 'note')", &[&id])
-                    .expect("insert during the move");
-                written.store(id, Ordering::SeqCst);
-            }
-            id
-        })
-    };
-    wait_for(Duration::from_secs(30), "the writer under way", || {
-        (written.load(Ordering::SeqCst) >= 100).then_some(())
-    });
-    let (from, to) = (citus.workers[0].port, citus.workers[1].port);
-    let shards: Vec<i64> = c
-        .query(
-            "SELECT shardid FROM citus_shards WHERE table_name = 'public.notes'::regclass AND nodeport = $1",
-            &[&i32::from(from)],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(!shards.is_empty(), "worker {from} holds shards");
-    let before_moves = written.load(Ordering::SeqCst);
-    for shard in &shards {
-        c.execute(
-            "SELECT citus_move_shard_placement($1, '127.0.0.1', $2, '127.0.0.1', $3, shard_transfer_mode => 'force_logical')",
-            &[shard, &i32::from(from), &i32::from(to)],
-        )
-        .unwrap_or_else(|e| panic!("move shard {shard}: {}", db_message(&e)));
-    }
-    let after_moves = written.load(Ordering::SeqCst);
-    moved.store(true, Ordering::SeqCst);
-    let notes = writer.join().expect("writer");
-    assert!(
-        after_moves > before_moves,
-        "notes were written during the moves ({before_moves} before, {after_moves} after)"
-    );
-    assert_eq!(
-        count(
-            &mut c,
-            &format!(
-                "SELECT count(*) FROM citus_shards WHERE table_name = 'public.notes'::regclass AND nodeport = {from}"
-            )
-        ),
-        0,
-        "the shards moved"
-    );
-
-    wait_for(Duration::from_secs(120), "every note delivered", || {
-        (receiver.count() >= notes as usize).then_some(())
-    });
-    // Every delivery recorded on its node, then a last look for repeats.
-    for w in &citus.workers {
-        let mut wc = w.client();
-        wait_for(Duration::from_secs(30), "every delivery recorded", || {
-            (count(
-                &mut wc,
-                "SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered'",
-            ) == 0)
-                .then_some(())
-        });
-    }
-    let seen = received_notes(&receiver);
-    assert_eq!(seen.len(), notes as usize, "every note delivered");
-    let twice: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).collect();
-    assert!(twice.is_empty(), "sent twice: {twice:?}");
-    // Both nodes delivered: the moved shards' earlier events from where
-    // they were written, the later ones from their new node.
-    for w in &citus.workers {
-        let mut wc = w.client();
-        assert!(
-            count(
-                &mut wc,
-                "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'"
-            ) > 0
-        );
-    }
-}
-
 /// The documented topics' vendor examples (the contract's copy).
 fn example_of(topic: &str) -> Option<serde_json::Value> {
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -623,7 +459,9 @@ fn example_of(topic: &str) -> Option<serde_json::Value> {
 
 #[test]
 fn documented_topics_fire_on_the_node_holding_the_distributed_lms_schema() {
-    require_citus!();
+    if citus_missing() {
+        return;
+    }
     let citus = Citus::start(2);
     let receiver = Receiver::start();
     let mut c = citus.coordinator.client();
@@ -734,66 +572,4 @@ fn documented_topics_fire_on_the_node_holding_the_distributed_lms_schema() {
         }
     }
     assert!(receiver.count() > 0);
-}
-
-#[test]
-fn a_worker_node_failing_over_mid_drain_loses_nothing() {
-    require_citus!();
-    let citus = Citus::start(2);
-    let receiver = Receiver::start();
-    // 100 ms a request: the first worker node's share takes seconds, so
-    // the kill lands mid-drain.
-    receiver.respond_with(|_| Reply {
-        delay: Duration::from_millis(100),
-        ..Reply::status(200)
-    });
-    let mut c = citus.coordinator.client();
-    notes_watched(&mut c, &receiver.url("/notes"), false);
-    let (primary, old_port) = (&citus.workers[0], citus.workers[0].port);
-    let standby = Cluster::standby_of(primary);
-    c.batch_execute("INSERT INTO public.notes SELECT g, 'note' FROM generate_series(1, 3000) g")
-        .unwrap();
-    // The first node's events and deliveries reach its standby (a durable
-    // commit flushes the WAL past the fan-out's asynchronous one).
-    let mut p = primary.client();
-    wait_fanned_out(&mut p);
-    p.batch_execute("CREATE TEMP TABLE flush_the_wal (); DROP TABLE flush_the_wal")
-        .unwrap();
-    standby.wait_replayed(primary, Duration::from_secs(30));
-    receiver.wait_for(100, Duration::from_secs(30));
-    primary.pg_ctl_stop("immediate");
-    drop(p);
-    let at_kill = received_notes(&receiver).len();
-    assert!(at_kill < 3000, "everything was delivered before the kill");
-    standby.promote();
-    c.execute(
-        "SELECT citus_update_node((SELECT nodeid FROM pg_dist_node WHERE nodeport = $1), '127.0.0.1', $2)",
-        &[&i32::from(old_port), &i32::from(standby.port)],
-    )
-    .unwrap_or_else(|e| panic!("citus_update_node: {}", db_message(&e)));
-    // Writes after the failover go to the promoted node.
-    let mut c = citus.coordinator.client();
-    c.batch_execute("INSERT INTO public.notes SELECT g, 'note' FROM generate_series(3001, 3100) g")
-        .unwrap_or_else(|e| panic!("insert after the failover: {}", db_message(&e)));
-    wait_for(Duration::from_secs(120), "every note delivered", || {
-        (received_notes(&receiver).len() >= 3100).then_some(())
-    });
-    let seen = received_notes(&receiver);
-    let missing: Vec<i64> = (1..=3100).filter(|id| !seen.contains_key(id)).collect();
-    assert!(missing.is_empty(), "never delivered: {missing:?}");
-    // A delivery in flight at the kill is sent again by the promoted node,
-    // with the same webhook-id (at-least-once, as on one server): no note
-    // arrives as two events.
-    let mut ids_per_note: HashMap<i64, std::collections::HashSet<String>> = HashMap::new();
-    for r in receiver.requests() {
-        let id = r.json()["row"]["id"].as_i64().expect("row.id");
-        let event = r.header("webhook-id").expect("webhook-id").to_owned();
-        ids_per_note.entry(id).or_default().insert(event);
-    }
-    let split: Vec<_> = ids_per_note.iter().filter(|(_, e)| e.len() > 1).collect();
-    assert!(split.is_empty(), "notes queued twice: {split:?}");
-    eprintln!(
-        "3100 notes, {at_kill} received before the kill, {} requests in all",
-        receiver.count()
-    );
 }
