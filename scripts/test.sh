@@ -33,6 +33,11 @@ for v in $versions; do
     scripts/install.sh "$PG_CONFIG"
 
     echo "==> PostgreSQL $v: end-to-end tests (real clusters, real receivers)"
+    # Citus is in no package registry: its tests (citus.rs, citus_moves.rs)
+    # run only where it is installed, and pass without running otherwise.
+    if [ ! -e "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
+        echo "Citus tests SKIPPED on PostgreSQL $v: Citus is not installed ($("$PG_CONFIG" --pkglibdir)/citus.so)" | tee -a "$LOG"
+    fi
     WEBHOOK_PG_BIN=$("$PG_CONFIG" --bindir) \
         cargo test -p webhook_emitter_e2e --no-fail-fast --test '*' -- --test-threads=2 2>&1 | tee -a "$LOG" \
         || echo "step failed: end-to-end tests on PostgreSQL $v" | tee -a "$LOG"
