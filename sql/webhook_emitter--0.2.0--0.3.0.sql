@@ -1935,8 +1935,9 @@ RETURN CASE relname WHEN 'settings' THEN 'singleton' WHEN 'topics' THEN r ->> 't
 CREATE FUNCTION webhook.registry_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF webhook.citus_node_role() = 'worker' AND webhook.registry_distributed()
-       AND NOT webhook.writing_node_state() AND NOT webhook.applying_registry() THEN
+    -- (The worker's own writes first: it runs this at every batch it records.)
+    IF NOT webhook.writing_node_state() AND NOT webhook.applying_registry()
+       AND webhook.citus_node_role() = 'worker' AND webhook.registry_distributed() THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('webhook.%s: the webhooks, topics and settings of a Citus cluster are changed on its coordinator', TG_TABLE_NAME),
             HINT = 'Connect to the coordinator and run the same call there; it reaches every node in its transaction.';
@@ -2004,6 +2005,24 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.topi
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.webhooks
     FOR EACH ROW EXECUTE FUNCTION webhook.registry_changed();
 
+-- Webhooks the coordinator deleted, on this node: disabled and marked as
+-- delete_webhook does when writers hold the row; this node's worker removes
+-- them once those are done (a DELETE here would wait for them, and the
+-- coordinator's transaction with it). Returns how many it marked.
+CREATE FUNCTION webhook.delete_webhooks_here(ids text[]) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    marked integer;
+BEGIN
+    UPDATE webhook.webhooks w
+       SET enabled = false, deletion_requested_at = now(),
+           disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
+     WHERE w.id::text = ANY (ids) AND w.deletion_requested_at IS NULL;
+    GET DIAGNOSTICS marked = ROW_COUNT;
+    RETURN marked;
+END
+$$;
+
 -- Applies one registry row to this node's table: inserted whole when the
 -- node has no such row, else the columns `changed` names (all of them when
 -- NULL; a webhook's others are this node's state). An existing webhook is
@@ -2060,19 +2079,13 @@ BEGIN
     END IF;
     -- The registry guard lets this transaction's registry writes through.
     PERFORM webhook.begin_registry_apply();
+    -- A row gone from the coordinator. (Its settings row is only ever
+    -- replaced: the insert that follows replaces this node's.)
     IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.key <> NEW.key OR OLD.relname <> NEW.relname) THEN
         IF OLD.relname = 'webhooks' THEN
-            -- As delete_webhook does when writers hold the row: this node's
-            -- worker removes it once they are done (a DELETE here would
-            -- wait for them, and the coordinator's transaction with it).
-            UPDATE webhook.webhooks w
-               SET enabled = false, deletion_requested_at = now(),
-                   disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
-             WHERE w.id::text = OLD.key AND w.deletion_requested_at IS NULL;
-        ELSE
-            EXECUTE format('DELETE FROM webhook.%I t WHERE t.%I::text = $1', OLD.relname,
-                           CASE OLD.relname WHEN 'settings' THEN 'singleton' ELSE 'topic' END)
-                USING CASE WHEN OLD.relname = 'settings' THEN 'true' ELSE OLD.key END;
+            PERFORM webhook.delete_webhooks_here(ARRAY[OLD.key]);
+        ELSIF OLD.relname = 'topics' THEN
+            DELETE FROM webhook.topics t WHERE t.topic = OLD.key;
         END IF;
     END IF;
     IF TG_OP <> 'DELETE' THEN
@@ -2136,12 +2149,8 @@ BEGIN
     DELETE FROM webhook.topics t WHERE t.topic <> ALL (topic_keys);
     GET DIAGNOSTICS removed = ROW_COUNT;
     changed := changed + removed;
-    UPDATE webhook.webhooks w
-       SET enabled = false, deletion_requested_at = now(),
-           disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
-     WHERE w.deletion_requested_at IS NULL AND w.id::text <> ALL (webhook_keys);
-    GET DIAGNOSTICS removed = ROW_COUNT;
-    RETURN changed + removed;
+    RETURN changed + webhook.delete_webhooks_here(
+        ARRAY(SELECT w.id::text FROM webhook.webhooks w WHERE w.id::text <> ALL (webhook_keys)));
 END
 $$;
 
@@ -2293,8 +2302,8 @@ REVOKE ALL ON FUNCTION webhook.citus_node_role(), webhook.registry_distributed()
     webhook.citus_shard_of(regclass, regclass), webhook.citus_copies(regclass),
     webhook.writing_node_state(), webhook.applying_registry(), webhook.begin_registry_apply(),
     webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(),
-    webhook.apply_registry_row(text, json, text[]), webhook.sync_registry(), webhook.distribute_registry(),
-    webhook.cluster_rows(regclass, integer), webhook.cluster_metrics() FROM PUBLIC;
+    webhook.apply_registry_row(text, json, text[]), webhook.delete_webhooks_here(text[]), webhook.sync_registry(),
+    webhook.distribute_registry(), webhook.cluster_rows(regclass, integer), webhook.cluster_metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.registry_distributed(), webhook.registry_key(text, json),
     webhook.citus_copies(regclass) TO webhook_admin;
 GRANT EXECUTE ON FUNCTION webhook.cluster_rows(regclass, integer), webhook.cluster_metrics(), webhook.citus_node_role(),

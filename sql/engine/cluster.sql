@@ -106,8 +106,9 @@ RETURN CASE relname WHEN 'settings' THEN 'singleton' WHEN 'topics' THEN r ->> 't
 CREATE FUNCTION webhook.registry_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF webhook.citus_node_role() = 'worker' AND webhook.registry_distributed()
-       AND NOT webhook.writing_node_state() AND NOT webhook.applying_registry() THEN
+    -- (The worker's own writes first: it runs this at every batch it records.)
+    IF NOT webhook.writing_node_state() AND NOT webhook.applying_registry()
+       AND webhook.citus_node_role() = 'worker' AND webhook.registry_distributed() THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('webhook.%s: the webhooks, topics and settings of a Citus cluster are changed on its coordinator', TG_TABLE_NAME),
             HINT = 'Connect to the coordinator and run the same call there; it reaches every node in its transaction.';
@@ -175,6 +176,24 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.topi
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE ON webhook.webhooks
     FOR EACH ROW EXECUTE FUNCTION webhook.registry_changed();
 
+-- Webhooks the coordinator deleted, on this node: disabled and marked as
+-- delete_webhook does when writers hold the row; this node's worker removes
+-- them once those are done (a DELETE here would wait for them, and the
+-- coordinator's transaction with it). Returns how many it marked.
+CREATE FUNCTION webhook.delete_webhooks_here(ids text[]) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    marked integer;
+BEGIN
+    UPDATE webhook.webhooks w
+       SET enabled = false, deletion_requested_at = now(),
+           disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
+     WHERE w.id::text = ANY (ids) AND w.deletion_requested_at IS NULL;
+    GET DIAGNOSTICS marked = ROW_COUNT;
+    RETURN marked;
+END
+$$;
+
 -- Applies one registry row to this node's table: inserted whole when the
 -- node has no such row, else the columns `changed` names (all of them when
 -- NULL; a webhook's others are this node's state). An existing webhook is
@@ -231,19 +250,13 @@ BEGIN
     END IF;
     -- The registry guard lets this transaction's registry writes through.
     PERFORM webhook.begin_registry_apply();
+    -- A row gone from the coordinator. (Its settings row is only ever
+    -- replaced: the insert that follows replaces this node's.)
     IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.key <> NEW.key OR OLD.relname <> NEW.relname) THEN
         IF OLD.relname = 'webhooks' THEN
-            -- As delete_webhook does when writers hold the row: this node's
-            -- worker removes it once they are done (a DELETE here would
-            -- wait for them, and the coordinator's transaction with it).
-            UPDATE webhook.webhooks w
-               SET enabled = false, deletion_requested_at = now(),
-                   disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
-             WHERE w.id::text = OLD.key AND w.deletion_requested_at IS NULL;
-        ELSE
-            EXECUTE format('DELETE FROM webhook.%I t WHERE t.%I::text = $1', OLD.relname,
-                           CASE OLD.relname WHEN 'settings' THEN 'singleton' ELSE 'topic' END)
-                USING CASE WHEN OLD.relname = 'settings' THEN 'true' ELSE OLD.key END;
+            PERFORM webhook.delete_webhooks_here(ARRAY[OLD.key]);
+        ELSIF OLD.relname = 'topics' THEN
+            DELETE FROM webhook.topics t WHERE t.topic = OLD.key;
         END IF;
     END IF;
     IF TG_OP <> 'DELETE' THEN
@@ -307,12 +320,8 @@ BEGIN
     DELETE FROM webhook.topics t WHERE t.topic <> ALL (topic_keys);
     GET DIAGNOSTICS removed = ROW_COUNT;
     changed := changed + removed;
-    UPDATE webhook.webhooks w
-       SET enabled = false, deletion_requested_at = now(),
-           disabled_reason = 'deleted on the Citus coordinator; removed here once the transactions queuing events for it end'
-     WHERE w.deletion_requested_at IS NULL AND w.id::text <> ALL (webhook_keys);
-    GET DIAGNOSTICS removed = ROW_COUNT;
-    RETURN changed + removed;
+    RETURN changed + webhook.delete_webhooks_here(
+        ARRAY(SELECT w.id::text FROM webhook.webhooks w WHERE w.id::text <> ALL (webhook_keys)));
 END
 $$;
 
