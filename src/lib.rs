@@ -89,10 +89,8 @@ extension_sql_file!(
     name = "metrics",
     requires = ["log"]
 );
-// The LMS application: its schema, then the documented topics (shared
-// helpers, then one file per group of tables with its builders and topic
-// definitions).
-// Citus: the registry copied to every node.
+// Citus: the registry copied to every node, and who may write it there
+// (worker::node_state).
 extension_sql_file!(
     "../sql/engine/cluster.sql",
     name = "cluster",
@@ -103,6 +101,9 @@ extension_sql_file!(
         worker::node_state::applying_registry
     ]
 );
+// The LMS application: its schema, then the documented topics (shared
+// helpers, then one file per group of tables with its builders and topic
+// definitions).
 extension_sql_file!(
     "../sql/lms/schema.sql",
     name = "lms_schema",

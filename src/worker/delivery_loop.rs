@@ -352,13 +352,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     if orphans > 0 {
         log!("webhook_emitter: {orphans} interrupted deliveries are due again");
     }
-    match txn::run(|| Spi::connect_mut(maintenance::sync_registry)) {
-        Ok(0) => {}
-        Ok(n) => log!("webhook_emitter: {n} registry rows taken from the Citus coordinator's copy"),
-        Err(e) => warning!(
-            "webhook_emitter: bringing the registry level with the coordinator's failed: {e}"
-        ),
-    }
+    maintenance::sync_registry_logged();
     log!("webhook_emitter: {} started", BackgroundWorker::get_name());
 
     // Claims happen when a commit woke us, when the last claim was full (more

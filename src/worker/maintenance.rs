@@ -68,17 +68,7 @@ impl Upkeep {
         }
         self.last_maintenance = Instant::now();
         let mine: Vec<i64> = in_hand.keys().copied().collect();
-        // Its own transaction: a coordinator out of reach fails this step
-        // alone.
-        match txn::run(|| Spi::connect_mut(sync_registry)) {
-            Ok(0) => {}
-            Ok(n) => {
-                log!("webhook_emitter: {n} registry rows taken from the Citus coordinator's copy")
-            }
-            Err(e) => warning!(
-                "webhook_emitter: bringing the registry level with the coordinator's failed: {e}"
-            ),
-        }
+        sync_registry_logged();
         txn::run(|| {
             Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
                 remove_deleted_webhooks(client)?;
@@ -185,6 +175,18 @@ pub fn sync_held(client: &mut SpiClient) -> Result<usize> {
         &[],
     )?;
     Ok(released.len() + held.len())
+}
+
+/// `sync_registry` in a transaction of its own (a coordinator out of reach
+/// fails this step alone), what it did logged.
+pub fn sync_registry_logged() {
+    match txn::run(|| Spi::connect_mut(sync_registry)) {
+        Ok(0) => {}
+        Ok(n) => log!("webhook_emitter: {n} registry rows taken from the Citus coordinator's copy"),
+        Err(e) => warning!(
+            "webhook_emitter: bringing the registry level with the coordinator's failed: {e}"
+        ),
+    }
 }
 
 /// Citus: a worker node's registry brought level with the coordinator's
