@@ -155,13 +155,7 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.outcomes_id_seq', '');
 -- and 'replicated' (a copy a logical replication subscriber never sends).
 ALTER TABLE webhook.topics ADD COLUMN on_builder_error text NOT NULL DEFAULT 'queue'
     CONSTRAINT topics_on_builder_error_check CHECK (on_builder_error IN ('queue', 'refuse'));
-ALTER TABLE webhook.events ADD COLUMN build_error text, ADD COLUMN build_key text;
-CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
-ALTER TABLE webhook.deliveries DROP CONSTRAINT deliveries_status_check,
-    ADD CONSTRAINT deliveries_status_check
-        CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'));
-CREATE INDEX deliveries_unbuilt_idx ON webhook.deliveries (webhook_id) WHERE status = 'unbuilt';
-COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead, held while the webhook is disabled, unbuilt while its builder fails (webhook.rebuild_events), replicated when it came by logical replication (never sent here).';
+-- (The log tables' new columns and statuses: see "the log in slots" below.)
 -- The document puts tenant_id before domain_id for these two topics.
 UPDATE webhook.topics
    SET sample_body = replace(sample_body::text, E'"domain_id": "acme-academy",\n  "tenant_id": "acme-academy",',
@@ -185,17 +179,6 @@ ALTER TABLE webhook.topics ADD COLUMN schema_overrides jsonb,
     ADD COLUMN event_schema jsonb GENERATED ALWAYS AS
         (webhook.infer_event_schema(topic, display_name, description, sample_body, schema_overrides)) STORED;
 
--- Issue 29: one webhook's failures without a join. Existing attempts get
--- their delivery's webhook.
-ALTER TABLE webhook.attempts ADD COLUMN webhook_id bigint;
-UPDATE webhook.attempts a SET webhook_id = d.webhook_id FROM webhook.deliveries d WHERE d.id = a.delivery_id;
-CREATE INDEX attempts_failures_idx ON webhook.attempts (webhook_id, started_at)
-    WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299;
-
--- Issue 29: the write path appends the event alone; the worker makes its
--- deliveries (webhook.fan_out). Events queued before have theirs (txid NULL).
-ALTER TABLE webhook.events ADD COLUMN txid xid8;
-CREATE INDEX events_fanout_idx ON webhook.events (txid) WHERE txid IS NOT NULL;
 -- The fan-out's progress (webhook.fan_out): every event whose txid is
 -- visible in this snapshot has its deliveries. Exactly one row.
 CREATE TABLE webhook.fanout (
@@ -205,6 +188,208 @@ CREATE TABLE webhook.fanout (
 );
 COMMENT ON TABLE webhook.fanout IS 'The worker''s fan-out progress: events whose transaction is visible in snapshot have their deliveries (webhook.fan_out).';
 SELECT pg_catalog.pg_extension_config_dump('webhook.fanout', '');
+
+-- Issue 29: the log in slots ----------------------------------------------------
+-- The log tables become partitioned by log slot (rotated, never pruned row
+-- by row), with 0.3.0's columns: an event's builder error and its writing
+-- transaction (the fan-out), an attempt's webhook, the slot. The 0.2.0
+-- tables are renamed, their rows copied into slot 0 (attempts get their
+-- delivery's webhook; events queued before have their deliveries: txid
+-- NULL), and dropped at the end of this script, once every view and
+-- function reading them has been made again on the new ones.
+ALTER TABLE webhook.events RENAME TO events_v020;
+ALTER TABLE webhook.deliveries RENAME TO deliveries_v020;
+ALTER TABLE webhook.attempts RENAME TO attempts_v020;
+ALTER TABLE webhook.events_v020 RENAME CONSTRAINT events_pkey TO events_v020_pkey;
+ALTER TABLE webhook.deliveries_v020 RENAME CONSTRAINT deliveries_pkey TO deliveries_v020_pkey;
+ALTER TABLE webhook.attempts_v020 RENAME CONSTRAINT attempts_pkey TO attempts_v020_pkey;
+ALTER TABLE webhook.deliveries_v020 RENAME CONSTRAINT deliveries_webhook_id_fkey TO deliveries_v020_webhook_id_fkey;
+DROP INDEX webhook.deliveries_due_idx, webhook.deliveries_sequence_idx, webhook.deliveries_webhook_idx,
+    webhook.deliveries_event_idx, webhook.deliveries_finished_idx, webhook.deliveries_held_idx,
+    webhook.deliveries_leased_idx, webhook.attempts_delivery_idx;
+ALTER SEQUENCE webhook.deliveries_id_seq RENAME TO deliveries_v020_id_seq;
+ALTER SEQUENCE webhook.attempts_id_seq RENAME TO attempts_v020_id_seq;
+
+-- The log (events, deliveries, attempts) is kept in three slots, each a
+-- partition of every log table, rotated the way PgQ rotates its tables:
+-- new rows go to the current slot; when the slot after it holds nothing
+-- newer than webhook.retention, the worker moves what is still unfinished
+-- out of it (pending, failed, in flight, unbuilt deliveries, with their
+-- events and attempts; events not fanned out yet), empties it with one
+-- TRUNCATE and makes it current (webhook.rotate_log). Retention costs no
+-- DELETE per row; rows are kept between retention and 1.5 times it.
+CREATE TABLE webhook.log_slots (
+    slot       smallint PRIMARY KEY CHECK (slot BETWEEN 0 AND 2),
+    is_current boolean  NOT NULL DEFAULT false,
+    opened_at  timestamptz NOT NULL DEFAULT now(),  -- when it last became current
+    -- Its partitions (regclass: names from the catalog, quoted as needed).
+    events     regclass NOT NULL,
+    deliveries regclass NOT NULL,
+    attempts   regclass NOT NULL
+);
+CREATE UNIQUE INDEX log_slots_current_key ON webhook.log_slots (is_current) WHERE is_current;
+COMMENT ON TABLE webhook.log_slots IS 'The delivery log''s three slots (partitions of events, deliveries and attempts) and which one new rows go to; rotated by the worker (webhook.rotate_log).';
+
+-- The slot new rows go to (the log tables' default; the write path and the
+-- worker pass it themselves).
+CREATE FUNCTION webhook.log_slot() RETURNS smallint
+LANGUAGE sql STABLE
+RETURN (SELECT s.slot FROM webhook.log_slots s WHERE s.is_current);
+
+CREATE TABLE webhook.events (
+    id         text NOT NULL,               -- ULID; the webhook-id header and envelope id
+    topic      text NOT NULL,
+    body       json NOT NULL,               -- json, not jsonb: key order as built
+    tenant_id  text NOT NULL,
+    is_test    boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- 0.3.0: an event whose builder raised (body 'null'): the error and the
+    -- row's key (as text), until webhook.rebuild_events builds it.
+    build_error text,
+    build_key   text,
+    -- 0.3.0: the writing transaction's id, for the worker's fan-out
+    -- (webhook.fan_out: deliveries are made from the events committed since
+    -- its last snapshot); NULL for events not fanned out that way (queued
+    -- before 0.3.0, Send Test, unbuilt, replicated, restored from another
+    -- cluster once fanned out).
+    txid        xid8,
+    -- 0.3.0: the log slot (webhook.log_slots) it is kept in.
+    slot        smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot)
+) PARTITION BY LIST (slot);
+CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
+-- The fan-out finds new events by transaction id: one small index, the
+-- only one besides the primary key on the write path's table.
+CREATE INDEX events_fanout_idx ON webhook.events (txid) WHERE txid IS NOT NULL;
+-- No index on created_at: ids are ULIDs, ordered by creation time, so
+-- pruning finds old events through the primary key.
+COMMENT ON TABLE webhook.events IS 'Queued events; the body is the document delivered (before per-webhook rendering).';
+
+CREATE TABLE webhook.deliveries (
+    id               bigint GENERATED ALWAYS AS IDENTITY,
+    event_id         text   NOT NULL,  -- no FK: one check less per queued row; pruning removes both
+    -- The FK keeps a delete from racing a writer: enqueue locks the webhooks
+    -- it fans out to (FOR KEY SHARE), so a delete either waits for the
+    -- writer and cascades to its deliveries, or the writer skips the webhook.
+    webhook_id       bigint NOT NULL REFERENCES webhook.webhooks (id) ON DELETE CASCADE,
+    status           text   NOT NULL DEFAULT 'pending',
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    lease_until      timestamptz,
+    last_attempt_at  timestamptz,
+    last_status_code integer,
+    last_error       text,
+    delivered_at     timestamptz,
+    is_test          boolean NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    -- 0.2.0: the sequence an ordered webhook's delivery belongs to ('' for
+    -- fifo, the value at ordering_key for per_key); NULL when unordered.
+    order_key        text,
+    -- 0.3.0: the log slot, its event's (webhook.log_slots).
+    slot             smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot),
+    CONSTRAINT deliveries_status_check
+        CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'))
+) PARTITION BY LIST (slot);
+-- Unordered deliveries are claimed by due time; ordered ones only at the
+-- head of their sequence, found through deliveries_sequence_idx, so a long
+-- blocked sequence is never scanned by the claim.
+-- webhook_id included: webhook_health counts each webhook's backlog from
+-- this index alone (an index-only scan once vacuum has passed).
+CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at) INCLUDE (webhook_id)
+    WHERE status IN ('pending', 'failed') AND order_key IS NULL;
+CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_key, id)
+    WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');
+CREATE INDEX deliveries_webhook_idx ON webhook.deliveries (webhook_id, created_at);
+CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
+CREATE INDEX deliveries_held_idx ON webhook.deliveries (webhook_id, created_at)
+    WHERE status = 'held';
+CREATE INDEX deliveries_leased_idx ON webhook.deliveries (lease_until)
+    WHERE status = 'delivering';
+CREATE INDEX deliveries_unbuilt_idx ON webhook.deliveries (webhook_id) WHERE status = 'unbuilt';
+COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead, held while the webhook is disabled, unbuilt while its builder fails (webhook.rebuild_events), replicated when it came by logical replication (never sent here).';
+
+CREATE TABLE webhook.attempts (
+    id               bigint GENERATED ALWAYS AS IDENTITY,
+    -- No foreign key (0.3.0): attempts go with their delivery when its slot
+    -- is rotated, and are removed with its webhook (webhook.remove_webhook_log).
+    delivery_id      bigint NOT NULL,
+    attempt          integer NOT NULL,
+    started_at       timestamptz NOT NULL,
+    duration_ms      double precision NOT NULL,
+    status_code      integer,
+    response_headers jsonb,
+    response_excerpt text,
+    error            text,
+    -- 0.3.0: the webhook, so that its failures are found without joining
+    -- the deliveries (no foreign key: it goes with its delivery).
+    webhook_id       bigint,
+    -- 0.3.0: the log slot, its delivery's (webhook.log_slots).
+    slot             smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot)
+) PARTITION BY LIST (slot);
+CREATE INDEX attempts_delivery_idx ON webhook.attempts (delivery_id);
+-- One webhook's failures over a time range; only failed attempts pay for it.
+CREATE INDEX attempts_failures_idx ON webhook.attempts (webhook_id, started_at)
+    WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299;
+COMMENT ON TABLE webhook.attempts IS 'Every HTTP attempt: timing, status code, response excerpt, error.';
+
+-- The slots' partitions (their data is what pg_dump keeps).
+CREATE TABLE webhook.events_0 PARTITION OF webhook.events FOR VALUES IN (0);
+CREATE TABLE webhook.events_1 PARTITION OF webhook.events FOR VALUES IN (1);
+CREATE TABLE webhook.events_2 PARTITION OF webhook.events FOR VALUES IN (2);
+CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries FOR VALUES IN (0);
+CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries FOR VALUES IN (1);
+CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries FOR VALUES IN (2);
+CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts FOR VALUES IN (0);
+CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts FOR VALUES IN (1);
+CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts FOR VALUES IN (2);
+-- A fresh slot is as old as the installation: no slot is emptied before
+-- it has been current for webhook.retention (a restore keeps its log that long).
+INSERT INTO webhook.log_slots (slot, is_current, events, deliveries, attempts)
+SELECT n, n = 0, format('webhook.events_%s', n)::regclass, format('webhook.deliveries_%s', n)::regclass,
+       format('webhook.attempts_%s', n)::regclass
+  FROM generate_series(0, 2) n;
+SELECT pg_catalog.pg_extension_config_dump('webhook.events_0', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.events_1', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.events_2', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_0', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_1', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_2', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_0', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_1', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_2', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_id_seq', '');
+
+INSERT INTO webhook.events (id, topic, body, tenant_id, is_test, created_at, slot)
+SELECT id, topic, body, tenant_id, is_test, created_at, 0 FROM webhook.events_v020;
+INSERT INTO webhook.deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
+                                last_attempt_at, last_status_code, last_error, delivered_at, is_test,
+                                created_at, order_key, slot)
+OVERRIDING SYSTEM VALUE
+SELECT id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until, last_attempt_at,
+       last_status_code, last_error, delivered_at, is_test, created_at, order_key, 0
+  FROM webhook.deliveries_v020;
+INSERT INTO webhook.attempts (id, delivery_id, attempt, started_at, duration_ms, status_code,
+                              response_headers, response_excerpt, error, webhook_id, slot)
+OVERRIDING SYSTEM VALUE
+SELECT a.id, a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.response_headers,
+       a.response_excerpt, a.error, d.webhook_id, 0
+  FROM webhook.attempts_v020 a LEFT JOIN webhook.deliveries_v020 d ON d.id = a.delivery_id;
+SELECT setval('webhook.deliveries_id_seq', s.last_value, s.is_called) FROM webhook.deliveries_v020_id_seq s;
+SELECT setval('webhook.attempts_id_seq', s.last_value, s.is_called) FROM webhook.attempts_v020_id_seq s;
+GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
+              last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)
+    ON webhook.deliveries TO PUBLIC;
+GRANT SELECT (id, delivery_id, attempt, started_at, duration_ms, status_code, error, webhook_id)
+    ON webhook.attempts TO PUBLIC;
+GRANT SELECT ON webhook.events, webhook.deliveries, webhook.attempts TO webhook_admin;
+GRANT SELECT ON webhook.log_slots TO PUBLIC;
+REVOKE ALL ON webhook.events_0, webhook.events_1, webhook.events_2, webhook.deliveries_0, webhook.deliveries_1,
+    webhook.deliveries_2, webhook.attempts_0, webhook.attempts_1, webhook.attempts_2 FROM PUBLIC;
+REVOKE ALL ON FUNCTION webhook.log_slot() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.log_slot() TO webhook_admin;
 
 -- Code -----------------------------------------------------------------------
 
@@ -1152,7 +1337,7 @@ $$;
 -- (within milliseconds of its commit), whose filter the body matches; an
 -- ordered webhook's sequence follows the events' ids (their creation order)
 -- within what one fan-out reads, then the fan-outs' order. The delivery is
--- dated with the event.
+-- dated with the event and kept in its log slot.
 -- The worker also claims new deliveries here (claim_limit > 0), as the
 -- claim would (src/worker/claim.rs): those of enabled, unordered webhooks
 -- not left_out (at their limit), up to claim_limit and byte_budget bytes of
@@ -1197,12 +1382,12 @@ BEGIN
                  UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
                  UNION SELECT pg_snapshot_xmax(pg_current_snapshot())) b),
          ev AS MATERIALIZED (
-             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, octet_length(e.body::text) AS bytes
+             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.slot, octet_length(e.body::text) AS bytes
                FROM bounds r CROSS JOIN LATERAL (
                     SELECT e.* FROM webhook.events e WHERE e.txid > r.above AND e.txid < r.below) e
               WHERE r.below IS NOT NULL
              UNION ALL
-             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, octet_length(e.body::text)
+             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.slot, octet_length(e.body::text)
                FROM pg_snapshot_xip(done) x CROSS JOIN LATERAL (
                     SELECT e.* FROM webhook.events e WHERE e.txid = x) e
               WHERE x NOT IN (SELECT r.x FROM running r)),
@@ -1218,7 +1403,7 @@ BEGIN
                   AND wh.topics && ARRAY(SELECT DISTINCT ev.topic FROM ev)
                   FOR KEY SHARE OF wh),
          pairs AS (
-             SELECT ev.id AS event, ev.body, ev.created_at, w.id AS webhook, w.enabled, w.ordering,
+             SELECT ev.id AS event, ev.body, ev.created_at, ev.slot, w.id AS webhook, w.enabled, w.ordering,
                     w.ordering_key, CASE WHEN ev.bytes > max_body THEN 0 ELSE ev.bytes END AS loaded,
                     w.enabled AND w.ordering = 'none' AND w.id <> ALL (left_out) AS claimable
                FROM ev JOIN w ON w.topics @> ARRAY[ev.topic]
@@ -1231,7 +1416,7 @@ BEGIN
                FROM pairs p),
          made AS (
              INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key, created_at,
-                                             attempts, last_attempt_at, lease_until)
+                                             attempts, last_attempt_at, lease_until, slot)
              SELECT r.event, r.webhook,
                     CASE WHEN r.claimed THEN 'delivering' WHEN r.enabled THEN 'pending' ELSE 'held' END,
                     CASE r.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
@@ -1239,7 +1424,8 @@ BEGIN
                     r.created_at,
                     CASE WHEN r.claimed THEN 1 ELSE 0 END,
                     CASE WHEN r.claimed THEN now() END,
-                    CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END
+                    CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END,
+                    r.slot
                FROM ranked r
               ORDER BY r.event, r.webhook
              RETURNING deliveries.id, deliveries.attempts, deliveries.event_id, deliveries.webhook_id,
@@ -1321,16 +1507,89 @@ CREATE TRIGGER fanout_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.fa
     FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
 ALTER TABLE webhook.fanout ENABLE REPLICA TRIGGER fanout_replicated;
 
+-- Retention: the log's slots rotated -----------------------------------------------
+
+-- Rotate the log (webhook.log_slots) when it is due: the slot after the
+-- current one holds rows from its opening until the previous slot's, so once
+-- that is older than retention (and the current slot has been current for
+-- half of it: at most two rotations per retention) it is emptied whole and
+-- becomes current. First, under an exclusive lock on its partitions, what
+-- must outlive it moves to the current slot: deliveries not finished
+-- (pending, in flight, failed, unbuilt) with their attempts, and the events
+-- of any unfinished delivery or not fanned out yet. Held deliveries older
+-- than retention go with their slot, as pruning dropped them before 0.3.0.
+-- The worker calls it (src/worker/maintenance.rs); a superuser may. Returns
+-- the rows moved, or NULL when no rotation was due or a lock was not had
+-- within lock_timeout (the next maintenance tries again).
+CREATE FUNCTION webhook.rotate_log(retention interval) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '2s' AS $$
+DECLARE
+    cur webhook.log_slots;
+    nxt webhook.log_slots;
+    prev webhook.log_slots;
+    done pg_snapshot;
+    moved bigint;
+    moved_events bigint;
+BEGIN
+    SELECT * INTO cur FROM webhook.log_slots s WHERE s.is_current FOR UPDATE;
+    SELECT * INTO nxt FROM webhook.log_slots s WHERE s.slot = (cur.slot + 1) % 3 FOR UPDATE;
+    SELECT * INTO prev FROM webhook.log_slots s WHERE s.slot = (cur.slot + 2) % 3;
+    IF cur.slot IS NULL OR nxt.slot IS NULL OR prev.slot IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'webhook.log_slots must hold slots 0, 1 and 2, one of them current',
+            HINT = 'Reinstall the extension''s rows: see webhook.log_slots in the extension''s state.sql.';
+    END IF;
+    IF cur.opened_at > now() - retention / 2 OR prev.opened_at > now() - retention THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        EXECUTE format('LOCK TABLE %s, %s, %s IN ACCESS EXCLUSIVE MODE',
+                       nxt.events, nxt.deliveries, nxt.attempts);
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN NULL;
+    END;
+    SELECT f.snapshot INTO done FROM webhook.fanout f;
+    WITH kept AS (
+             UPDATE webhook.deliveries d SET slot = cur.slot
+              WHERE d.slot = nxt.slot AND d.status IN ('pending', 'delivering', 'failed', 'unbuilt')
+             RETURNING d.id, d.event_id),
+         kept_attempts AS (
+             UPDATE webhook.attempts a SET slot = cur.slot
+               FROM kept k WHERE a.slot = nxt.slot AND a.delivery_id = k.id
+             RETURNING 1)
+    SELECT (SELECT count(*) FROM kept) + (SELECT count(*) FROM kept_attempts) INTO moved;
+    -- Events: those of the deliveries just moved, and of any unfinished
+    -- delivery in another slot, and those not fanned out yet (no fan-out
+    -- row: all of them with a transaction id).
+    UPDATE webhook.events e SET slot = cur.slot
+     WHERE e.slot = nxt.slot
+       AND ((e.txid IS NOT NULL AND (done IS NULL OR NOT pg_visible_in_snapshot(e.txid, done)))
+            OR e.id IN (SELECT d.event_id FROM webhook.deliveries d
+                         WHERE d.status IN ('pending', 'delivering', 'failed', 'unbuilt')));
+    GET DIAGNOSTICS moved_events = ROW_COUNT;
+    EXECUTE format('TRUNCATE %s, %s, %s', nxt.events, nxt.deliveries, nxt.attempts);
+    UPDATE webhook.log_slots s SET is_current = false WHERE s.slot = cur.slot;
+    UPDATE webhook.log_slots s SET is_current = true, opened_at = now() WHERE s.slot = nxt.slot;
+    RETURN moved + moved_events;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION webhook.rotate_log(interval) FROM PUBLIC;
+-- A logical replication subscriber rotates its own log: the publisher's
+-- slots are not its.
+CREATE TRIGGER log_slots_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.log_slots
+    FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
+ALTER TABLE webhook.log_slots ENABLE REPLICA TRIGGER log_slots_replicated;
+COMMENT ON FUNCTION webhook.rotate_log IS 'Empty the delivery log''s oldest slot when all of it is older than retention, keeping what is unfinished (the worker runs it); returns rows kept, or NULL when not due.';
+
+-- A rotation changes the slot the write path queues into.
+CREATE TRIGGER subscriptions_changed
+    AFTER UPDATE ON webhook.log_slots
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
+
 -- The worker records a batch, its counters and its hourly summary in one
 -- statement of its own (src/worker/record.rs).
 DROP FUNCTION webhook.count_outcomes(bigint[], text[]);
 
--- webhook_health counts the backlog from the due index alone.
-DROP INDEX webhook.deliveries_due_idx;
--- webhook_id included: webhook_health counts each webhook's backlog from
--- this index alone (an index-only scan once vacuum has passed).
-CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at) INCLUDE (webhook_id)
-    WHERE status IN ('pending', 'failed') AND order_key IS NULL;
 
 -- 0.3.0: the delivery log summed per webhook and hour, written by the worker
 -- with each recorded batch (src/worker/record.rs), so that webhook_health and
@@ -1765,11 +2024,6 @@ COMMENT ON VIEW webhook.delivery_latency IS 'Queued to delivered, per webhook an
 REVOKE ALL ON SCHEMA webhook_triggers FROM PUBLIC, webhook_admin;
 REVOKE INSERT, UPDATE, DELETE ON webhook.topics, webhook.webhooks FROM webhook_admin;
 REVOKE UPDATE ON webhook.settings FROM webhook_admin;
-REVOKE SELECT ON webhook.deliveries FROM PUBLIC;
-GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
-              last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)
-    ON webhook.deliveries TO PUBLIC;
-GRANT SELECT ON webhook.deliveries TO webhook_admin;
 REVOKE ALL ON FUNCTION webhook.emit_topic(), webhook.change_topic(text, json, boolean),
     webhook.call_builder(text, anyelement), webhook.condition_in_when(webhook.topics),
     webhook.check_condition(json),
@@ -1792,7 +2046,6 @@ REVOKE ALL ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb)
 GRANT EXECUTE ON FUNCTION webhook.infer_event_schema(text, text, text, json, jsonb), webhook.event_catalog(),
     webhook.event_schema(text), webhook.tighten_event_schema(text, jsonb) TO webhook_admin;
 GRANT EXECUTE ON FUNCTION webhook.event_catalog(), webhook.event_schema(text) TO PUBLIC;
-GRANT SELECT (webhook_id) ON webhook.attempts TO PUBLIC;
 REVOKE ALL ON webhook.delivery_latency FROM PUBLIC;
 GRANT SELECT ON webhook.delivery_latency TO PUBLIC;
 REVOKE ALL ON webhook.delivery_stats FROM PUBLIC;
@@ -2440,6 +2693,25 @@ UPDATE webhook.topics t SET schema_overrides = r.overrides
          WHERE tp.builtin
          GROUP BY tp.topic) r
  WHERE t.topic = r.topic;
+
+-- The 0.2.0 log tables, copied into the slots (see "the log in slots"),
+-- go; recent_failures (unchanged) is the one view still reading them.
+CREATE OR REPLACE VIEW webhook.recent_failures AS
+SELECT d.id AS delivery_id, d.webhook_id, w.name AS webhook_name, e.topic, d.event_id, d.status,
+       d.attempts, d.last_status_code, d.last_error, d.last_attempt_at, d.next_attempt_at
+FROM webhook.deliveries d
+JOIN webhook.events e ON e.id = d.event_id
+LEFT JOIN webhook.webhooks w ON w.id = d.webhook_id
+WHERE d.status IN ('failed', 'dead') AND d.last_attempt_at > now() - interval '24 hours'
+ORDER BY d.last_attempt_at DESC;
+-- Out of the extension first, which also takes them (and their
+-- sequences) off the list of tables pg_dump dumps (pg_extension.extconfig).
+ALTER EXTENSION webhook_emitter DROP TABLE webhook.attempts_v020;
+ALTER EXTENSION webhook_emitter DROP TABLE webhook.deliveries_v020;
+ALTER EXTENSION webhook_emitter DROP TABLE webhook.events_v020;
+ALTER EXTENSION webhook_emitter DROP SEQUENCE webhook.attempts_v020_id_seq;
+ALTER EXTENSION webhook_emitter DROP SEQUENCE webhook.deliveries_v020_id_seq;
+DROP TABLE webhook.attempts_v020, webhook.deliveries_v020, webhook.events_v020;
 
 -- The delivery log kept, summed per webhook and hour (webhook.delivery_stats).
 SELECT webhook.rebuild_delivery_stats();

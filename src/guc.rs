@@ -132,7 +132,7 @@ fn init_reloadable_gucs() {
     );
     GucRegistry::define_int_guc(
         c"webhook.retention",
-        c"Delivered and dead deliveries (and their events) older than this are pruned.",
+        c"How long the delivery log is kept: its oldest slot is emptied whole once all of it is older than this (unfinished deliveries are kept).",
         c"",
         &RETENTION_S,
         1,

@@ -29,7 +29,7 @@ GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
     webhook.recent_failures, webhook.webhook_health, webhook.delivery_latency,
-    webhook.delivery_counters, webhook.delivery_stats TO PUBLIC;
+    webhook.delivery_counters, webhook.delivery_stats, webhook.log_slots TO PUBLIC;
 GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
               last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)
     ON webhook.deliveries TO PUBLIC;
@@ -64,7 +64,7 @@ REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(t
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text),
     webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(),
     webhook.apply_registry_row(text, json, text[]), webhook.delete_webhooks_here(text[]), webhook.sync_registry(),
-    webhook.distribute_registry(), webhook.begin_registry_apply()
+    webhook.distribute_registry(), webhook.begin_registry_apply(), webhook.rotate_log(interval)
     FROM webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever

@@ -137,7 +137,7 @@ $$;
 -- (within milliseconds of its commit), whose filter the body matches; an
 -- ordered webhook's sequence follows the events' ids (their creation order)
 -- within what one fan-out reads, then the fan-outs' order. The delivery is
--- dated with the event.
+-- dated with the event and kept in its log slot.
 -- The worker also claims new deliveries here (claim_limit > 0), as the
 -- claim would (src/worker/claim.rs): those of enabled, unordered webhooks
 -- not left_out (at their limit), up to claim_limit and byte_budget bytes of
@@ -182,12 +182,12 @@ BEGIN
                  UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
                  UNION SELECT pg_snapshot_xmax(pg_current_snapshot())) b),
          ev AS MATERIALIZED (
-             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, octet_length(e.body::text) AS bytes
+             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.slot, octet_length(e.body::text) AS bytes
                FROM bounds r CROSS JOIN LATERAL (
                     SELECT e.* FROM webhook.events e WHERE e.txid > r.above AND e.txid < r.below) e
               WHERE r.below IS NOT NULL
              UNION ALL
-             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, octet_length(e.body::text)
+             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.slot, octet_length(e.body::text)
                FROM pg_snapshot_xip(done) x CROSS JOIN LATERAL (
                     SELECT e.* FROM webhook.events e WHERE e.txid = x) e
               WHERE x NOT IN (SELECT r.x FROM running r)),
@@ -203,7 +203,7 @@ BEGIN
                   AND wh.topics && ARRAY(SELECT DISTINCT ev.topic FROM ev)
                   FOR KEY SHARE OF wh),
          pairs AS (
-             SELECT ev.id AS event, ev.body, ev.created_at, w.id AS webhook, w.enabled, w.ordering,
+             SELECT ev.id AS event, ev.body, ev.created_at, ev.slot, w.id AS webhook, w.enabled, w.ordering,
                     w.ordering_key, CASE WHEN ev.bytes > max_body THEN 0 ELSE ev.bytes END AS loaded,
                     w.enabled AND w.ordering = 'none' AND w.id <> ALL (left_out) AS claimable
                FROM ev JOIN w ON w.topics @> ARRAY[ev.topic]
@@ -216,7 +216,7 @@ BEGIN
                FROM pairs p),
          made AS (
              INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key, created_at,
-                                             attempts, last_attempt_at, lease_until)
+                                             attempts, last_attempt_at, lease_until, slot)
              SELECT r.event, r.webhook,
                     CASE WHEN r.claimed THEN 'delivering' WHEN r.enabled THEN 'pending' ELSE 'held' END,
                     CASE r.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
@@ -224,7 +224,8 @@ BEGIN
                     r.created_at,
                     CASE WHEN r.claimed THEN 1 ELSE 0 END,
                     CASE WHEN r.claimed THEN now() END,
-                    CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END
+                    CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END,
+                    r.slot
                FROM ranked r
               ORDER BY r.event, r.webhook
              RETURNING deliveries.id, deliveries.attempts, deliveries.event_id, deliveries.webhook_id,
@@ -306,6 +307,80 @@ CREATE TRIGGER fanout_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.fa
     FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
 ALTER TABLE webhook.fanout ENABLE REPLICA TRIGGER fanout_replicated;
 
+-- Retention: the log's slots rotated -----------------------------------------------
+
+-- Rotate the log (webhook.log_slots) when it is due: the slot after the
+-- current one holds rows from its opening until the previous slot's, so once
+-- that is older than retention (and the current slot has been current for
+-- half of it: at most two rotations per retention) it is emptied whole and
+-- becomes current. First, under an exclusive lock on its partitions, what
+-- must outlive it moves to the current slot: deliveries not finished
+-- (pending, in flight, failed, unbuilt) with their attempts, and the events
+-- of any unfinished delivery or not fanned out yet. Held deliveries older
+-- than retention go with their slot, as pruning dropped them before 0.3.0.
+-- The worker calls it (src/worker/maintenance.rs); a superuser may. Returns
+-- the rows moved, or NULL when no rotation was due or a lock was not had
+-- within lock_timeout (the next maintenance tries again).
+CREATE FUNCTION webhook.rotate_log(retention interval) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '2s' AS $$
+DECLARE
+    cur webhook.log_slots;
+    nxt webhook.log_slots;
+    prev webhook.log_slots;
+    done pg_snapshot;
+    moved bigint;
+    moved_events bigint;
+BEGIN
+    SELECT * INTO cur FROM webhook.log_slots s WHERE s.is_current FOR UPDATE;
+    SELECT * INTO nxt FROM webhook.log_slots s WHERE s.slot = (cur.slot + 1) % 3 FOR UPDATE;
+    SELECT * INTO prev FROM webhook.log_slots s WHERE s.slot = (cur.slot + 2) % 3;
+    IF cur.slot IS NULL OR nxt.slot IS NULL OR prev.slot IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'webhook.log_slots must hold slots 0, 1 and 2, one of them current',
+            HINT = 'Reinstall the extension''s rows: see webhook.log_slots in the extension''s state.sql.';
+    END IF;
+    IF cur.opened_at > now() - retention / 2 OR prev.opened_at > now() - retention THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        EXECUTE format('LOCK TABLE %s, %s, %s IN ACCESS EXCLUSIVE MODE',
+                       nxt.events, nxt.deliveries, nxt.attempts);
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN NULL;
+    END;
+    SELECT f.snapshot INTO done FROM webhook.fanout f;
+    WITH kept AS (
+             UPDATE webhook.deliveries d SET slot = cur.slot
+              WHERE d.slot = nxt.slot AND d.status IN ('pending', 'delivering', 'failed', 'unbuilt')
+             RETURNING d.id, d.event_id),
+         kept_attempts AS (
+             UPDATE webhook.attempts a SET slot = cur.slot
+               FROM kept k WHERE a.slot = nxt.slot AND a.delivery_id = k.id
+             RETURNING 1)
+    SELECT (SELECT count(*) FROM kept) + (SELECT count(*) FROM kept_attempts) INTO moved;
+    -- Events: those of the deliveries just moved, and of any unfinished
+    -- delivery in another slot, and those not fanned out yet (no fan-out
+    -- row: all of them with a transaction id).
+    UPDATE webhook.events e SET slot = cur.slot
+     WHERE e.slot = nxt.slot
+       AND ((e.txid IS NOT NULL AND (done IS NULL OR NOT pg_visible_in_snapshot(e.txid, done)))
+            OR e.id IN (SELECT d.event_id FROM webhook.deliveries d
+                         WHERE d.status IN ('pending', 'delivering', 'failed', 'unbuilt')));
+    GET DIAGNOSTICS moved_events = ROW_COUNT;
+    EXECUTE format('TRUNCATE %s, %s, %s', nxt.events, nxt.deliveries, nxt.attempts);
+    UPDATE webhook.log_slots s SET is_current = false WHERE s.slot = cur.slot;
+    UPDATE webhook.log_slots s SET is_current = true, opened_at = now() WHERE s.slot = nxt.slot;
+    RETURN moved + moved_events;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION webhook.rotate_log(interval) FROM PUBLIC;
+-- A logical replication subscriber rotates its own log: the publisher's
+-- slots are not its.
+CREATE TRIGGER log_slots_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.log_slots
+    FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
+ALTER TABLE webhook.log_slots ENABLE REPLICA TRIGGER log_slots_replicated;
+COMMENT ON FUNCTION webhook.rotate_log IS 'Empty the delivery log''s oldest slot when all of it is older than retention, keeping what is unfinished (the worker runs it); returns rows kept, or NULL when not due.';
+
 -- The write path ---------------------------------------------------------------
 
 -- webhook.topic_wanted(topic) (Rust, src/write/wanted.rs) is the test in
@@ -322,6 +397,10 @@ CREATE TRIGGER subscriptions_changed
     FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
 CREATE TRIGGER subscriptions_changed
     AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE ON webhook.topics
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
+-- A rotation changes the slot the write path queues into.
+CREATE TRIGGER subscriptions_changed
+    AFTER UPDATE ON webhook.log_slots
     FOR EACH STATEMENT EXECUTE FUNCTION webhook.subscriptions_changed();
 -- Replicated changes (a logical replication subscriber) count too.
 ALTER TABLE webhook.webhooks ENABLE ALWAYS TRIGGER subscriptions_changed;

@@ -136,9 +136,35 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.topics', 'WHERE NOT builtin'
 CREATE SCHEMA webhook_triggers;
 COMMENT ON SCHEMA webhook_triggers IS 'Trigger functions generated from webhook.topics; redefine the topic rather than editing them.';
 
+-- The log (events, deliveries, attempts) is kept in three slots, each a
+-- partition of every log table, rotated the way PgQ rotates its tables:
+-- new rows go to the current slot; when the slot after it holds nothing
+-- newer than webhook.retention, the worker moves what is still unfinished
+-- out of it (pending, failed, in flight, unbuilt deliveries, with their
+-- events and attempts; events not fanned out yet), empties it with one
+-- TRUNCATE and makes it current (webhook.rotate_log). Retention costs no
+-- DELETE per row; rows are kept between retention and 1.5 times it.
+CREATE TABLE webhook.log_slots (
+    slot       smallint PRIMARY KEY CHECK (slot BETWEEN 0 AND 2),
+    is_current boolean  NOT NULL DEFAULT false,
+    opened_at  timestamptz NOT NULL DEFAULT now(),  -- when it last became current
+    -- Its partitions (regclass: names from the catalog, quoted as needed).
+    events     regclass NOT NULL,
+    deliveries regclass NOT NULL,
+    attempts   regclass NOT NULL
+);
+CREATE UNIQUE INDEX log_slots_current_key ON webhook.log_slots (is_current) WHERE is_current;
+COMMENT ON TABLE webhook.log_slots IS 'The delivery log''s three slots (partitions of events, deliveries and attempts) and which one new rows go to; rotated by the worker (webhook.rotate_log).';
+
+-- The slot new rows go to (the log tables' default; the write path and the
+-- worker pass it themselves).
+CREATE FUNCTION webhook.log_slot() RETURNS smallint
+LANGUAGE sql STABLE
+RETURN (SELECT s.slot FROM webhook.log_slots s WHERE s.is_current);
+
 -- One row per event, stored once however many webhooks receive it.
 CREATE TABLE webhook.events (
-    id         text PRIMARY KEY,            -- ULID; the webhook-id header and envelope id
+    id         text NOT NULL,               -- ULID; the webhook-id header and envelope id
     topic      text NOT NULL,
     body       json NOT NULL,               -- json, not jsonb: key order as built
     tenant_id  text NOT NULL,
@@ -153,8 +179,11 @@ CREATE TABLE webhook.events (
     -- its last snapshot); NULL for events not fanned out that way (queued
     -- before 0.3.0, Send Test, unbuilt, replicated, restored from another
     -- cluster once fanned out).
-    txid        xid8
-);
+    txid        xid8,
+    -- 0.3.0: the log slot (webhook.log_slots) it is kept in.
+    slot        smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot)
+) PARTITION BY LIST (slot);
 CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
 -- The fan-out finds new events by transaction id: one small index, the
 -- only one besides the primary key on the write path's table.
@@ -176,7 +205,7 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.fanout', '');
 -- One row per (event, webhook): the delivery log. A delivery of a disabled
 -- webhook is "held": kept, not sent, until the webhook is enabled again.
 CREATE TABLE webhook.deliveries (
-    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               bigint GENERATED ALWAYS AS IDENTITY,
     event_id         text   NOT NULL,  -- no FK: one check less per queued row; pruning removes both
     -- The FK keeps a delete from racing a writer: enqueue locks the webhooks
     -- it fans out to (FOR KEY SHARE), so a delete either waits for the
@@ -195,9 +224,12 @@ CREATE TABLE webhook.deliveries (
     -- 0.2.0: the sequence an ordered webhook's delivery belongs to ('' for
     -- fifo, the value at ordering_key for per_key); NULL when unordered.
     order_key        text,
+    -- 0.3.0: the log slot, its event's (webhook.log_slots).
+    slot             smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot),
     CONSTRAINT deliveries_status_check
         CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'))
-);
+) PARTITION BY LIST (slot);
 -- Unordered deliveries are claimed by due time; ordered ones only at the
 -- head of their sequence, found through deliveries_sequence_idx, so a long
 -- blocked sequence is never scanned by the claim.
@@ -209,8 +241,6 @@ CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_ke
     WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');
 CREATE INDEX deliveries_webhook_idx ON webhook.deliveries (webhook_id, created_at);
 CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
-CREATE INDEX deliveries_finished_idx ON webhook.deliveries (created_at)
-    WHERE status IN ('delivered', 'dead', 'held');
 CREATE INDEX deliveries_held_idx ON webhook.deliveries (webhook_id, created_at)
     WHERE status = 'held';
 CREATE INDEX deliveries_leased_idx ON webhook.deliveries (lease_until)
@@ -220,8 +250,10 @@ COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pe
 
 -- One row per HTTP attempt.
 CREATE TABLE webhook.attempts (
-    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    delivery_id      bigint NOT NULL REFERENCES webhook.deliveries (id) ON DELETE CASCADE,
+    id               bigint GENERATED ALWAYS AS IDENTITY,
+    -- No foreign key (0.3.0): attempts go with their delivery when its slot
+    -- is rotated, and are removed with its webhook (webhook.remove_webhook_log).
+    delivery_id      bigint NOT NULL,
     attempt          integer NOT NULL,
     started_at       timestamptz NOT NULL,
     duration_ms      double precision NOT NULL,
@@ -231,8 +263,11 @@ CREATE TABLE webhook.attempts (
     error            text,
     -- 0.3.0: the webhook, so that its failures are found without joining
     -- the deliveries (no foreign key: it goes with its delivery).
-    webhook_id       bigint
-);
+    webhook_id       bigint,
+    -- 0.3.0: the log slot, its delivery's (webhook.log_slots).
+    slot             smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot)
+) PARTITION BY LIST (slot);
 CREATE INDEX attempts_delivery_idx ON webhook.attempts (delivery_id);
 -- One webhook's failures over a time range; only failed attempts pay for it.
 CREATE INDEX attempts_failures_idx ON webhook.attempts (webhook_id, started_at)
@@ -241,9 +276,31 @@ COMMENT ON TABLE webhook.attempts IS 'Every HTTP attempt: timing, status code, r
 
 -- The queue is the installation's data: pg_dump dumps it (and the identity
 -- sequences), so a restore keeps pending deliveries and their event bodies.
-SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
-SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
-SELECT pg_catalog.pg_extension_config_dump('webhook.attempts', '');
+-- The slots' partitions (their data is what pg_dump keeps).
+CREATE TABLE webhook.events_0 PARTITION OF webhook.events FOR VALUES IN (0);
+CREATE TABLE webhook.events_1 PARTITION OF webhook.events FOR VALUES IN (1);
+CREATE TABLE webhook.events_2 PARTITION OF webhook.events FOR VALUES IN (2);
+CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries FOR VALUES IN (0);
+CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries FOR VALUES IN (1);
+CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries FOR VALUES IN (2);
+CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts FOR VALUES IN (0);
+CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts FOR VALUES IN (1);
+CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts FOR VALUES IN (2);
+-- A fresh slot is as old as the installation: no slot is emptied before
+-- it has been current for webhook.retention (a restore keeps its log that long).
+INSERT INTO webhook.log_slots (slot, is_current, events, deliveries, attempts)
+SELECT n, n = 0, format('webhook.events_%s', n)::regclass, format('webhook.deliveries_%s', n)::regclass,
+       format('webhook.attempts_%s', n)::regclass
+  FROM generate_series(0, 2) n;
+SELECT pg_catalog.pg_extension_config_dump('webhook.events_0', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.events_1', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.events_2', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_0', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_1', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_2', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_0', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_1', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_2', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.attempts_id_seq', '');
 

@@ -190,10 +190,10 @@ fn record(
     let delivery_id: i64 = client
         .update(
             "WITH e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, is_test)
-                        VALUES ($1, $2, $3::json, $4, true) RETURNING id)
+                        VALUES ($1, $2, $3::json, $4, true) RETURNING id, slot)
              INSERT INTO webhook.deliveries (event_id, webhook_id, status, attempts, is_test,
-                    last_attempt_at, last_status_code, last_error, delivered_at)
-             SELECT e.id, $5, $6, 1, true, now(), $7, $8, CASE WHEN $6 = 'delivered' THEN now() END FROM e
+                    last_attempt_at, last_status_code, last_error, delivered_at, slot)
+             SELECT e.id, $5, $6, 1, true, now(), $7, $8, CASE WHEN $6 = 'delivered' THEN now() END, e.slot FROM e
              RETURNING id",
             None,
             &[

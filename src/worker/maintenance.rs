@@ -7,7 +7,7 @@ use crate::error::Result;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Maintenance (pruning, held deliveries, expired leases) runs this often
 /// at most (more often for short retentions).
@@ -49,11 +49,13 @@ impl Upkeep {
         let mut pruned = 0;
         self.prune_behind = false;
         while started.elapsed() < PRUNE_BUDGET {
-            let n = txn::run(|| Spi::connect_mut(|client| prune(client, retention, PRUNE_BATCH)))
-                .unwrap_or_else(|e| {
-                    warning!("webhook_emitter: pruning failed: {e}");
-                    0
-                });
+            let n = txn::run(|| {
+                Spi::connect_mut(|client| prune_outcomes(client, retention, PRUNE_BATCH))
+            })
+            .unwrap_or_else(|e| {
+                warning!("webhook_emitter: pruning outcomes failed: {e}");
+                0
+            });
             pruned += n;
             if (n as i64) < PRUNE_BATCH {
                 break;
@@ -61,12 +63,19 @@ impl Upkeep {
             self.prune_behind = started.elapsed() >= PRUNE_BUDGET;
         }
         if pruned > 0 {
-            debug1!("webhook_emitter: pruned {pruned} deliveries");
+            debug1!("webhook_emitter: pruned {pruned} outcomes");
         }
         if !due {
             return;
         }
         self.last_maintenance = Instant::now();
+        match txn::run(|| Spi::connect_mut(|client| rotate_log(client, retention))) {
+            Ok(Some(kept)) => {
+                log!("webhook_emitter: the delivery log's oldest slot was emptied ({kept} unfinished rows kept)")
+            }
+            Ok(None) => {}
+            Err(e) => warning!("webhook_emitter: rotating the delivery log failed: {e}"),
+        }
         let mine: Vec<i64> = in_hand.keys().copied().collect();
         sync_registry_logged();
         txn::run(|| {
@@ -220,46 +229,38 @@ pub fn sync_registry(client: &mut SpiClient) -> Result<i32> {
 pub fn remove_deleted_webhooks(client: &mut SpiClient) -> Result<usize> {
     let _own = super::node_state::OwnState::begin();
     let removed = client.update(
-        "DELETE FROM webhook.webhooks w WHERE w.id = ANY (ARRAY(
-             SELECT x.id FROM webhook.webhooks x WHERE x.deletion_requested_at IS NOT NULL
-                FOR UPDATE SKIP LOCKED))",
+        // Their deliveries go by cascade; their attempts (no foreign key:
+        // see webhook.attempts) here.
+        "WITH gone AS (SELECT x.id FROM webhook.webhooks x WHERE x.deletion_requested_at IS NOT NULL
+                          FOR UPDATE SKIP LOCKED),
+              attempts AS (DELETE FROM webhook.attempts a WHERE a.delivery_id IN (
+                               SELECT d.id FROM webhook.deliveries d WHERE d.webhook_id IN (SELECT id FROM gone)))
+         DELETE FROM webhook.webhooks w WHERE w.id = ANY (ARRAY(SELECT id FROM gone))",
         None,
         &[],
     )?;
     Ok(removed.len())
 }
 
-/// Delete up to `batch` finished deliveries (and orphaned events: fanned
-/// out, with no delivery left) older than `retention`; small batches keep
-/// locks short and bloat low.
-pub fn prune(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<usize> {
+/// Rotate the delivery log's slots when one is old enough
+/// (`webhook.rotate_log`): the oldest is emptied whole, what is unfinished
+/// in it kept. Returns the rows kept, `None` when no rotation was due (or
+/// its locks were busy: the next maintenance tries again).
+pub fn rotate_log(client: &mut SpiClient, retention: Duration) -> Result<Option<i64>> {
+    Ok(client
+        .update(
+            "SELECT webhook.rotate_log(make_interval(secs => $1))",
+            None,
+            &[retention.as_secs_f64().into()],
+        )?
+        .first()
+        .get::<i64>(1)?)
+}
+
+/// Delete up to `batch` outcomes handed over (or given up) before
+/// `retention`: a work queue of the webhooks with a callback, not the log.
+pub fn prune_outcomes(client: &mut SpiClient, retention: Duration, batch: i64) -> Result<usize> {
     let deleted = client.update(
-        "WITH old AS (
-             SELECT id FROM webhook.deliveries
-              WHERE status IN ('delivered', 'dead', 'held') AND created_at < now() - make_interval(secs => $1)
-              ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-         DELETE FROM webhook.deliveries d WHERE d.id = ANY (ARRAY(SELECT id FROM old)) RETURNING d.id",
-        None,
-        &[retention.as_secs_f64().into(), batch.into()],
-    )?;
-    // ULIDs sort by creation time: every id below this one is older.
-    let cutoff_ms = SystemTime::now()
-        .checked_sub(retention)
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64);
-    let cutoff_id = ulid::Ulid::from_parts(cutoff_ms, 0).to_string();
-    client.update(
-        "DELETE FROM webhook.events e WHERE e.id = ANY (ARRAY(
-             SELECT e2.id FROM webhook.events e2
-              WHERE e2.id < $1
-                AND NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = e2.id OFFSET 0)
-                AND (e2.txid IS NULL
-                     OR pg_catalog.pg_visible_in_snapshot(e2.txid, (SELECT f.snapshot FROM webhook.fanout f)))
-              ORDER BY e2.id LIMIT $2))",
-        None,
-        &[cutoff_id.into(), batch.into()],
-    )?;
-    client.update(
         "DELETE FROM webhook.outcomes o WHERE o.id = ANY (ARRAY(
              SELECT x.id FROM webhook.outcomes x
               WHERE x.status IN ('done', 'dead') AND x.created_at < now() - make_interval(secs => $1)

@@ -21,7 +21,7 @@ thread_local! {
     /// cache revalidates them after DDL such as `ALTER EXTENSION UPDATE`.
     static SAVED_PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
         RefCell::new(HashMap::new());
-    /// The size of `webhook.deliveries` (bytes) when the saved plans were made.
+    /// The size of `webhook.deliveries`' partitions (bytes) when the saved plans were made.
     static PLANNED_FOR_BYTES: Cell<i64> = const { Cell::new(0) };
 }
 
@@ -46,8 +46,15 @@ fn replan_threshold(planned_for: i64) -> i64 {
 pub fn replan_after_growth(client: &mut SpiClient) -> Result<f64> {
     let sizes = run_saved(
         client,
-        "SELECT pg_catalog.pg_relation_size(c.oid), c.reltuples::float8
-           FROM pg_catalog.pg_class c WHERE c.oid = 'webhook.deliveries'::regclass",
+        // Its partitions (the log slots), or the table before 0.3.0.
+        "SELECT coalesce(sum(pg_catalog.pg_relation_size(c.oid)), 0)::int8,
+                CASE WHEN bool_and(c.reltuples < 0) THEN -1
+                     ELSE sum(greatest(c.reltuples, 0)) END::float8
+           FROM pg_catalog.pg_class c
+          WHERE c.relkind = 'r'
+            AND (c.oid = 'webhook.deliveries'::regclass
+                 OR c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                               WHERE i.inhparent = 'webhook.deliveries'::regclass))",
         &[],
         &[],
     )?;

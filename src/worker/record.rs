@@ -292,12 +292,14 @@ pub fn log_attempts(client: &mut SpiClient, outcomes: &[&Outcome]) -> Result<()>
     run_saved(
         client,
         "INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code,
-                                       response_headers, response_excerpt, error, webhook_id)
-         SELECT r.id, r.attempt, to_timestamp(r.started), r.duration, r.code, r.headers::jsonb, r.excerpt, r.err, r.webhook
+                                       response_headers, response_excerpt, error, webhook_id, slot)
+         SELECT r.id, r.attempt, to_timestamp(r.started), r.duration, r.code, r.headers::jsonb, r.excerpt, r.err, r.webhook,
+                d.slot
            FROM unnest($1::bigint[], $2::int[], $3::float8[], $4::float8[], $5::int[], $6::text[], $7::text[], $8::text[], $9::bigint[])
                 AS r(id, attempt, started, duration, code, headers, excerpt, err, webhook)
-          -- OFFSET 0: a primary-key lookup per attempt, never a join.
-          WHERE EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = r.id OFFSET 0)",
+          -- In its delivery's log slot. OFFSET 0: a primary-key lookup per
+          -- attempt, never a join.
+          CROSS JOIN LATERAL (SELECT d.slot FROM webhook.deliveries d WHERE d.id = r.id OFFSET 0) d",
         &[INT8ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID],
         &[ids.into(), attempts.into(), started.into(), durations.into(), codes.into(), headers.into(), excerpts.into(), errors.into(), webhooks.into()],
     )?;

@@ -22,10 +22,16 @@ use std::ffi::CStr;
 use std::rc::Rc;
 
 /// The event row, dated and stamped with the transaction's id, which the
-/// fan-out reads (a transaction that has none yet gets it here).
+/// fan-out reads (a transaction that has none yet gets it here), in the
+/// log slot that was current when the route was read: a slot is emptied
+/// only after moving what is not yet fanned out, so a stale one is safe.
 const QUEUE_EVENT: &CStr = c"
-INSERT INTO webhook.events (id, topic, body, tenant_id, created_at, txid)
-VALUES ($1, $2, $3, $4, $5, pg_catalog.pg_current_xact_id())";
+INSERT INTO webhook.events (id, topic, body, tenant_id, created_at, txid, slot)
+VALUES ($1, $2, $3, $4, $5, pg_catalog.pg_current_xact_id(), $6)";
+
+/// The log slot new rows go to (read with the route, under its generation:
+/// a rotation bumps it).
+const CURRENT_SLOT: &CStr = c"SELECT s.slot FROM webhook.log_slots s WHERE s.is_current";
 
 /// A database whose schema predates the fan-out (0.3.0's library loaded
 /// before `ALTER EXTENSION webhook_emitter UPDATE` ran): the event and its
@@ -57,9 +63,9 @@ WITH w AS (SELECT wh.id FROM webhook.webhooks wh
               FOR KEY SHARE OF wh),
      e AS (INSERT INTO webhook.events (id, topic, body, tenant_id, created_at, build_error, build_key)
            SELECT $1, $2, 'null', $3, pg_catalog.clock_timestamp(), $4, $5 WHERE EXISTS (SELECT FROM w)
-           RETURNING events.id)
-INSERT INTO webhook.deliveries (event_id, webhook_id, status, last_error)
-SELECT e.id, w.id, $6, $7 FROM e, w";
+           RETURNING events.id, events.slot)
+INSERT INTO webhook.deliveries (event_id, webhook_id, status, last_error, slot)
+SELECT e.id, w.id, $6, $7, e.slot FROM e, w";
 
 /// What queueing an event of one topic needs besides the body. No row:
 /// not a topic. No settings row counts as the switch off.
@@ -82,6 +88,8 @@ struct Route {
     braincert: Option<Envelope>,
     /// The worker fans events out (false until the schema is 0.3.0's).
     fan_out: bool,
+    /// The log slot events go to (with the fan-out's schema).
+    slot: i16,
 }
 
 /// A BrainCert envelope's fields besides the event's own.
@@ -109,6 +117,7 @@ thread_local! {
     static QUEUE_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
     static QUEUE_BEFORE_FAN_OUT_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
     static ROUTE_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    static SLOT_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 /// Queue an event of `topic` when some webhook subscribes to it (enabled or
@@ -157,7 +166,7 @@ fn enqueue(topic: Option<&str>, body: Option<&str>) -> Option<String> {
         }
     };
     let queued = queue_event(
-        route.fan_out,
+        route.fan_out.then_some(route.slot),
         &event_id,
         topic,
         queued_body,
@@ -226,6 +235,8 @@ fn load_route(topic: &str, read_as: ReadAs) -> Option<Rc<Route>> {
                 (!value.is_null()).then(|| CStr::from_ptr(value).to_string_lossy().into_owned())
             };
             let braincert = text(3).as_deref() == Some("t");
+            let fan_out = text(7).as_deref() == Some("t");
+            let slot = if fan_out { current_slot(read_as) } else { 0 };
             Some(Rc::new(Route {
                 enabled: text(1).as_deref() == Some("t"),
                 tenant_id: text(2).unwrap_or_default(),
@@ -234,16 +245,40 @@ fn load_route(topic: &str, read_as: ReadAs) -> Option<Rc<Route>> {
                     action: text(5),
                     tenant_first: text(6).as_deref() == Some("t"),
                 }),
-                fan_out: text(7).as_deref() == Some("t"),
+                fan_out,
+                slot,
             }))
         }
     })
 }
 
-/// Run `QUEUE_EVENT` (or, before the fan-out, `QUEUE_EVENT_BEFORE_FAN_OUT`);
-/// returns how many rows it queued.
+/// The current log slot; 0 if `webhook.log_slots` names none (a write
+/// never fails for it: slot 0's partitions exist).
+///
+/// # Safety
+/// SPI must be connected.
+unsafe fn current_slot(read_as: ReadAs) -> i16 {
+    let plan = wanted::kept_plan(&SLOT_PLAN, CURRENT_SLOT, &[]);
+    let status = wanted::execute_read_only(plan, std::ptr::null_mut(), read_as);
+    if status != pg_sys::SPI_OK_SELECT as i32 || pg_sys::SPI_processed == 0 {
+        return 0;
+    }
+    let table = pg_sys::SPI_tuptable;
+    let value = pg_sys::SPI_getvalue(*(*table).vals, (*table).tupdesc, 1);
+    if value.is_null() {
+        return 0;
+    }
+    CStr::from_ptr(value)
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Run `QUEUE_EVENT` into log slot `fan_out_slot` (or, before the fan-out,
+/// `QUEUE_EVENT_BEFORE_FAN_OUT`); returns how many rows it queued.
 fn queue_event(
-    fan_out: bool,
+    fan_out_slot: Option<i16>,
     event_id: &str,
     topic: &str,
     body: &str,
@@ -252,32 +287,33 @@ fn queue_event(
 ) -> u64 {
     Spi::connect_mut(|_client| {
         // SAFETY: SPI is connected; the arguments match the plan's types
-        // (text, text, json, text, timestamptz) and live in the current
-        // memory context for the call.
+        // (text, text, json, text, timestamptz, and smallint with the
+        // fan-out) and live in the current memory context for the call.
         unsafe {
-            let (slot, sql) = if fan_out {
-                (&QUEUE_PLAN, QUEUE_EVENT)
-            } else {
-                (&QUEUE_BEFORE_FAN_OUT_PLAN, QUEUE_EVENT_BEFORE_FAN_OUT)
-            };
-            let plan = wanted::kept_plan(
-                slot,
-                sql,
-                &[
-                    pg_sys::TEXTOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::JSONOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::TIMESTAMPTZOID,
-                ],
-            );
+            let types = [
+                pg_sys::TEXTOID,
+                pg_sys::TEXTOID,
+                pg_sys::JSONOID,
+                pg_sys::TEXTOID,
+                pg_sys::TIMESTAMPTZOID,
+                pg_sys::INT2OID,
+            ];
             let mut args = [
                 text_datum(event_id),
                 text_datum(topic),
                 text_datum(body),
                 text_datum(tenant_id),
                 pg_sys::Datum::from(created_at),
+                pg_sys::Datum::from(fan_out_slot.unwrap_or(0)),
             ];
+            let plan = match fan_out_slot {
+                Some(_) => wanted::kept_plan(&QUEUE_PLAN, QUEUE_EVENT, &types),
+                None => wanted::kept_plan(
+                    &QUEUE_BEFORE_FAN_OUT_PLAN,
+                    QUEUE_EVENT_BEFORE_FAN_OUT,
+                    &types[..5],
+                ),
+            };
             let status =
                 pg_sys::SPI_execute_plan(plan, args.as_mut_ptr(), std::ptr::null(), false, 0);
             if status != pg_sys::SPI_OK_INSERT as i32 {

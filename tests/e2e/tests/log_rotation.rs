@@ -1,0 +1,268 @@
+//! Retention by rotation (issue 29): the delivery log lives in three slots,
+//! each a partition of events, deliveries and attempts; the worker empties
+//! the oldest one whole (TRUNCATE) once all of it is older than
+//! `webhook.retention`, after moving out what is unfinished. Nothing a
+//! receiver has not had is lost, whatever the LMS writes meanwhile; the
+//! finished log goes without a DELETE per row; and no role below superuser
+//! can rotate the log or read a slot's partition directly.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use webhook_emitter_e2e::{db_message, wait_for, Cluster, Receiver, Reply};
+
+fn count(c: &mut postgres::Client, query: &str) -> i64 {
+    c.query_one(query, &[]).expect(query).get(0)
+}
+
+/// Rotations so far: the worker logs each one.
+fn rotations(cluster: &Cluster) -> usize {
+    cluster
+        .log()
+        .matches("the delivery log's oldest slot was emptied")
+        .count()
+}
+
+#[test]
+fn rotation_keeps_what_is_unfinished_drops_the_finished_log_whole_and_loses_no_event() {
+    // A failure waits an hour for its retry: it stays 'failed' through
+    // every rotation of this test.
+    let cluster = Cluster::start("webhook.retention = '2s'\nwebhook.retry_schedule = '0s,1h,1h'");
+    let receiver = Receiver::start();
+    receiver.respond_with(|r| {
+        if r.path.starts_with("/down") {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    });
+    cluster
+        .client()
+        .batch_execute(
+            "CREATE ROLE hook_admin LOGIN NOSUPERUSER;
+             GRANT webhook_admin TO hook_admin;
+             CREATE ROLE lms_app LOGIN NOSUPERUSER;
+             GRANT USAGE ON SCHEMA lms TO lms_app;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;",
+        )
+        .unwrap();
+    let mut admin = cluster.client_as("hook_admin");
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('ok', $1, '{user.created}')",
+            &[&receiver.url("/ok")],
+        )
+        .unwrap();
+    let down: i64 = admin
+        .query_one(
+            "SELECT webhook.create_webhook('down', $1, '{group.created}')",
+            &[&receiver.url("/down")],
+        )
+        .unwrap()
+        .get(0);
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('off', $1, '{group.created}', enabled => false)",
+            &[&receiver.url("/off")],
+        )
+        .unwrap();
+
+    // A delivery that failed and waits for its retry, and one held.
+    let mut app = cluster.client_as("lms_app");
+    app.batch_execute("INSERT INTO lms.groups (name) VALUES ('Physics')")
+        .unwrap();
+    let mut su = cluster.client();
+    wait_for(Duration::from_secs(20), "the failed attempt", || {
+        (count(
+            &mut su,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'failed'",
+        ) == 1)
+            .then_some(())
+    });
+    let failed_id: i64 = su
+        .query_one(
+            "SELECT id FROM webhook.deliveries WHERE status = 'failed'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let failed_event: String = su
+        .query_one(
+            "SELECT event_id FROM webhook.deliveries WHERE id = $1",
+            &[&failed_id],
+        )
+        .unwrap()
+        .get(0);
+
+    // The LMS writes while the slots rotate under it: every sign-up is
+    // delivered, once.
+    let started = Instant::now();
+    let mut written = 0;
+    while rotations(&cluster) < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no fourth rotation within 60 s:\n{}",
+            cluster.log()
+        );
+        app.execute(
+            "INSERT INTO lms.users (first_name, email) VALUES ('U', $1)",
+            &[&format!("u{written}@example.com")],
+        )
+        .unwrap();
+        written += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let got = receiver.wait_for(written, Duration::from_secs(60));
+    let ok: Vec<_> = got.iter().filter(|r| r.path == "/ok").collect();
+    let ids: HashSet<String> = ok
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap_or_default().to_string())
+        .collect();
+    let emails: HashSet<String> = ok
+        .iter()
+        .map(|r| {
+            r.json()["payload"]["email"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ok.len(), written, "each sign-up delivered once");
+    assert_eq!(ids.len(), written);
+    assert_eq!(emails.len(), written);
+
+    // The failed delivery outlived every rotation with its event and its
+    // attempt; the held one (older than retention) went with its slot, as
+    // pruning dropped held deliveries before.
+    assert_eq!(
+        count(
+            &mut su,
+            &format!("SELECT count(*) FROM webhook.deliveries WHERE id = {failed_id} AND status = 'failed'")
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut su,
+            &format!("SELECT count(*) FROM webhook.events WHERE id = '{failed_event}'")
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut su,
+            &format!("SELECT count(*) FROM webhook.attempts WHERE delivery_id = {failed_id}")
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut su,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'held'"
+        ),
+        0
+    );
+    // Delivered rows older than retention are gone with their slot; the
+    // log kept is at most 1.5 times the retention old (plus a maintenance
+    // interval).
+    wait_for(
+        Duration::from_secs(20),
+        "the early log rotated away",
+        || {
+            (count(
+                &mut su,
+                "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'
+               AND created_at < now() - interval '5 s'",
+            ) == 0)
+                .then_some(())
+        },
+    );
+    // Rotation deletes no finished row: the partitions' deleted-row counts
+    // are the unfinished rows moved, nothing else (pg_stat counts a move
+    // out of a partition as a delete there).
+    std::thread::sleep(Duration::from_millis(1500));
+    let deleted = count(
+        &mut su,
+        "SELECT coalesce(sum(n_tup_del), 0)::int8 FROM pg_stat_user_tables
+          WHERE schemaname = 'webhook' AND relname ~ '^(events|deliveries|attempts)_[0-2]$'",
+    );
+    assert!(
+        deleted <= 3 * rotations(&cluster) as i64,
+        "{deleted} rows deleted one by one; only the failed delivery, its event and its attempt move"
+    );
+
+    // Sent again, the failed delivery goes out with its event's id and body.
+    admin
+        .execute(&format!("SELECT webhook.redeliver({failed_id})"), &[])
+        .unwrap();
+    receiver.respond_with(|_| Reply::status(200));
+    let again = wait_for(Duration::from_secs(20), "the redelivery", || {
+        receiver
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/down")
+            .nth(1)
+    });
+    assert_eq!(again.header("webhook-id"), Some(failed_event.as_str()));
+    assert!(
+        again.body_text().contains("Physics"),
+        "{}",
+        again.body_text()
+    );
+    assert_eq!(
+        count(&mut su, &format!("SELECT count(*) FROM webhook.deliveries WHERE id = {failed_id} AND webhook_id = {down}")),
+        1
+    );
+}
+
+#[test]
+fn no_role_below_superuser_rotates_the_log_or_reads_a_slot_directly() {
+    let cluster = Cluster::start("");
+    cluster
+        .client()
+        .batch_execute(
+            "CREATE ROLE hook_admin LOGIN NOSUPERUSER;
+             GRANT webhook_admin TO hook_admin;
+             CREATE ROLE lms_app LOGIN NOSUPERUSER;
+             GRANT USAGE ON SCHEMA lms TO lms_app;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
+             CREATE ROLE nobody LOGIN NOSUPERUSER;",
+        )
+        .unwrap();
+    for role in ["hook_admin", "lms_app", "nobody"] {
+        let mut c = cluster.client_as(role);
+        let err = c
+            .batch_execute("SELECT webhook.rotate_log('0 s')")
+            .expect_err(role);
+        assert!(
+            db_message(&err).contains("permission denied"),
+            "{role}: {}",
+            db_message(&err)
+        );
+        for partition in [
+            "webhook.events_0",
+            "webhook.deliveries_1",
+            "webhook.attempts_2",
+        ] {
+            let err = c
+                .batch_execute(&format!("SELECT * FROM {partition}"))
+                .expect_err(partition);
+            assert!(
+                db_message(&err).contains("permission denied"),
+                "{role} {partition}: {}",
+                db_message(&err)
+            );
+        }
+        // Which slot is current is no secret.
+        assert_eq!(
+            count(
+                &mut c,
+                "SELECT count(*) FROM webhook.log_slots WHERE is_current"
+            ),
+            1
+        );
+    }
+    // What the README promises a webhook_admin member: the whole log.
+    let mut admin = cluster.client_as("hook_admin");
+    assert_eq!(count(&mut admin, "SELECT count(*) FROM webhook.events"), 0);
+}
