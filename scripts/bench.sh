@@ -2,7 +2,7 @@
 # Benchmarks (not part of the tests): write path with pgbench, drain rate vs
 # the receiver's ceiling, commit-to-receipt latency, backlog growth, soak. All
 # figures of one table are measured side by side in the same run.
-# Usage: scripts/bench.sh [write|queue|log|drain|million|databases|neighbour|backlog|latency|ratelimit|soak|citus]   (default: all)
+# Usage: scripts/bench.sh [write|queue|log|retention|drain|million|databases|neighbour|backlog|latency|ratelimit|soak|citus]   (default: all)
 # citus runs only against a PostgreSQL with Citus installed: WEBHOOK_PG_BIN=<its bin dir> (the extension is installed there too).
 # BENCH_LOG_ROWS (10000000) sizes the log; BENCH_SOAK_SECS (600 alone, 120 in the full run) and BENCH_SOAK_RATE (2000) size the soak.
 set -euo pipefail

@@ -1514,7 +1514,7 @@ ALTER TABLE webhook.fanout ENABLE REPLICA TRIGGER fanout_replicated;
 -- that is older than retention (and the current slot has been current for
 -- half of it: at most two rotations per retention) it is emptied whole and
 -- becomes current. First, under an exclusive lock on its partitions, what
--- must outlive it moves to the current slot: deliveries not finished
+-- must outlive it is copied to the current slot: deliveries not finished
 -- (pending, in flight, failed, unbuilt) with their attempts, and the events
 -- of any unfinished delivery or not fanned out yet. Held deliveries older
 -- than retention go with their slot, as pruning dropped them before 0.3.0.
@@ -1528,8 +1528,10 @@ DECLARE
     nxt webhook.log_slots;
     prev webhook.log_slots;
     done pg_snapshot;
+    kept bigint[];
+    kept_events text[];
     moved bigint;
-    moved_events bigint;
+    copied bigint;
 BEGIN
     SELECT * INTO cur FROM webhook.log_slots s WHERE s.is_current FOR UPDATE;
     SELECT * INTO nxt FROM webhook.log_slots s WHERE s.slot = (cur.slot + 1) % 3 FOR UPDATE;
@@ -1549,28 +1551,47 @@ BEGIN
         RETURN NULL;
     END;
     SELECT f.snapshot INTO done FROM webhook.fanout f;
-    WITH kept AS (
-             UPDATE webhook.deliveries d SET slot = cur.slot
-              WHERE d.slot = nxt.slot AND d.status IN ('pending', 'delivering', 'failed', 'unbuilt')
-             RETURNING d.id, d.event_id),
-         kept_attempts AS (
-             UPDATE webhook.attempts a SET slot = cur.slot
-               FROM kept k WHERE a.slot = nxt.slot AND a.delivery_id = k.id
-             RETURNING 1)
-    SELECT (SELECT count(*) FROM kept) + (SELECT count(*) FROM kept_attempts) INTO moved;
-    -- Events: those of the deliveries just moved, and of any unfinished
-    -- delivery in another slot, and those not fanned out yet (no fan-out
-    -- row: all of them with a transaction id).
-    UPDATE webhook.events e SET slot = cur.slot
-     WHERE e.slot = nxt.slot
-       AND ((e.txid IS NOT NULL AND (done IS NULL OR NOT pg_visible_in_snapshot(e.txid, done)))
-            OR e.id IN (SELECT d.event_id FROM webhook.deliveries d
-                         WHERE d.status IN ('pending', 'delivering', 'failed', 'unbuilt')));
-    GET DIAGNOSTICS moved_events = ROW_COUNT;
+    -- What must outlive the slot is copied into the current one (nothing is
+    -- written in the slot about to be emptied): deliveries not finished
+    -- (the predicate spelled as the partial indexes' own, so that they find
+    -- them), their attempts, and the events of those, of any unfinished
+    -- delivery in another slot, and those not fanned out yet (all with a
+    -- transaction id when there is no fan-out row).
+    SELECT coalesce(array_agg(d.id), '{}'), coalesce(array_agg(DISTINCT d.event_id), '{}')
+      INTO kept, kept_events
+      FROM webhook.deliveries d
+     WHERE d.slot = nxt.slot
+       AND ((d.status IN ('pending', 'failed') AND d.order_key IS NULL)
+            OR (d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering'))
+            OR d.status = 'delivering' OR d.status = 'unbuilt');
+    kept_events := kept_events || ARRAY(
+        SELECT d.event_id FROM webhook.deliveries d
+         WHERE d.slot <> nxt.slot
+           AND ((d.status IN ('pending', 'failed') AND d.order_key IS NULL)
+                OR (d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering'))
+                OR d.status = 'delivering' OR d.status = 'unbuilt')
+        UNION
+        SELECT e.id FROM webhook.events e
+         WHERE e.slot = nxt.slot AND e.txid IS NOT NULL
+           AND (done IS NULL OR (e.txid >= pg_snapshot_xmin(done) AND NOT pg_visible_in_snapshot(e.txid, done))));
+    INSERT INTO webhook.deliveries OVERRIDING SYSTEM VALUE
+    SELECT r.* FROM webhook.deliveries d, json_populate_record(d, json_build_object('slot', cur.slot)) r
+     WHERE d.slot = nxt.slot AND d.id = ANY (kept);
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    INSERT INTO webhook.attempts OVERRIDING SYSTEM VALUE
+    SELECT r.* FROM webhook.attempts a, json_populate_record(a, json_build_object('slot', cur.slot)) r
+     WHERE a.slot = nxt.slot AND a.delivery_id = ANY (kept);
+    GET DIAGNOSTICS copied = ROW_COUNT;
+    moved := moved + copied;
+    INSERT INTO webhook.events
+    SELECT r.* FROM webhook.events e, json_populate_record(e, json_build_object('slot', cur.slot)) r
+     WHERE e.slot = nxt.slot AND e.id = ANY (kept_events);
+    GET DIAGNOSTICS copied = ROW_COUNT;
+    moved := moved + copied;
     EXECUTE format('TRUNCATE %s, %s, %s', nxt.events, nxt.deliveries, nxt.attempts);
     UPDATE webhook.log_slots s SET is_current = false WHERE s.slot = cur.slot;
     UPDATE webhook.log_slots s SET is_current = true, opened_at = now() WHERE s.slot = nxt.slot;
-    RETURN moved + moved_events;
+    RETURN moved;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION webhook.rotate_log(interval) FROM PUBLIC;

@@ -35,24 +35,24 @@ pub fn log_queries(conf: &str) {
     // Two deliveries per event, one attempt per delivery; over the last
     // week; 95% delivered, 5% failed or dead with an error.
     c.batch_execute(&format!(
-        "INSERT INTO webhook.events (id, topic, body, tenant_id, created_at)
+        "INSERT INTO webhook.events (id, topic, body, tenant_id, created_at, slot)
          SELECT lpad(i::text, 26, '0'), 'user.created', '{{\"id\": 1, \"payload\": {{\"user_id\": 1}}}}', 'default',
-                now() - (i % 604800) * interval '1 second'
+                now() - (i % 604800) * interval '1 second', 0
            FROM generate_series(1, {half}) i;
          INSERT INTO webhook.deliveries (event_id, webhook_id, status, attempts, last_attempt_at,
-                                         last_status_code, last_error, delivered_at, created_at)
+                                         last_status_code, last_error, delivered_at, created_at, slot)
          SELECT lpad(e::text, 26, '0'), w.id,
                 CASE WHEN e % 20 = 0 THEN 'dead' WHEN e % 20 = 1 THEN 'failed' ELSE 'delivered' END, 1,
                 now() - (e % 604800) * interval '1 second' + interval '0.2 second',
                 CASE WHEN e % 20 IN (0, 1) THEN 503 ELSE 200 END,
                 CASE WHEN e % 20 IN (0, 1) THEN 'HTTP 503' END,
                 CASE WHEN e % 20 > 1 THEN now() - (e % 604800) * interval '1 second' + interval '0.2 second' END,
-                now() - (e % 604800) * interval '1 second'
+                now() - (e % 604800) * interval '1 second', 0
            FROM generate_series(1, {half}) e
            JOIN LATERAL (SELECT id FROM webhook.webhooks ORDER BY id OFFSET (e % 10) * 2 LIMIT 2) w ON true;
-         INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, webhook_id)
+         INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, webhook_id, slot)
          SELECT d.id, 1, d.last_attempt_at - interval '0.05 second', 20 + d.id % 50, d.last_status_code, d.last_error,
-                d.webhook_id
+                d.webhook_id, 0
            FROM webhook.deliveries d;",
         half = n / 2
     ))
@@ -112,4 +112,138 @@ pub fn log_queries(conf: &str) {
             if ms < 100.0 { "met" } else { "not met" }
         );
     }
+}
+
+/// Write `n` deliveries (one event and one attempt each, 1% failed and
+/// awaiting a retry, the rest delivered) into log slot `slot`, dated two
+/// days ago.
+fn fill_slot(c: &mut Client, n: i64, slot: i16) {
+    c.batch_execute(&format!(
+        "INSERT INTO webhook.events (id, topic, body, tenant_id, created_at, slot)
+         SELECT 'r' || lpad(i::text, 25, '0'), 'user.created', '{{\"id\": 1, \"payload\": {{\"user_id\": 1}}}}',
+                'default', now() - interval '2 days', {slot}
+           FROM generate_series(1, {n}) i;
+         INSERT INTO webhook.deliveries (event_id, webhook_id, status, attempts, last_attempt_at, last_status_code,
+                                         delivered_at, next_attempt_at, created_at, slot)
+         SELECT 'r' || lpad(i::text, 25, '0'), (SELECT min(id) FROM webhook.webhooks),
+                CASE WHEN i % 100 = 0 THEN 'failed' ELSE 'delivered' END, 1, now() - interval '2 days',
+                CASE WHEN i % 100 = 0 THEN 503 ELSE 200 END,
+                CASE WHEN i % 100 <> 0 THEN now() - interval '2 days' END,
+                now() + interval '1 hour', now() - interval '2 days', {slot}
+           FROM generate_series(1, {n}) i;
+         INSERT INTO webhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, webhook_id, slot)
+         SELECT d.id, 1, d.last_attempt_at, 20, d.last_status_code, d.webhook_id, {slot}
+           FROM webhook.deliveries d WHERE d.slot = {slot};"
+    ))
+    .unwrap();
+    c.batch_execute("VACUUM ANALYZE webhook.events, webhook.deliveries, webhook.attempts")
+        .unwrap();
+    c.batch_execute("CHECKPOINT").unwrap();
+}
+
+fn wal_lsn(c: &mut Client) -> i64 {
+    c.query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// Retention side by side: the same day-old log (`BENCH_RETENTION_ROWS`
+/// deliveries, 1% awaiting a retry) removed by rotating its slot away
+/// (0.3.0: one TRUNCATE, the unfinished rows moved) and by 0.2.0's pruning
+/// (DELETE in batches of 5,000 deliveries, their attempts by cascade, then
+/// their events), each on a cluster of its own: time and WAL written.
+pub fn retention(conf: &str) {
+    let n = crate::env_secs("BENCH_RETENTION_ROWS", 1_000_000) as i64;
+    let conf = format!(
+        "{conf}\nwebhook.database = 'no such database'\nmax_wal_size = '16GB'\nsynchronous_commit = off"
+    );
+    // Rotation: the log in slot 1, the oldest (slot 0 current since the
+    // install, slot 2 opened a day ago).
+    let rotated = {
+        let cluster = Cluster::start(&conf);
+        let mut c = cluster.client();
+        c.batch_execute(
+            "SELECT webhook.create_webhook('r', 'https://example.com/', '{user.created}')",
+        )
+        .unwrap();
+        fill_slot(&mut c, n, 1);
+        c.batch_execute(
+            "UPDATE webhook.log_slots SET opened_at = now() - interval '3 days' WHERE slot = 1;
+             UPDATE webhook.log_slots SET opened_at = now() - interval '1 day' WHERE slot = 2;
+             UPDATE webhook.log_slots SET opened_at = now() - interval '2 days' WHERE slot = 0;
+             UPDATE webhook.log_slots SET is_current = (slot = 0);",
+        )
+        .unwrap();
+        let wal = wal_lsn(&mut c);
+        let started = Instant::now();
+        let kept: Option<i64> = c
+            .query_one("SELECT webhook.rotate_log(interval '1 day')", &[])
+            .unwrap()
+            .get(0);
+        let secs = started.elapsed().as_secs_f64();
+        let left: i64 = c
+            .query_one("SELECT count(*) FROM webhook.deliveries", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(left, n / 100, "the failed deliveries are kept");
+        (secs, wal_lsn(&mut c) - wal, kept.unwrap_or(-1))
+    };
+    // 0.2.0's pruning, batch after batch until nothing finished is left.
+    let pruned = {
+        let cluster = Cluster::start(&conf);
+        let mut c = cluster.client();
+        c.batch_execute(
+            "SELECT webhook.create_webhook('r', 'https://example.com/', '{user.created}')",
+        )
+        .unwrap();
+        fill_slot(&mut c, n, 0);
+        let wal = wal_lsn(&mut c);
+        let started = Instant::now();
+        loop {
+            let deleted = c
+                .execute(
+                    "WITH old AS (
+                         SELECT id FROM webhook.deliveries
+                          WHERE status IN ('delivered', 'dead', 'held') AND created_at < now() - interval '1 day'
+                          LIMIT 5000 FOR UPDATE SKIP LOCKED),
+                     a AS (DELETE FROM webhook.attempts a WHERE a.delivery_id = ANY (ARRAY(SELECT id FROM old)))
+                     DELETE FROM webhook.deliveries d WHERE d.id = ANY (ARRAY(SELECT id FROM old))",
+                    &[],
+                )
+                .unwrap();
+            let events = c
+                .execute(
+                    "DELETE FROM webhook.events e WHERE e.id = ANY (ARRAY(
+                         SELECT e2.id FROM webhook.events e2
+                          WHERE e2.created_at < now() - interval '1 day'
+                            AND NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = e2.id OFFSET 0)
+                          LIMIT 5000))",
+                    &[],
+                )
+                .unwrap();
+            if deleted == 0 && events == 0 {
+                break;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        (secs, wal_lsn(&mut c) - wal)
+    };
+    println!(
+        "\n## Retention: a day-old log of {n} deliveries (one event and one attempt each, 1% awaiting a retry) removed, each way on a cluster of its own\n"
+    );
+    println!("| how | seconds | WAL MB | rows kept | ratio of time to 0.2.0's pruning |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| 0.3.0: its slot rotated away (`webhook.rotate_log`: one TRUNCATE, unfinished rows moved) | {:.2} | {:.1} | {} | {:.3} |",
+        rotated.0,
+        rotated.1 as f64 / 1048576.0,
+        rotated.2,
+        rotated.0 / pruned.0
+    );
+    println!(
+        "| 0.2.0's pruning (DELETE in batches of 5,000: deliveries, their attempts, their events) | {:.2} | {:.1} | {} | 1.000 |",
+        pruned.0,
+        pruned.1 as f64 / 1048576.0,
+        n / 100 * 3
+    );
 }

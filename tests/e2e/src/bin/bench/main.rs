@@ -436,6 +436,9 @@ fn main() {
     if only.is_empty() || only == "log" {
         log::log_queries(CONF);
     }
+    if only.is_empty() || only == "log" || only == "retention" {
+        log::retention(CONF);
+    }
     if only.is_empty() || only == "queue" {
         let receiver = FastReceiver::start();
         queue::queue_cost(CONF, &receiver);

@@ -19,8 +19,9 @@ fn sample(c: &mut Client) -> Sample {
         .query_one(
             "SELECT (SELECT count(*) FROM webhook.events), (SELECT count(*) FROM webhook.deliveries),
                     (SELECT count(*) FROM webhook.attempts),
-                    pg_total_relation_size('webhook.events'), pg_total_relation_size('webhook.deliveries'),
-                    pg_total_relation_size('webhook.attempts'),
+                    (SELECT sum(pg_total_relation_size(relid))::int8 FROM pg_partition_tree('webhook.events')),
+                    (SELECT sum(pg_total_relation_size(relid))::int8 FROM pg_partition_tree('webhook.deliveries')),
+                    (SELECT sum(pg_total_relation_size(relid))::int8 FROM pg_partition_tree('webhook.attempts')),
                     (SELECT count(*) FROM webhook.deliveries WHERE status IN ('pending', 'failed', 'delivering'))",
             &[],
         )
