@@ -215,13 +215,18 @@ ALTER SEQUENCE webhook.attempts_id_seq RENAME TO attempts_v020_id_seq;
 -- new rows go to the current slot; when the slot after it holds nothing
 -- newer than webhook.retention, the worker moves what is still unfinished
 -- out of it (pending, failed, in flight, unbuilt deliveries, with their
--- events and attempts; events not fanned out yet), empties it with one
--- TRUNCATE and makes it current (webhook.rotate_log). Retention costs no
--- DELETE per row; rows are kept between retention and 1.5 times it.
+-- events and attempts; events not fanned out yet), then, once no snapshot
+-- from before the move remains, empties it with one TRUNCATE and makes it
+-- current (webhook.rotate_log). Retention costs no DELETE per row; rows
+-- are kept between retention and about 1.5 times it.
 CREATE TABLE webhook.log_slots (
     slot       smallint PRIMARY KEY CHECK (slot BETWEEN 0 AND 2),
     is_current boolean  NOT NULL DEFAULT false,
     opened_at  timestamptz NOT NULL DEFAULT now(),  -- when it last became current
+    -- The transaction that moved the slot's unfinished rows out (the first
+    -- step of emptying it); it is emptied once no snapshot older than that
+    -- remains, so that no reader (pg_dump) can miss the moved rows.
+    drained_by xid8,
     -- Its partitions (regclass: names from the catalog, quoted as needed).
     events     regclass NOT NULL,
     deliveries regclass NOT NULL,
@@ -254,13 +259,8 @@ CREATE TABLE webhook.events (
     -- cluster once fanned out).
     txid        xid8,
     -- 0.3.0: the log slot (webhook.log_slots) it is kept in.
-    slot        smallint NOT NULL DEFAULT webhook.log_slot(),
-    PRIMARY KEY (id, slot)
+    slot        smallint NOT NULL DEFAULT webhook.log_slot()
 ) PARTITION BY LIST (slot);
-CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
--- The fan-out finds new events by transaction id: one small index, the
--- only one besides the primary key on the write path's table.
-CREATE INDEX events_fanout_idx ON webhook.events (txid) WHERE txid IS NOT NULL;
 -- No index on created_at: ids are ULIDs, ordered by creation time, so
 -- pruning finds old events through the primary key.
 COMMENT ON TABLE webhook.events IS 'Queued events; the body is the document delivered (before per-webhook rendering).';
@@ -287,32 +287,15 @@ CREATE TABLE webhook.deliveries (
     order_key        text,
     -- 0.3.0: the log slot, its event's (webhook.log_slots).
     slot             smallint NOT NULL DEFAULT webhook.log_slot(),
-    PRIMARY KEY (id, slot),
     CONSTRAINT deliveries_status_check
         CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'))
 ) PARTITION BY LIST (slot);
--- Unordered deliveries are claimed by due time; ordered ones only at the
--- head of their sequence, found through deliveries_sequence_idx, so a long
--- blocked sequence is never scanned by the claim.
--- webhook_id included: webhook_health counts each webhook's backlog from
--- this index alone (an index-only scan once vacuum has passed).
-CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at) INCLUDE (webhook_id)
-    WHERE status IN ('pending', 'failed') AND order_key IS NULL;
-CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_key, id)
-    WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');
-CREATE INDEX deliveries_webhook_idx ON webhook.deliveries (webhook_id, created_at);
-CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
-CREATE INDEX deliveries_held_idx ON webhook.deliveries (webhook_id, created_at)
-    WHERE status = 'held';
-CREATE INDEX deliveries_leased_idx ON webhook.deliveries (lease_until)
-    WHERE status = 'delivering';
-CREATE INDEX deliveries_unbuilt_idx ON webhook.deliveries (webhook_id) WHERE status = 'unbuilt';
 COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pending/delivering/delivered/failed/dead, held while the webhook is disabled, unbuilt while its builder fails (webhook.rebuild_events), replicated when it came by logical replication (never sent here).';
 
 CREATE TABLE webhook.attempts (
     id               bigint GENERATED ALWAYS AS IDENTITY,
     -- No foreign key (0.3.0): attempts go with their delivery when its slot
-    -- is rotated, and are removed with its webhook (webhook.remove_webhook_log).
+    -- is rotated, and are deleted with it (webhook.delete_attempts).
     delivery_id      bigint NOT NULL,
     attempt          integer NOT NULL,
     started_at       timestamptz NOT NULL,
@@ -325,25 +308,26 @@ CREATE TABLE webhook.attempts (
     -- the deliveries (no foreign key: it goes with its delivery).
     webhook_id       bigint,
     -- 0.3.0: the log slot, its delivery's (webhook.log_slots).
-    slot             smallint NOT NULL DEFAULT webhook.log_slot(),
-    PRIMARY KEY (id, slot)
+    slot             smallint NOT NULL DEFAULT webhook.log_slot()
 ) PARTITION BY LIST (slot);
-CREATE INDEX attempts_delivery_idx ON webhook.attempts (delivery_id);
--- One webhook's failures over a time range; only failed attempts pay for it.
-CREATE INDEX attempts_failures_idx ON webhook.attempts (webhook_id, started_at)
-    WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299;
 COMMENT ON TABLE webhook.attempts IS 'Every HTTP attempt: timing, status code, response excerpt, error.';
 
--- The slots' partitions (their data is what pg_dump keeps).
-CREATE TABLE webhook.events_0 PARTITION OF webhook.events FOR VALUES IN (0);
-CREATE TABLE webhook.events_1 PARTITION OF webhook.events FOR VALUES IN (1);
-CREATE TABLE webhook.events_2 PARTITION OF webhook.events FOR VALUES IN (2);
-CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries FOR VALUES IN (0);
-CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries FOR VALUES IN (1);
-CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries FOR VALUES IN (2);
-CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts FOR VALUES IN (0);
-CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts FOR VALUES IN (1);
-CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts FOR VALUES IN (2);
+-- The slots' partitions (their data is what pg_dump keeps). Each has its
+-- own primary key on id, not one on (id, slot) over the table: a key on id
+-- alone tells the planner that a lookup by id finds one row, whatever the
+-- statistics say (a lookup of (id, slot) would need the slot, which the
+-- worker does not carry). Ids are unique across slots all the same: they
+-- come from one identity (ULIDs for events), and a row changes slot by
+-- moving (webhook.rotate_log).
+CREATE TABLE webhook.events_0 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (0);
+CREATE TABLE webhook.events_1 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (1);
+CREATE TABLE webhook.events_2 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (2);
+CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (0);
+CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (1);
+CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (2);
+CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (0);
+CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (1);
+CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (2);
 -- A fresh slot is as old as the installation: no slot is emptied before
 -- it has been current for webhook.retention (a restore keeps its log that long).
 INSERT INTO webhook.log_slots (slot, is_current, events, deliveries, attempts)
@@ -377,6 +361,31 @@ OVERRIDING SYSTEM VALUE
 SELECT a.id, a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.response_headers,
        a.response_excerpt, a.error, d.webhook_id, 0
   FROM webhook.attempts_v020 a LEFT JOIN webhook.deliveries_v020 d ON d.id = a.delivery_id;
+-- The indexes, built once the rows are in.
+CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
+-- The fan-out finds new events by transaction id: one small index, the
+-- only one besides the primary key on the write path's table.
+CREATE INDEX events_fanout_idx ON webhook.events (txid) WHERE txid IS NOT NULL;
+-- Unordered deliveries are claimed by due time; ordered ones only at the
+-- head of their sequence, found through deliveries_sequence_idx, so a long
+-- blocked sequence is never scanned by the claim.
+-- webhook_id included: webhook_health counts each webhook's backlog from
+-- this index alone (an index-only scan once vacuum has passed).
+CREATE INDEX deliveries_due_idx ON webhook.deliveries (next_attempt_at) INCLUDE (webhook_id)
+    WHERE status IN ('pending', 'failed') AND order_key IS NULL;
+CREATE INDEX deliveries_sequence_idx ON webhook.deliveries (webhook_id, order_key, id)
+    WHERE order_key IS NOT NULL AND status IN ('pending', 'failed', 'delivering', 'held');
+CREATE INDEX deliveries_webhook_idx ON webhook.deliveries (webhook_id, created_at);
+CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
+CREATE INDEX deliveries_held_idx ON webhook.deliveries (webhook_id, created_at)
+    WHERE status = 'held';
+CREATE INDEX deliveries_leased_idx ON webhook.deliveries (lease_until)
+    WHERE status = 'delivering';
+CREATE INDEX deliveries_unbuilt_idx ON webhook.deliveries (webhook_id) WHERE status = 'unbuilt';
+CREATE INDEX attempts_delivery_idx ON webhook.attempts (delivery_id);
+-- One webhook's failures over a time range; only failed attempts pay for it.
+CREATE INDEX attempts_failures_idx ON webhook.attempts (webhook_id, started_at)
+    WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 299;
 SELECT setval('webhook.deliveries_id_seq', s.last_value, s.is_called) FROM webhook.deliveries_v020_id_seq s;
 SELECT setval('webhook.attempts_id_seq', s.last_value, s.is_called) FROM webhook.attempts_v020_id_seq s;
 GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
@@ -1509,29 +1518,76 @@ ALTER TABLE webhook.fanout ENABLE REPLICA TRIGGER fanout_replicated;
 
 -- Retention: the log's slots rotated -----------------------------------------------
 
--- Rotate the log (webhook.log_slots) when it is due: the slot after the
--- current one holds rows from its opening until the previous slot's, so once
--- that is older than retention (and the current slot has been current for
--- half of it: at most two rotations per retention) it is emptied whole and
--- becomes current. First, under an exclusive lock on its partitions, what
--- must outlive it is copied to the current slot: deliveries not finished
--- (pending, in flight, failed, unbuilt) with their attempts, and the events
--- of any unfinished delivery or not fanned out yet. Held deliveries older
--- than retention go with their slot, as pruning dropped them before 0.3.0.
--- The worker calls it (src/worker/maintenance.rs); a superuser may. Returns
--- the rows moved, or NULL when no rotation was due or a lock was not had
--- within lock_timeout (the next maintenance tries again).
-CREATE FUNCTION webhook.rotate_log(retention interval) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '2s' AS $$
+-- The rows a rotation keeps from slot `slot`: deliveries not finished (the
+-- predicate spelled as the partial indexes' own, so that they find them),
+-- their events and attempts, and events not fanned out yet (all of those
+-- with a transaction id when there is no fan-out row), moved to slot `dest`.
+-- A move is an UPDATE of the partition key (a delete and an insert): a
+-- snapshot sees each row in one slot or the other, never in both or none.
+-- A delivery is always in its event's slot (the fan-out, unbuilt events and
+-- Send Test put it there; redeliver and replay update it in place).
+-- Returns the rows moved.
+CREATE FUNCTION webhook.move_unfinished(slot smallint, dest smallint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    done pg_snapshot := (SELECT f.snapshot FROM webhook.fanout f);
+    kept bigint[];
+    kept_events text[];
+    moved bigint;
+    n bigint;
+BEGIN
+    WITH d AS (
+        UPDATE webhook.deliveries d SET slot = dest
+         WHERE d.slot = slot
+           AND ((d.status IN ('pending', 'failed') AND d.order_key IS NULL)
+                OR (d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering'))
+                OR d.status = 'delivering' OR d.status = 'unbuilt')
+        RETURNING d.id, d.event_id)
+    SELECT coalesce(array_agg(d.id), '{}'), coalesce(array_agg(DISTINCT d.event_id), '{}')
+      INTO kept, kept_events FROM d;
+    moved := cardinality(kept);
+    UPDATE webhook.attempts a SET slot = dest WHERE a.slot = slot AND a.delivery_id = ANY (kept);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    moved := moved + n;
+    UPDATE webhook.events e SET slot = dest
+     WHERE e.slot = slot
+       AND (e.id = ANY (kept_events)
+            OR e.id = ANY (ARRAY(
+                SELECT x.id FROM webhook.events x
+                 WHERE x.slot = slot AND x.txid IS NOT NULL
+                   AND (done IS NULL OR (x.txid >= pg_snapshot_xmin(done)
+                                         AND NOT pg_visible_in_snapshot(x.txid, done))))));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN moved + n;
+END
+$$;
+
+-- Rotate the log (webhook.log_slots) a step when it is due. The slot after
+-- the current one holds rows from its opening until the previous slot's;
+-- once that is older than retention (and the current slot has been
+-- current for half of it: at most two rotations per retention), its
+-- unfinished rows move to the current slot (webhook.move_unfinished) and
+-- the transaction is noted (drained_by). At a later call, when no snapshot
+-- from before that move remains (pg_dump's included: TRUNCATE is not
+-- MVCC-safe, and a snapshot that saw the rows in that slot would see
+-- nothing after it), it is locked, anything unfinished since moved again
+-- (then it waits once more), and emptied whole (TRUNCATE) and made current.
+-- Held deliveries older than retention go with their slot, as pruning
+-- dropped them before 0.3.0. The worker calls it (src/worker/maintenance.rs);
+-- a superuser may. Returns what it did: 'not due', 'moved N', 'waiting for
+-- snapshots', 'locks busy', or 'emptied'; when a rotation is overdue by
+-- more than half the retention it warns, naming the sessions that hold it
+-- back.
+CREATE FUNCTION webhook.rotate_log(retention interval) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '500ms' AS $$
 DECLARE
     cur webhook.log_slots;
     nxt webhook.log_slots;
     prev webhook.log_slots;
-    done pg_snapshot;
-    kept bigint[];
-    kept_events text[];
     moved bigint;
-    copied bigint;
+    overdue boolean;
+    holders text;
 BEGIN
     SELECT * INTO cur FROM webhook.log_slots s WHERE s.is_current FOR UPDATE;
     SELECT * INTO nxt FROM webhook.log_slots s WHERE s.slot = (cur.slot + 1) % 3 FOR UPDATE;
@@ -1541,60 +1597,81 @@ BEGIN
             MESSAGE = 'webhook.log_slots must hold slots 0, 1 and 2, one of them current',
             HINT = 'Reinstall the extension''s rows: see webhook.log_slots in the extension''s state.sql.';
     END IF;
-    IF cur.opened_at > now() - retention / 2 OR prev.opened_at > now() - retention THEN
-        RETURN NULL;
+    IF nxt.drained_by IS NULL THEN
+        IF cur.opened_at > now() - retention / 2 OR prev.opened_at > now() - retention THEN
+            RETURN 'not due';
+        END IF;
+        moved := webhook.move_unfinished(nxt.slot, cur.slot);
+        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id() WHERE s.slot = nxt.slot;
+        RETURN format('moved %s', moved);
+    END IF;
+    overdue := prev.opened_at < now() - retention * 1.5;
+    -- A session of this database whose snapshot predates the move (its
+    -- xmin is not newer); a logical replication slot's initial copy too.
+    SELECT string_agg(DISTINCT a.pid::text, ', ') INTO holders
+      FROM pg_stat_activity a
+     WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+       AND a.backend_xmin IS NOT NULL AND age(a.backend_xmin) >= age(xid(nxt.drained_by));
+    IF holders IS NOT NULL
+       OR EXISTS (SELECT FROM pg_replication_slots r
+                   WHERE r.database = current_database()
+                     AND r.xmin IS NOT NULL AND age(r.xmin) >= age(xid(nxt.drained_by))) THEN
+        IF overdue THEN
+            RAISE WARNING USING
+                MESSAGE = format('webhook_emitter: the delivery log''s oldest slot is overdue for emptying: snapshots older than its last move are still held (sessions %s, or a replication slot)',
+                                 coalesce(holders, 'none')),
+                HINT = 'End those transactions (idle_in_transaction_session_timeout bounds them); until then the log keeps growing.';
+        END IF;
+        RETURN 'waiting for snapshots';
     END IF;
     BEGIN
         EXECUTE format('LOCK TABLE %s, %s, %s IN ACCESS EXCLUSIVE MODE',
                        nxt.events, nxt.deliveries, nxt.attempts);
     EXCEPTION WHEN lock_not_available THEN
-        RETURN NULL;
+        IF overdue THEN
+            SELECT string_agg(DISTINCT l.pid::text, ', ') INTO holders
+              FROM pg_locks l
+             WHERE l.relation IN (nxt.events, nxt.deliveries, nxt.attempts) AND l.granted
+               AND l.pid <> pg_backend_pid();
+            RAISE WARNING USING
+                MESSAGE = format('webhook_emitter: the delivery log''s oldest slot is overdue for emptying: sessions %s hold locks on its tables',
+                                 coalesce(holders, 'none')),
+                HINT = 'End those transactions (idle_in_transaction_session_timeout bounds them); until then the log keeps growing.';
+        END IF;
+        RETURN 'locks busy';
     END;
-    SELECT f.snapshot INTO done FROM webhook.fanout f;
-    -- What must outlive the slot is copied into the current one (nothing is
-    -- written in the slot about to be emptied): deliveries not finished
-    -- (the predicate spelled as the partial indexes' own, so that they find
-    -- them), their attempts, and the events of those, of any unfinished
-    -- delivery in another slot, and those not fanned out yet (all with a
-    -- transaction id when there is no fan-out row).
-    SELECT coalesce(array_agg(d.id), '{}'), coalesce(array_agg(DISTINCT d.event_id), '{}')
-      INTO kept, kept_events
-      FROM webhook.deliveries d
-     WHERE d.slot = nxt.slot
-       AND ((d.status IN ('pending', 'failed') AND d.order_key IS NULL)
-            OR (d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering'))
-            OR d.status = 'delivering' OR d.status = 'unbuilt');
-    kept_events := kept_events || ARRAY(
-        SELECT d.event_id FROM webhook.deliveries d
-         WHERE d.slot <> nxt.slot
-           AND ((d.status IN ('pending', 'failed') AND d.order_key IS NULL)
-                OR (d.order_key IS NOT NULL AND d.status IN ('pending', 'failed', 'delivering'))
-                OR d.status = 'delivering' OR d.status = 'unbuilt')
-        UNION
-        SELECT e.id FROM webhook.events e
-         WHERE e.slot = nxt.slot AND e.txid IS NOT NULL
-           AND (done IS NULL OR (e.txid >= pg_snapshot_xmin(done) AND NOT pg_visible_in_snapshot(e.txid, done))));
-    INSERT INTO webhook.deliveries OVERRIDING SYSTEM VALUE
-    SELECT r.* FROM webhook.deliveries d, json_populate_record(d, json_build_object('slot', cur.slot)) r
-     WHERE d.slot = nxt.slot AND d.id = ANY (kept);
-    GET DIAGNOSTICS moved = ROW_COUNT;
-    INSERT INTO webhook.attempts OVERRIDING SYSTEM VALUE
-    SELECT r.* FROM webhook.attempts a, json_populate_record(a, json_build_object('slot', cur.slot)) r
-     WHERE a.slot = nxt.slot AND a.delivery_id = ANY (kept);
-    GET DIAGNOSTICS copied = ROW_COUNT;
-    moved := moved + copied;
-    INSERT INTO webhook.events
-    SELECT r.* FROM webhook.events e, json_populate_record(e, json_build_object('slot', cur.slot)) r
-     WHERE e.slot = nxt.slot AND e.id = ANY (kept_events);
-    GET DIAGNOSTICS copied = ROW_COUNT;
-    moved := moved + copied;
+    -- Anything unfinished since the move (a delivery revived, an event of a
+    -- writer that still had the slot as current) moves too, and waits again.
+    moved := webhook.move_unfinished(nxt.slot, cur.slot);
+    IF moved > 0 THEN
+        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id() WHERE s.slot = nxt.slot;
+        RETURN format('moved %s', moved);
+    END IF;
     EXECUTE format('TRUNCATE %s, %s, %s', nxt.events, nxt.deliveries, nxt.attempts);
     UPDATE webhook.log_slots s SET is_current = false WHERE s.slot = cur.slot;
-    UPDATE webhook.log_slots s SET is_current = true, opened_at = now() WHERE s.slot = nxt.slot;
-    RETURN moved;
+    UPDATE webhook.log_slots s SET is_current = true, opened_at = now(), drained_by = NULL
+     WHERE s.slot = nxt.slot;
+    RETURN 'emptied';
 END
 $$;
-REVOKE EXECUTE ON FUNCTION webhook.rotate_log(interval) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION webhook.rotate_log(interval), webhook.move_unfinished(smallint, smallint) FROM PUBLIC;
+COMMENT ON FUNCTION webhook.rotate_log IS 'Empty the delivery log''s oldest slot, in two steps, when all of it is older than retention, keeping what is unfinished (the worker runs it); returns what it did.';
+
+-- Attempts have no foreign key to their delivery (they are partitioned by
+-- slot, like it); a delivery deleted (its webhook's, held ones discarded,
+-- by hand) takes its attempts along. Statement-level: a move between slots
+-- (an UPDATE) fires no DELETE statement trigger, and TRUNCATE none at all.
+CREATE FUNCTION webhook.delete_attempts() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM webhook.attempts a WHERE a.delivery_id IN (SELECT g.id FROM gone g);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER deliveries_delete_attempts AFTER DELETE ON webhook.deliveries
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION webhook.delete_attempts();
+REVOKE EXECUTE ON FUNCTION webhook.delete_attempts() FROM PUBLIC;
+
 -- A logical replication subscriber rotates its own log: the publisher's
 -- slots are not its.
 CREATE TRIGGER log_slots_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.log_slots

@@ -64,7 +64,8 @@ REVOKE EXECUTE ON FUNCTION webhook.emit_topic(), webhook.change_topic_as_owner(t
     webhook.define_documented_topic(text, text, text, text, text, regprocedure, json, text[], text[], text, text, text, text),
     webhook.registry_guard(), webhook.registry_changed(), webhook.registry_copy_applied(),
     webhook.apply_registry_row(text, json, text[]), webhook.delete_webhooks_here(text[]), webhook.sync_registry(),
-    webhook.distribute_registry(), webhook.begin_registry_apply(), webhook.rotate_log(interval)
+    webhook.distribute_registry(), webhook.begin_registry_apply(), webhook.rotate_log(interval),
+    webhook.move_unfinished(smallint, smallint), webhook.delete_attempts()
     FROM webhook_admin;
 
 -- Every function runs with search_path = pg_catalog, pg_temp, whoever

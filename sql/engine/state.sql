@@ -141,13 +141,18 @@ COMMENT ON SCHEMA webhook_triggers IS 'Trigger functions generated from webhook.
 -- new rows go to the current slot; when the slot after it holds nothing
 -- newer than webhook.retention, the worker moves what is still unfinished
 -- out of it (pending, failed, in flight, unbuilt deliveries, with their
--- events and attempts; events not fanned out yet), empties it with one
--- TRUNCATE and makes it current (webhook.rotate_log). Retention costs no
--- DELETE per row; rows are kept between retention and 1.5 times it.
+-- events and attempts; events not fanned out yet), then, once no snapshot
+-- from before the move remains, empties it with one TRUNCATE and makes it
+-- current (webhook.rotate_log). Retention costs no DELETE per row; rows
+-- are kept between retention and about 1.5 times it.
 CREATE TABLE webhook.log_slots (
     slot       smallint PRIMARY KEY CHECK (slot BETWEEN 0 AND 2),
     is_current boolean  NOT NULL DEFAULT false,
     opened_at  timestamptz NOT NULL DEFAULT now(),  -- when it last became current
+    -- The transaction that moved the slot's unfinished rows out (the first
+    -- step of emptying it); it is emptied once no snapshot older than that
+    -- remains, so that no reader (pg_dump) can miss the moved rows.
+    drained_by xid8,
     -- Its partitions (regclass: names from the catalog, quoted as needed).
     events     regclass NOT NULL,
     deliveries regclass NOT NULL,
@@ -181,8 +186,7 @@ CREATE TABLE webhook.events (
     -- cluster once fanned out).
     txid        xid8,
     -- 0.3.0: the log slot (webhook.log_slots) it is kept in.
-    slot        smallint NOT NULL DEFAULT webhook.log_slot(),
-    PRIMARY KEY (id, slot)
+    slot        smallint NOT NULL DEFAULT webhook.log_slot()
 ) PARTITION BY LIST (slot);
 CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
 -- The fan-out finds new events by transaction id: one small index, the
@@ -226,7 +230,6 @@ CREATE TABLE webhook.deliveries (
     order_key        text,
     -- 0.3.0: the log slot, its event's (webhook.log_slots).
     slot             smallint NOT NULL DEFAULT webhook.log_slot(),
-    PRIMARY KEY (id, slot),
     CONSTRAINT deliveries_status_check
         CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'))
 ) PARTITION BY LIST (slot);
@@ -252,7 +255,7 @@ COMMENT ON TABLE webhook.deliveries IS 'One row per event and webhook: status pe
 CREATE TABLE webhook.attempts (
     id               bigint GENERATED ALWAYS AS IDENTITY,
     -- No foreign key (0.3.0): attempts go with their delivery when its slot
-    -- is rotated, and are removed with its webhook (webhook.remove_webhook_log).
+    -- is rotated, and are deleted with it (webhook.delete_attempts).
     delivery_id      bigint NOT NULL,
     attempt          integer NOT NULL,
     started_at       timestamptz NOT NULL,
@@ -265,8 +268,7 @@ CREATE TABLE webhook.attempts (
     -- the deliveries (no foreign key: it goes with its delivery).
     webhook_id       bigint,
     -- 0.3.0: the log slot, its delivery's (webhook.log_slots).
-    slot             smallint NOT NULL DEFAULT webhook.log_slot(),
-    PRIMARY KEY (id, slot)
+    slot             smallint NOT NULL DEFAULT webhook.log_slot()
 ) PARTITION BY LIST (slot);
 CREATE INDEX attempts_delivery_idx ON webhook.attempts (delivery_id);
 -- One webhook's failures over a time range; only failed attempts pay for it.
@@ -276,16 +278,22 @@ COMMENT ON TABLE webhook.attempts IS 'Every HTTP attempt: timing, status code, r
 
 -- The queue is the installation's data: pg_dump dumps it (and the identity
 -- sequences), so a restore keeps pending deliveries and their event bodies.
--- The slots' partitions (their data is what pg_dump keeps).
-CREATE TABLE webhook.events_0 PARTITION OF webhook.events FOR VALUES IN (0);
-CREATE TABLE webhook.events_1 PARTITION OF webhook.events FOR VALUES IN (1);
-CREATE TABLE webhook.events_2 PARTITION OF webhook.events FOR VALUES IN (2);
-CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries FOR VALUES IN (0);
-CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries FOR VALUES IN (1);
-CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries FOR VALUES IN (2);
-CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts FOR VALUES IN (0);
-CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts FOR VALUES IN (1);
-CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts FOR VALUES IN (2);
+-- The slots' partitions (their data is what pg_dump keeps). Each has its
+-- own primary key on id, not one on (id, slot) over the table: a key on id
+-- alone tells the planner that a lookup by id finds one row, whatever the
+-- statistics say (a lookup of (id, slot) would need the slot, which the
+-- worker does not carry). Ids are unique across slots all the same: they
+-- come from one identity (ULIDs for events), and a row changes slot by
+-- moving (webhook.rotate_log).
+CREATE TABLE webhook.events_0 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (0);
+CREATE TABLE webhook.events_1 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (1);
+CREATE TABLE webhook.events_2 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (2);
+CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (0);
+CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (1);
+CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (2);
+CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (0);
+CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (1);
+CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (2);
 -- A fresh slot is as old as the installation: no slot is emptied before
 -- it has been current for webhook.retention (a restore keeps its log that long).
 INSERT INTO webhook.log_slots (slot, is_current, events, deliveries, attempts)

@@ -70,10 +70,14 @@ impl Upkeep {
         }
         self.last_maintenance = Instant::now();
         match txn::run(|| Spi::connect_mut(|client| rotate_log(client, retention))) {
-            Ok(Some(kept)) => {
-                log!("webhook_emitter: the delivery log's oldest slot was emptied ({kept} unfinished rows kept)")
+            Ok(done) if done == "emptied" => {
+                log!("webhook_emitter: the delivery log's oldest slot was emptied")
             }
-            Ok(None) => {}
+            Ok(done) if done.starts_with("moved ") => log!(
+                "webhook_emitter: emptying the delivery log's oldest slot: {} unfinished rows moved out",
+                &done["moved ".len()..]
+            ),
+            Ok(_) => {}
             Err(e) => warning!("webhook_emitter: rotating the delivery log failed: {e}"),
         }
         let mine: Vec<i64> = in_hand.keys().copied().collect();
@@ -242,11 +246,10 @@ pub fn remove_deleted_webhooks(client: &mut SpiClient) -> Result<usize> {
     Ok(removed.len())
 }
 
-/// Rotate the delivery log's slots when one is old enough
-/// (`webhook.rotate_log`): the oldest is emptied whole, what is unfinished
-/// in it kept. Returns the rows kept, `None` when no rotation was due (or
-/// its locks were busy: the next maintenance tries again).
-pub fn rotate_log(client: &mut SpiClient, retention: Duration) -> Result<Option<i64>> {
+/// Rotate the delivery log's slots a step when one is old enough
+/// (`webhook.rotate_log`: its unfinished rows moved out, then, once no
+/// older snapshot remains, the slot emptied whole). Returns what it did.
+pub fn rotate_log(client: &mut SpiClient, retention: Duration) -> Result<String> {
     Ok(client
         .update(
             "SELECT webhook.rotate_log(make_interval(secs => $1))",
@@ -254,7 +257,8 @@ pub fn rotate_log(client: &mut SpiClient, retention: Duration) -> Result<Option<
             &[retention.as_secs_f64().into()],
         )?
         .first()
-        .get::<i64>(1)?)
+        .get::<String>(1)?
+        .unwrap_or_default())
 }
 
 /// Delete up to `batch` outcomes handed over (or given up) before
