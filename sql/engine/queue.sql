@@ -146,6 +146,13 @@ $$;
 -- their event: a new delivery is written once before its outcome, not
 -- inserted and then updated. One row per claimed delivery, or one row of
 -- NULLs; made is how many deliveries were made.
+-- A batch is the events of the transactions committed between the stored
+-- snapshot and a target snapshot (PgQ's batches); it is read in slices of
+-- at most 5,000 events in (txid, id) order, so that a transaction of a
+-- million events is fanned out a slice at a time, with the worker's
+-- memory and each statement bounded: between slices the row keeps the
+-- target (batch) and the last event read (after_txid, after_id); more is
+-- true while the batch is not done.
 -- One fan-out at a time: the worker's, or a superuser's by hand
 -- (SELECT made FROM webhook.fan_out(), alone in its transaction: the
 -- snapshot it stores may count the calling transaction as done, and with it
@@ -157,40 +164,52 @@ CREATE FUNCTION webhook.fan_out(claim_limit bigint DEFAULT 0, left_out bigint[] 
                                 lease_seconds double precision DEFAULT 0, byte_budget bigint DEFAULT 0,
                                 max_body bigint DEFAULT 0)
 RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[], webhook_id bigint,
-               webhook_version double precision, made bigint)
+               webhook_version double precision, made bigint, more boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 #variable_conflict use_column
 DECLARE
+    slice_events constant bigint := 5000;
+    progress webhook.fanout;
     done pg_snapshot;
+    target pg_snapshot;
 BEGIN
     LOCK TABLE webhook.fanout IN SHARE ROW EXCLUSIVE MODE;
-    SELECT f.snapshot INTO done FROM webhook.fanout f;
+    SELECT * INTO progress FROM webhook.fanout f;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = 'webhook.fanout has no row: queued events cannot be delivered',
             HINT = 'Insert one: INSERT INTO webhook.fanout (snapshot) VALUES (''1:1:''); the events kept get their deliveries again (a receiver may get some twice, with the same webhook-id).';
     END IF;
-    -- The new events are read through events_fanout_idx by ranges of ids
-    -- that leave out the transactions still running: a large uncommitted
-    -- enqueue's entries are never walked.
+    done := progress.snapshot;
+    target := coalesce(progress.batch, pg_current_snapshot());
+    -- The batch's events are read through events_fanout_idx by ranges of
+    -- ids that leave out the transactions running at the target: a large
+    -- uncommitted enqueue's entries are never walked.
     RETURN QUERY
     WITH running AS MATERIALIZED (
-             SELECT x FROM pg_snapshot_xip(pg_current_snapshot()) x),
+             SELECT x FROM pg_snapshot_xip(target) x),
          bounds AS (
              SELECT b.x AS above, lead(b.x) OVER (ORDER BY b.x) AS below FROM (
                  SELECT (pg_snapshot_xmax(done)::text::numeric - 1)::text::xid8 AS x
                  UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
-                 UNION SELECT pg_snapshot_xmax(pg_current_snapshot())) b),
-         ev AS MATERIALIZED (
-             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.slot, octet_length(e.body::text) AS bytes
-               FROM bounds r CROSS JOIN LATERAL (
-                    SELECT e.* FROM webhook.events e WHERE e.txid > r.above AND e.txid < r.below) e
+                 UNION SELECT pg_snapshot_xmax(target)) b),
+         candidates AS (
+             SELECT e.* FROM bounds r CROSS JOIN LATERAL (
+                    SELECT e.* FROM webhook.events e
+                     WHERE e.txid > r.above AND e.txid < r.below
+                       AND (e.txid, e.id) > (progress.after_txid, progress.after_id)
+                     ORDER BY e.txid, e.id LIMIT slice_events) e
               WHERE r.below IS NOT NULL
              UNION ALL
-             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.slot, octet_length(e.body::text)
-               FROM pg_snapshot_xip(done) x CROSS JOIN LATERAL (
-                    SELECT e.* FROM webhook.events e WHERE e.txid = x) e
+             SELECT e.* FROM pg_snapshot_xip(done) x CROSS JOIN LATERAL (
+                    SELECT e.* FROM webhook.events e
+                     WHERE e.txid = x AND (e.txid, e.id) > (progress.after_txid, progress.after_id)
+                     ORDER BY e.txid, e.id LIMIT slice_events) e
               WHERE x NOT IN (SELECT r.x FROM running r)),
+         ev AS MATERIALIZED (
+             SELECT c.id, c.topic, c.body, c.tenant_id, c.created_at, c.slot, c.txid,
+                    octet_length(c.body::text) AS bytes
+               FROM candidates c ORDER BY c.txid, c.id LIMIT slice_events),
          -- Locked FOR KEY SHARE: a concurrent delete_webhook waits, or has
          -- removed the webhook, which is then skipped. Changes of the other
          -- columns do not wait (an admin's open transaction must not stall
@@ -203,15 +222,15 @@ BEGIN
                   AND wh.topics && ARRAY(SELECT DISTINCT ev.topic FROM ev)
                   FOR KEY SHARE OF wh),
          pairs AS (
-             SELECT ev.id AS event, ev.body, ev.created_at, ev.slot, w.id AS webhook, w.enabled, w.ordering,
-                    w.ordering_key, CASE WHEN ev.bytes > max_body THEN 0 ELSE ev.bytes END AS loaded,
+             SELECT ev.txid, ev.id AS event, ev.body, ev.created_at, ev.slot, w.id AS webhook, w.enabled,
+                    w.ordering, w.ordering_key, CASE WHEN ev.bytes > max_body THEN 0 ELSE ev.bytes END AS loaded,
                     w.enabled AND w.ordering = 'none' AND w.id <> ALL (left_out) AS claimable
                FROM ev JOIN w ON w.topics @> ARRAY[ev.topic]
                              AND (w.filter IS NULL OR webhook.body_matches(ev.body, w.filter))),
          ranked AS (
              SELECT p.*, p.claimable
-                    AND row_number() OVER (PARTITION BY p.claimable ORDER BY p.event, p.webhook) <= claim_limit
-                    AND sum(p.loaded) OVER (PARTITION BY p.claimable ORDER BY p.event, p.webhook
+                    AND row_number() OVER (PARTITION BY p.claimable ORDER BY p.txid, p.event, p.webhook) <= claim_limit
+                    AND sum(p.loaded) OVER (PARTITION BY p.claimable ORDER BY p.txid, p.event, p.webhook
                                             ROWS UNBOUNDED PRECEDING) - p.loaded < byte_budget AS claimed
                FROM pairs p),
          made AS (
@@ -227,14 +246,26 @@ BEGIN
                     CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END,
                     r.slot
                FROM ranked r
-              ORDER BY r.event, r.webhook
+              ORDER BY r.txid, r.event, r.webhook
              RETURNING deliveries.id, deliveries.attempts, deliveries.event_id, deliveries.webhook_id,
                        deliveries.status),
-         -- Found nothing: nothing to store (no write, no WAL); the next
-         -- fan-out reads from the same point, where nothing was.
+         slice_read AS (
+             SELECT count(*) AS n, (SELECT ev.txid FROM ev ORDER BY ev.txid DESC, ev.id DESC LIMIT 1) AS txid,
+                    (SELECT ev.id FROM ev ORDER BY ev.txid DESC, ev.id DESC LIMIT 1) AS id
+               FROM ev),
+         -- A full slice: the batch goes on from its last event. Less: the
+         -- batch is done, and the target becomes the stored snapshot. Found
+         -- nothing outside a batch: nothing to store (no write, no WAL); the
+         -- next fan-out reads from the same point, where nothing was.
          moved AS (
-             UPDATE webhook.fanout f SET snapshot = pg_current_snapshot(), updated_at = now()
-              WHERE EXISTS (SELECT FROM ev)
+             UPDATE webhook.fanout f
+                SET snapshot = CASE WHEN rd.n < slice_events THEN target ELSE f.snapshot END,
+                    batch = CASE WHEN rd.n < slice_events THEN NULL ELSE target END,
+                    after_txid = CASE WHEN rd.n < slice_events THEN '0' ELSE rd.txid END,
+                    after_id = CASE WHEN rd.n < slice_events THEN '' ELSE rd.id END,
+                    updated_at = now()
+               FROM slice_read rd
+              WHERE rd.n > 0 OR f.batch IS NOT NULL
              RETURNING 1),
          claimed AS (
              SELECT m.id, m.attempts, m.event_id,
@@ -243,7 +274,8 @@ BEGIN
                     m.webhook_id, extract(epoch FROM w.updated_at)::float8 AS version
                FROM made m JOIN ev ON ev.id = m.event_id JOIN w ON w.id = m.webhook_id
               WHERE m.status = 'delivering')
-    SELECT c.id, c.attempts, c.event_id, c.event, c.webhook_id, c.version, n.made
+    SELECT c.id, c.attempts, c.event_id, c.event, c.webhook_id, c.version, n.made,
+           (SELECT rd.n >= slice_events FROM slice_read rd)
       FROM (SELECT count(*) AS made FROM made) n LEFT JOIN claimed c ON true;
 END
 $$;
@@ -266,9 +298,15 @@ DECLARE
 BEGIN
     LOCK TABLE webhook.fanout IN SHARE ROW EXCLUSIVE MODE;
     UPDATE webhook.events e
-       SET txid = CASE WHEN pg_visible_in_snapshot(e.txid, NEW.snapshot) THEN NULL ELSE mine END
+       SET txid = CASE WHEN pg_visible_in_snapshot(e.txid, NEW.snapshot)
+                         OR (NEW.batch IS NOT NULL AND pg_visible_in_snapshot(e.txid, NEW.batch)
+                             AND (e.txid, e.id) <= (NEW.after_txid, NEW.after_id))
+                       THEN NULL ELSE mine END
      WHERE e.txid IS NOT NULL;
     NEW.snapshot := webhook.snapshot_before_me();
+    NEW.batch := NULL;
+    NEW.after_txid := '0';
+    NEW.after_id := '';
     NEW.updated_at := now();
     DELETE FROM webhook.fanout;
     RETURN NEW;

@@ -191,7 +191,7 @@ CREATE TABLE webhook.events (
 CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
 -- The fan-out finds new events by transaction id: one small index, the
 -- only one besides the primary key on the write path's table.
-CREATE INDEX events_fanout_idx ON webhook.events (txid) WHERE txid IS NOT NULL;
+CREATE INDEX events_fanout_idx ON webhook.events (txid, id) WHERE txid IS NOT NULL;
 -- No index on created_at: ids are ULIDs, ordered by creation time, so
 -- pruning finds old events through the primary key.
 COMMENT ON TABLE webhook.events IS 'Queued events; the body is the document delivered (before per-webhook rendering).';
@@ -201,7 +201,12 @@ COMMENT ON TABLE webhook.events IS 'Queued events; the body is the document deli
 CREATE TABLE webhook.fanout (
     singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     snapshot   pg_snapshot NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- A batch read in slices: its target snapshot, and the last event read
+    -- (txid, id); NULL, '0' and '' between batches.
+    batch      pg_snapshot,
+    after_txid xid8 NOT NULL DEFAULT '0',
+    after_id   text NOT NULL DEFAULT ''
 );
 COMMENT ON TABLE webhook.fanout IS 'The worker''s fan-out progress: events whose transaction is visible in snapshot have their deliveries (webhook.fan_out).';
 SELECT pg_catalog.pg_extension_config_dump('webhook.fanout', '');

@@ -422,7 +422,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             // claims back off; older ones that come due meanwhile are
             // claimed at least every DUE_CLAIM_EVERY.
             let may_claim = !more_due && worker.claim_backoff.is_none();
-            let (unclaimed, claimed) = worker.fan_out(may_claim);
+            let (unclaimed, claimed, more) = worker.fan_out(may_claim);
             more_due |= unclaimed;
             if unclaimed {
                 worker.sync_held_soon();
@@ -433,7 +433,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
                 claimed_at_fan_out = true;
                 last_answer = Instant::now();
             }
-            fan_out_pending = false;
+            // A batch read in slices goes on at the next turn.
+            fan_out_pending = more;
             last_fan_out = Instant::now();
             worker.profile.add(Phase::Claiming, started);
         }

@@ -27,6 +27,8 @@ pub struct FannedOut {
     pub made: i64,
     /// Those of them claimed for the worker.
     pub claimed: Vec<Claimed>,
+    /// The batch has more events than this slice read: fan out again.
+    pub more: bool,
 }
 
 /// Make the deliveries of newly committed events, claiming new ones as
@@ -47,9 +49,11 @@ pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<F
         ],
     )?;
     let mut made = 0;
+    let mut more = false;
     let mut claimed = Vec::new();
     for row in rows {
         made = row.get::<i64>(7)?.unwrap_or(0);
+        more = row.get::<bool>(8)?.unwrap_or(false);
         if row.get::<i64>(1)?.is_some() {
             claimed.push(claimed_from(&row)?);
         }
@@ -58,5 +62,9 @@ pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<F
     if made > 0 && claimed.is_empty() {
         run_saved(client, COMMIT_WITHOUT_WAITING, &[], &[])?;
     }
-    Ok(FannedOut { made, claimed })
+    Ok(FannedOut {
+        made,
+        claimed,
+        more,
+    })
 }

@@ -18,14 +18,15 @@ impl Worker {
     /// claiming the new ones there is room for when `claim` (no backlog is
     /// due: new deliveries must not pass older ones). Returns whether
     /// deliveries were made that it did not claim (a claim should follow),
-    /// and how many it claimed. A failure is retried a poll interval later
+    /// how many it claimed, and whether its batch has more events than the
+    /// slice it read (fan out again). A failure is retried a poll interval later
     /// (the events wait in webhook.events: nothing is lost).
-    pub(super) fn fan_out(&mut self, claim: bool) -> (bool, usize) {
+    pub(super) fn fan_out(&mut self, claim: bool) -> (bool, usize, bool) {
         if self
             .fan_out_backoff
             .is_some_and(|until| Instant::now() < until)
         {
-            return (false, 0);
+            return (false, 0, false);
         }
         let request = if claim { self.claim_request() } else { None };
         match txn::run(|| Spi::connect_mut(|client| fanout::fan_out(client, request.as_ref()))) {
@@ -35,7 +36,7 @@ impl Worker {
                 if claimed > 0 {
                     self.dispatch_claimed(fanned.claimed);
                 }
-                (fanned.made > claimed as i64, claimed)
+                (fanned.made > claimed as i64, claimed, fanned.more)
             }
             Err(e) => {
                 warning!(
@@ -43,7 +44,7 @@ impl Worker {
                     self.settings.poll_interval
                 );
                 self.fan_out_backoff = Some(Instant::now() + self.settings.poll_interval);
-                (false, 0)
+                (false, 0, false)
             }
         }
     }

@@ -272,3 +272,65 @@ fn moved_by_rotations(cluster: &Cluster) -> i64 {
         .filter_map(|l| l.split(' ').next()?.parse::<i64>().ok())
         .sum()
 }
+
+#[test]
+fn a_large_transaction_is_fanned_out_a_slice_at_a_time_in_order_each_event_once() {
+    // 12,000 events in one transaction: three slices of at most 5,000. A
+    // transaction that began before the fan-out's batch and commits in the
+    // middle of it is delivered too, by the next batch; a fifo webhook gets
+    // the big transaction's events in the order they were queued.
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    create(&mut c, "all", &receiver.url("/all"));
+    c.execute(
+        "SELECT webhook.create_webhook('fifo', $1, '{group.created}', ordering => 'fifo')",
+        &[&receiver.url("/fifo")],
+    )
+    .unwrap();
+    let mut early = cluster.client();
+    early
+        .batch_execute(
+            "BEGIN;
+             SELECT webhook.enqueue('group.created', json_build_object('group_id', -1, 'group_name', 'early',
+                                    'description', 'd'));",
+        )
+        .unwrap();
+    c.batch_execute(
+        "SELECT count(webhook.enqueue('group.created', json_build_object('group_id', i, 'group_name', 'g' || i,
+                 'description', 'd'))) FROM generate_series(1, 12000) i",
+    )
+    .unwrap();
+    // The fan-out is most likely inside the big batch when the early one
+    // commits (it reads a slice every few milliseconds).
+    wait_for(Duration::from_secs(30), "the first slice", || {
+        (count(&mut c, "SELECT count(*) FROM webhook.deliveries") > 0).then_some(())
+    });
+    early.batch_execute("COMMIT").unwrap();
+    let got = receiver.wait_for(2 * 12_001, Duration::from_secs(120));
+    for path in ["/all", "/fifo"] {
+        let ids: Vec<i64> = got
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.json()["payload"]["group_id"].as_i64().unwrap_or(0))
+            .collect();
+        let distinct: std::collections::HashSet<i64> = ids.iter().copied().collect();
+        assert_eq!(ids.len(), 12_001, "{path}: each event once");
+        assert_eq!(distinct.len(), 12_001, "{path}: each event once");
+        if path == "/fifo" {
+            let big: Vec<i64> = ids.iter().copied().filter(|&i| i > 0).collect();
+            assert!(
+                big.windows(2).all(|w| w[0] < w[1]),
+                "fifo keeps the queued order across slices"
+            );
+        }
+    }
+    // The batch is done: nothing is left in progress.
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM webhook.fanout WHERE batch IS NULL AND after_id = ''"
+        ),
+        1
+    );
+}

@@ -175,18 +175,36 @@ pub fn retention(conf: &str) {
         )
         .unwrap();
         let wal = wal_lsn(&mut c);
-        let started = Instant::now();
-        let kept: Option<i64> = c
-            .query_one("SELECT webhook.rotate_log(interval '1 day')", &[])
-            .unwrap()
-            .get(0);
-        let secs = started.elapsed().as_secs_f64();
+        // Two steps, as the worker takes them at two maintenances: the
+        // unfinished rows moved out, then the slot emptied. Their own time
+        // is summed (not the wait between them).
+        let mut secs = 0.0;
+        let mut kept = 0;
+        loop {
+            let started = Instant::now();
+            let done: String = c
+                .query_one("SELECT webhook.rotate_log(interval '1 day')", &[])
+                .unwrap()
+                .get(0);
+            secs += started.elapsed().as_secs_f64();
+            if let Some(n) = done.strip_prefix("moved ") {
+                kept += n.parse::<i64>().unwrap_or(0);
+            }
+            if done == "emptied" {
+                break;
+            }
+            assert!(
+                done.starts_with("moved") || done.starts_with("waiting"),
+                "{done}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let left: i64 = c
             .query_one("SELECT count(*) FROM webhook.deliveries", &[])
             .unwrap()
             .get(0);
         assert_eq!(left, n / 100, "the failed deliveries are kept");
-        (secs, wal_lsn(&mut c) - wal, kept.unwrap_or(-1))
+        (secs, wal_lsn(&mut c) - wal, kept)
     };
     // 0.2.0's pruning, batch after batch until nothing finished is left.
     let pruned = {
@@ -234,7 +252,7 @@ pub fn retention(conf: &str) {
     println!("| how | seconds | WAL MB | rows kept | ratio of time to 0.2.0's pruning |");
     println!("|---|---:|---:|---:|---:|");
     println!(
-        "| 0.3.0: its slot rotated away (`webhook.rotate_log`: one TRUNCATE, unfinished rows moved) | {:.2} | {:.1} | {} | {:.3} |",
+        "| 0.3.0: its slot rotated away (`webhook.rotate_log`, both steps: unfinished rows moved, one TRUNCATE) | {:.2} | {:.1} | {} | {:.3} |",
         rotated.0,
         rotated.1 as f64 / 1048576.0,
         rotated.2,
