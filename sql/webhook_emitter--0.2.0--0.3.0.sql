@@ -232,6 +232,7 @@ CREATE TABLE webhook.log_slots (
     -- step of emptying it); it is emptied once no snapshot older than that
     -- remains, so that no reader (pg_dump) can miss the moved rows.
     drained_by xid8,
+    drained_at timestamptz,
     -- Its partitions (regclass: names from the catalog, quoted as needed).
     events     regclass NOT NULL,
     deliveries regclass NOT NULL,
@@ -264,7 +265,8 @@ CREATE TABLE webhook.events (
     -- cluster once fanned out).
     txid        xid8,
     -- 0.3.0: the log slot (webhook.log_slots) it is kept in.
-    slot        smallint NOT NULL DEFAULT webhook.log_slot()
+    slot        smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot)
 ) PARTITION BY LIST (slot);
 -- No index on created_at: ids are ULIDs, ordered by creation time, so
 -- pruning finds old events through the primary key.
@@ -292,6 +294,7 @@ CREATE TABLE webhook.deliveries (
     order_key        text,
     -- 0.3.0: the log slot, its event's (webhook.log_slots).
     slot             smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot),
     CONSTRAINT deliveries_status_check
         CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'))
 ) PARTITION BY LIST (slot);
@@ -313,26 +316,28 @@ CREATE TABLE webhook.attempts (
     -- the deliveries (no foreign key: it goes with its delivery).
     webhook_id       bigint,
     -- 0.3.0: the log slot, its delivery's (webhook.log_slots).
-    slot             smallint NOT NULL DEFAULT webhook.log_slot()
+    slot             smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot)
 ) PARTITION BY LIST (slot);
 COMMENT ON TABLE webhook.attempts IS 'Every HTTP attempt: timing, status code, response excerpt, error.';
 
--- The slots' partitions (their data is what pg_dump keeps). Each has its
--- own primary key on id, not one on (id, slot) over the table: a key on id
--- alone tells the planner that a lookup by id finds one row, whatever the
--- statistics say (a lookup of (id, slot) would need the slot, which the
--- worker does not carry). Ids are unique across slots all the same: they
--- come from one identity (ULIDs for events), and a row changes slot by
--- moving (webhook.rotate_log).
-CREATE TABLE webhook.events_0 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (0);
-CREATE TABLE webhook.events_1 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (1);
-CREATE TABLE webhook.events_2 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (2);
-CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (0);
-CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (1);
-CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (2);
-CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (0);
-CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (1);
-CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (2);
+-- The slots' partitions (their data is what pg_dump keeps). The keys are
+-- (id, slot), as a key over a partitioned table must be; each deliveries
+-- partition also has one on id alone, which tells the planner that a
+-- lookup of a delivery by id finds one row whatever the statistics say:
+-- without it, the worker's recording statement (which has the ids, not
+-- the slots) joined its batch to the deliveries by hashing whole
+-- partitions. Ids are unique across slots all the same: they come from one
+-- identity (ULIDs for events), and a row changes slot only by moving.
+CREATE TABLE webhook.events_0 PARTITION OF webhook.events FOR VALUES IN (0);
+CREATE TABLE webhook.events_1 PARTITION OF webhook.events FOR VALUES IN (1);
+CREATE TABLE webhook.events_2 PARTITION OF webhook.events FOR VALUES IN (2);
+CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries (UNIQUE (id)) FOR VALUES IN (0);
+CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries (UNIQUE (id)) FOR VALUES IN (1);
+CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries (UNIQUE (id)) FOR VALUES IN (2);
+CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts FOR VALUES IN (0);
+CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts FOR VALUES IN (1);
+CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts FOR VALUES IN (2);
 -- A fresh slot is as old as the installation: no slot is emptied before
 -- it has been current for webhook.retention (a restore keeps its log that long).
 INSERT INTO webhook.log_slots (slot, is_current, events, deliveries, attempts)
@@ -1350,7 +1355,7 @@ $$;
 -- A delivery goes to each webhook subscribed when its event is fanned out
 -- (within milliseconds of its commit), whose filter the body matches; an
 -- ordered webhook's sequence follows the events' ids (their creation order)
--- within what one fan-out reads, then the fan-outs' order. The delivery is
+-- within what one slice reads, then the slices' order. The delivery is
 -- dated with the event and kept in its log slot.
 -- The worker also claims new deliveries here (claim_limit > 0), as the
 -- claim would (src/worker/claim.rs): those of enabled, unordered webhooks
@@ -1362,7 +1367,7 @@ $$;
 -- NULLs; made is how many deliveries were made.
 -- A batch is the events of the transactions committed between the stored
 -- snapshot and a target snapshot (PgQ's batches); it is read in slices of
--- at most 5,000 events in (txid, id) order, so that a transaction of a
+-- at most 5,000 events and 16 MB of bodies in (txid, id) order, so that a transaction of a
 -- million events is fanned out a slice at a time, with the worker's
 -- memory and each statement bounded: between slices the row keeps the
 -- target (batch) and the last event read (after_txid, after_id); more is
@@ -1383,6 +1388,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off 
 #variable_conflict use_column
 DECLARE
     slice_events constant bigint := 5000;
+    slice_bytes constant bigint := 16 * 1024 * 1024;
     progress webhook.fanout;
     done pg_snapshot;
     target pg_snapshot;
@@ -1407,23 +1413,31 @@ BEGIN
                  SELECT (pg_snapshot_xmax(done)::text::numeric - 1)::text::xid8 AS x
                  UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
                  UNION SELECT pg_snapshot_xmax(target)) b),
+         -- The next events of the batch, their keys and sizes only (a body
+         -- is not read here: octet_length reads its stored size).
          candidates AS (
              SELECT e.* FROM bounds r CROSS JOIN LATERAL (
-                    SELECT e.* FROM webhook.events e
+                    SELECT e.txid, e.id, e.slot, octet_length(e.body::text) AS bytes FROM webhook.events e
                      WHERE e.txid > r.above AND e.txid < r.below
                        AND (e.txid, e.id) > (progress.after_txid, progress.after_id)
-                     ORDER BY e.txid, e.id LIMIT slice_events) e
+                     ORDER BY e.txid, e.id LIMIT slice_events + 1) e
               WHERE r.below IS NOT NULL
              UNION ALL
              SELECT e.* FROM pg_snapshot_xip(done) x CROSS JOIN LATERAL (
-                    SELECT e.* FROM webhook.events e
+                    SELECT e.txid, e.id, e.slot, octet_length(e.body::text) AS bytes FROM webhook.events e
                      WHERE e.txid = x AND (e.txid, e.id) > (progress.after_txid, progress.after_id)
-                     ORDER BY e.txid, e.id LIMIT slice_events) e
+                     ORDER BY e.txid, e.id LIMIT slice_events + 1) e
               WHERE x NOT IN (SELECT r.x FROM running r)),
+         next_keys AS MATERIALIZED (
+             SELECT k.*, row_number() OVER (ORDER BY k.txid, k.id) AS n,
+                    sum(k.bytes) OVER (ORDER BY k.txid, k.id ROWS UNBOUNDED PRECEDING) - k.bytes AS before
+               FROM (SELECT c.* FROM candidates c ORDER BY c.txid, c.id LIMIT slice_events + 1) k),
+         -- This slice: at most slice_events events and slice_bytes of
+         -- bodies (the first event always).
          ev AS MATERIALIZED (
-             SELECT c.id, c.topic, c.body, c.tenant_id, c.created_at, c.slot, c.txid,
-                    octet_length(c.body::text) AS bytes
-               FROM candidates c ORDER BY c.txid, c.id LIMIT slice_events),
+             SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.slot, e.txid, k.bytes
+               FROM next_keys k JOIN webhook.events e ON e.id = k.id AND e.slot = k.slot
+              WHERE k.n <= slice_events AND (k.n = 1 OR k.before < slice_bytes)),
          -- Locked FOR KEY SHARE: a concurrent delete_webhook waits, or has
          -- removed the webhook, which is then skipped. Changes of the other
          -- columns do not wait (an admin's open transaction must not stall
@@ -1443,8 +1457,8 @@ BEGIN
                              AND (w.filter IS NULL OR webhook.body_matches(ev.body, w.filter))),
          ranked AS (
              SELECT p.*, p.claimable
-                    AND row_number() OVER (PARTITION BY p.claimable ORDER BY p.txid, p.event, p.webhook) <= claim_limit
-                    AND sum(p.loaded) OVER (PARTITION BY p.claimable ORDER BY p.txid, p.event, p.webhook
+                    AND row_number() OVER (PARTITION BY p.claimable ORDER BY p.event, p.webhook) <= claim_limit
+                    AND sum(p.loaded) OVER (PARTITION BY p.claimable ORDER BY p.event, p.webhook
                                             ROWS UNBOUNDED PRECEDING) - p.loaded < byte_budget AS claimed
                FROM pairs p),
          made AS (
@@ -1460,23 +1474,24 @@ BEGIN
                     CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END,
                     r.slot
                FROM ranked r
-              ORDER BY r.txid, r.event, r.webhook
+              ORDER BY r.event, r.webhook
              RETURNING deliveries.id, deliveries.attempts, deliveries.event_id, deliveries.webhook_id,
                        deliveries.status),
          slice_read AS (
-             SELECT count(*) AS n, (SELECT ev.txid FROM ev ORDER BY ev.txid DESC, ev.id DESC LIMIT 1) AS txid,
-                    (SELECT ev.id FROM ev ORDER BY ev.txid DESC, ev.id DESC LIMIT 1) AS id
-               FROM ev),
-         -- A full slice: the batch goes on from its last event. Less: the
-         -- batch is done, and the target becomes the stored snapshot. Found
+             SELECT (SELECT count(*) FROM ev) AS n,
+                    (SELECT count(*) FROM next_keys) > (SELECT count(*) FROM ev) AS more,
+                    (SELECT ev.txid FROM ev ORDER BY ev.txid DESC, ev.id DESC LIMIT 1) AS txid,
+                    (SELECT ev.id FROM ev ORDER BY ev.txid DESC, ev.id DESC LIMIT 1) AS id),
+         -- More after this slice: the batch goes on from its last event.
+         -- Else the batch is done, and the target becomes the stored snapshot. Found
          -- nothing outside a batch: nothing to store (no write, no WAL); the
          -- next fan-out reads from the same point, where nothing was.
          moved AS (
              UPDATE webhook.fanout f
-                SET snapshot = CASE WHEN rd.n < slice_events THEN target ELSE f.snapshot END,
-                    batch = CASE WHEN rd.n < slice_events THEN NULL ELSE target END,
-                    after_txid = CASE WHEN rd.n < slice_events THEN '0' ELSE rd.txid END,
-                    after_id = CASE WHEN rd.n < slice_events THEN '' ELSE rd.id END,
+                SET snapshot = CASE WHEN rd.more THEN f.snapshot ELSE target END,
+                    batch = CASE WHEN rd.more THEN target END,
+                    after_txid = CASE WHEN rd.more THEN rd.txid ELSE '0' END,
+                    after_id = CASE WHEN rd.more THEN rd.id ELSE '' END,
                     updated_at = now()
                FROM slice_read rd
               WHERE rd.n > 0 OR f.batch IS NOT NULL
@@ -1489,7 +1504,7 @@ BEGIN
                FROM made m JOIN ev ON ev.id = m.event_id JOIN w ON w.id = m.webhook_id
               WHERE m.status = 'delivering')
     SELECT c.id, c.attempts, c.event_id, c.event, c.webhook_id, c.version, n.made,
-           (SELECT rd.n >= slice_events FROM slice_read rd)
+           (SELECT rd.more FROM slice_read rd)
       FROM (SELECT count(*) AS made FROM made) n LEFT JOIN claimed c ON true;
 END
 $$;
@@ -1640,21 +1655,36 @@ BEGIN
             MESSAGE = 'webhook.log_slots must hold slots 0, 1 and 2, one of them current',
             HINT = 'Reinstall the extension''s rows: see webhook.log_slots in the extension''s state.sql.';
     END IF;
+    IF cur.opened_at > now() - retention / 2 OR prev.opened_at > now() - retention THEN
+        -- Not due (again: the retention may have grown since a move).
+        UPDATE webhook.log_slots s SET drained_by = NULL, drained_at = NULL
+         WHERE s.slot = nxt.slot AND s.drained_by IS NOT NULL;
+        RETURN 'not due';
+    END IF;
     IF nxt.drained_by IS NULL THEN
-        IF cur.opened_at > now() - retention / 2 OR prev.opened_at > now() - retention THEN
-            RETURN 'not due';
-        END IF;
-        moved := webhook.move_unfinished(nxt.slot, cur.slot);
-        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id() WHERE s.slot = nxt.slot;
+        BEGIN
+            moved := webhook.move_unfinished(nxt.slot, cur.slot);
+        EXCEPTION WHEN lock_not_available THEN
+            -- A row to move is locked (an admin's open transaction): the
+            -- next maintenance tries again.
+            RETURN 'locks busy';
+        END;
+        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id(), drained_at = now()
+         WHERE s.slot = nxt.slot;
         RETURN format('moved %s', moved);
     END IF;
     overdue := prev.opened_at < now() - retention * 1.5;
-    -- A session of this database whose snapshot predates the move (its
-    -- xmin is not newer); a logical replication slot's initial copy too.
+    -- A session of this database whose snapshot may predate the move: its
+    -- xmin is not newer, and its transaction began before the move (one
+    -- that began after it sees the moved rows, whatever older transaction
+    -- holds everyone's xmin back); a logical replication slot's initial
+    -- copy too. Autovacuum reads nothing a move could hide.
     SELECT string_agg(DISTINCT a.pid::text, ', ') INTO holders
       FROM pg_stat_activity a
      WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
-       AND a.backend_xmin IS NOT NULL AND age(a.backend_xmin) >= age(xid(nxt.drained_by));
+       AND a.backend_type <> 'autovacuum worker'
+       AND a.backend_xmin IS NOT NULL AND age(a.backend_xmin) >= age(xid(nxt.drained_by))
+       AND a.xact_start < nxt.drained_at;
     IF holders IS NOT NULL
        OR EXISTS (SELECT FROM pg_replication_slots r
                    WHERE r.database = current_database()
@@ -1687,12 +1717,13 @@ BEGIN
     -- writer that still had the slot as current) moves too, and waits again.
     moved := webhook.move_unfinished(nxt.slot, cur.slot);
     IF moved > 0 THEN
-        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id() WHERE s.slot = nxt.slot;
+        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id(), drained_at = now()
+         WHERE s.slot = nxt.slot;
         RETURN format('moved %s', moved);
     END IF;
     EXECUTE format('TRUNCATE %s, %s, %s', nxt.events, nxt.deliveries, nxt.attempts);
     UPDATE webhook.log_slots s SET is_current = false WHERE s.slot = cur.slot;
-    UPDATE webhook.log_slots s SET is_current = true, opened_at = now(), drained_by = NULL
+    UPDATE webhook.log_slots s SET is_current = true, opened_at = now(), drained_by = NULL, drained_at = NULL
      WHERE s.slot = nxt.slot;
     RETURN 'emptied';
 END
@@ -1720,7 +1751,6 @@ REVOKE EXECUTE ON FUNCTION webhook.delete_attempts() FROM PUBLIC;
 CREATE TRIGGER log_slots_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.log_slots
     FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
 ALTER TABLE webhook.log_slots ENABLE REPLICA TRIGGER log_slots_replicated;
-COMMENT ON FUNCTION webhook.rotate_log IS 'Empty the delivery log''s oldest slot when all of it is older than retention, keeping what is unfinished (the worker runs it); returns rows kept, or NULL when not due.';
 
 -- A rotation changes the slot the write path queues into.
 CREATE TRIGGER subscriptions_changed

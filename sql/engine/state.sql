@@ -153,6 +153,7 @@ CREATE TABLE webhook.log_slots (
     -- step of emptying it); it is emptied once no snapshot older than that
     -- remains, so that no reader (pg_dump) can miss the moved rows.
     drained_by xid8,
+    drained_at timestamptz,
     -- Its partitions (regclass: names from the catalog, quoted as needed).
     events     regclass NOT NULL,
     deliveries regclass NOT NULL,
@@ -186,7 +187,8 @@ CREATE TABLE webhook.events (
     -- cluster once fanned out).
     txid        xid8,
     -- 0.3.0: the log slot (webhook.log_slots) it is kept in.
-    slot        smallint NOT NULL DEFAULT webhook.log_slot()
+    slot        smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot)
 ) PARTITION BY LIST (slot);
 CREATE INDEX events_unbuilt_idx ON webhook.events (topic) WHERE build_error IS NOT NULL;
 -- The fan-out finds new events by transaction id: one small index, the
@@ -235,6 +237,7 @@ CREATE TABLE webhook.deliveries (
     order_key        text,
     -- 0.3.0: the log slot, its event's (webhook.log_slots).
     slot             smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot),
     CONSTRAINT deliveries_status_check
         CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead', 'held', 'unbuilt', 'replicated'))
 ) PARTITION BY LIST (slot);
@@ -273,7 +276,8 @@ CREATE TABLE webhook.attempts (
     -- the deliveries (no foreign key: it goes with its delivery).
     webhook_id       bigint,
     -- 0.3.0: the log slot, its delivery's (webhook.log_slots).
-    slot             smallint NOT NULL DEFAULT webhook.log_slot()
+    slot             smallint NOT NULL DEFAULT webhook.log_slot(),
+    PRIMARY KEY (id, slot)
 ) PARTITION BY LIST (slot);
 CREATE INDEX attempts_delivery_idx ON webhook.attempts (delivery_id);
 -- One webhook's failures over a time range; only failed attempts pay for it.
@@ -283,22 +287,23 @@ COMMENT ON TABLE webhook.attempts IS 'Every HTTP attempt: timing, status code, r
 
 -- The queue is the installation's data: pg_dump dumps it (and the identity
 -- sequences), so a restore keeps pending deliveries and their event bodies.
--- The slots' partitions (their data is what pg_dump keeps). Each has its
--- own primary key on id, not one on (id, slot) over the table: a key on id
--- alone tells the planner that a lookup by id finds one row, whatever the
--- statistics say (a lookup of (id, slot) would need the slot, which the
--- worker does not carry). Ids are unique across slots all the same: they
--- come from one identity (ULIDs for events), and a row changes slot by
--- moving (webhook.rotate_log).
-CREATE TABLE webhook.events_0 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (0);
-CREATE TABLE webhook.events_1 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (1);
-CREATE TABLE webhook.events_2 PARTITION OF webhook.events (PRIMARY KEY (id)) FOR VALUES IN (2);
-CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (0);
-CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (1);
-CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries (PRIMARY KEY (id)) FOR VALUES IN (2);
-CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (0);
-CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (1);
-CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts (PRIMARY KEY (id)) FOR VALUES IN (2);
+-- The slots' partitions (their data is what pg_dump keeps). The keys are
+-- (id, slot), as a key over a partitioned table must be; each deliveries
+-- partition also has one on id alone, which tells the planner that a
+-- lookup of a delivery by id finds one row whatever the statistics say:
+-- without it, the worker's recording statement (which has the ids, not
+-- the slots) joined its batch to the deliveries by hashing whole
+-- partitions. Ids are unique across slots all the same: they come from one
+-- identity (ULIDs for events), and a row changes slot only by moving.
+CREATE TABLE webhook.events_0 PARTITION OF webhook.events FOR VALUES IN (0);
+CREATE TABLE webhook.events_1 PARTITION OF webhook.events FOR VALUES IN (1);
+CREATE TABLE webhook.events_2 PARTITION OF webhook.events FOR VALUES IN (2);
+CREATE TABLE webhook.deliveries_0 PARTITION OF webhook.deliveries (UNIQUE (id)) FOR VALUES IN (0);
+CREATE TABLE webhook.deliveries_1 PARTITION OF webhook.deliveries (UNIQUE (id)) FOR VALUES IN (1);
+CREATE TABLE webhook.deliveries_2 PARTITION OF webhook.deliveries (UNIQUE (id)) FOR VALUES IN (2);
+CREATE TABLE webhook.attempts_0 PARTITION OF webhook.attempts FOR VALUES IN (0);
+CREATE TABLE webhook.attempts_1 PARTITION OF webhook.attempts FOR VALUES IN (1);
+CREATE TABLE webhook.attempts_2 PARTITION OF webhook.attempts FOR VALUES IN (2);
 -- A fresh slot is as old as the installation: no slot is emptied before
 -- it has been current for webhook.retention (a restore keeps its log that long).
 INSERT INTO webhook.log_slots (slot, is_current, events, deliveries, attempts)

@@ -233,13 +233,11 @@ pub fn sync_registry(client: &mut SpiClient) -> Result<i32> {
 pub fn remove_deleted_webhooks(client: &mut SpiClient) -> Result<usize> {
     let _own = super::node_state::OwnState::begin();
     let removed = client.update(
-        // Their deliveries go by cascade; their attempts (no foreign key:
-        // see webhook.attempts) here.
-        "WITH gone AS (SELECT x.id FROM webhook.webhooks x WHERE x.deletion_requested_at IS NOT NULL
-                          FOR UPDATE SKIP LOCKED),
-              attempts AS (DELETE FROM webhook.attempts a WHERE a.delivery_id IN (
-                               SELECT d.id FROM webhook.deliveries d WHERE d.webhook_id IN (SELECT id FROM gone)))
-         DELETE FROM webhook.webhooks w WHERE w.id = ANY (ARRAY(SELECT id FROM gone))",
+        // Their deliveries go by cascade, and their attempts with them
+        // (webhook.delete_attempts).
+        "DELETE FROM webhook.webhooks w WHERE w.id = ANY (ARRAY(
+             SELECT x.id FROM webhook.webhooks x WHERE x.deletion_requested_at IS NOT NULL
+                FOR UPDATE SKIP LOCKED))",
         None,
         &[],
     )?;

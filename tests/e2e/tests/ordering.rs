@@ -285,3 +285,53 @@ fn ordering_settings_are_validated() {
         .unwrap();
     assert_eq!((ordering.as_str(), key), ("fifo", None));
 }
+
+#[test]
+fn a_fifo_sequence_follows_the_events_order_not_their_transactions_ids() {
+    // Transaction A gets its id first, then waits while B queues and
+    // commits its event; A's event, queued after B's, must follow it even
+    // when both are fanned out in one batch (the worker is held still until
+    // both have committed).
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    let mut c = cluster.client();
+    c.execute(
+        "SELECT webhook.create_webhook('fifo', $1, '{group.created}', ordering => 'fifo')",
+        &[&receiver.url("/fifo")],
+    )
+    .unwrap();
+    let worker = cluster.worker_pid();
+    let stop = |signal: &str| {
+        let status = std::process::Command::new("kill")
+            .args([signal, &worker.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal}");
+    };
+    stop("-STOP");
+    let mut a = cluster.client();
+    a.batch_execute("BEGIN; SELECT pg_current_xact_id();")
+        .unwrap();
+    let mut b = cluster.client();
+    b.batch_execute(
+        "SELECT webhook.enqueue('group.created', json_build_object('group_id', 1, 'group_name', 'first',
+                                'description', 'B, queued first'))",
+    )
+    .unwrap();
+    // Event ids order by their millisecond first.
+    std::thread::sleep(Duration::from_millis(20));
+    a.batch_execute(
+        "SELECT webhook.enqueue('group.created', json_build_object('group_id', 2, 'group_name', 'second',
+                                'description', 'A, queued second'));
+         COMMIT;",
+    )
+    .unwrap();
+    stop("-CONT");
+    let got = receiver.wait_for(2, Duration::from_secs(30));
+    let order: Vec<String> = got.iter().map(group_name).collect();
+    assert_eq!(
+        order,
+        ["first", "second"],
+        "the events' order, not the transactions'"
+    );
+}
