@@ -1433,10 +1433,13 @@ BEGIN
                     sum(k.bytes) OVER (ORDER BY k.txid, k.id ROWS UNBOUNDED PRECEDING) - k.bytes AS before
                FROM (SELECT c.* FROM candidates c ORDER BY c.txid, c.id LIMIT slice_events + 1) k),
          -- This slice: at most slice_events events and slice_bytes of
-         -- bodies (the first event always).
+         -- bodies (the first event always), each looked up by its key
+         -- (LATERAL ... OFFSET 0: never a join the planner could turn
+         -- around when the statistics say the events table is empty).
          ev AS MATERIALIZED (
              SELECT e.id, e.topic, e.body, e.tenant_id, e.created_at, e.slot, e.txid, k.bytes
-               FROM next_keys k JOIN webhook.events e ON e.id = k.id AND e.slot = k.slot
+               FROM next_keys k CROSS JOIN LATERAL (
+                    SELECT x.* FROM webhook.events x WHERE x.id = k.id AND x.slot = k.slot OFFSET 0) e
               WHERE k.n <= slice_events AND (k.n = 1 OR k.before < slice_bytes)),
          -- Locked FOR KEY SHARE: a concurrent delete_webhook waits, or has
          -- removed the webhook, which is then skipped. Changes of the other

@@ -14,6 +14,24 @@ fn count(c: &mut postgres::Client, query: &str) -> i64 {
     c.query_one(query, &[]).expect(query).get(0)
 }
 
+/// The roles people use: a NOSUPERUSER webhook_admin member, an LMS
+/// application role with table privileges only, and a role with PUBLIC's
+/// rights only.
+fn roles(cluster: &Cluster) {
+    cluster
+        .client()
+        .batch_execute(
+            "CREATE ROLE hook_admin LOGIN NOSUPERUSER;
+             GRANT webhook_admin TO hook_admin;
+             CREATE ROLE lms_app LOGIN NOSUPERUSER;
+             GRANT USAGE ON SCHEMA lms TO lms_app;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;
+             CREATE ROLE nobody LOGIN NOSUPERUSER;",
+        )
+        .unwrap();
+}
+
 /// Rotations so far: the worker logs each one.
 fn rotations(cluster: &Cluster) -> usize {
     cluster
@@ -35,17 +53,7 @@ fn rotation_keeps_what_is_unfinished_drops_the_finished_log_whole_and_loses_no_e
             Reply::status(200)
         }
     });
-    cluster
-        .client()
-        .batch_execute(
-            "CREATE ROLE hook_admin LOGIN NOSUPERUSER;
-             GRANT webhook_admin TO hook_admin;
-             CREATE ROLE lms_app LOGIN NOSUPERUSER;
-             GRANT USAGE ON SCHEMA lms TO lms_app;
-             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
-             GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;",
-        )
-        .unwrap();
+    roles(&cluster);
     let mut admin = cluster.client_as("hook_admin");
     admin
         .execute(
@@ -230,17 +238,7 @@ fn rotation_keeps_what_is_unfinished_drops_the_finished_log_whole_and_loses_no_e
 #[test]
 fn no_role_below_superuser_rotates_the_log_or_reads_a_slot_directly() {
     let cluster = Cluster::start("");
-    cluster
-        .client()
-        .batch_execute(
-            "CREATE ROLE hook_admin LOGIN NOSUPERUSER;
-             GRANT webhook_admin TO hook_admin;
-             CREATE ROLE lms_app LOGIN NOSUPERUSER;
-             GRANT USAGE ON SCHEMA lms TO lms_app;
-             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
-             CREATE ROLE nobody LOGIN NOSUPERUSER;",
-        )
-        .unwrap();
+    roles(&cluster);
     for role in ["hook_admin", "lms_app", "nobody"] {
         let mut c = cluster.client_as(role);
         let err = c
