@@ -209,6 +209,21 @@ ALTER TABLE webhook.events_v020 RENAME CONSTRAINT events_pkey TO events_v020_pke
 ALTER TABLE webhook.deliveries_v020 RENAME CONSTRAINT deliveries_pkey TO deliveries_v020_pkey;
 ALTER TABLE webhook.attempts_v020 RENAME CONSTRAINT attempts_pkey TO attempts_v020_pkey;
 ALTER TABLE webhook.deliveries_v020 RENAME CONSTRAINT deliveries_webhook_id_fkey TO deliveries_v020_webhook_id_fkey;
+-- PostgreSQL 18 names NOT NULL constraints too: the old names go, so that
+-- the new tables get the names a fresh install gives them.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT x.conrelid::regclass AS rel, x.conname
+               FROM pg_catalog.pg_constraint x
+              WHERE x.contype = 'n'
+                AND x.conrelid IN ('webhook.events_v020'::regclass, 'webhook.deliveries_v020'::regclass,
+                                   'webhook.attempts_v020'::regclass) LOOP
+        EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', c.rel, c.conname, c.conname || '_v020');
+    END LOOP;
+END
+$$;
 DROP INDEX webhook.deliveries_due_idx, webhook.deliveries_sequence_idx, webhook.deliveries_webhook_idx,
     webhook.deliveries_event_idx, webhook.deliveries_finished_idx, webhook.deliveries_held_idx,
     webhook.deliveries_leased_idx, webhook.attempts_delivery_idx;
