@@ -43,7 +43,7 @@ CREATE VIEW webhook.recent_failures AS
 SELECT d.id AS delivery_id, d.webhook_id, w.name AS webhook_name, e.topic, d.event_id, d.status,
        d.attempts, d.last_status_code, d.last_error, d.last_attempt_at, d.next_attempt_at
 FROM webhook.deliveries d
-JOIN webhook.events e ON e.id = d.event_id
+JOIN webhook.events e ON e.id = d.event_id AND e.slot = d.slot  -- a delivery is in its event's slot
 LEFT JOIN webhook.webhooks w ON w.id = d.webhook_id
 WHERE d.status IN ('failed', 'dead') AND d.last_attempt_at > now() - interval '24 hours'
 ORDER BY d.last_attempt_at DESC;

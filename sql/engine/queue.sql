@@ -14,7 +14,7 @@ CREATE FUNCTION webhook.notify_dead_deliveries(ids bigint[]) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT webhook.notify('delivery_dead', jsonb_build_object('delivery_id', d.id, 'webhook_id', d.webhook_id,
-               'event_id', d.event_id, 'topic', (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id),
+               'event_id', d.event_id, 'topic', (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id AND e.slot = d.slot),
                'attempts', d.attempts, 'error', left(d.last_error, 500)))
       FROM webhook.deliveries d
      WHERE d.id = ANY (ids) AND d.status = 'dead'
@@ -453,16 +453,23 @@ BEGIN
             -- next maintenance tries again.
             RETURN 'locks busy';
         END;
-        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id(), drained_at = now()
+        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id(), drained_at = NULL
          WHERE s.slot = nxt.slot;
         RETURN format('moved %s', moved);
     END IF;
+    IF nxt.drained_at IS NULL THEN
+        -- The move has committed (this is a later transaction): a
+        -- transaction that begins from now on sees it.
+        UPDATE webhook.log_slots s SET drained_at = clock_timestamp() WHERE s.slot = nxt.slot;
+        RETURN 'waiting for snapshots';
+    END IF;
     overdue := prev.opened_at < now() - retention * 1.5;
     -- A session of this database whose snapshot may predate the move: its
-    -- xmin is not newer, and its transaction began before the move (one
-    -- that began after it sees the moved rows, whatever older transaction
-    -- holds everyone's xmin back); a logical replication slot's initial
-    -- copy too. Autovacuum reads nothing a move could hide.
+    -- xmin is not newer, and its transaction began before drained_at, a
+    -- time after the move committed (one that began later sees the moved
+    -- rows, whatever older transaction holds everyone's xmin back); a
+    -- logical replication slot's initial copy too. Autovacuum reads nothing
+    -- a move could hide.
     SELECT string_agg(DISTINCT a.pid::text, ', ') INTO holders
       FROM pg_stat_activity a
      WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
@@ -501,7 +508,7 @@ BEGIN
     -- writer that still had the slot as current) moves too, and waits again.
     moved := webhook.move_unfinished(nxt.slot, cur.slot);
     IF moved > 0 THEN
-        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id(), drained_at = now()
+        UPDATE webhook.log_slots s SET drained_by = pg_current_xact_id(), drained_at = NULL
          WHERE s.slot = nxt.slot;
         RETURN format('moved %s', moved);
     END IF;

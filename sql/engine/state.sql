@@ -153,7 +153,7 @@ CREATE TABLE webhook.log_slots (
     -- step of emptying it); it is emptied once no snapshot older than that
     -- remains, so that no reader (pg_dump) can miss the moved rows.
     drained_by xid8,
-    drained_at timestamptz,
+    drained_at timestamptz,  -- set by the first call after the move committed
     -- Its partitions (regclass: names from the catalog, quoted as needed).
     events     regclass NOT NULL,
     deliveries regclass NOT NULL,

@@ -92,7 +92,7 @@ pub(crate) const CLAIM_SQL: &str = "WITH RECURSIVE heads AS (
  -- then sorts the whole queue instead of reading the due index.
  -- The enabled test is a correlated lookup, not a join.
  due_unordered AS (
-     SELECT d.id, d.next_attempt_at, d.event_id FROM webhook.deliveries d
+     SELECT d.id, d.next_attempt_at, d.event_id, d.slot FROM webhook.deliveries d
       WHERE d.status IN ('pending', 'failed') AND d.order_key IS NULL
         AND d.next_attempt_at <= now()
         AND coalesce(d.webhook_id <> ALL ($2), true)
@@ -101,7 +101,7 @@ pub(crate) const CLAIM_SQL: &str = "WITH RECURSIVE heads AS (
       LIMIT $1
       FOR UPDATE OF d SKIP LOCKED),
  due_heads AS (
-     SELECT d.id, d.next_attempt_at, d.event_id FROM webhook.deliveries d
+     SELECT d.id, d.next_attempt_at, d.event_id, d.slot FROM webhook.deliveries d
       WHERE d.id = ANY (ARRAY(SELECT id FROM ready_heads))
         AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
         AND (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
@@ -109,7 +109,8 @@ pub(crate) const CLAIM_SQL: &str = "WITH RECURSIVE heads AS (
  picked AS (
      SELECT due.id, due.next_attempt_at,
             -- octet_length of a stored text reads its size, not the text.
-            (SELECT octet_length(e.body::text) FROM webhook.events e WHERE e.id = due.event_id) AS bytes
+            (SELECT octet_length(e.body::text) FROM webhook.events e
+              WHERE e.id = due.event_id AND e.slot = due.slot) AS bytes
        FROM (SELECT * FROM due_unordered UNION ALL SELECT * FROM due_heads) due
       ORDER BY due.next_attempt_at LIMIT $1),
  -- Bodies are loaded up to $4 bytes in all (the first delivery always).
@@ -126,7 +127,7 @@ pub(crate) const CLAIM_SQL: &str = "WITH RECURSIVE heads AS (
  RETURNING d.id, d.attempts, d.event_id,
            (SELECT ARRAY[e.topic, e.tenant_id, CASE WHEN octet_length(e.body::text) <= $5 THEN e.body::text END,
                          octet_length(e.body::text)::text]
-              FROM webhook.events e WHERE e.id = d.event_id),
+              FROM webhook.events e WHERE e.id = d.event_id AND e.slot = d.slot),
            d.webhook_id,
            (SELECT extract(epoch FROM w.updated_at)::float8 FROM webhook.webhooks w WHERE w.id = d.webhook_id)";
 

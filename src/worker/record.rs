@@ -49,7 +49,7 @@ const RECORD_SQL: &str = "WITH recorded AS (
       WHERE d.id = r.id AND d.status || '' = 'delivering'
      RETURNING d.webhook_id, d.attempts, d.is_test, r.status AS outcome, r.code, r.started, r.duration,
                extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency,
-               (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id) AS topic),
+               (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id AND e.slot = d.slot) AS topic),
  counted AS (
      INSERT INTO webhook.delivery_counters AS c
          (webhook_id, topic, delivered, failed, dead, retried, latency_le, latency_sum, latency_count)
@@ -247,7 +247,7 @@ fn queue_outcomes(client: &mut SpiClient, verdicts: &[&Verdict]) -> Result<()> {
         "INSERT INTO webhook.outcomes (delivery_id, webhook_id, argument)
          SELECT d.id, w.id, jsonb_build_object(
                     'delivery_id', d.id, 'event_id', d.event_id,
-                    'topic', (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id),
+                    'topic', (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id AND e.slot = d.slot),
                     'webhook_id', w.id, 'webhook', w.name, 'status', r.status, 'attempt', r.attempt,
                     'http_status', r.code, 'duration_ms', r.duration, 'error', r.err,
                     'response_headers', r.headers::jsonb,
