@@ -286,3 +286,73 @@ fn moved_by_rotations(cluster: &Cluster) -> i64 {
         .filter_map(|l| l.split(' ').next()?.parse::<i64>().ok())
         .sum()
 }
+
+#[test]
+fn a_snapshot_older_than_a_move_keeps_its_slot_from_being_emptied() {
+    // TRUNCATE is not MVCC-safe: a transaction whose snapshot predates the
+    // move of a slot's unfinished rows would see them in neither slot once
+    // the slot is emptied. The rotation waits for it (as for a pg_dump).
+    let cluster = Cluster::start("webhook.retention = '2s'\nwebhook.retry_schedule = '0s,1h,1h'");
+    let receiver = Receiver::start();
+    receiver.respond_with(|_| Reply::status(503));
+    roles(&cluster);
+    let mut admin = cluster.client_as("hook_admin");
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('down', $1, '{group.created}')",
+            &[&receiver.url("/down")],
+        )
+        .unwrap();
+    let mut su = cluster.client();
+    // The failed delivery is in slot 0, the third slot to be emptied.
+    cluster
+        .client_as("lms_app")
+        .batch_execute("INSERT INTO lms.groups (name) VALUES ('Physics')")
+        .unwrap();
+    wait_for(Duration::from_secs(20), "the failed attempt", || {
+        (count(
+            &mut su,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'failed' AND slot = 0",
+        ) == 1)
+            .then_some(())
+    });
+    wait_for(Duration::from_secs(30), "two rotations", || {
+        (rotations(&cluster) >= 2).then_some(())
+    });
+    // A reader takes its snapshot before slot 0's move, touching no log
+    // table (it holds no lock that would stop the TRUNCATE).
+    let mut reader = cluster.client_as("hook_admin");
+    reader
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;")
+        .unwrap();
+    wait_for(Duration::from_secs(30), "slot 0's move", || {
+        (moved_by_rotations(&cluster) >= 3).then_some(())
+    });
+    // Rotations keep trying meanwhile (every second); none may empty it.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        rotations(&cluster),
+        2,
+        "a slot was emptied under an older snapshot"
+    );
+    assert_eq!(
+        count(
+            &mut reader,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'failed'"
+        ),
+        1,
+        "the reader sees the failed delivery where its snapshot put it"
+    );
+    reader.batch_execute("COMMIT").unwrap();
+    wait_for(Duration::from_secs(30), "the third rotation", || {
+        (rotations(&cluster) >= 3).then_some(())
+    });
+    assert_eq!(
+        count(
+            &mut su,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'failed' AND slot <> 0"
+        ),
+        1,
+        "the failed delivery was kept, in another slot"
+    );
+}
