@@ -1,5 +1,6 @@
 //! The worker's upkeep of the queue: orphaned and expired leases, held
-//! deliveries following their webhook, deleted webhooks, pruning. SPI
+//! deliveries following their webhook, deleted webhooks, the log's rotation,
+//! pruning of callback outcomes. SPI
 //! arguments only; runs on the worker's main thread. `Upkeep` decides when.
 
 use super::txn;
@@ -9,10 +10,10 @@ use pgrx::spi::SpiClient;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Maintenance (pruning, held deliveries, expired leases) runs this often
+/// Maintenance (the log's rotation, pruning, held deliveries, expired leases) runs this often
 /// at most (more often for short retentions).
 const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
-/// Rows per pruning transaction: short locks, little bloat per commit.
+/// Outcomes per pruning transaction: short locks, little bloat per commit.
 const PRUNE_BATCH: i64 = 5000;
 /// Time one loop turn may spend pruning; a turn that runs out of it comes
 /// back on the next turn, so pruning keeps pace with any drain rate without
@@ -36,8 +37,9 @@ impl Default for Upkeep {
 }
 
 impl Upkeep {
-    /// Pruning, held deliveries and expired leases, every `MAINTAIN_EVERY`
-    /// (sooner for short retentions); pruning continues on the next loop
+    /// Pruning outcomes, the log's rotation, held deliveries and expired
+    /// leases, every `MAINTAIN_EVERY` (sooner for short retentions);
+    /// pruning continues on the next loop
     /// turns while it has more to do.
     pub fn maybe_run(&mut self, retention: Duration, in_hand: &HashMap<i64, i64>) {
         let every = (retention / 4).clamp(Duration::from_secs(1), MAINTAIN_EVERY);
