@@ -3,7 +3,7 @@
 //! It sleeps on its latch, which committing writers set (see `crate::shmem`),
 //! with `webhook.poll_interval` as a fallback.
 
-use super::admission::{Admission, Admitted};
+use super::admission::Admission;
 use super::callbacks;
 use super::endpoints::EndpointCache;
 use super::latch::{sleep_past_latch, wait_on_latch};
@@ -57,7 +57,6 @@ struct Worker {
     /// Outcomes were handed to callbacks since they last ran.
     callbacks_due: bool,
     last_callbacks: Instant,
-    admission: Admission,
     outstanding: usize,
     /// Webhooks the last claim skipped as saturated.
     excluded: Vec<i64>,
@@ -71,8 +70,8 @@ struct Worker {
     /// join them too.
     unrecorded: Vec<Outcome>,
     unrecorded_since: Option<Instant>,
-    /// A claim found no room: what finished is recorded at once (the
-    /// bodies it holds are what the claim waits for).
+    /// A claim found no room for bodies: what finished is recorded at once
+    /// (the bodies it holds are what the claim waits for).
     record_now: bool,
     /// Deliveries claimed and not yet recorded (their leases are live),
     /// with the bytes of body each holds.
@@ -97,12 +96,15 @@ impl Worker {
         let excerpt = guc::response_excerpt_bytes();
         let mut w = Worker {
             agent: None,
-            pool: Pool::new(max_concurrency, excerpt),
+            pool: Pool::new(
+                max_concurrency,
+                excerpt,
+                Admission::new(max_concurrency, settings.max_per_endpoint),
+            ),
             max_concurrency,
             endpoints: EndpointCache::default(),
             callbacks_due: true,
             last_callbacks: Instant::now(),
-            admission: Admission::new(max_concurrency, settings.max_per_endpoint),
             outstanding: 0,
             excluded: Vec::new(),
             capacity_freed: false,
@@ -136,21 +138,16 @@ impl Worker {
     fn reload(&mut self) {
         unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         self.settings = Settings::load(self.max_concurrency, Some(&self.settings));
-        self.admission
+        self.pool
+            .admission()
             .configure(self.max_concurrency, self.settings.max_per_endpoint);
         self.endpoints.clear();
         self.rebuild_agent();
     }
 
-    fn submit(&mut self, admitted: Admitted) {
-        self.pool.submit(admitted.job, admitted.slow_lane);
-    }
-
     /// Send now if the endpoint has room, else park the job.
     fn dispatch(&mut self, job: Job) {
-        if let Some(admitted) = self.admission.admit(job) {
-            self.submit(admitted);
-        }
+        self.pool.dispatch(job);
     }
 
     /// Publish whether this worker has requests out, and take its share
@@ -161,24 +158,23 @@ impl Worker {
             shmem::set_busy(slot, busy);
             self.busy = busy;
         }
-        self.admission
+        self.pool
+            .admission()
             .set_share(shmem::share(slot, self.max_concurrency));
     }
 
     /// Start parked jobs whose rate-limit token or pause came due.
     fn release_due(&mut self) {
-        for admitted in self.admission.release_due() {
-            self.submit(admitted);
-        }
+        self.pool.release_due();
     }
 
     fn finished(&mut self, outcome: &Outcome) {
         self.outstanding = self.outstanding.saturating_sub(1);
         let id = outcome.webhook_id;
-        for admitted in self.admission.finished(outcome) {
-            self.submit(admitted);
-        }
-        if self.excluded.contains(&id) && self.admission.load(id) < self.admission.limit(id) {
+        // (Its endpoint's parked jobs were started by the thread that sent
+        // it: `pool`.)
+        let admission = self.pool.admission();
+        if self.excluded.contains(&id) && admission.load(id) < admission.limit(id) {
             // A webhook the last claim skipped has room again.
             self.capacity_freed = true;
         }

@@ -76,11 +76,12 @@ impl Worker {
         // their endpoint, not for this claim, which leaves those webhooks out.
         let held = self
             .outstanding
-            .saturating_sub(self.admission.held_by_left_out());
+            .saturating_sub(self.pool.admission().held_by_left_out());
         let room = window.saturating_sub(held) as i64;
         let limit = self.settings.batch_size.min(room);
+        // (Room in rows comes back as requests finish, recorded or not:
+        // recording early for it would only make the record batches small.)
         if limit <= 0 || (held > 0 && room < (window / 2) as i64) {
-            self.record_now = true;
             return None;
         }
         // Bodies in hand are bounded in bytes, not only in rows: writers
@@ -94,7 +95,7 @@ impl Worker {
             self.record_now = true;
             return None;
         }
-        let left_out = self.admission.left_out_ids();
+        let left_out = self.pool.admission().left_out_ids();
         self.excluded = left_out.clone();
         Some(claim::ClaimRequest {
             limit,

@@ -1,12 +1,20 @@
 //! The delivery threads. They only run HTTP (ureq) and rendering: no
 //! Postgres call ever happens off the worker's main thread.
+//!
+//! The pool owns the admission (`admission`: what each endpoint may have in
+//! flight). A thread that finishes a request starts the jobs its endpoint
+//! parked itself, under the admission's lock: the next request of a busy
+//! endpoint does not wait for the main thread, which spends its time in
+//! Postgres (a claim, a record or a fan-out takes milliseconds, in which
+//! a fast receiver answers every request in flight).
 
+use super::admission::{Admission, Admitted};
 use crate::http::job::{Job, Outcome};
 use crate::http::request;
 use crate::http::threads::spawn_quiet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -16,8 +24,8 @@ use std::time::{Duration, SystemTime};
 /// their own lane they cannot hold every thread while fresh deliveries to
 /// healthy endpoints wait.
 pub struct Pool {
-    fresh: Option<Sender<Job>>,
-    retries: Option<Sender<Job>>,
+    lanes: Arc<Lanes>,
+    admission: Arc<Mutex<Admission>>,
     results: Receiver<Outcome>,
     /// A result `wait` took off the channel, returned by the next `drain`.
     waited: Option<Outcome>,
@@ -31,70 +39,109 @@ fn lane_sizes(size: usize) -> (usize, usize) {
     (size.saturating_sub(retries).max(1), retries)
 }
 
-/// Start one lane of `threads` threads; returns its queue.
+/// The two lanes' queues.
+struct Lanes {
+    fresh: Sender<Job>,
+    retries: Sender<Job>,
+}
+
+impl Lanes {
+    /// Queue a job on its lane: first attempts to endpoints not known to
+    /// be slow are fresh; retries and slow endpoints share the other lane.
+    fn submit(&self, admitted: Admitted) {
+        let lane = if admitted.slow_lane || admitted.job.attempt.attempt > 1 {
+            &self.retries
+        } else {
+            &self.fresh
+        };
+        // A send error means every thread of the lane died; the lease
+        // brings the delivery back.
+        let _ = lane.send(admitted.job);
+    }
+}
+
+/// The admission, whoever panicked while holding it (its counts are
+/// updated before anything that could panic).
+fn lock(admission: &Mutex<Admission>) -> MutexGuard<'_, Admission> {
+    admission.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What each thread shares.
+#[derive(Clone)]
+struct Shared {
+    lanes: Arc<Lanes>,
+    admission: Arc<Mutex<Admission>>,
+    results: Sender<Outcome>,
+    excerpt_bytes: usize,
+}
+
+/// Start one lane of `threads` threads reading `jobs`.
 fn start_lane(
     name: &str,
     threads: usize,
-    results: &Sender<Outcome>,
-    excerpt_bytes: usize,
+    jobs: Receiver<Job>,
+    shared: &Shared,
     handles: &mut Vec<JoinHandle<()>>,
-) -> Sender<Job> {
-    let (job_tx, job_rx) = channel::<Job>();
-    let job_rx = Arc::new(Mutex::new(job_rx));
+) {
+    let jobs = Arc::new(Mutex::new(jobs));
     for i in 0..threads {
-        let jobs = Arc::clone(&job_rx);
-        let results = results.clone();
+        let jobs = Arc::clone(&jobs);
+        let shared = shared.clone();
         // Signals must reach only the main thread (see `threads`).
-        let spawned = spawn_quiet(format!("{name}-{i}"), move || {
-            worker_thread(jobs, results, excerpt_bytes)
-        });
+        let spawned = spawn_quiet(format!("{name}-{i}"), move || worker_thread(jobs, shared));
         if let Ok(handle) = spawned {
             handles.push(handle);
         }
     }
-    job_tx
 }
 
 impl Pool {
-    pub fn new(size: usize, excerpt_bytes: usize) -> Pool {
+    pub fn new(size: usize, excerpt_bytes: usize, admission: Admission) -> Pool {
         let (result_tx, result_rx) = channel::<Outcome>();
+        let (fresh_tx, fresh_rx) = channel::<Job>();
+        let (retries_tx, retries_rx) = channel::<Job>();
+        let shared = Shared {
+            lanes: Arc::new(Lanes {
+                fresh: fresh_tx,
+                retries: retries_tx,
+            }),
+            admission: Arc::new(Mutex::new(admission)),
+            results: result_tx,
+            excerpt_bytes,
+        };
         let (fresh_threads, retry_threads) = lane_sizes(size);
         let mut threads = Vec::with_capacity(fresh_threads + retry_threads);
-        let fresh = start_lane(
-            "webhook-http",
-            fresh_threads,
-            &result_tx,
-            excerpt_bytes,
-            &mut threads,
-        );
-        let retries = start_lane(
-            "webhook-retry",
-            retry_threads,
-            &result_tx,
-            excerpt_bytes,
-            &mut threads,
-        );
+        start_lane("webhook-http", fresh_threads, fresh_rx, &shared, &mut threads);
+        start_lane("webhook-retry", retry_threads, retries_rx, &shared, &mut threads);
         Pool {
-            fresh: Some(fresh),
-            retries: Some(retries),
+            lanes: shared.lanes,
+            admission: shared.admission,
             results: result_rx,
             waited: None,
             threads,
         }
     }
 
-    /// Queue a job on its lane: first attempts to endpoints not known to
-    /// be slow are fresh; retries and slow endpoints share the other lane.
-    pub fn submit(&self, job: Job, slow_endpoint: bool) {
-        let lane = if slow_endpoint || job.attempt.attempt > 1 {
-            &self.retries
-        } else {
-            &self.fresh
-        };
-        if let Some(tx) = lane {
-            // Threads exit only when the sender is dropped; a send error means
-            // every thread of the lane died, and the lease brings the delivery back.
-            let _ = tx.send(job);
+    /// The admission, for a look or a change (never held across Postgres
+    /// work: the threads take it after every request).
+    pub fn admission(&self) -> MutexGuard<'_, Admission> {
+        lock(&self.admission)
+    }
+
+    /// Send a job now if its endpoint has room, else park it.
+    pub fn dispatch(&self, job: Job) {
+        let admitted = self.admission().admit(job);
+        if let Some(admitted) = admitted {
+            self.lanes.submit(admitted);
+        }
+    }
+
+    /// Start parked jobs whose rate-limit token or pause came due, or that
+    /// fit the worker's share again.
+    pub fn release_due(&self) {
+        let released = self.admission().release_due();
+        for admitted in released {
+            self.lanes.submit(admitted);
         }
     }
 
@@ -122,15 +169,19 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        self.fresh.take();
-        self.retries.take();
         // Do not join: a thread may be blocked on a slow receiver; the
         // process is exiting and unfinished attempts are retried later.
         self.threads.clear();
     }
 }
 
-fn worker_thread(jobs: Arc<Mutex<Receiver<Job>>>, results: Sender<Outcome>, excerpt_bytes: usize) {
+fn worker_thread(jobs: Arc<Mutex<Receiver<Job>>>, shared: Shared) {
+    let Shared {
+        lanes,
+        admission,
+        results,
+        excerpt_bytes,
+    } = shared;
     loop {
         let job = match jobs.lock() {
             Ok(rx) => match rx.recv() {
@@ -152,6 +203,12 @@ fn worker_thread(jobs: Arc<Mutex<Receiver<Job>>>, results: Sender<Outcome>, exce
                 error: Some("internal error while sending (panic); will retry".into()),
                 retry_after: None,
             });
+        // The endpoint's parked jobs that now fit start at once; the main
+        // thread learns of the outcome afterwards.
+        let released = lock(&admission).finished(&outcome);
+        for admitted in released {
+            lanes.submit(admitted);
+        }
         if results.send(outcome).is_err() {
             return;
         }
