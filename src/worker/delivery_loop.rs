@@ -367,6 +367,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     let mut last_fan_out = Instant::now();
     // The fan-out claimed since the last claim.
     let mut claimed_at_fan_out = false;
+    // The last fan-out due waited for room to claim what it makes.
+    let mut fan_out_waits = false;
     loop {
         let started = Instant::now();
         let (alive, latch_set) = if worker.outstanding > 0 {
@@ -409,6 +411,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         worker.release_due();
         worker.profile.add(Phase::Other, started);
         let poll = worker.settings.poll_interval;
+        let due_claim_overdue = claimed_at_fan_out && last_claim.elapsed() >= DUE_CLAIM_EVERY;
         if (fan_out_pending && last_fan_out.elapsed() >= CLAIM_GATHER)
             || last_fan_out.elapsed() >= poll
         {
@@ -416,22 +419,31 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             // New deliveries are claimed as they are made unless the last
             // claim was full (a backlog: new ones must not pass it) or
             // claims back off; older ones that come due meanwhile are
-            // claimed at least every DUE_CLAIM_EVERY.
-            let may_claim = !more_due && worker.claim_backoff.is_none();
-            let (unclaimed, claimed, more) = worker.fan_out(may_claim);
-            more_due |= unclaimed;
-            if unclaimed {
-                worker.sync_held_soon();
+            // claimed at least every DUE_CLAIM_EVERY (the fan-out leaves
+            // the room to that claim when it is due).
+            let may_claim = !more_due && worker.claim_backoff.is_none() && !due_claim_overdue;
+            let forced = last_fan_out.elapsed() >= poll;
+            match worker.fan_out(may_claim, forced) {
+                Some((unclaimed, claimed, more)) => {
+                    more_due |= unclaimed;
+                    if unclaimed {
+                        worker.sync_held_soon();
+                    }
+                    if claimed > 0 {
+                        // The fan-out claimed: it answers the commits' wake-up.
+                        wake_pending = false;
+                        claimed_at_fan_out = true;
+                        last_answer = Instant::now();
+                    }
+                    // A batch read in slices goes on at the next turn.
+                    fan_out_pending = more;
+                    fan_out_waits = false;
+                    last_fan_out = Instant::now();
+                }
+                // Waiting for room (requests finishing wake the loop), or
+                // for the poll.
+                None => fan_out_waits = true,
             }
-            if claimed > 0 {
-                // The fan-out claimed: it answers the commits' wake-up.
-                wake_pending = false;
-                claimed_at_fan_out = true;
-                last_answer = Instant::now();
-            }
-            // A batch read in slices goes on at the next turn.
-            fan_out_pending = more;
-            last_fan_out = Instant::now();
             worker.profile.add(Phase::Claiming, started);
         }
         if (wake_pending && last_answer.elapsed() >= CLAIM_GATHER)
@@ -487,7 +499,11 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             } else {
                 poll.saturating_sub(last_claim.elapsed())
             };
-            let fan_out_at = if fan_out_pending { CLAIM_GATHER } else { poll };
+            let fan_out_at = if fan_out_pending && !fan_out_waits {
+                CLAIM_GATHER
+            } else {
+                poll
+            };
             wait = wait.min(fan_out_at.saturating_sub(last_fan_out.elapsed()));
             if let Some(since) = worker.unrecorded_since {
                 wait = wait.min(RECORD_DELAY.saturating_sub(since.elapsed()));

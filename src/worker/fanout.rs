@@ -5,7 +5,7 @@
 //! 'delivering' rather than inserted and then updated by a claim.
 
 use super::claim::{claimed_from, ClaimRequest, Claimed};
-use super::plans::run_saved;
+use super::plans::{replan_after_growth, run_saved, statistics_stale};
 use crate::error::Result;
 use pgrx::pg_sys::BuiltinOid::{FLOAT8OID, INT8ARRAYOID, INT8OID};
 use pgrx::spi::SpiClient;
@@ -29,6 +29,10 @@ pub struct FannedOut {
     pub claimed: Vec<Claimed>,
     /// The batch has more events than this slice read: fan out again.
     pub more: bool,
+    /// It made more deliveries than the statistics say the table holds:
+    /// analyze it (see `plans::statistics_stale`; a drain's deliveries are
+    /// made here, not claimed by the claim).
+    pub statistics_stale: bool,
 }
 
 /// Make the deliveries of newly committed events, claiming new ones as
@@ -36,6 +40,7 @@ pub struct FannedOut {
 pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<FannedOut> {
     let none = ClaimRequest::nothing();
     let claim = claim.unwrap_or(&none);
+    let counted_rows = replan_after_growth(client)?;
     let rows = run_saved(
         client,
         FAN_OUT_SQL,
@@ -66,5 +71,6 @@ pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<F
         made,
         claimed,
         more,
+        statistics_stale: statistics_stale(counted_rows, made.max(0) as usize),
     })
 }

@@ -6,6 +6,7 @@
 use super::super::claim;
 use super::super::fanout;
 use super::super::maintenance;
+use super::super::plans;
 use super::super::txn;
 use super::{Worker, HELD_SYNC_EVERY};
 use crate::http::job::{Attempt, Job, Outcome};
@@ -21,32 +22,53 @@ impl Worker {
     /// how many it claimed, and whether its batch has more events than the
     /// slice it read (fan out again). A failure is retried a poll interval later
     /// (the events wait in webhook.events: nothing is lost).
-    pub(super) fn fan_out(&mut self, claim: bool) -> (bool, usize, bool) {
+    ///
+    /// Returns None, doing nothing, when it may not claim (or there is no
+    /// room) unless `forced` (the poll interval passed): the events wait in
+    /// webhook.events until they can be claimed as they are made, rather
+    /// than be made 'pending' and then updated by a claim (a slice the
+    /// worker claims is no larger than its claim). The poll's fan-out makes
+    /// them anyway, so that held and ordered deliveries and a backlog's
+    /// counts are never more than a poll interval behind.
+    pub(super) fn fan_out(&mut self, claim: bool, forced: bool) -> Option<(bool, usize, bool)> {
         if self
             .fan_out_backoff
             .is_some_and(|until| Instant::now() < until)
         {
-            return (false, 0, false);
+            return Some((false, 0, false));
         }
         let request = if claim { self.claim_request() } else { None };
-        match txn::run(|| Spi::connect_mut(|client| fanout::fan_out(client, request.as_ref()))) {
-            Ok(fanned) => {
-                self.fan_out_backoff = None;
-                let claimed = fanned.claimed.len();
-                if claimed > 0 {
-                    self.dispatch_claimed(fanned.claimed);
+        if request.is_none() && !forced {
+            return None;
+        }
+        Some(
+            match txn::run(|| Spi::connect_mut(|client| fanout::fan_out(client, request.as_ref())))
+            {
+                Ok(fanned) => {
+                    self.fan_out_backoff = None;
+                    let claimed = fanned.claimed.len();
+                    if claimed > 0 {
+                        self.dispatch_claimed(fanned.claimed);
+                    }
+                    // In a transaction of its own: its failure cannot undo
+                    // the fan-out.
+                    if fanned.statistics_stale {
+                        if let Err(e) = txn::run(|| Spi::connect_mut(plans::analyze_queue)) {
+                            warning!("webhook_emitter: analyzing webhook.deliveries failed: {e}");
+                        }
+                    }
+                    (fanned.made > claimed as i64, claimed, fanned.more)
                 }
-                (fanned.made > claimed as i64, claimed, fanned.more)
-            }
-            Err(e) => {
-                warning!(
+                Err(e) => {
+                    warning!(
                     "webhook_emitter: making the deliveries of new events failed: {e}; retrying in {:?}",
                     self.settings.poll_interval
                 );
-                self.fan_out_backoff = Some(Instant::now() + self.settings.poll_interval);
-                (false, 0, false)
-            }
-        }
+                    self.fan_out_backoff = Some(Instant::now() + self.settings.poll_interval);
+                    (false, 0, false)
+                }
+            },
+        )
     }
 
     /// A fan-out made deliveries it did not claim, maybe 'held' for a

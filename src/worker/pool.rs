@@ -63,7 +63,9 @@ impl Lanes {
 /// The admission, whoever panicked while holding it (its counts are
 /// updated before anything that could panic).
 fn lock(admission: &Mutex<Admission>) -> MutexGuard<'_, Admission> {
-    admission.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    admission
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What each thread shares.
@@ -111,8 +113,20 @@ impl Pool {
         };
         let (fresh_threads, retry_threads) = lane_sizes(size);
         let mut threads = Vec::with_capacity(fresh_threads + retry_threads);
-        start_lane("webhook-http", fresh_threads, fresh_rx, &shared, &mut threads);
-        start_lane("webhook-retry", retry_threads, retries_rx, &shared, &mut threads);
+        start_lane(
+            "webhook-http",
+            fresh_threads,
+            fresh_rx,
+            &shared,
+            &mut threads,
+        );
+        start_lane(
+            "webhook-retry",
+            retry_threads,
+            retries_rx,
+            &shared,
+            &mut threads,
+        );
         Pool {
             lanes: shared.lanes,
             admission: shared.admission,

@@ -334,3 +334,106 @@ fn a_large_transaction_is_fanned_out_a_slice_at_a_time_in_order_each_event_once(
         1
     );
 }
+
+/// A fan-out claims what it makes, so while the worker has no room the
+/// committed events wait in webhook.events; the poll's fan-out makes their
+/// deliveries all the same. With every request slot taken by endpoints
+/// that never answer, a disabled webhook's deliveries are held and another
+/// webhook's are pending within a few poll intervals, not after the hung
+/// requests time out.
+#[test]
+fn with_no_room_to_send_new_events_still_get_their_deliveries_at_the_poll() {
+    // One request in flight at a time, claims of four: the window is four.
+    let cluster = Cluster::start(
+        "webhook.max_concurrency = 1\nwebhook.batch_size = 4\nwebhook.poll_interval = '200ms'",
+    );
+    // Accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}/hang", silent.local_addr().unwrap());
+    let held_open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held_open = held_open.clone();
+        let silent = silent.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for stream in silent.incoming().flatten() {
+                held_open.lock().unwrap().push(stream);
+            }
+        });
+    }
+    let receiver = Receiver::start();
+    let mut su = cluster.client();
+    su.batch_execute(
+        "CREATE ROLE hook_admin LOGIN NOSUPERUSER; GRANT webhook_admin TO hook_admin;
+         CREATE ROLE lms_app LOGIN NOSUPERUSER;
+         GRANT USAGE ON SCHEMA lms TO lms_app;
+         GRANT SELECT, INSERT ON lms.groups, lms.users TO lms_app;
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;",
+    )
+    .unwrap();
+    let mut admin = cluster.client_as("hook_admin");
+    for name in ["hung_a", "hung_b"] {
+        admin
+            .execute(
+                "SELECT webhook.create_webhook($1, $2, '{group.created}', timeout_ms => 60000)",
+                &[&name, &silent_url],
+            )
+            .unwrap();
+    }
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('off', $1, '{user.created}', enabled => false)",
+            &[&receiver.url("/off")],
+        )
+        .unwrap();
+    admin
+        .execute(
+            "SELECT webhook.create_webhook('later', $1, '{user.created}')",
+            &[&receiver.url("/later")],
+        )
+        .unwrap();
+    let mut app = cluster.client_as("lms_app");
+    // Two groups: four deliveries to the silent endpoints fill the window.
+    app.batch_execute("INSERT INTO lms.groups (name) VALUES ('Physics'), ('Chemistry')")
+        .unwrap();
+    wait_for(Duration::from_secs(20), "the window full", || {
+        (count(
+            &mut su,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivering'",
+        ) == 4)
+            .then_some(())
+    });
+    wait_for(Duration::from_secs(20), "a request held open", || {
+        (!held_open.lock().unwrap().is_empty()).then_some(())
+    });
+    let started = Instant::now();
+    app.batch_execute(
+        "INSERT INTO lms.users (first_name, email) VALUES ('A', 'a@example.com'), ('B', 'b@example.com'), ('C', 'c@example.com')",
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the deliveries made while no room",
+        || {
+            let made = su
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE w.name = 'off' AND d.status = 'held'),
+                        count(*) FILTER (WHERE w.name = 'later' AND d.status = 'pending')
+                   FROM webhook.deliveries d JOIN webhook.webhooks w ON w.id = d.webhook_id",
+                    &[],
+                )
+                .unwrap();
+            (made.get::<_, i64>(0) == 3 && made.get::<_, i64>(1) == 3).then_some(())
+        },
+    );
+    // Well before the silent endpoints' 60 s timeout; nothing was sent to
+    // the other receiver meanwhile (no room), and the window is as it was.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(receiver.count(), 0);
+    assert_eq!(
+        count(
+            &mut su,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivering'"
+        ),
+        4
+    );
+}

@@ -6,8 +6,9 @@
 //! tables through full index scans per row (the claim, and the outcome
 //! counters of each recorded batch): a single statement ran for minutes
 //! and delivery stopped until the next ANALYZE. Now those statements reach
-//! the queue only by primary key, and a claim that takes more rows than
-//! the statistics count makes the worker analyze the queue itself.
+//! the queue only by primary key, and a claim that takes (or a fan-out that
+//! makes) more rows than the statistics count makes the worker analyze the
+//! queue itself.
 
 use std::time::Duration;
 use webhook_emitter_e2e::{wait_delivered, wait_for, Cluster, FastReceiver};
@@ -50,7 +51,7 @@ fn delivery_keeps_going_when_statistics_say_the_queue_is_empty() {
         (receiver.count() >= n as usize).then_some(())
     });
     wait_delivered(&mut c, n, Duration::from_secs(30));
-    // The first claim took more rows than the statistics counted: the
+    // The first fan-out made more rows than the statistics counted: the
     // worker analyzed the queue itself (autovacuum is off here).
     let analyzed: bool = c
         .query_one(
