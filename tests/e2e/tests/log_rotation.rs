@@ -356,3 +356,174 @@ fn a_snapshot_older_than_a_move_keeps_its_slot_from_being_emptied() {
         "the failed delivery was kept, in another slot"
     );
 }
+
+/// A failed delivery in slot 0 (the third slot to be emptied) beside a
+/// delivered one of the same event, with two rotations done: slot 0 is the
+/// next to be moved and emptied. Returns the failed delivery's id.
+fn failed_delivery_in_the_next_slot(cluster: &Cluster, receiver: &Receiver) -> i64 {
+    receiver.respond_with(|r| {
+        if r.path.starts_with("/down") {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    });
+    roles(cluster);
+    let mut admin = cluster.client_as("hook_admin");
+    for name in ["down", "ok"] {
+        admin
+            .execute(
+                "SELECT webhook.create_webhook($1, $2, '{group.created}')",
+                &[&name, &receiver.url(&format!("/{name}"))],
+            )
+            .unwrap();
+    }
+    let mut su = cluster.client();
+    cluster
+        .client_as("lms_app")
+        .batch_execute("INSERT INTO lms.groups (name) VALUES ('Physics')")
+        .unwrap();
+    let id = wait_for(Duration::from_secs(20), "the failed attempt", || {
+        su.query_opt(
+            "SELECT id FROM webhook.deliveries WHERE status = 'failed' AND slot = 0",
+            &[],
+        )
+        .unwrap()
+        .map(|r| r.get::<_, i64>(0))
+    });
+    wait_for(Duration::from_secs(30), "two rotations", || {
+        (rotations(cluster) >= 2).then_some(())
+    });
+    id
+}
+
+#[test]
+fn a_row_locked_in_the_oldest_slot_holds_its_move_back_and_nothing_is_lost() {
+    // An admin's open transaction holds the failed delivery's row (a
+    // redeliver not yet committed). The rotation's first step cannot move
+    // it: it gives up after its lock timeout, logs nothing and empties
+    // nothing, and tries again at the next maintenance.
+    let cluster = Cluster::start("webhook.retention = '2s'\nwebhook.retry_schedule = '0s,1h,1h'");
+    let receiver = Receiver::start();
+    let id = failed_delivery_in_the_next_slot(&cluster, &receiver);
+    let mut admin = cluster.client_as("hook_admin");
+    admin.batch_execute("BEGIN").unwrap();
+    admin
+        .execute("SELECT webhook.redeliver($1)", &[&id])
+        .unwrap();
+    let moved_before = moved_by_rotations(&cluster);
+    let rotations_before = rotations(&cluster);
+    // Maintenance runs every second here: several tries meet the lock.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        moved_by_rotations(&cluster),
+        moved_before,
+        "a move went past a locked row"
+    );
+    assert_eq!(rotations(&cluster), rotations_before, "a slot was emptied");
+    assert!(
+        !cluster.log().contains("rotating the delivery log failed"),
+        "a busy row lock is waited out, not an error:\n{}",
+        cluster.log()
+    );
+    // The log's slots still say the move is to come.
+    let mut su = cluster.client();
+    assert_eq!(
+        count(
+            &mut su,
+            "SELECT count(*) FROM webhook.log_slots WHERE drained_by IS NOT NULL"
+        ),
+        0
+    );
+    admin.batch_execute("COMMIT").unwrap();
+    // Redelivered (it fails again), moved, and kept with its event.
+    wait_for(Duration::from_secs(30), "the third rotation", || {
+        (rotations(&cluster) > rotations_before).then_some(())
+    });
+    wait_for(
+        Duration::from_secs(20),
+        "the redelivered failure kept",
+        || {
+            let kept = su
+            .query_one(
+                "SELECT d.slot, d.status, (SELECT count(*) FROM webhook.events e WHERE e.id = d.event_id AND e.slot = d.slot)
+                   FROM webhook.deliveries d WHERE d.id = $1",
+                &[&id],
+            )
+            .unwrap();
+            (kept.get::<_, i16>(0) != 0
+                && kept.get::<_, String>(1) == "failed"
+                && kept.get::<_, i64>(2) == 1)
+                .then_some(())
+        },
+    );
+    let sent_down = receiver
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/down"))
+        .count();
+    assert_eq!(sent_down, 2, "sent once, and once more when redelivered");
+}
+
+#[test]
+fn a_retention_raised_between_the_two_steps_undoes_the_pending_step() {
+    // Slot 0's unfinished rows are moved, and a reader's older snapshot
+    // keeps it from being emptied. Then the retention is raised past the
+    // slot's age: the slot is no longer due, the pending step is undone,
+    // and the finished log in it stays once the reader is gone.
+    let cluster = Cluster::start("webhook.retention = '2s'\nwebhook.retry_schedule = '0s,1h,1h'");
+    let receiver = Receiver::start();
+    failed_delivery_in_the_next_slot(&cluster, &receiver);
+    let mut su = cluster.client();
+    let delivered_in_slot_0 =
+        "SELECT count(*) FROM webhook.deliveries WHERE slot = 0 AND status = 'delivered'";
+    assert_eq!(count(&mut su, delivered_in_slot_0), 1);
+    let mut reader = cluster.client_as("hook_admin");
+    reader
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;")
+        .unwrap();
+    let moved_before = moved_by_rotations(&cluster);
+    wait_for(Duration::from_secs(30), "slot 0's move", || {
+        (moved_by_rotations(&cluster) > moved_before).then_some(())
+    });
+    assert_eq!(
+        count(
+            &mut su,
+            "SELECT count(*) FROM webhook.log_slots WHERE slot = 0 AND drained_by IS NOT NULL"
+        ),
+        1
+    );
+    let rotations_before = rotations(&cluster);
+    // Older than slot 0's successor (opened at the first rotation, seconds
+    // ago): slot 0 is not due any more.
+    su.batch_execute("ALTER SYSTEM SET webhook.retention = '30s'")
+        .unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    wait_for(Duration::from_secs(20), "the pending step undone", || {
+        (count(
+            &mut su,
+            "SELECT count(*) FROM webhook.log_slots WHERE drained_by IS NOT NULL",
+        ) == 0)
+            .then_some(())
+    });
+    reader.batch_execute("COMMIT").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        rotations(&cluster),
+        rotations_before,
+        "a slot no longer due was emptied"
+    );
+    // The failure was moved out of slot 0; its finished log is still there.
+    assert_eq!(
+        count(
+            &mut su,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'failed' AND slot <> 0"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&mut su, delivered_in_slot_0),
+        1,
+        "slot 0's log is kept"
+    );
+}
