@@ -1599,7 +1599,8 @@ ALTER TABLE webhook.fanout ENABLE REPLICA TRIGGER fanout_replicated;
 
 -- The rows a rotation keeps from slot `slot`: deliveries not finished (the
 -- predicate spelled as the partial indexes' own, so that they find them),
--- their events and attempts, and events not fanned out yet (all of those
+-- their events with all of their deliveries and attempts, and events not
+-- fanned out yet (all of those
 -- with a transaction id when there is no fan-out row), moved to slot `dest`.
 -- A move is an UPDATE of the partition key (a delete and an insert): a
 -- snapshot sees each row in one slot or the other, never in both or none.
@@ -1625,6 +1626,14 @@ BEGIN
         RETURNING d.id, d.event_id)
     SELECT coalesce(array_agg(d.id), '{}'), coalesce(array_agg(DISTINCT d.event_id), '{}')
       INTO kept, kept_events FROM d;
+    -- Their events' other deliveries (finished ones) go along: a delivery
+    -- stays in its event's slot, so that one redelivered or replayed later
+    -- still finds its event.
+    WITH siblings AS (
+        UPDATE webhook.deliveries d SET slot = dest
+         WHERE d.slot = slot AND d.event_id = ANY (kept_events)
+        RETURNING d.id)
+    SELECT kept || coalesce(array_agg(s.id), '{}') INTO kept FROM siblings s;
     moved := cardinality(kept);
     UPDATE webhook.attempts a SET slot = dest WHERE a.slot = slot AND a.delivery_id = ANY (kept);
     GET DIAGNOSTICS n = ROW_COUNT;

@@ -70,14 +70,22 @@ fn rotation_keeps_what_is_unfinished_drops_the_finished_log_whole_and_loses_no_e
         .get(0);
     admin
         .execute(
-            "SELECT webhook.create_webhook('off', $1, '{group.created}', enabled => false)",
+            "SELECT webhook.create_webhook('off', $1, '{user.deleted}', enabled => false)",
             &[&receiver.url("/off")],
         )
         .unwrap();
 
-    // A delivery that failed and waits for its retry, and one held.
+    // A delivery that failed and waits for its retry, and one held (of
+    // another event: a delivery is kept with its event's other deliveries).
     let mut app = cluster.client_as("lms_app");
-    app.batch_execute("INSERT INTO lms.groups (name) VALUES ('Physics')")
+    app.batch_execute(
+        "INSERT INTO lms.groups (name) VALUES ('Physics');
+         INSERT INTO lms.users (first_name, email) VALUES ('U', 'u0@example.com');",
+    )
+    .unwrap();
+    // (Its own transaction: user.created's body is built at commit, from
+    // the row.)
+    app.batch_execute("DELETE FROM lms.users WHERE email = 'u0@example.com'")
         .unwrap();
     let mut su = cluster.client();
     wait_for(Duration::from_secs(20), "the failed attempt", || {
@@ -105,7 +113,7 @@ fn rotation_keeps_what_is_unfinished_drops_the_finished_log_whole_and_loses_no_e
     // The LMS writes while the slots rotate under it: every sign-up is
     // delivered, once.
     let started = Instant::now();
-    let mut written = 0;
+    let mut written = 1; // u0, above
     while rotations(&cluster) < 4 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -357,9 +365,20 @@ fn a_snapshot_older_than_a_move_keeps_its_slot_from_being_emptied() {
     );
 }
 
+/// Deliveries not in their event's slot (there must be none: one
+/// redelivered or replayed would not find its event).
+fn apart_from_their_event(c: &mut postgres::Client) -> i64 {
+    count(
+        c,
+        "SELECT count(*) FROM webhook.deliveries d
+          WHERE NOT EXISTS (SELECT FROM webhook.events e WHERE e.id = d.event_id AND e.slot = d.slot)",
+    )
+}
+
 /// A failed delivery in slot 0 (the third slot to be emptied) beside a
-/// delivered one of the same event, with two rotations done: slot 0 is the
-/// next to be moved and emptied. Returns the failed delivery's id.
+/// delivered one of the same event, and a delivered sign-up, with two
+/// rotations done: slot 0 is the next to be moved and emptied. Returns the
+/// failed delivery's id.
 fn failed_delivery_in_the_next_slot(cluster: &Cluster, receiver: &Receiver) -> i64 {
     receiver.respond_with(|r| {
         if r.path.starts_with("/down") {
@@ -370,18 +389,25 @@ fn failed_delivery_in_the_next_slot(cluster: &Cluster, receiver: &Receiver) -> i
     });
     roles(cluster);
     let mut admin = cluster.client_as("hook_admin");
-    for name in ["down", "ok"] {
+    for (name, topic) in [
+        ("down", "group.created"),
+        ("ok", "group.created"),
+        ("users", "user.created"),
+    ] {
         admin
             .execute(
-                "SELECT webhook.create_webhook($1, $2, '{group.created}')",
-                &[&name, &receiver.url(&format!("/{name}"))],
+                "SELECT webhook.create_webhook($1, $2, ARRAY[$3::text])",
+                &[&name, &receiver.url(&format!("/{name}")), &topic],
             )
             .unwrap();
     }
     let mut su = cluster.client();
     cluster
         .client_as("lms_app")
-        .batch_execute("INSERT INTO lms.groups (name) VALUES ('Physics')")
+        .batch_execute(
+            "INSERT INTO lms.groups (name) VALUES ('Physics');
+             INSERT INTO lms.users (first_name, email) VALUES ('Ada', 'ada@example.com');",
+        )
         .unwrap();
     let id = wait_for(Duration::from_secs(20), "the failed attempt", || {
         su.query_opt(
@@ -457,6 +483,7 @@ fn a_row_locked_in_the_oldest_slot_holds_its_move_back_and_nothing_is_lost() {
                 .then_some(())
         },
     );
+    assert_eq!(apart_from_their_event(&mut su), 0);
     let sent_down = receiver
         .requests()
         .iter()
@@ -475,9 +502,10 @@ fn a_retention_raised_between_the_two_steps_undoes_the_pending_step() {
     let receiver = Receiver::start();
     failed_delivery_in_the_next_slot(&cluster, &receiver);
     let mut su = cluster.client();
+    // With the sign-up's delivery, finished, in slot 0: what emptying it drops.
     let delivered_in_slot_0 =
         "SELECT count(*) FROM webhook.deliveries WHERE slot = 0 AND status = 'delivered'";
-    assert_eq!(count(&mut su, delivered_in_slot_0), 1);
+    assert_eq!(count(&mut su, delivered_in_slot_0), 2);
     let mut reader = cluster.client_as("hook_admin");
     reader
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;")
@@ -493,6 +521,10 @@ fn a_retention_raised_between_the_two_steps_undoes_the_pending_step() {
         ),
         1
     );
+    // The failed delivery's event went with it, and so did the event's
+    // delivered delivery; the sign-up's stayed.
+    assert_eq!(apart_from_their_event(&mut su), 0);
+    assert_eq!(count(&mut su, delivered_in_slot_0), 1);
     let rotations_before = rotations(&cluster);
     // Older than slot 0's successor (opened at the first rotation, seconds
     // ago): slot 0 is not due any more.
@@ -526,4 +558,5 @@ fn a_retention_raised_between_the_two_steps_undoes_the_pending_step() {
         1,
         "slot 0's log is kept"
     );
+    assert_eq!(apart_from_their_event(&mut su), 0);
 }
