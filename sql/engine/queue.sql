@@ -168,10 +168,12 @@ RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 #variable_conflict use_column
 DECLARE
-    -- A slice the worker claims is no larger than its claim: the rest of
-    -- the batch waits in webhook.events for room, rather than be made
-    -- 'pending' now and updated by a claim later.
-    slice_events constant bigint := CASE WHEN claim_limit > 0 THEN least(claim_limit, 5000) ELSE 5000 END;
+    -- A slice the worker claims has as many events as its claim may take
+    -- deliveries (at least 100): the rest of the batch waits in
+    -- webhook.events for room, rather than be made 'pending' now and
+    -- updated by a claim later.
+    slice_events constant bigint := CASE WHEN claim_limit > 0 THEN least(greatest(claim_limit, 100), 5000)
+                                         ELSE 5000 END;
     slice_bytes constant bigint := 16 * 1024 * 1024;
     progress webhook.fanout;
     done pg_snapshot;

@@ -172,6 +172,12 @@ impl Admission {
         self.share = share.max(1);
     }
 
+    /// Start nothing more (the worker is exiting): jobs still parked stay
+    /// claimed, and their leases bring them back after the restart.
+    pub fn close(&mut self) {
+        self.share = 0;
+    }
+
     /// Room left in the worker's share.
     fn room(&self) -> usize {
         self.share.saturating_sub(self.in_flight)

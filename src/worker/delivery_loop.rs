@@ -460,6 +460,10 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
                 more_due = full;
                 wake_pending = false;
                 claimed_at_fan_out = false;
+                // What held the fan-out back (a due claim, a backlog) may be
+                // answered: it is tried again at the gathering pace, not the
+                // poll's.
+                fan_out_waits = false;
                 last_claim = Instant::now();
                 last_answer = last_claim;
             }
@@ -512,7 +516,9 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         };
     }
     // SIGTERM or postmaster death: keep what already finished; attempts
-    // still in flight are retried after restart (same webhook-id).
+    // still in flight are retried after restart (same webhook-id). The
+    // threads start nothing more meanwhile.
+    worker.pool.close();
     worker.record_finished(true);
     log!("webhook_emitter: {} exiting", BackgroundWorker::get_name());
     // The launcher starts the worker again (a DBA's pg_terminate_backend

@@ -159,10 +159,15 @@ impl Pool {
         }
     }
 
+    /// Start no more jobs (the worker is exiting).
+    pub fn close(&self) {
+        self.admission().close();
+    }
+
     /// Block until an attempt finishes or `timeout` passes. The main loop
     /// waits here while requests are in flight, so a finished request is
-    /// followed at once by the next (its endpoint's parked jobs are
-    /// released on the main thread), not a tick later.
+    /// recorded, and room for the next claim seen, at once, not a tick
+    /// later.
     pub fn wait(&mut self, timeout: Duration) {
         if self.waited.is_none() {
             self.waited = self.results.recv_timeout(timeout).ok();
@@ -218,8 +223,14 @@ fn worker_thread(jobs: Arc<Mutex<Receiver<Job>>>, shared: Shared) {
                 retry_after: None,
             });
         // The endpoint's parked jobs that now fit start at once; the main
-        // thread learns of the outcome afterwards.
-        let released = lock(&admission).finished(&outcome);
+        // thread learns of the outcome afterwards. (They fit the worker's
+        // share as the main thread last set it, once per loop turn: a share
+        // that shrinks because another database got busy is followed within
+        // one turn, as requests already in flight above it always were.)
+        // A panic here must not lose the outcome: the main thread counts on
+        // each one to free its room.
+        let released = catch_unwind(AssertUnwindSafe(|| lock(&admission).finished(&outcome)))
+            .unwrap_or_default();
         for admitted in released {
             lanes.submit(admitted);
         }
