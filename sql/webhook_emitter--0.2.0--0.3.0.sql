@@ -1837,6 +1837,9 @@ IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c /* Rust */ AS 'MODULE_PATHNAME', 'hist
 CREATE FUNCTION webhook.histogram_percentile(histogram bigint[], q double precision, max_ms double precision)
 RETURNS double precision
 IMMUTABLE PARALLEL SAFE LANGUAGE c /* Rust */ AS 'MODULE_PATHNAME', 'histogram_percentile_wrapper';
+-- The counters' latency histogram of a recorded batch (webhook.delivery_counters).
+CREATE FUNCTION webhook.histogram_le(values_s double precision[], bounds_s double precision[]) RETURNS bigint[]
+IMMUTABLE PARALLEL SAFE LANGUAGE c /* Rust */ AS 'MODULE_PATHNAME', 'histogram_le_wrapper';
 
 -- The sum of histograms (over hours, say).
 CREATE AGGREGATE webhook.histogram_sum(bigint[]) (SFUNC = webhook.histogram_add, STYPE = bigint[]);
@@ -2266,7 +2269,8 @@ REVOKE ALL ON FUNCTION webhook.rebuild_delivery_stats(), webhook.fan_out(bigint,
     webhook.snapshot_before_me(), webhook.body_matches(json, jsonb), webhook.order_key_of(json, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.histogram_bucket(double precision), webhook.histogram(double precision[]),
     webhook.histogram_add(bigint[], bigint[]), webhook.histogram_sum(bigint[]),
-    webhook.histogram_percentile(bigint[], double precision, double precision) TO PUBLIC, webhook_admin;
+    webhook.histogram_percentile(bigint[], double precision, double precision),
+    webhook.histogram_le(double precision[], double precision[]) TO PUBLIC, webhook_admin;
 REVOKE ALL ON FUNCTION webhook.create_webhook, webhook.update_webhook,
     webhook.check_outcome_callback(oid, oid), webhook.notify(text, jsonb),
     webhook.notify_dead_deliveries(bigint[]) FROM PUBLIC;

@@ -453,6 +453,17 @@ fn histogram_percentiles_are_within_ten_percent() {
         .unwrap()
         .unwrap();
     assert_eq!((h.len(), h[4], h[127]), (128, 2, 1));
+    // The counters' cumulative buckets: a value on a bound counts in it.
+    let le = Spi::get_one::<Vec<i64>>(
+        "SELECT webhook.histogram_le(ARRAY[0.001, 0.005, 0.02, NULL, 3]::float8[], ARRAY[0.005, 0.01, 1]::float8[])",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(le, [2, 2, 3]);
+    let none = Spi::get_one::<Vec<i64>>("SELECT webhook.histogram_le(NULL, webhook.latency_buckets())")
+        .unwrap()
+        .unwrap();
+    assert!(none.len() > 1 && none.iter().all(|&n| n == 0));
     let top = Spi::get_one::<f64>(
         "SELECT webhook.histogram_percentile(webhook.histogram(ARRAY[10, 20, 30, 40, 1000]::float8[]), 1, 1000)",
     )

@@ -44,7 +44,8 @@ GRANT EXECUTE ON FUNCTION webhook.webhooks_for_topic(text), webhook.topic_wanted
     webhook.citus_shard_of(regclass, regclass), webhook.writing_node_state(), webhook.applying_registry(),
     webhook.histogram_bucket(double precision), webhook.histogram(double precision[]),
     webhook.histogram_add(bigint[], bigint[]), webhook.histogram_sum(bigint[]),
-    webhook.histogram_percentile(bigint[], double precision, double precision) TO PUBLIC;
+    webhook.histogram_percentile(bigint[], double precision, double precision),
+    webhook.histogram_le(double precision[], double precision[]) TO PUBLIC;
 
 -- Read only: with UPDATE or DELETE it could LOCK the table, which every
 -- writer and the worker read (the API's functions are SECURITY DEFINER).

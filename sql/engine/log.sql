@@ -51,7 +51,8 @@ COMMENT ON VIEW webhook.recent_failures IS 'Failed (will retry) and dead deliver
 
 -- Histograms of milliseconds (webhook.delivery_stats): webhook.histogram,
 -- histogram_bucket, histogram_add and histogram_percentile are Rust
--- (src/stats.rs, where the buckets are defined).
+-- (src/stats.rs, where the buckets are defined), as is histogram_le (the
+-- counters' cumulative latency buckets).
 
 -- The sum of histograms (over hours, say).
 CREATE AGGREGATE webhook.histogram_sum(bigint[]) (SFUNC = webhook.histogram_add, STYPE = bigint[]);

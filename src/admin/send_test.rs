@@ -120,9 +120,11 @@ fn send_interruptibly(job: Job, excerpt_bytes: usize) -> Outcome {
     let limit = job.endpoint.max_attempt_duration() + WAIT_MARGIN;
     let failed = {
         let (webhook_id, started_at) = (job.endpoint.id, SystemTime::now());
+        let topic = job.attempt.topic.clone();
         move |error: String| Outcome {
             delivery_id: 0,
             webhook_id,
+            topic: topic.clone(),
             attempt: 1,
             started_at,
             duration_ms: 0.0,

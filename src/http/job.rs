@@ -29,6 +29,9 @@ pub struct Job {
 pub struct Outcome {
     pub delivery_id: i64,
     pub webhook_id: i64,
+    /// The event's topic, as claimed ('' when its event was gone): the
+    /// record statement counts by it without looking the event up again.
+    pub topic: String,
     pub attempt: i32,
     pub started_at: SystemTime,
     pub duration_ms: f64,

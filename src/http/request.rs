@@ -132,6 +132,7 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
     let mut out = Outcome {
         delivery_id: job_attempt.delivery_id,
         webhook_id: ep.id,
+        topic: job_attempt.topic.clone(),
         attempt: job_attempt.attempt,
         started_at,
         duration_ms: 0.0,

@@ -195,6 +195,7 @@ fn failed_before_sending(attempt: &Attempt, webhook_id: i64, error: String) -> O
     Outcome {
         delivery_id: attempt.delivery_id,
         webhook_id,
+        topic: attempt.topic.clone(),
         attempt: attempt.attempt,
         started_at: std::time::SystemTime::now(),
         duration_ms: 0.0,

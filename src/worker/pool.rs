@@ -213,6 +213,7 @@ fn worker_thread(jobs: Arc<Mutex<Receiver<Job>>>, shared: Shared) {
             .unwrap_or_else(|_| Outcome {
                 delivery_id: job.attempt.delivery_id,
                 webhook_id: job.endpoint.id,
+                topic: job.attempt.topic.clone(),
                 attempt: job.attempt.attempt,
                 started_at: SystemTime::now(),
                 duration_ms: 0.0,

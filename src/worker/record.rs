@@ -27,14 +27,15 @@ fn epoch(t: std::time::SystemTime) -> f64 {
 /// `delivering` are recorded and counted; a Send Test (redelivered) is
 /// left out of the summary. Hours are UTC hours. $1 ids, $2 statuses (delivered,
 /// failed, dead), $3 retry delays (s), $4 HTTP statuses, $5 errors, $6
-/// starts (epoch), $7 round trips (ms).
+/// starts (epoch), $7 round trips (ms), $8 the events' topics as claimed
+/// ('' when the event was gone: not counted), so that no event is looked
+/// up again.
 ///
 /// A failure of a webhook disabled meanwhile is held, not retried. The
 /// webhook is a lookup, not a join: as a join, statistics that said the
 /// queue was empty made the plan walk all of deliveries_webhook_idx for
 /// every batch. `status || ''`: not the partial index's predicate, so the
-/// plan never walks deliveries_leased_idx either. The event's topic is a
-/// primary-key lookup per row, for the same reason.
+/// plan never walks deliveries_leased_idx either.
 const RECORD_SQL: &str = "WITH recorded AS (
      UPDATE webhook.deliveries d
         SET status = CASE WHEN r.status = 'failed'
@@ -44,12 +45,13 @@ const RECORD_SQL: &str = "WITH recorded AS (
             next_attempt_at = CASE WHEN r.delay IS NULL THEN d.next_attempt_at
                                    ELSE now() + make_interval(secs => r.delay) END,
             delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
-       FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[], $7::float8[])
-            AS r(id, status, delay, code, err, started, duration)
+       FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[], $7::float8[],
+                   $8::text[])
+            AS r(id, status, delay, code, err, started, duration, topic)
       WHERE d.id = r.id AND d.status || '' = 'delivering'
      RETURNING d.webhook_id, d.attempts, d.is_test, r.status AS outcome, r.code, r.started, r.duration,
                extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency,
-               (SELECT e.topic FROM webhook.events e WHERE e.id = d.event_id AND e.slot = d.slot) AS topic),
+               nullif(r.topic, '') AS topic),
  counted AS (
      INSERT INTO webhook.delivery_counters AS c
          (webhook_id, topic, delivered, failed, dead, retried, latency_le, latency_sum, latency_count)
@@ -59,11 +61,8 @@ const RECORD_SQL: &str = "WITH recorded AS (
             count(*) FILTER (WHERE x.outcome = 'dead'),
             count(*) FILTER (WHERE x.attempts > 1),
             -- Cumulative counts for each bound of webhook.latency_buckets().
-            (SELECT array_agg(n ORDER BY i) FROM (
-                 SELECT b.i, count(*) FILTER (WHERE l.outcome = 'delivered' AND l.latency <= b.le) AS n
-                   FROM unnest(webhook.latency_buckets()) WITH ORDINALITY AS b(le, i)
-                   CROSS JOIN unnest(array_agg(x.outcome), array_agg(x.latency)) AS l(outcome, latency)
-                  GROUP BY b.i) per_bound),
+            webhook.histogram_le(array_agg(x.latency) FILTER (WHERE x.outcome = 'delivered'),
+                                 webhook.latency_buckets()),
             coalesce(sum(x.latency) FILTER (WHERE x.outcome = 'delivered'), 0),
             count(*) FILTER (WHERE x.outcome = 'delivered')
        FROM recorded x
@@ -149,6 +148,7 @@ pub fn record(
         .map(|v| epoch(v.outcome.started_at))
         .collect();
     let durations: Vec<f64> = verdicts.iter().map(|v| v.outcome.duration_ms).collect();
+    let topics: Vec<&str> = verdicts.iter().map(|v| v.outcome.topic.as_str()).collect();
     run_saved(
         client,
         RECORD_SQL,
@@ -160,6 +160,7 @@ pub fn record(
             TEXTARRAYOID,
             FLOAT8ARRAYOID,
             FLOAT8ARRAYOID,
+            TEXTARRAYOID,
         ],
         &[
             ids.into(),
@@ -169,6 +170,7 @@ pub fn record(
             errors.into(),
             started.into(),
             durations.into(),
+            topics.into(),
         ],
     )?;
     let outcomes: Vec<&Outcome> = verdicts.iter().map(|v| &v.outcome).collect();
