@@ -13,6 +13,8 @@ use pgrx::prelude::*;
 
 /// Buckets per histogram.
 pub const BUCKETS: usize = 128;
+/// Most bounds `histogram_le` takes (`webhook.latency_buckets()` has 14).
+const MAX_LE_BOUNDS: usize = 1000;
 
 /// The bucket of a value in ms (negative and NaN count as 0).
 #[pg_extern(immutable, strict, parallel_safe)]
@@ -46,11 +48,20 @@ fn histogram(values_ms: Option<Array<f64>>) -> Vec<i64> {
 /// histogram's `le` buckets, `webhook.latency_buckets()`), NULLs left out:
 /// one pass in the worker's record statement instead of a join of every
 /// value with every bound.
+/// At most `MAX_LE_BOUNDS` bounds (anyone may call it), and a cancel or
+/// `statement_timeout` stops it.
 #[pg_extern(immutable, parallel_safe)]
 fn histogram_le(values_s: Option<Array<f64>>, bounds_s: Option<Array<f64>>) -> Vec<i64> {
+    let n = bounds_s.as_ref().map_or(0, |a| a.len());
+    if n > MAX_LE_BOUNDS {
+        WebhookError::invalid("bounds_s", format!("{n} bounds; at most {MAX_LE_BOUNDS}")).raise()
+    }
     let bounds: Vec<Option<f64>> = bounds_s.iter().flat_map(|a| a.iter()).collect();
     let mut counts = vec![0i64; bounds.len()];
-    for v in values_s.iter().flat_map(|a| a.iter()).flatten() {
+    for (i, v) in values_s.iter().flat_map(|a| a.iter()).flatten().enumerate() {
+        if i % 4096 == 0 {
+            check_for_interrupts!();
+        }
         for (count, bound) in counts.iter_mut().zip(&bounds) {
             if bound.is_some_and(|b| v <= b) {
                 *count += 1;

@@ -464,6 +464,12 @@ fn histogram_percentiles_are_within_ten_percent() {
         .unwrap()
         .unwrap();
     assert!(none.len() > 1 && none.iter().all(|&n| n == 0));
+    let refused = try_sql("SELECT webhook.histogram_le('{1}', array_fill(1::float8, ARRAY[1001]))");
+    assert_eq!(
+        refused.as_deref(),
+        Some("22023 bounds_s: 1001 bounds; at most 1000"),
+        "more than 1000 bounds are refused"
+    );
     let top = Spi::get_one::<f64>(
         "SELECT webhook.histogram_percentile(webhook.histogram(ARRAY[10, 20, 30, 40, 1000]::float8[]), 1, 1000)",
     )

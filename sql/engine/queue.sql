@@ -382,7 +382,7 @@ DECLARE
     done pg_snapshot := (SELECT f.snapshot FROM webhook.fanout f);
     kept bigint[];
     kept_events text[];
-    moved bigint;
+    moved_events text[];
     n bigint;
 BEGIN
     WITH d AS (
@@ -394,28 +394,28 @@ BEGIN
         RETURNING d.id, d.event_id)
     SELECT coalesce(array_agg(d.id), '{}'), coalesce(array_agg(DISTINCT d.event_id), '{}')
       INTO kept, kept_events FROM d;
-    -- Their events' other deliveries (finished ones) go along: a delivery
-    -- stays in its event's slot, so that one redelivered or replayed later
-    -- still finds its event.
+    WITH e AS (
+        UPDATE webhook.events e SET slot = dest
+         WHERE e.slot = slot
+           AND (e.id = ANY (kept_events)
+                OR e.id = ANY (ARRAY(
+                    SELECT x.id FROM webhook.events x
+                     WHERE x.slot = slot AND x.txid IS NOT NULL
+                       AND (done IS NULL OR (x.txid >= pg_snapshot_xmin(done)
+                                             AND NOT pg_visible_in_snapshot(x.txid, done))))))
+        RETURNING e.id)
+    SELECT coalesce(array_agg(e.id), '{}') INTO moved_events FROM e;
+    -- The moved events' other deliveries (finished ones; those of a batch
+    -- fanned out in part) go along: a delivery stays in its event's slot,
+    -- so that one redelivered or replayed later still finds its event.
     WITH siblings AS (
         UPDATE webhook.deliveries d SET slot = dest
-         WHERE d.slot = slot AND d.event_id = ANY (kept_events)
+         WHERE d.slot = slot AND d.event_id = ANY (moved_events)
         RETURNING d.id)
     SELECT kept || coalesce(array_agg(s.id), '{}') INTO kept FROM siblings s;
-    moved := cardinality(kept);
     UPDATE webhook.attempts a SET slot = dest WHERE a.slot = slot AND a.delivery_id = ANY (kept);
     GET DIAGNOSTICS n = ROW_COUNT;
-    moved := moved + n;
-    UPDATE webhook.events e SET slot = dest
-     WHERE e.slot = slot
-       AND (e.id = ANY (kept_events)
-            OR e.id = ANY (ARRAY(
-                SELECT x.id FROM webhook.events x
-                 WHERE x.slot = slot AND x.txid IS NOT NULL
-                   AND (done IS NULL OR (x.txid >= pg_snapshot_xmin(done)
-                                         AND NOT pg_visible_in_snapshot(x.txid, done))))));
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN moved + n;
+    RETURN cardinality(kept) + cardinality(moved_events) + n;
 END
 $$;
 
@@ -430,7 +430,8 @@ $$;
 -- nothing after it), it is locked, anything unfinished since moved again
 -- (then it waits once more), and emptied whole (TRUNCATE) and made current.
 -- Held deliveries older than retention go with their slot, as pruning
--- dropped them before 0.3.0. The worker calls it (src/worker/maintenance.rs);
+-- dropped them before 0.3.0, unless their event is kept for another of its
+-- deliveries. The worker calls it (src/worker/maintenance.rs);
 -- a superuser may. Returns what it did: 'not due', 'moved N', 'waiting for
 -- snapshots', 'locks busy', or 'emptied'; when a rotation is overdue by
 -- more than half the retention it warns, naming the sessions that hold it

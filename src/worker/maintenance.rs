@@ -76,7 +76,7 @@ impl Upkeep {
                 log!("webhook_emitter: the delivery log's oldest slot was emptied")
             }
             Ok(done) if done.starts_with("moved ") => log!(
-                "webhook_emitter: emptying the delivery log's oldest slot: {} unfinished rows moved out",
+                "webhook_emitter: emptying the delivery log's oldest slot: {} rows moved out (unfinished deliveries, their events with all of their deliveries and attempts, events not fanned out yet)",
                 &done["moved ".len()..]
             ),
             Ok(_) => {}
