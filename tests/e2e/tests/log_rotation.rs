@@ -367,12 +367,14 @@ fn a_snapshot_older_than_a_move_keeps_its_slot_from_being_emptied() {
 
 /// Deliveries not in their event's slot (there must be none: one
 /// redelivered or replayed would not find its event).
-fn apart_from_their_event(c: &mut postgres::Client) -> i64 {
-    count(
-        c,
+fn apart_from_their_event(c: &mut impl postgres::GenericClient) -> i64 {
+    c.query_one(
         "SELECT count(*) FROM webhook.deliveries d
           WHERE NOT EXISTS (SELECT FROM webhook.events e WHERE e.id = d.event_id AND e.slot = d.slot)",
+        &[],
     )
+    .unwrap()
+    .get(0)
 }
 
 /// A failed delivery in slot 0 (the third slot to be emptied) beside a
@@ -559,4 +561,69 @@ fn a_retention_raised_between_the_two_steps_undoes_the_pending_step() {
         "slot 0's log is kept"
     );
     assert_eq!(apart_from_their_event(&mut su), 0);
+}
+
+#[test]
+fn events_of_a_batch_fanned_out_in_part_move_with_their_deliveries() {
+    // A rotation keeps the events the fan-out has not finished with: those
+    // of a batch it reads a slice at a time. Events of its earlier slices
+    // already have their deliveries, maybe all delivered: those go with
+    // them, so that none is left in the slot to be emptied, apart from its
+    // event. Here the progress row is set back, in a transaction rolled
+    // back, to show the move a batch in progress.
+    let cluster = Cluster::start("");
+    let receiver = Receiver::start();
+    roles(&cluster);
+    cluster
+        .client_as("hook_admin")
+        .execute(
+            "SELECT webhook.create_webhook('ok', $1, '{group.created}')",
+            &[&receiver.url("/ok")],
+        )
+        .unwrap();
+    cluster
+        .client_as("lms_app")
+        .batch_execute(
+            "INSERT INTO lms.groups (name) VALUES ('Physics'), ('Chemistry'), ('Biology')",
+        )
+        .unwrap();
+    receiver.wait_for(3, Duration::from_secs(20));
+    let mut su = cluster.client();
+    wait_for(Duration::from_secs(20), "the deliveries recorded", || {
+        (count(
+            &mut su,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'",
+        ) == 3)
+            .then_some(())
+    });
+    let mut tx = su.transaction().unwrap();
+    let slot: i16 = tx
+        .query_one("SELECT DISTINCT slot FROM webhook.events", &[])
+        .unwrap()
+        .get(0);
+    // The stored snapshot does not see the batch's transaction yet.
+    tx.batch_execute(
+        "UPDATE webhook.fanout SET snapshot = (SELECT format('%s:%s:', e.txid, e.txid)::pg_snapshot
+                                                 FROM webhook.events e LIMIT 1)",
+    )
+    .unwrap();
+    let moved: i64 = tx
+        .query_one(
+            "SELECT webhook.move_unfinished($1::smallint, (($1::smallint + 1) % 3)::smallint)",
+            &[&slot],
+        )
+        .unwrap()
+        .get(0);
+    // Three events, their three deliveries and three attempts.
+    assert_eq!(moved, 9);
+    assert_eq!(apart_from_their_event(&mut tx), 0);
+    let left: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM webhook.deliveries WHERE slot = $1",
+            &[&slot],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    tx.rollback().unwrap();
 }
