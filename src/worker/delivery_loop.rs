@@ -17,7 +17,7 @@ use super::txn;
 use super::verdict::Verdict;
 use super::{claim, maintenance, record};
 use crate::guc;
-use crate::http::job::{Job, Outcome};
+use crate::http::job::Outcome;
 use crate::shmem;
 use crate::status::DeliveryStatus;
 use pgrx::bgworkers::*;
@@ -145,11 +145,6 @@ impl Worker {
         self.rebuild_agent();
     }
 
-    /// Send now if the endpoint has room, else park the job.
-    fn dispatch(&mut self, job: Job) {
-        self.pool.dispatch(job);
-    }
-
     /// Publish whether this worker has requests out, and take its share
     /// of `webhook.max_concurrency` among the busy databases.
     fn share_concurrency(&mut self, slot: usize) {
@@ -161,11 +156,6 @@ impl Worker {
         self.pool
             .admission()
             .set_share(shmem::share(slot, self.max_concurrency));
-    }
-
-    /// Start parked jobs whose rate-limit token or pause came due.
-    fn release_due(&mut self) {
-        self.pool.release_due();
     }
 
     fn finished(&mut self, outcome: &Outcome) {
@@ -408,7 +398,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         );
         let started = Instant::now();
         worker.share_concurrency(slot);
-        worker.release_due();
+        // Parked jobs whose rate-limit token or pause came due.
+        worker.pool.release_due();
         worker.profile.add(Phase::Other, started);
         let poll = worker.settings.poll_interval;
         let due_claim_overdue = claimed_at_fan_out && last_claim.elapsed() >= DUE_CLAIM_EVERY;

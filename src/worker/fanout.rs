@@ -21,6 +21,10 @@ const FAN_OUT_SQL: &str = "SELECT * FROM webhook.fan_out($1, $2, $3, $4, $5)";
 const COMMIT_WITHOUT_WAITING: &str =
     "SELECT pg_catalog.set_config('synchronous_commit', 'off', true)";
 
+/// Deliveries a fan-out makes from which it checks the planner's statistics
+/// and the table's growth (`plans`), as a claim does.
+const CHECK_STATISTICS_FROM: i64 = 100;
+
 /// What one fan-out did.
 pub struct FannedOut {
     /// Deliveries made.
@@ -40,7 +44,6 @@ pub struct FannedOut {
 pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<FannedOut> {
     let none = ClaimRequest::nothing();
     let claim = claim.unwrap_or(&none);
-    let counted_rows = replan_after_growth(client)?;
     let rows = run_saved(
         client,
         FAN_OUT_SQL,
@@ -67,10 +70,18 @@ pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<F
     if made > 0 && claimed.is_empty() {
         run_saved(client, COMMIT_WITHOUT_WAITING, &[], &[])?;
     }
+    // Only a fan-out of many rows can prove the statistics wrong, or grow
+    // the table enough to plan again: a trickle's (one every few
+    // milliseconds) does not pay for the catalog query.
+    let statistics_stale = if made >= CHECK_STATISTICS_FROM {
+        statistics_stale(replan_after_growth(client)?, made as usize)
+    } else {
+        false
+    };
     Ok(FannedOut {
         made,
         claimed,
         more,
-        statistics_stale: statistics_stale(counted_rows, made.max(0) as usize),
+        statistics_stale,
     })
 }

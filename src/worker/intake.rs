@@ -41,34 +41,31 @@ impl Worker {
         if request.is_none() && !forced {
             return None;
         }
-        Some(
-            match txn::run(|| Spi::connect_mut(|client| fanout::fan_out(client, request.as_ref())))
-            {
-                Ok(fanned) => {
-                    self.fan_out_backoff = None;
-                    let claimed = fanned.claimed.len();
-                    if claimed > 0 {
-                        self.dispatch_claimed(fanned.claimed);
-                    }
-                    // In a transaction of its own: its failure cannot undo
-                    // the fan-out.
-                    if fanned.statistics_stale {
-                        if let Err(e) = txn::run(|| Spi::connect_mut(plans::analyze_queue)) {
-                            warning!("webhook_emitter: analyzing webhook.deliveries failed: {e}");
-                        }
-                    }
-                    (fanned.made > claimed as i64, claimed, fanned.more)
-                }
-                Err(e) => {
-                    warning!(
+        let fanned = match txn::run(|| {
+            Spi::connect_mut(|client| fanout::fan_out(client, request.as_ref()))
+        }) {
+            Ok(fanned) => fanned,
+            Err(e) => {
+                warning!(
                     "webhook_emitter: making the deliveries of new events failed: {e}; retrying in {:?}",
                     self.settings.poll_interval
                 );
-                    self.fan_out_backoff = Some(Instant::now() + self.settings.poll_interval);
-                    (false, 0, false)
-                }
-            },
-        )
+                self.fan_out_backoff = Some(Instant::now() + self.settings.poll_interval);
+                return Some((false, 0, false));
+            }
+        };
+        self.fan_out_backoff = None;
+        let claimed = fanned.claimed.len();
+        if claimed > 0 {
+            self.dispatch_claimed(fanned.claimed);
+        }
+        // In a transaction of its own: its failure cannot undo the fan-out.
+        if fanned.statistics_stale {
+            if let Err(e) = txn::run(|| Spi::connect_mut(plans::analyze_queue)) {
+                warning!("webhook_emitter: analyzing webhook.deliveries failed: {e}");
+            }
+        }
+        Some((fanned.made > claimed as i64, claimed, fanned.more))
     }
 
     /// A fan-out made deliveries it did not claim, maybe 'held' for a
@@ -180,7 +177,7 @@ impl Worker {
                 // An endpoint with a client certificate has its own client.
                 agent: endpoint.agent.clone().unwrap_or_else(|| agent.clone()),
             };
-            self.dispatch(job);
+            self.pool.dispatch(job);
         }
         // Attempts that failed before sending are recorded like the others
         // (within RECORD_DELAY), not at the next poll.

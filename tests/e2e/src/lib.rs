@@ -218,6 +218,23 @@ impl Cluster {
         }
     }
 
+    /// The roles people use: `admin`, a NOSUPERUSER member of webhook_admin;
+    /// `lms_app`, an LMS application role with table privileges only; and
+    /// `nobody`, with PUBLIC's rights only.
+    pub fn create_roles(&self, admin: &str) {
+        self.client()
+            .batch_execute(&format!(
+                "CREATE ROLE {admin} LOGIN NOSUPERUSER;
+                 GRANT webhook_admin TO {admin};
+                 CREATE ROLE lms_app LOGIN NOSUPERUSER;
+                 GRANT USAGE ON SCHEMA lms TO lms_app;
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
+                 GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;
+                 CREATE ROLE nobody LOGIN NOSUPERUSER;"
+            ))
+            .expect("the test roles");
+    }
+
     /// A connection to database postgres as `user` (e.g. a role without grants).
     pub fn client_as(&self, user: &str) -> Client {
         let conn = format!(

@@ -362,14 +362,7 @@ fn with_no_room_to_send_new_events_still_get_their_deliveries_at_the_poll() {
     }
     let receiver = Receiver::start();
     let mut su = cluster.client();
-    su.batch_execute(
-        "CREATE ROLE hook_admin LOGIN NOSUPERUSER; GRANT webhook_admin TO hook_admin;
-         CREATE ROLE lms_app LOGIN NOSUPERUSER;
-         GRANT USAGE ON SCHEMA lms TO lms_app;
-         GRANT SELECT, INSERT ON lms.groups, lms.users TO lms_app;
-         GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;",
-    )
-    .unwrap();
+    cluster.create_roles("hook_admin");
     let mut admin = cluster.client_as("hook_admin");
     for name in ["hung_a", "hung_b"] {
         admin

@@ -14,24 +14,6 @@ fn count(c: &mut postgres::Client, query: &str) -> i64 {
     c.query_one(query, &[]).expect(query).get(0)
 }
 
-/// The roles people use: a NOSUPERUSER webhook_admin member, an LMS
-/// application role with table privileges only, and a role with PUBLIC's
-/// rights only.
-fn roles(cluster: &Cluster) {
-    cluster
-        .client()
-        .batch_execute(
-            "CREATE ROLE hook_admin LOGIN NOSUPERUSER;
-             GRANT webhook_admin TO hook_admin;
-             CREATE ROLE lms_app LOGIN NOSUPERUSER;
-             GRANT USAGE ON SCHEMA lms TO lms_app;
-             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
-             GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;
-             CREATE ROLE nobody LOGIN NOSUPERUSER;",
-        )
-        .unwrap();
-}
-
 /// Rotations so far: the worker logs each one.
 fn rotations(cluster: &Cluster) -> usize {
     cluster
@@ -53,7 +35,7 @@ fn rotation_keeps_what_is_unfinished_drops_the_finished_log_whole_and_loses_no_e
             Reply::status(200)
         }
     });
-    roles(&cluster);
+    cluster.create_roles("hook_admin");
     let mut admin = cluster.client_as("hook_admin");
     admin
         .execute(
@@ -246,7 +228,7 @@ fn rotation_keeps_what_is_unfinished_drops_the_finished_log_whole_and_loses_no_e
 #[test]
 fn no_role_below_superuser_rotates_the_log_or_reads_a_slot_directly() {
     let cluster = Cluster::start("");
-    roles(&cluster);
+    cluster.create_roles("hook_admin");
     for role in ["hook_admin", "lms_app", "nobody"] {
         let mut c = cluster.client_as(role);
         let err = c
@@ -303,7 +285,7 @@ fn a_snapshot_older_than_a_move_keeps_its_slot_from_being_emptied() {
     let cluster = Cluster::start("webhook.retention = '2s'\nwebhook.retry_schedule = '0s,1h,1h'");
     let receiver = Receiver::start();
     receiver.respond_with(|_| Reply::status(503));
-    roles(&cluster);
+    cluster.create_roles("hook_admin");
     let mut admin = cluster.client_as("hook_admin");
     admin
         .execute(
@@ -389,7 +371,7 @@ fn failed_delivery_in_the_next_slot(cluster: &Cluster, receiver: &Receiver) -> i
             Reply::status(200)
         }
     });
-    roles(cluster);
+    cluster.create_roles("hook_admin");
     let mut admin = cluster.client_as("hook_admin");
     for (name, topic) in [
         ("down", "group.created"),
@@ -573,7 +555,7 @@ fn events_of_a_batch_fanned_out_in_part_move_with_their_deliveries() {
     // back, to show the move a batch in progress.
     let cluster = Cluster::start("");
     let receiver = Receiver::start();
-    roles(&cluster);
+    cluster.create_roles("hook_admin");
     cluster
         .client_as("hook_admin")
         .execute(

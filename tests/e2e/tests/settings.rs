@@ -7,21 +7,6 @@ use postgres::Client;
 use std::time::Duration;
 use webhook_emitter_e2e::{db_message, Cluster, Receiver};
 
-fn roles(cluster: &Cluster) {
-    cluster
-        .client()
-        .batch_execute(
-            "CREATE ROLE lms_admin LOGIN NOSUPERUSER;
-             GRANT webhook_admin TO lms_admin;
-             CREATE ROLE lms_app LOGIN NOSUPERUSER;
-             GRANT USAGE ON SCHEMA lms TO lms_app;
-             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lms TO lms_app;
-             GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;
-             CREATE ROLE nobody LOGIN NOSUPERUSER;",
-        )
-        .unwrap();
-}
-
 fn error_of(c: &mut Client, sql: &str) -> (String, String) {
     match c.batch_execute(sql) {
         Ok(()) => panic!("expected an error from: {sql}"),
@@ -45,7 +30,7 @@ fn column(c: &mut Client, id: i64, expr: &str) -> String {
 #[test]
 fn create_and_update_write_only_what_they_are_given_and_keep_every_rule() {
     let cluster = Cluster::start("");
-    roles(&cluster);
+    cluster.create_roles("lms_admin");
     let receiver = Receiver::start();
     let mut admin = cluster.client_as("lms_admin");
 
