@@ -159,13 +159,15 @@ $$;
 -- the events that transaction queues). enable_seqscan = off: the queue is
 -- read through its indexes only, whatever the statistics say (a fresh
 -- table's say "empty", and a plan made on them read all of webhook.events
--- at every fan-out while the queue grew).
+-- at every fan-out while the queue grew); enable_sort = off (as in the
+-- worker's session): a slice is read in the index's order, not all of a
+-- range read and sorted.
 CREATE FUNCTION webhook.fan_out(claim_limit bigint DEFAULT 0, left_out bigint[] DEFAULT '{}',
                                 lease_seconds double precision DEFAULT 0, byte_budget bigint DEFAULT 0,
                                 max_body bigint DEFAULT 0)
 RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[], webhook_id bigint,
                webhook_version double precision, made bigint, more boolean)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET enable_sort = off AS $$
 #variable_conflict use_column
 DECLARE
     -- A slice the worker claims has as many events as its claim may take
@@ -199,21 +201,38 @@ BEGIN
                  SELECT (pg_snapshot_xmax(done)::text::numeric - 1)::text::xid8 AS x
                  UNION SELECT r.x FROM running r WHERE r.x >= pg_snapshot_xmax(done)
                  UNION SELECT pg_snapshot_xmax(target)) b),
+         -- The batch's transaction ids as ranges [lo, hi): those between
+         -- the transactions running at the target, and each one running at
+         -- the stored snapshot that has ended since; none wholly read.
+         ranges AS (
+             SELECT s.lo, s.hi FROM (
+                 SELECT (b.above::text::numeric + 1)::text::xid8 AS lo, b.below AS hi
+                   FROM bounds b WHERE b.below IS NOT NULL
+                 UNION ALL
+                 SELECT x, (x::text::numeric + 1)::text::xid8 FROM pg_snapshot_xip(done) x
+                  WHERE x NOT IN (SELECT r.x FROM running r)) s
+              WHERE progress.after_txid < s.hi),
          -- The next events of the batch, their keys and sizes only (a body
-         -- is not read here: octet_length reads its stored size).
+         -- is not read here: octet_length reads its stored size). A B-tree
+         -- scan starts where a row comparison puts it, whatever other lower
+         -- bound it has: with the slice's position as a row comparison on
+         -- every range, each scan walked the index from the position (the
+         -- start of the index between batches, the start of a large
+         -- transaction's entries within one) to the range. So a range reads
+         -- from the position only when the position is in it, and from its
+         -- start otherwise.
          candidates AS (
-             SELECT e.* FROM bounds r CROSS JOIN LATERAL (
+             SELECT e.* FROM ranges r CROSS JOIN LATERAL (
                     SELECT e.txid, e.id, e.slot, octet_length(e.body::text) AS bytes FROM webhook.events e
-                     WHERE e.txid > r.above AND e.txid < r.below
-                       AND (e.txid, e.id) > (progress.after_txid, progress.after_id)
+                     WHERE e.txid >= r.lo AND e.txid < r.hi
                      ORDER BY e.txid, e.id LIMIT slice_events + 1) e
-              WHERE r.below IS NOT NULL
+              WHERE progress.after_txid < r.lo
              UNION ALL
-             SELECT e.* FROM pg_snapshot_xip(done) x CROSS JOIN LATERAL (
+             SELECT e.* FROM ranges r CROSS JOIN LATERAL (
                     SELECT e.txid, e.id, e.slot, octet_length(e.body::text) AS bytes FROM webhook.events e
-                     WHERE e.txid = x AND (e.txid, e.id) > (progress.after_txid, progress.after_id)
+                     WHERE (e.txid, e.id) > (progress.after_txid, progress.after_id) AND e.txid < r.hi
                      ORDER BY e.txid, e.id LIMIT slice_events + 1) e
-              WHERE x NOT IN (SELECT r.x FROM running r)),
+              WHERE progress.after_txid >= r.lo),
          next_keys AS MATERIALIZED (
              SELECT k.*, row_number() OVER (ORDER BY k.txid, k.id) AS n,
                     sum(k.bytes) OVER (ORDER BY k.txid, k.id ROWS UNBOUNDED PRECEDING) - k.bytes AS before

@@ -199,7 +199,7 @@ fn write_path(cluster: &Cluster, receiver: &FastReceiver, durability: &str) {
 
 /// Where the worker's SQL time went during the last drain (pg_stat_statements,
 /// nested statements included), as a share of the drain's wall time.
-fn statement_profile(cluster: &Cluster, wall_secs: f64) {
+fn statement_profile(cluster: &Cluster, wall_secs: f64, during: &str) {
     let mut c = cluster.client();
     let rows = c
         .query(
@@ -211,7 +211,7 @@ fn statement_profile(cluster: &Cluster, wall_secs: f64) {
             &[],
         )
         .unwrap();
-    println!("\n| statement (pg_stat_statements, nested) | calls | rows/call | ms/call | share of drain time |");
+    println!("\n| statement (pg_stat_statements, nested) | calls | rows/call | ms/call | share of {during}'s time |");
     println!("|---|---:|---:|---:|---:|");
     for r in rows {
         let (calls, ms, rows, q): (i64, f64, i64, String) =
@@ -224,6 +224,24 @@ fn statement_profile(cluster: &Cluster, wall_secs: f64) {
             ms / 10.0 / wall_secs
         );
     }
+}
+
+/// CPU seconds (user and system) a process has used, its threads included.
+pub fn process_cpu_secs(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 pub fn rss_kb(pid: i32, field: &str) -> u64 {
@@ -466,7 +484,7 @@ fn main() {
                 "not met"
             }
         );
-        statement_profile(&cluster, n as f64 / d.rate);
+        statement_profile(&cluster, n as f64 / d.rate, "the drain");
         drain_rate = Some(d.rate);
         // Issue 29's target is for the defaults (64 in flight in all, 16
         // per endpoint, batches of 500), on a cluster of its own.

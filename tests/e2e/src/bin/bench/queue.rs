@@ -69,6 +69,8 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
     let secs = crate::env_secs("BENCH_QUEUE_SECS", 8);
     let cluster = Cluster::start(&format!("{conf}\nfsync = on\nsynchronous_commit = on"));
     let mut c = cluster.client();
+    c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .unwrap();
     let pgq = c.batch_execute("CREATE EXTENSION pgq").is_ok();
     for t in ["plain_users", "pgq_users", "net_users", "watch_users"] {
         c.batch_execute(&format!("CREATE TABLE public.{t} {SHAPE}"))
@@ -133,16 +135,28 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
             ),
         );
     }
+    let worker = cluster.worker_pid();
+    let watch = configs.len() - 2;
     let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); configs.len()];
+    let mut worker_cost = Vec::new();
     let order: Vec<usize> = (0..configs.len()).chain((0..configs.len()).rev()).collect();
     for &i in &order {
+        if i == watch {
+            c.batch_execute("SELECT pg_stat_statements_reset()")
+                .unwrap();
+        }
         let before = wal_bytes(&mut c);
+        let cpu_before = crate::process_cpu_secs(worker);
         let (tps, n) = pgbench(&cluster, &configs[i].1, 2, secs);
         // Let the worker finish delivering what this run queued, so its
-        // WAL is counted with the run that caused it.
+        // WAL (and its CPU) is counted with the run that caused it.
         std::thread::sleep(std::time::Duration::from_secs(2));
         let after = wal_bytes(&mut c);
         results[i].push((tps, (after - before) / n.max(1) as f64));
+        if i == watch {
+            let cpu = crate::process_cpu_secs(worker) - cpu_before;
+            worker_cost.push((cpu / (secs as f64 + 2.0), cpu * 1e6 / n.max(1) as f64));
+        }
     }
     let avg = |i: usize, f: fn(&(f64, f64)) -> f64| {
         results[i].iter().map(f).sum::<f64>() / results[i].len() as f64
@@ -159,6 +173,12 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
             avg(i, |r| r.1)
         );
     }
+    for (cores, per_event) in worker_cost {
+        println!(
+            "\nThe delivery worker during a `watch` run: {cores:.2} of a core, {per_event:.0} µs of CPU per event (its threads included)."
+        );
+    }
+    crate::statement_profile(&cluster, secs as f64, "the last watch run");
     if !pgq {
         println!("\n(PgQ is not installed: `apt-get install postgresql-15-pgq3` adds its row.)");
     }
