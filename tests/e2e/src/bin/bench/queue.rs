@@ -125,6 +125,13 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
             "ours: user.created, documented body",
             insert("lms.users", "email"),
         ),
+        // The write path alone: the worker stopped (SIGSTOP) during the
+        // run, its events delivered after it (not a target: the targets
+        // are with deliveries going on; PgQ's row has no consumer).
+        (
+            "ours: webhook.watch, the worker stopped during the run",
+            insert("public.watch_users", "email"),
+        ),
     ];
     if pgq {
         configs.insert(
@@ -136,7 +143,15 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
         );
     }
     let worker = cluster.worker_pid();
-    let watch = configs.len() - 2;
+    let watch = configs.len() - 3;
+    let stopped = configs.len() - 1;
+    let signal = |s: &str| {
+        let status = Command::new("kill")
+            .args([s, &worker.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {s}");
+    };
     let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); configs.len()];
     let mut worker_cost = Vec::new();
     let order: Vec<usize> = (0..configs.len()).chain((0..configs.len()).rev()).collect();
@@ -147,7 +162,29 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
         }
         let before = wal_bytes(&mut c);
         let cpu_before = crate::process_cpu_secs(worker);
+        if i == stopped {
+            signal("-STOP");
+        }
         let (tps, n) = pgbench(&cluster, &configs[i].1, 2, secs);
+        if i == stopped {
+            signal("-CONT");
+            // What it queued is delivered before the next run starts.
+            webhook_emitter_e2e::wait_fanned_out(&mut c);
+            webhook_emitter_e2e::wait_for(
+                std::time::Duration::from_secs(120),
+                "the stopped run's deliveries",
+                || {
+                    let left: i64 = c
+                        .query_one(
+                            "SELECT count(*) FROM webhook.deliveries WHERE status IN ('pending', 'delivering')",
+                            &[],
+                        )
+                        .ok()?
+                        .get(0);
+                    (left == 0).then_some(())
+                },
+            );
+        }
         // Let the worker finish delivering what this run queued, so its
         // WAL (and its CPU) is counted with the run that caused it.
         std::thread::sleep(std::time::Duration::from_secs(2));
