@@ -1401,7 +1401,8 @@ CREATE FUNCTION webhook.fan_out(claim_limit bigint DEFAULT 0, left_out bigint[] 
                                 max_body bigint DEFAULT 0)
 RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[], webhook_id bigint,
                webhook_version double precision, made bigint, more boolean)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET enable_sort = off AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET enable_sort = off
+    SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
     -- A slice the worker claims has as many events as its claim may take
