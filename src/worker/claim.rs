@@ -162,8 +162,31 @@ pub fn claim(client: &mut SpiClient, request: &ClaimRequest) -> Result<(Vec<Clai
     for row in rows {
         out.push(claimed_from(&row)?);
     }
+    if !out.is_empty() {
+        commit_durably(client)?;
+    }
     let stale = statistics_stale(counted_rows, out.len());
     Ok((out, stale))
+}
+
+/// The worker's session commits without waiting for the WAL flush
+/// (`settings::SESSION_SETTINGS`), except a transaction that claimed
+/// deliveries: a claim counts each attempt before it is sent, and a
+/// delivery whose attempts keep ending in a crash is set aside by that
+/// count (`maintenance::release_orphans`). A crash that restarts the
+/// server loses the WAL not yet flushed, and with it the count: the
+/// claim (a fan-out's, with the deliveries it made) was undone, and the
+/// delivery sent again as new after every restart. So such a transaction
+/// waits for the local flush (not for a synchronous standby) before
+/// anything is sent.
+pub(crate) fn commit_durably(client: &mut SpiClient) -> Result<()> {
+    run_saved(
+        client,
+        "SELECT pg_catalog.set_config('synchronous_commit', 'local', true)",
+        &[],
+        &[],
+    )?;
+    Ok(())
 }
 
 /// A claimed delivery from a row of `CLAIM_SQL` or of `webhook.fan_out`

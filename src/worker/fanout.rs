@@ -4,22 +4,13 @@
 //! has room for in the same statement, so that a new delivery is inserted
 //! 'delivering' rather than inserted and then updated by a claim.
 
-use super::claim::{claimed_from, ClaimRequest, Claimed};
+use super::claim::{claimed_from, commit_durably, ClaimRequest, Claimed};
 use super::plans::{replan_after_growth, run_saved, statistics_stale};
 use crate::error::Result;
 use pgrx::pg_sys::BuiltinOid::{FLOAT8OID, INT8ARRAYOID, INT8OID};
 use pgrx::spi::SpiClient;
 
 const FAN_OUT_SQL: &str = "SELECT * FROM webhook.fan_out($1, $2, $3, $4, $5)";
-
-/// A transaction that claimed nothing commits without waiting for the WAL
-/// flush: if a crash loses it, it loses the progress row's new snapshot
-/// with the deliveries, and the next fan-out makes them again. One that
-/// claimed deliveries waits, as a claim does: their attempts are counted
-/// before anything is sent (a delivery that keeps crashing the worker is
-/// set aside by that count).
-const COMMIT_WITHOUT_WAITING: &str =
-    "SELECT pg_catalog.set_config('synchronous_commit', 'off', true)";
 
 /// Deliveries a fan-out makes from which it checks the planner's statistics
 /// and the table's growth (`plans`), as a claim does.
@@ -66,9 +57,12 @@ pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<F
             claimed.push(claimed_from(&row)?);
         }
     }
-    // (Nothing made: nothing written, nothing to flush.)
-    if made > 0 && claimed.is_empty() {
-        run_saved(client, COMMIT_WITHOUT_WAITING, &[], &[])?;
+    // A fan-out that claimed nothing commits without waiting for the WAL
+    // flush, as the worker's session does: if a crash loses it, it loses
+    // the progress row's new snapshot with the deliveries, and the next
+    // fan-out makes them again. One that claimed waits, as a claim does.
+    if !claimed.is_empty() {
+        commit_durably(client)?;
     }
     // Only a fan-out of many rows can prove the statistics wrong, or grow
     // the table enough to plan again: a trickle's (one every few

@@ -68,11 +68,14 @@ impl Settings {
 
 /// The worker session's settings.
 ///
-/// - `synchronous_commit = off`: the worker's own commits (claims,
-///   outcomes, pruning) need not wait for the WAL flush. Losing the last
-///   few of them in a crash only resends those attempts (same webhook-id),
-///   which a crash does anyway for attempts in flight. Events are made
-///   durable by the writers' commits, which keep the server's setting.
+/// - `synchronous_commit = off`: the worker's own commits (outcomes,
+///   pruning, fan-outs that claim nothing) need not wait for the WAL
+///   flush. Losing the last few of them in a crash only resends those
+///   attempts (same webhook-id), which a crash does anyway for attempts in
+///   flight. Events are made durable by the writers' commits, which keep
+///   the server's setting. A transaction that claims deliveries waits for
+///   the local flush (`claim::commit_durably`): the attempts it counts are
+///   what sets aside a delivery that keeps crashing the worker.
 /// - `jit = off`: the statements are short, but the claim's estimated cost
 ///   grows with the queue, and above jit_above_cost every execution
 ///   compiled its expressions again (a claim of 1,000 rows over a million

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::Duration;
-use webhook_emitter_e2e::{wait_delivered, Cluster, Receiver, Reply};
+use webhook_emitter_e2e::{wait_delivered, wait_for, Cluster, Receiver, Reply};
 
 #[test]
 fn sigkill_and_immediate_stop_under_backlog_lose_nothing() {
@@ -173,4 +173,86 @@ fn a_body_no_filter_can_read_does_not_stop_the_fan_out() {
     assert!(got
         .iter()
         .any(|r| r.json()["payload"]["group_name"] == "after it"));
+}
+
+/// A delivery whose every attempt crashes the worker (here the receiver
+/// kills it with SIGKILL as the request arrives, and the server restarts)
+/// is set aside as dead after three, and the worker goes on. The count is
+/// made by the claim's commit, which the worker flushes before it sends: a
+/// crash restart loses the WAL not yet flushed, and with an unflushed claim
+/// the delivery was made again as new after every restart, crashing the
+/// server for ever.
+#[test]
+fn a_delivery_that_crashes_the_worker_every_time_is_set_aside_after_three() {
+    let cluster = Cluster::start("");
+    cluster.create_roles("ops");
+    let receiver = Receiver::start();
+    let postmaster_pid = cluster.data_dir().join("postmaster.pid");
+    receiver.respond_with(move |request| {
+        if request.path == "/crash" {
+            let postmaster = std::fs::read_to_string(&postmaster_pid).unwrap_or_default();
+            let postmaster = postmaster.lines().next().unwrap_or_default();
+            // This cluster's worker only (other tests run beside it).
+            let _ = Command::new("pkill")
+                .args(["-9", "-P", postmaster, "-f", "delivery worker for postgres"])
+                .status();
+        }
+        Reply::status(200)
+    });
+    let mut ops = cluster.client_as("ops");
+    ops.execute(
+        "SELECT webhook.create_webhook('crash', $1, '{group.created}')",
+        &[&receiver.url("/crash")],
+    )
+    .unwrap();
+    let mut lms = cluster.client_as("lms_app");
+    lms.batch_execute("INSERT INTO lms.groups (name) VALUES ('poison')")
+        .unwrap();
+    // Connections end with every crash: a new one each time.
+    let connect = |user: &str| {
+        let conn = format!(
+            "host=127.0.0.1 port={} user={user} dbname=postgres",
+            cluster.port
+        );
+        postgres::Client::connect(&conn, postgres::NoTls).ok()
+    };
+    let set_aside = wait_for(Duration::from_secs(120), "the delivery set aside", || {
+        let row = connect("ops")?
+            .query_opt(
+                "SELECT d.last_error FROM webhook.deliveries d WHERE d.status = 'dead'",
+                &[],
+            )
+            .ok()??;
+        Some(row.get::<_, Option<String>>(0).unwrap_or_default())
+    });
+    assert!(set_aside.starts_with("set aside"), "{set_aside}");
+    let sent = |path: &str| {
+        receiver
+            .requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
+    };
+    assert_eq!(sent("/crash"), 3, "sent once before each crash");
+    // The worker goes on: another webhook's delivery is sent.
+    let mut ops = wait_for(Duration::from_secs(30), "the server back", || {
+        connect("ops")
+    });
+    ops.execute(
+        "SELECT webhook.delete_webhook((SELECT id FROM webhook.webhooks WHERE name = 'crash'))",
+        &[],
+    )
+    .unwrap();
+    ops.execute(
+        "SELECT webhook.create_webhook('fine', $1, '{group.created}')",
+        &[&receiver.url("/fine")],
+    )
+    .unwrap();
+    let mut lms = connect("lms_app").expect("connect as lms_app");
+    lms.batch_execute("INSERT INTO lms.groups (name) VALUES ('after')")
+        .unwrap();
+    wait_for(Duration::from_secs(30), "the next event at /fine", || {
+        (sent("/fine") == 1).then_some(())
+    });
+    assert_eq!(sent("/crash"), 3, "nothing more was sent to /crash");
 }
