@@ -244,6 +244,43 @@ impl Cluster {
         Client::connect(&conn, postgres::NoTls).expect("connect")
     }
 
+    /// Hold the delivery worker of database "postgres" still (SIGSTOP)
+    /// until the guard is dropped (SIGCONT). It is stopped while it waits
+    /// on its latch outside a transaction, so it holds no lock that
+    /// another session could then wait for without end.
+    pub fn hold_worker_still(&self) -> HeldWorker {
+        let pid = self.worker_pid();
+        let signal = move |s: &str| {
+            let status = std::process::Command::new("kill")
+                .args([s, &pid.to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill {s} {pid}");
+        };
+        let mut c = self.client();
+        wait_for(
+            Duration::from_secs(30),
+            "the worker stopped while idle",
+            || {
+                signal("-STOP");
+                let idle: bool = c
+                    .query_one(
+                        "SELECT coalesce(bool_and(a.xact_start IS NULL AND a.wait_event_type = 'Extension'), false)
+                           FROM pg_catalog.pg_stat_activity a WHERE a.pid = $1",
+                        &[&pid],
+                    )
+                    .ok()?
+                    .get(0);
+                if !idle {
+                    signal("-CONT");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                idle.then_some(())
+            },
+        );
+        HeldWorker { pid }
+    }
+
     /// PID of the delivery worker of database "postgres", once it runs
     /// (past its startup: interrupted deliveries released, claiming).
     pub fn worker_pid(&self) -> i32 {
@@ -964,6 +1001,20 @@ pub fn wait_fanned_out(client: &mut Client) -> i64 {
             row.get::<_, bool>(0).then(|| row.get(1))
         },
     )
+}
+
+/// The delivery worker held still by `Cluster::hold_worker_still`; it goes
+/// on when this is dropped (a failing test included).
+pub struct HeldWorker {
+    pid: i32,
+}
+
+impl Drop for HeldWorker {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.pid.to_string()])
+            .status();
+    }
 }
 
 /// A throwaway certificate authority for TLS tests: it issues server

@@ -300,15 +300,7 @@ fn a_fifo_sequence_follows_the_events_order_not_their_transactions_ids() {
         &[&receiver.url("/fifo")],
     )
     .unwrap();
-    let worker = cluster.worker_pid();
-    let stop = |signal: &str| {
-        let status = std::process::Command::new("kill")
-            .args([signal, &worker.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {signal}");
-    };
-    stop("-STOP");
+    let held = cluster.hold_worker_still();
     let mut a = cluster.client();
     a.batch_execute("BEGIN; SELECT pg_current_xact_id();")
         .unwrap();
@@ -326,7 +318,7 @@ fn a_fifo_sequence_follows_the_events_order_not_their_transactions_ids() {
          COMMIT;",
     )
     .unwrap();
-    stop("-CONT");
+    drop(held);
     let got = receiver.wait_for(2, Duration::from_secs(30));
     let order: Vec<String> = got.iter().map(group_name).collect();
     assert_eq!(

@@ -129,40 +129,11 @@ fn a_fan_out_reads_the_new_events_not_the_log_before_them() {
     receiver.wait_for(logged as usize + 1, Duration::from_secs(30));
     // The worker held still, the fan-outs below are made by hand (a
     // superuser's, each alone in its transaction).
-    let worker = cluster.worker_pid();
-    let signal = |s: &str| {
-        let status = std::process::Command::new("kill")
-            .args([s, &worker.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {s}");
-    };
-    // Stopped outside a fan-out of its own (which would hold the lock the
-    // fan-outs by hand take).
-    let mut c = cluster.client();
-    wait_for(
-        Duration::from_secs(30),
-        "the worker stopped outside a fan-out",
-        || {
-            signal("-STOP");
-            let in_fan_out: bool = c
-                .query_one(
-                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l
-                                 WHERE l.pid = $1 AND l.relation = 'webhook.fanout'::regclass)",
-                    &[&worker],
-                )
-                .unwrap()
-                .get(0);
-            if in_fan_out {
-                signal("-CONT");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (!in_fan_out).then_some(())
-        },
-    );
+    let held = cluster.hold_worker_still();
     open.commit().unwrap();
     lms.batch_execute("INSERT INTO lms.groups (name) VALUES ('after it')")
         .unwrap();
+    let mut c = cluster.client();
     let mut slices = Vec::new();
     loop {
         let mut tx = c.transaction().unwrap();
@@ -178,7 +149,7 @@ fn a_fan_out_reads_the_new_events_not_the_log_before_them() {
             break;
         }
     }
-    signal("-CONT");
+    drop(held);
     let made: i64 = slices.iter().map(|s| s.0).sum();
     assert_eq!(made, large + 1, "slices (made, index pages): {slices:?}");
     assert!(slices.len() >= 3, "{slices:?}");
