@@ -11,8 +11,9 @@
 //! a timeout is kept on the outcome (`last_error`), logged, and retried on
 //! the retry schedule, then the outcome is `dead` (and announced).
 //!
-//! A try is counted (and the outcome leased) in a transaction of its own
-//! before the call, so a try that never ends (a crash) still counts. A
+//! A try is counted (and the outcome leased) in a transaction of its own,
+//! flushed before the call, so a try that never ends (a crash, even one
+//! that restarts the server) still counts. A
 //! callback that catches the cancel and runs on is failed when it returns
 //! (its work rolled back); one that outlives its time limit by as much
 //! again is stopped for good: the worker ends (FATAL, which no handler
@@ -20,6 +21,7 @@
 //! Callbacks run on the worker's main thread between claims, for at most
 //! [`BUDGET`] per loop turn; requests in flight go on meanwhile.
 
+use super::claim::commit_durably;
 use super::retry::RetrySchedule;
 use super::settings::Settings;
 use super::txn;
@@ -132,10 +134,14 @@ pub fn turn(settings: &Settings) -> bool {
                     return Ok(None);
                 }
                 let row = rows.first();
-                Ok(Some((
+                let taken = (
                     row.get::<i64>(1)?.unwrap_or_default(),
                     row.get::<i32>(2)?.unwrap_or_default(),
-                )))
+                );
+                // The try counts even if the call crashes the server: its
+                // count is flushed before the call (as a claim's is).
+                commit_durably(client)?;
+                Ok(Some(taken))
             })
         });
         let (id, tries) = match taken {

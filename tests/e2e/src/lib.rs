@@ -269,8 +269,8 @@ impl Cluster {
                            FROM pg_catalog.pg_stat_activity a WHERE a.pid = $1",
                         &[&pid],
                     )
-                    .ok()?
-                    .get(0);
+                    .map(|row| row.get(0))
+                    .unwrap_or(false);
                 if !idle {
                     signal("-CONT");
                     std::thread::sleep(Duration::from_millis(20));

@@ -692,3 +692,104 @@ fn a_callback_runs_as_the_code_that_set_it_and_cannot_outlive_its_limit() {
         },
     );
 }
+
+/// A callback whose every try crashes the server (here the test kills the
+/// worker with SIGKILL as soon as the callback runs) is given up on after
+/// its tries, as one that fails: each try is counted, and flushed, before
+/// the call. Counted without the flush, a crash restart undid the count
+/// and the callback ran again after every restart, for ever.
+#[test]
+fn a_callback_that_crashes_the_worker_every_time_is_given_up_on() {
+    let cluster = Cluster::start(
+        "webhook.retry_schedule = '0s,1s'\nwebhook.callback_timeout = 300\nwebhook.poll_interval = 100",
+    );
+    roles(&cluster);
+    let receiver = Receiver::start();
+    let mut admin = cluster.client_as("lms_admin");
+    admin
+        .batch_execute(
+            "CREATE FUNCTION crm.crashing(outcome jsonb) RETURNS void LANGUAGE sql
+                 AS $$ SELECT pg_sleep(30) $$;",
+        )
+        .unwrap();
+    let webhook: i64 = admin
+        .query_one(
+            "SELECT webhook.create_webhook('crashing', $1, '{user.created}', outcome_callback => 'crm.crashing')",
+            &[&receiver.url("/crashing")],
+        )
+        .unwrap()
+        .get(0);
+    // The killer: whenever a callback sleeps in the worker, SIGKILL it (a
+    // crash restart of the server).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let kills = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let killer = {
+        let (stop, kills, port) = (stop.clone(), kills.clone(), cluster.port);
+        std::thread::spawn(move || {
+            let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
+            let mut c: Option<Client> = None;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if c.is_none() {
+                    c = Client::connect(&conn, postgres::NoTls).ok();
+                }
+                let pid = c.as_mut().and_then(|c| {
+                    c.query_opt(
+                        "SELECT pid FROM pg_catalog.pg_stat_activity
+                          WHERE backend_type = 'webhook_emitter' AND wait_event = 'PgSleep'",
+                        &[],
+                    )
+                    .ok()
+                });
+                match pid {
+                    None => c = None,
+                    Some(Some(row)) => {
+                        let pid: i32 = row.get(0);
+                        let _ = std::process::Command::new("kill")
+                            .args(["-9", &pid.to_string()])
+                            .status();
+                        kills.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        c = None;
+                    }
+                    Some(None) => {}
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let mut app = cluster.client_as("lms_app");
+    app.batch_execute("INSERT INTO lms.users (first_name, email) VALUES ('C', 'c@x.example')")
+        .unwrap();
+    // Its two tries (the schedule's) each end in a crash; the next take
+    // finds that the last one never ended, and gives up.
+    let given_up = wait_for(Duration::from_secs(120), "the callback given up on", || {
+        let conn = format!(
+            "host=127.0.0.1 port={} user=lms_admin dbname=postgres",
+            cluster.port
+        );
+        let mut c = Client::connect(&conn, postgres::NoTls).ok()?;
+        let o = c
+            .query_opt(
+                "SELECT tries, last_error FROM webhook.outcomes WHERE webhook_id = $1 AND status = 'dead'",
+                &[&webhook],
+            )
+            .ok()??;
+        Some((
+            o.get::<_, i32>(0),
+            o.get::<_, Option<String>>(1).unwrap_or_default(),
+        ))
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    killer.join().unwrap();
+    assert!(
+        given_up
+            .1
+            .contains("the worker stopped during its last try"),
+        "{given_up:?}"
+    );
+    assert_eq!(given_up.0, 3, "two tries, then the take that gave up");
+    assert_eq!(
+        kills.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "one crash per try: {given_up:?}"
+    );
+}
