@@ -32,6 +32,18 @@ fn roles(cluster: &Cluster) {
         .unwrap();
 }
 
+/// A cluster whose callbacks are cut after 300 ms and tried twice, with
+/// the roles, a receiver, and the callbacks' owner connected.
+fn quick_callbacks() -> (Cluster, Receiver, Client) {
+    let cluster = Cluster::start(
+        "webhook.retry_schedule = '0s,1s'\nwebhook.callback_timeout = 300\nwebhook.poll_interval = 100",
+    );
+    roles(&cluster);
+    let receiver = Receiver::start();
+    let admin = cluster.client_as("lms_admin");
+    (cluster, receiver, admin)
+}
+
 fn outcomes(c: &mut Client, webhook: i64) -> Vec<(String, i32, Option<String>)> {
     c.query(
         "SELECT status, tries, last_error FROM webhook.outcomes WHERE webhook_id = $1 ORDER BY id",
@@ -253,12 +265,7 @@ fn notifications(
 
 #[test]
 fn a_slow_callback_is_cut_at_its_time_limit_and_holds_back_no_other_webhook() {
-    let cluster = Cluster::start(
-        "webhook.retry_schedule = '0s,1s'\nwebhook.callback_timeout = 300\nwebhook.poll_interval = 100",
-    );
-    roles(&cluster);
-    let receiver = Receiver::start();
-    let mut admin = cluster.client_as("lms_admin");
+    let (cluster, receiver, mut admin) = quick_callbacks();
     admin
         .batch_execute(
             "CREATE FUNCTION crm.slow(outcome jsonb) RETURNS void LANGUAGE sql
@@ -700,12 +707,7 @@ fn a_callback_runs_as_the_code_that_set_it_and_cannot_outlive_its_limit() {
 /// and the callback ran again after every restart, for ever.
 #[test]
 fn a_callback_that_crashes_the_worker_every_time_is_given_up_on() {
-    let cluster = Cluster::start(
-        "webhook.retry_schedule = '0s,1s'\nwebhook.callback_timeout = 300\nwebhook.poll_interval = 100",
-    );
-    roles(&cluster);
-    let receiver = Receiver::start();
-    let mut admin = cluster.client_as("lms_admin");
+    let (cluster, receiver, mut admin) = quick_callbacks();
     admin
         .batch_execute(
             "CREATE FUNCTION crm.crashing(outcome jsonb) RETURNS void LANGUAGE sql
