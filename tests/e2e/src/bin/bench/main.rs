@@ -197,9 +197,10 @@ fn write_path(cluster: &Cluster, receiver: &FastReceiver, durability: &str) {
         .unwrap();
 }
 
-/// Where the worker's SQL time went during the last drain (pg_stat_statements,
-/// nested statements included), as a share of the drain's wall time.
-fn statement_profile(cluster: &Cluster, wall_secs: f64, during: &str) {
+/// Where the worker's SQL time went since pg_stat_statements was last
+/// reset (nested statements included), as a share of `wall_secs`: a
+/// Markdown table.
+fn statement_profile(cluster: &Cluster, wall_secs: f64, during: &str) -> String {
     let mut c = cluster.client();
     let rows = c
         .query(
@@ -211,19 +212,19 @@ fn statement_profile(cluster: &Cluster, wall_secs: f64, during: &str) {
             &[],
         )
         .unwrap();
-    println!("\n| statement (pg_stat_statements, nested) | calls | rows/call | ms/call | share of {during}'s time |");
-    println!("|---|---:|---:|---:|---:|");
+    let mut table = format!("\n| statement (pg_stat_statements, nested) | calls | rows/call | ms/call | share of {during}'s time |\n|---|---:|---:|---:|---:|\n");
     for r in rows {
         let (calls, ms, rows, q): (i64, f64, i64, String) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
-        println!(
-            "| `{}` | {calls} | {:.0} | {:.2} | {:.0}% |",
+        table += &format!(
+            "| `{}` | {calls} | {:.0} | {:.2} | {:.0}% |\n",
             q.replace('|', "\\|"),
             rows as f64 / calls.max(1) as f64,
             ms / calls.max(1) as f64,
             ms / 10.0 / wall_secs
         );
     }
+    table
 }
 
 /// CPU seconds (user and system) a process has used, its threads included.
@@ -453,7 +454,7 @@ fn latency_table(cluster: &Cluster) {
         p[3],
         if p[2] < 10.0 { "met" } else { "not met" }
     );
-    statement_profile(cluster, secs as f64, "that run");
+    print!("{}", statement_profile(cluster, secs as f64, "that run"));
 }
 
 fn main() {
@@ -515,7 +516,10 @@ fn main() {
                 "not met"
             }
         );
-        statement_profile(&cluster, n as f64 / d.rate, "the drain");
+        print!(
+            "{}",
+            statement_profile(&cluster, n as f64 / d.rate, "the drain")
+        );
         drain_rate = Some(d.rate);
         // Issue 29's target is for the defaults (64 in flight in all, 16
         // per endpoint, batches of 500), on a cluster of its own.
