@@ -1395,14 +1395,16 @@ $$;
 -- table's say "empty", and a plan made on them read all of webhook.events
 -- at every fan-out while the queue grew); enable_sort = off (as in the
 -- worker's session): a slice is read in the index's order, not all of a
--- range read and sorted.
+-- range read and sorted. jit = off (as in the worker's session): the costs
+-- enable_seqscan = off adds put the plan far above jit_above_cost, and a
+-- call by hand spent over a second compiling it.
 CREATE FUNCTION webhook.fan_out(claim_limit bigint DEFAULT 0, left_out bigint[] DEFAULT '{}',
                                 lease_seconds double precision DEFAULT 0, byte_budget bigint DEFAULT 0,
                                 max_body bigint DEFAULT 0)
 RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[], webhook_id bigint,
                webhook_version double precision, made bigint, more boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET enable_sort = off
-    SET plan_cache_mode = force_generic_plan AS $$
+    SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
     -- A slice the worker claims has as many events as its claim may take

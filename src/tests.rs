@@ -493,3 +493,25 @@ fn histogram_percentiles_are_within_ten_percent() {
     let refused = try_sql("SELECT webhook.histogram_percentile('{1}', 1.5, NULL)").unwrap_or_default();
     assert!(refused.starts_with("22023 q: must be between 0 and 1"), "{refused}");
 }
+
+/// `enable_seqscan = off` puts a plan's estimated cost far above
+/// `jit_above_cost`: a function that sets it (the fan-out) must turn JIT off
+/// too, or a superuser's call by hand compiles its plan (over a second for
+/// the fan-out's).
+#[pg_test]
+fn functions_that_refuse_sequential_scans_also_refuse_jit() {
+    let with_seqscan_off = Spi::get_one::<i64>(
+        "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'webhook'::regnamespace
+            AND 'enable_seqscan=off' = ANY (p.proconfig)",
+    )
+    .unwrap()
+    .unwrap_or(0);
+    assert!(with_seqscan_off > 0, "webhook.fan_out sets enable_seqscan = off");
+    let without_jit_off = Spi::get_one::<String>(
+        "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
+          WHERE p.pronamespace = 'webhook'::regnamespace
+            AND 'enable_seqscan=off' = ANY (p.proconfig) AND NOT 'jit=off' = ANY (p.proconfig)",
+    )
+    .unwrap();
+    assert_eq!(without_jit_off, None);
+}

@@ -2,10 +2,15 @@
 //! nothing (PgQ's row trigger) and pg_net's shape (a plpgsql trigger that
 //! inserts the row as jsonb into an unlogged table): single-row INSERTs
 //! into tables shaped like `lms.users` (pgbench, 2 clients, durable
-//! defaults), one webhook subscribed and delivering meanwhile, as a ratio
+//! defaults: nothing tracks the writers' statements during the measured
+//! runs), one webhook subscribed and delivering meanwhile, as a ratio
 //! to the same table without triggers, with the WAL each INSERT writes
 //! (`pg_stat_wal`, the worker's delivery writes included: they are the
 //! event's cost too). Rounds interleaved; figures printed side by side.
+//! Also: the write path alone (the worker stopped), the plain table beside
+//! HTTP requests alone (what any sender's requests cost the writers here),
+//! where the writers' time went (`/proc/*/schedstat`), and the statement
+//! profile of a watch run of its own.
 
 use std::process::Command;
 use webhook_emitter_e2e::{Client, Cluster, FastReceiver};
@@ -14,10 +19,96 @@ use webhook_emitter_e2e::{Client, Cluster, FastReceiver};
 const SHAPE: &str = "(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, first_name text NOT NULL,
     last_name text NOT NULL DEFAULT '', email text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())";
 
-fn pgbench(cluster: &Cluster, script: &str, clients: u32, secs: u64) -> (f64, i64) {
+/// Scheduler statistics of a set of threads (`/proc/<pid>/task/<tid>/schedstat`):
+/// nanoseconds on a CPU, nanoseconds runnable but waiting for one.
+#[derive(Clone, Copy, Default)]
+struct Sched {
+    on_cpu: f64,
+    waiting: f64,
+}
+
+fn sched_of(pids: &[i32]) -> Sched {
+    let mut total = Sched::default();
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            let mut f = text
+                .split_whitespace()
+                .map(|v| v.parse::<f64>().unwrap_or(0.0));
+            total.on_cpu += f.next().unwrap_or(0.0);
+            total.waiting += f.next().unwrap_or(0.0);
+        }
+    }
+    total
+}
+
+/// Where the writers' time went during a run, per transaction (µs): on a
+/// CPU, runnable and waiting for one, and the rest (sleeping: WAL flushes,
+/// locks, the client's round trip).
+#[derive(Clone, Copy, Default)]
+struct WriterTime {
+    on_cpu: f64,
+    waiting: f64,
+    /// The delivery worker (its threads), the receiver (this process) and
+    /// pgbench, on a CPU.
+    worker: f64,
+    worker_main: f64,
+    receiver: f64,
+    client: f64,
+    /// Context switches on the machine.
+    switches: f64,
+    /// The machine's idle and stolen time (µs, all CPUs).
+    idle: f64,
+    steal: f64,
+}
+
+fn context_switches() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("ctxt ")?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The machine's idle and stolen time (clock ticks, all CPUs).
+fn machine_idle_steal() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    (
+        f.get(3).copied().unwrap_or(0.0),
+        f.get(7).copied().unwrap_or(0.0),
+    )
+}
+
+fn main_thread_cpu(pid: i32) -> f64 {
+    let text =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/schedstat")).unwrap_or_default();
+    text.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn pgbench(
+    cluster: &Cluster,
+    script: &str,
+    clients: u32,
+    secs: u64,
+    worker: i32,
+) -> (f64, i64, WriterTime) {
     let path = std::env::temp_dir().join(format!("webhook_bench_{}.sql", std::process::id()));
     std::fs::write(&path, script).expect("write the pgbench script");
-    let out = Command::new("/usr/lib/postgresql/15/bin/pgbench")
+    let child = Command::new("/usr/lib/postgresql/15/bin/pgbench")
         .args([
             "-n",
             "-c",
@@ -38,10 +129,52 @@ fn pgbench(cluster: &Cluster, script: &str, clients: u32, secs: u64) -> (f64, i6
         ])
         .arg(&path)
         .arg("postgres")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("pgbench");
+    // The writers' backends, sampled over the middle of the run.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let writers: Vec<i32> = cluster
+        .client()
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench'",
+            &[],
+        )
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default();
+    let window = secs.saturating_sub(2).max(1);
+    let others = |pid: i32| sched_of(&[pid]).on_cpu;
+    let client = child.id() as i32;
+    let me = std::process::id() as i32;
+    let m0 = machine_idle_steal();
+    let (w0, o0) = (
+        sched_of(&writers),
+        [
+            others(worker),
+            others(me),
+            others(client),
+            main_thread_cpu(worker),
+            context_switches(),
+        ],
+    );
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_secs(window));
+    let (w1, o1) = (
+        sched_of(&writers),
+        [
+            others(worker),
+            others(me),
+            others(client),
+            main_thread_cpu(worker),
+            context_switches(),
+        ],
+    );
+    let m1 = machine_idle_steal();
+    let elapsed = t0.elapsed().as_secs_f64();
+    let out = child.wait_with_output().expect("pgbench");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let tps = text
+    let tps: f64 = text
         .lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l[6..].split_whitespace().next()?.parse().ok())
@@ -56,7 +189,76 @@ fn pgbench(cluster: &Cluster, script: &str, clients: u32, secs: u64) -> (f64, i6
         .find(|l| l.starts_with("number of transactions actually processed: "))
         .and_then(|l| l.rsplit(' ').next()?.split('/').next()?.parse().ok())
         .unwrap_or(0);
-    (tps, count)
+    // Transactions in the window, at the run's rate.
+    let per_txn = 1e-3 / (tps * elapsed).max(1.0);
+    let time = WriterTime {
+        on_cpu: (w1.on_cpu - w0.on_cpu) * per_txn,
+        waiting: (w1.waiting - w0.waiting) * per_txn,
+        worker: (o1[0] - o0[0]) * per_txn,
+        receiver: (o1[1] - o0[1]) * per_txn,
+        client: (o1[2] - o0[2]) * per_txn,
+        worker_main: (o1[3] - o0[3]) * per_txn,
+        switches: (o1[4] - o0[4]) * per_txn * 1e3,
+        // Clock ticks (1/100 s) to µs.
+        idle: (m1.0 - m0.0) * 1e7 * per_txn,
+        steal: (m1.1 - m0.1) * 1e7 * per_txn,
+    };
+    (tps, count, time)
+}
+
+/// HTTP requests alone, at `rate` a second, from a client outside
+/// Postgres (ureq on 8 threads with keep-alive, as the worker sends them) to
+/// the receiver, until dropped: what the requests of any sender cost the
+/// writers on this machine, without a database write of its own.
+struct HttpLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<u64>>,
+}
+
+impl HttpLoad {
+    fn start(url: String, rate: f64) -> HttpLoad {
+        const THREADS: usize = 8;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let agent = ureq::AgentBuilder::new()
+            .max_idle_connections_per_host(THREADS)
+            .build();
+        let interval = std::time::Duration::from_secs_f64(THREADS as f64 / rate.max(1.0));
+        let body = r#"{"id" : "01J00000000000000000000000", "topic" : "public.watch_users.insert", "tenant_id" : "default", "created_at" : "2026-01-01T00:00:00.000Z", "data" : {"id" : 1, "first_name" : "Ada", "last_name" : "Lovelace", "email" : "ada0.123456789@x.example", "created_at" : "2026-01-01T00:00:00.000Z"}}"#;
+        let threads = (0..THREADS)
+            .map(|t| {
+                let (agent, url, stop) = (agent.clone(), url.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let start =
+                        std::time::Instant::now() + interval.mul_f64(t as f64 / THREADS as f64);
+                    let mut sent = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let due = start + interval.mul_f64(sent as f64);
+                        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let _ = agent
+                            .post(&url)
+                            .set("Content-Type", "application/json")
+                            .set("webhook-id", &format!("load-{t}-{sent}"))
+                            .send_string(body)
+                            .map(|r| r.into_string());
+                        sent += 1;
+                    }
+                    sent
+                })
+            })
+            .collect();
+        HttpLoad { stop, threads }
+    }
+
+    /// Stop, and the requests sent.
+    fn finish(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .map(|h| h.join().unwrap_or(0))
+            .sum()
+    }
 }
 
 fn wal_bytes(c: &mut Client) -> f64 {
@@ -67,7 +269,15 @@ fn wal_bytes(c: &mut Client) -> f64 {
 
 pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
     let secs = crate::env_secs("BENCH_QUEUE_SECS", 8);
-    let cluster = Cluster::start(&format!("{conf}\nfsync = on\nsynchronous_commit = on"));
+    // BENCH_QUEUE_CONF: settings added for an experiment (e.g. fsync = off).
+    let extra = std::env::var("BENCH_QUEUE_CONF").unwrap_or_default();
+    // Durable defaults for the writers: pg_stat_statements tracks nothing
+    // during the measured runs (tracking the trigger's nested statements
+    // cost the write path 10-15% of the plain rate); the statement profile
+    // comes from a run of its own after them.
+    let cluster = Cluster::start(&format!(
+        "{conf}\nfsync = on\nsynchronous_commit = on\npg_stat_statements.track = 'none'\nlog_min_messages = warning\n{extra}"
+    ));
     let mut c = cluster.client();
     c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         .unwrap();
@@ -132,6 +342,18 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
             "ours: webhook.watch, the worker stopped during the run",
             insert("public.watch_users", "email"),
         ),
+        (
+            "ours: user.created, the worker stopped during the run",
+            insert("lms.users", "email"),
+        ),
+        // What target 1 leaves for the delivery: the plain table with HTTP
+        // requests alone at 0.85 of its rate (no delivery, no database
+        // work): if this row is below 0.85, so is any sender that delivers
+        // each event to a receiver on the same cores.
+        (
+            "plain table, HTTP requests alone at 0.85 of its rate meanwhile (a client outside Postgres)",
+            insert("public.plain_users", "email"),
+        ),
     ];
     if pgq {
         configs.insert(
@@ -143,8 +365,10 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
         );
     }
     let worker = cluster.worker_pid();
-    let watch = configs.len() - 3;
-    let stopped = configs.len() - 1;
+    let watch = configs.len() - 5;
+    let stopped = [configs.len() - 3, configs.len() - 2];
+    let http_alone = configs.len() - 1;
+    let mut http_sent = Vec::new();
     let signal = |s: &str| {
         let status = Command::new("kill")
             .args([s, &worker.to_string()])
@@ -153,21 +377,28 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
         assert!(status.success(), "kill {s}");
     };
     let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); configs.len()];
+    let mut times: Vec<Vec<WriterTime>> = vec![Vec::new(); configs.len()];
     let mut worker_cost = Vec::new();
-    let mut watch_profile = String::new();
     let order: Vec<usize> = (0..configs.len()).chain((0..configs.len()).rev()).collect();
     for &i in &order {
-        if i == watch {
-            c.batch_execute("SELECT pg_stat_statements_reset()")
-                .unwrap();
-        }
         let before = wal_bytes(&mut c);
         let cpu_before = crate::process_cpu_secs(worker);
-        if i == stopped {
+        if stopped.contains(&i) {
             signal("-STOP");
         }
-        let (tps, n) = pgbench(&cluster, &configs[i].1, 2, secs);
-        if i == stopped {
+        // The first plain run's rate sets the requests' rate.
+        let load = (i == http_alone).then(|| {
+            HttpLoad::start(
+                receiver.url("/load"),
+                0.85 * results[0].first().map_or(4000.0, |r| r.0),
+            )
+        });
+        let (tps, n, time) = pgbench(&cluster, &configs[i].1, 2, secs, worker);
+        times[i].push(time);
+        if let Some(load) = load {
+            http_sent.push(load.finish() as f64 / (tps * secs as f64).max(1.0));
+        }
+        if stopped.contains(&i) {
             signal("-CONT");
             // What it queued is delivered before the next run starts.
             webhook_emitter_e2e::wait_fanned_out(&mut c);
@@ -194,10 +425,19 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
         if i == watch {
             let cpu = crate::process_cpu_secs(worker) - cpu_before;
             worker_cost.push((cpu / (secs as f64 + 2.0), cpu * 1e6 / n.max(1) as f64));
-            // Taken now: the runs after it must not count in it.
-            watch_profile = crate::statement_profile(&cluster, secs as f64, "the last watch run");
         }
     }
+    // The statement profile: one more watch run, not counted above, with
+    // pg_stat_statements tracking nested statements.
+    c.batch_execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+        .unwrap();
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    c.batch_execute("SELECT pg_stat_statements_reset()")
+        .unwrap();
+    pgbench(&cluster, &configs[watch].1, 2, secs, worker);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let watch_profile = crate::statement_profile(&cluster, secs as f64, "a watch run of its own");
     let avg = |i: usize, f: fn(&(f64, f64)) -> f64| {
         results[i].iter().map(f).sum::<f64>() / results[i].len() as f64
     };
@@ -212,6 +452,29 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
             tps / plain,
             avg(i, |r| r.1)
         );
+    }
+    println!("\nWhere each transaction's time went (µs per transaction, summed over the threads, the middle of each run; from `/proc/*/schedstat`): the two writers' backends on a CPU and runnable but waiting for one; the delivery worker, the receiver and pgbench on a CPU.\n");
+    println!("| write path | wall (2 clients) | writers on a CPU | writers waiting for a CPU | worker (its main thread) | receiver | pgbench | context switches | machine idle | stolen |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, (name, _)) in configs.iter().enumerate() {
+        let n = times[i].len().max(1) as f64;
+        let sum = |f: fn(&WriterTime) -> f64| times[i].iter().map(f).sum::<f64>() / n;
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} ({:.0}) | {:.0} | {:.0} | {:.1} | {:.0} | {:.0} |",
+            2e6 / avg(i, |r| r.0),
+            sum(|t| t.on_cpu),
+            sum(|t| t.waiting),
+            sum(|t| t.worker),
+            sum(|t| t.worker_main),
+            sum(|t| t.receiver),
+            sum(|t| t.client),
+            sum(|t| t.switches),
+            sum(|t| t.idle),
+            sum(|t| t.steal)
+        );
+    }
+    for sent in http_sent {
+        println!("\nThe HTTP-alone run sent {sent:.2} requests per INSERT (its `receiver` column counts the client's threads too).");
     }
     for (cores, per_event) in worker_cost {
         println!(
