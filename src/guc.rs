@@ -16,6 +16,7 @@ pub static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(64);
 pub static MAX_PER_ENDPOINT: GucSetting<i32> = GucSetting::<i32>::new(16);
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(500);
 pub static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static BATCH_WAIT_MS: GucSetting<i32> = GucSetting::<i32>::new(2);
 pub static REQUEST_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static RETRY_SCHEDULE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"0s,5s,5min,30min,2h,5h,10h,14h,20h,24h"));
@@ -89,6 +90,16 @@ fn init_reloadable_gucs() {
         &POLL_INTERVAL_MS,
         10,
         3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.batch_wait",
+        c"How long the worker gathers the commits that woke it into one fan-out and claim: longer costs writers less and delays delivery as much.",
+        c"",
+        &BATCH_WAIT_MS,
+        0,
+        1000,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );

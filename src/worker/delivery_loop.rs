@@ -36,11 +36,6 @@ const BUSY_TICK: Duration = Duration::from_millis(2);
 /// statement has a fixed cost that a fast receiver makes dominant).
 const RECORD_BATCH: usize = 500;
 const RECORD_DELAY: Duration = Duration::from_millis(20);
-/// A commit's wake-up claims at most this soon after the last claim: at a
-/// steady trickle of single-row commits, a claim (and, after it, a record)
-/// per commit made the worker's fixed cost per transaction the largest
-/// cost of every event. Sparse commits are claimed at once.
-const CLAIM_GATHER: Duration = Duration::from_millis(2);
 /// While the fan-out claims the new deliveries, the claim still runs this
 /// often for the older ones that came due (retries, released, replayed).
 const DUE_CLAIM_EVERY: Duration = Duration::from_millis(100);
@@ -360,13 +355,19 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     // The last fan-out due waited for room to claim what it makes.
     let mut fan_out_waits = false;
     loop {
+        // A commit's wake-up claims (and fans out) at most this soon after
+        // the last claim (`webhook.batch_wait`): at a steady trickle of
+        // single-row commits, a claim (and, after it, a record) per commit
+        // made the worker's fixed cost per transaction the largest cost of
+        // every event. Sparse commits are claimed at once.
+        let gather = worker.settings.batch_wait;
         let started = Instant::now();
         let (alive, latch_set) = if worker.outstanding > 0 {
             // Requests in flight: wake on the first result (or the tick),
             // then look at the latch without sleeping.
             worker.pool.wait(timeout);
             wait_on_latch(Duration::ZERO)
-        } else if wake_pending && !timeout.is_zero() && timeout <= CLAIM_GATHER {
+        } else if wake_pending && !timeout.is_zero() && timeout <= gather {
             // Gathering commits for the next claim: a sleep that their
             // wake-ups do not cut short (SetLatch signals a process only
             // while it waits on its latch), so a stream of commits costs
@@ -403,9 +404,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         worker.profile.add(Phase::Other, started);
         let poll = worker.settings.poll_interval;
         let due_claim_overdue = claimed_at_fan_out && last_claim.elapsed() >= DUE_CLAIM_EVERY;
-        if (fan_out_pending && last_fan_out.elapsed() >= CLAIM_GATHER)
-            || last_fan_out.elapsed() >= poll
-        {
+        if (fan_out_pending && last_fan_out.elapsed() >= gather) || last_fan_out.elapsed() >= poll {
             let started = Instant::now();
             // New deliveries are claimed as they are made unless the last
             // claim was full (a backlog: new ones must not pass it) or
@@ -437,7 +436,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             }
             worker.profile.add(Phase::Claiming, started);
         }
-        if (wake_pending && last_answer.elapsed() >= CLAIM_GATHER)
+        if (wake_pending && last_answer.elapsed() >= gather)
             || (claimed_at_fan_out && last_claim.elapsed() >= DUE_CLAIM_EVERY)
             || more_due
             || worker.capacity_freed
@@ -488,14 +487,14 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             // The next claim or fan-out (a commit's, or the poll's), or the
             // recording of what finished, whichever is due first.
             let mut wait = if wake_pending {
-                CLAIM_GATHER.saturating_sub(last_answer.elapsed())
+                gather.saturating_sub(last_answer.elapsed())
             } else if claimed_at_fan_out {
                 DUE_CLAIM_EVERY.saturating_sub(last_claim.elapsed())
             } else {
                 poll.saturating_sub(last_claim.elapsed())
             };
             let fan_out_at = if fan_out_pending && !fan_out_waits {
-                CLAIM_GATHER
+                gather
             } else {
                 poll
             };

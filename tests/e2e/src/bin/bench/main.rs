@@ -427,10 +427,25 @@ fn latency_table(cluster: &Cluster) {
             p[0], p[1], p[2], p[3]
         );
     }
+    // What a longer webhook.batch_wait (fewer, larger batches: cheaper for
+    // the writers, see `queue`) costs in latency.
+    let mut c = cluster.client();
+    c.batch_execute("ALTER SYSTEM SET webhook.batch_wait = '20ms'")
+        .unwrap();
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (n, p) = latency(cluster, 2000, secs);
+    println!(
+        "| 2000, `webhook.batch_wait = 20ms` | {n} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | (not the default) |",
+        p[0], p[1], p[2], p[3]
+    );
+    c.batch_execute("ALTER SYSTEM RESET webhook.batch_wait")
+        .unwrap();
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
     // The same, beside a log kept for days: the fan-out reads new events
     // only, however many the log holds.
     let logged = env_secs("BENCH_LATENCY_LOG", 1_000_000) as i64;
-    let mut c = cluster.client();
     c.execute(
         "INSERT INTO webhook.events (id, topic, body, tenant_id, txid, slot)
          SELECT 'log' || lpad(i::text, 23, '0'), 'user.deleted', json_build_object('user_id', i), 'default',
