@@ -318,56 +318,75 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
             "INSERT INTO {table} (first_name, last_name, {email_col}) VALUES ('Ada', 'Lovelace', 'ada' || random() || '@x.example');\n"
         )
     };
-    let mut configs: Vec<(&str, String)> = vec![
-        (
-            "plain table (no trigger)",
-            insert("public.plain_users", "email"),
-        ),
-        (
+    // (label, script, the worker stopped during the run, HTTP requests
+    // alone meanwhile at this fraction of the first plain run's rate).
+    let run = |name: &'static str, table: &str, stop: bool, http: Option<f64>| {
+        (name, insert(table, "email"), stop, http)
+    };
+    let mut configs: Vec<(&str, String, bool, Option<f64>)> = vec![
+        run("plain table (no trigger)", "public.plain_users", false, None),
+        run(
             "pg_net's shape (jsonb of the row into an unlogged table)",
-            insert("public.net_users", "email"),
+            "public.net_users",
+            false,
+            None,
         ),
-        (
-            "ours: webhook.watch row event",
-            insert("public.watch_users", "email"),
-        ),
-        (
-            "ours: user.created, documented body",
-            insert("lms.users", "email"),
-        ),
+        run("ours: webhook.watch row event", "public.watch_users", false, None),
+        run("ours: user.created, documented body", "lms.users", false, None),
         // The write path alone: the worker stopped (SIGSTOP) during the
         // run, its events delivered after it (not a target: the targets
         // are with deliveries going on; PgQ's row has no consumer).
-        (
+        run(
             "ours: webhook.watch, the worker stopped during the run",
-            insert("public.watch_users", "email"),
+            "public.watch_users",
+            true,
+            None,
         ),
-        (
+        run(
             "ours: user.created, the worker stopped during the run",
-            insert("lms.users", "email"),
+            "lms.users",
+            true,
+            None,
         ),
-        // What target 1 leaves for the delivery: the plain table with HTTP
-        // requests alone at 0.85 of its rate (no delivery, no database
-        // work): if this row is below 0.85, so is any sender that delivers
-        // each event to a receiver on the same cores.
-        (
+        // What the targets leave for the delivery: HTTP requests alone
+        // (no delivery, no database work) at the rate a target asks of the
+        // writers, beside the plain table, and beside our write path with
+        // the worker stopped. The second is what a sender whose delivery
+        // cost nothing but its requests would reach: if it is below the
+        // target, so is any sender that delivers each event to a receiver
+        // on the same cores.
+        run(
             "plain table, HTTP requests alone at 0.85 of its rate meanwhile (a client outside Postgres)",
-            insert("public.plain_users", "email"),
+            "public.plain_users",
+            false,
+            Some(0.85),
+        ),
+        run(
+            "ours: webhook.watch, the worker stopped, HTTP requests alone at 0.85 of plain's rate meanwhile",
+            "public.watch_users",
+            true,
+            Some(0.85),
+        ),
+        run(
+            "ours: user.created, the worker stopped, HTTP requests alone at 0.75 of plain's rate meanwhile",
+            "lms.users",
+            true,
+            Some(0.75),
         ),
     ];
     if pgq {
         configs.insert(
             1,
-            (
+            run(
                 "PgQ pgq.jsontriga (durable, logged)",
-                insert("public.pgq_users", "email"),
+                "public.pgq_users",
+                false,
+                None,
             ),
         );
     }
     let worker = cluster.worker_pid();
-    let watch = configs.len() - 5;
-    let stopped = [configs.len() - 3, configs.len() - 2];
-    let http_alone = configs.len() - 1;
+    let watch = if pgq { 3 } else { 2 };
     let mut http_sent = Vec::new();
     let signal = |s: &str| {
         let status = Command::new("kill")
@@ -383,22 +402,26 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
     for &i in &order {
         let before = wal_bytes(&mut c);
         let cpu_before = crate::process_cpu_secs(worker);
-        if stopped.contains(&i) {
+        let (stop, http) = (configs[i].2, configs[i].3);
+        if stop {
             signal("-STOP");
         }
         // The first plain run's rate sets the requests' rate.
-        let load = (i == http_alone).then(|| {
+        let load = http.map(|fraction| {
             HttpLoad::start(
                 receiver.url("/load"),
-                0.85 * results[0].first().map_or(4000.0, |r| r.0),
+                fraction * results[0].first().map_or(4000.0, |r| r.0),
             )
         });
         let (tps, n, time) = pgbench(&cluster, &configs[i].1, 2, secs, worker);
         times[i].push(time);
         if let Some(load) = load {
-            http_sent.push(load.finish() as f64 / (tps * secs as f64).max(1.0));
+            http_sent.push((
+                configs[i].0,
+                load.finish() as f64 / (tps * secs as f64).max(1.0),
+            ));
         }
-        if stopped.contains(&i) {
+        if stop {
             signal("-CONT");
             // What it queued is delivered before the next run starts.
             webhook_emitter_e2e::wait_fanned_out(&mut c);
@@ -445,7 +468,7 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
     println!("\n## Write path against PgQ and pg_net's shape: single-row INSERT, 2 clients, durable, one webhook delivering meanwhile ({secs} s per run, two rounds averaged)\n");
     println!("| write path | TPS | ratio to plain | WAL bytes per INSERT |");
     println!("|---|---:|---:|---:|");
-    for (i, (name, _)) in configs.iter().enumerate() {
+    for (i, (name, ..)) in configs.iter().enumerate() {
         let tps = avg(i, |r| r.0);
         println!(
             "| {name} | {tps:.0} | **{:.2}** | {:.0} |",
@@ -456,7 +479,7 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
     println!("\nWhere each transaction's time went (µs per transaction, summed over the threads, the middle of each run; from `/proc/*/schedstat`): the two writers' backends on a CPU and runnable but waiting for one; the delivery worker, the receiver and pgbench on a CPU.\n");
     println!("| write path | wall (2 clients) | writers on a CPU | writers waiting for a CPU | worker (its main thread) | receiver | pgbench | context switches | machine idle | stolen |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (i, (name, _)) in configs.iter().enumerate() {
+    for (i, (name, ..)) in configs.iter().enumerate() {
         let n = times[i].len().max(1) as f64;
         let sum = |f: fn(&WriterTime) -> f64| times[i].iter().map(f).sum::<f64>() / n;
         println!(
@@ -473,8 +496,8 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
             sum(|t| t.steal)
         );
     }
-    for sent in http_sent {
-        println!("\nThe HTTP-alone run sent {sent:.2} requests per INSERT (its `receiver` column counts the client's threads too).");
+    for (name, sent) in http_sent {
+        println!("\n\"{name}\" sent {sent:.2} requests per INSERT (its `receiver` column counts the client's threads too).");
     }
     for (cores, per_event) in worker_cost {
         println!(
