@@ -273,8 +273,8 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
     let extra = std::env::var("BENCH_QUEUE_CONF").unwrap_or_default();
     // Durable defaults for the writers: pg_stat_statements tracks nothing
     // during the measured runs (tracking the trigger's nested statements
-    // cost the write path 10-15% of the plain rate); the statement profile
-    // comes from a run of its own after them.
+    // is work plain inserts do not have); the statement profile comes from
+    // a run of its own after them.
     let cluster = Cluster::start(&format!(
         "{conf}\nfsync = on\nsynchronous_commit = on\npg_stat_statements.track = 'none'\nlog_min_messages = warning\n{extra}"
     ));
