@@ -98,7 +98,7 @@ fn init_reloadable_gucs() {
         c"How long the worker gathers the commits that woke it into one fan-out and claim: longer costs writers less and delays delivery as much.",
         c"",
         &BATCH_WAIT_MS,
-        0,
+        1,
         1000,
         GucContext::Sighup,
         GucFlags::UNIT_MS,

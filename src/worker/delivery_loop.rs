@@ -350,17 +350,25 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     // latch), gathered like the claims, and at every poll interval.
     let mut fan_out_pending = true;
     let mut last_fan_out = Instant::now();
+    // The last fan-out that answered commits (the gathering counts from it:
+    // the poll's fan-outs do not make a commit after a quiet spell wait).
+    let mut last_gathered_fan_out = Instant::now();
     // The fan-out claimed since the last claim.
     let mut claimed_at_fan_out = false;
     // The last fan-out due waited for room to claim what it makes.
     let mut fan_out_waits = false;
     loop {
         // A commit's wake-up claims (and fans out) at most this soon after
-        // the last claim (`webhook.batch_wait`): at a steady trickle of
-        // single-row commits, a claim (and, after it, a record) per commit
-        // made the worker's fixed cost per transaction the largest cost of
-        // every event. Sparse commits are claimed at once.
-        let gather = worker.settings.batch_wait;
+        // the last claim or fan-out that answered commits
+        // (`webhook.batch_wait`): at a steady trickle of single-row commits,
+        // a claim (and, after it, a record) per commit made the worker's
+        // fixed cost per transaction the largest cost of every event. A
+        // commit after a quiet spell is answered at once. Never longer than
+        // the poll interval, which bounds what waits for the poll.
+        let gather = worker
+            .settings
+            .batch_wait
+            .min(worker.settings.poll_interval);
         let started = Instant::now();
         let (alive, latch_set) = if worker.outstanding > 0 {
             // Requests in flight: wake on the first result (or the tick),
@@ -404,7 +412,10 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         worker.profile.add(Phase::Other, started);
         let poll = worker.settings.poll_interval;
         let due_claim_overdue = claimed_at_fan_out && last_claim.elapsed() >= DUE_CLAIM_EVERY;
-        if (fan_out_pending && last_fan_out.elapsed() >= gather) || last_fan_out.elapsed() >= poll {
+        if (fan_out_pending && last_gathered_fan_out.elapsed() >= gather)
+            || last_fan_out.elapsed() >= poll
+        {
+            let answering = fan_out_pending;
             let started = Instant::now();
             // New deliveries are claimed as they are made unless the last
             // claim was full (a backlog: new ones must not pass it) or
@@ -429,6 +440,9 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
                     fan_out_pending = more;
                     fan_out_waits = false;
                     last_fan_out = Instant::now();
+                    if answering {
+                        last_gathered_fan_out = last_fan_out;
+                    }
                 }
                 // Waiting for room (requests finishing wake the loop), or
                 // for the poll.
@@ -444,6 +458,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             || last_claim.elapsed() >= poll
         {
             let started = Instant::now();
+            // A claim for the poll alone does not restart the gathering.
+            let answering = wake_pending;
             let claimed = worker.claim_and_dispatch();
             worker.profile.add(Phase::Claiming, started);
             if let Some(full) = claimed {
@@ -455,7 +471,9 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
                 // poll's.
                 fan_out_waits = false;
                 last_claim = Instant::now();
-                last_answer = last_claim;
+                if answering {
+                    last_answer = last_claim;
+                }
             }
             // A claim that failed because DROP EXTENSION ran here ends the
             // worker (CREATE EXTENSION asks the launcher for a new one).
@@ -477,6 +495,11 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             BUSY_TICK
         } else if let Some(until) = worker.claim_backoff {
             until.saturating_duration_since(Instant::now())
+        } else if worker.agent.is_none() {
+            // No HTTP client (its settings are wrong: logged): nothing can
+            // be claimed, so a commit's wake-up must not be retried at once
+            // (that spun the loop); a reload (SIGHUP) wakes it.
+            poll
         } else if more_due
             || worker.sequence_advanced
             || worker.upkeep.prune_behind
@@ -493,12 +516,12 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             } else {
                 poll.saturating_sub(last_claim.elapsed())
             };
-            let fan_out_at = if fan_out_pending && !fan_out_waits {
-                gather
+            let next_fan_out = if fan_out_pending && !fan_out_waits {
+                gather.saturating_sub(last_gathered_fan_out.elapsed())
             } else {
-                poll
+                poll.saturating_sub(last_fan_out.elapsed())
             };
-            wait = wait.min(fan_out_at.saturating_sub(last_fan_out.elapsed()));
+            wait = wait.min(next_fan_out);
             if let Some(since) = worker.unrecorded_since {
                 wait = wait.min(RECORD_DELAY.saturating_sub(since.elapsed()));
             }

@@ -47,7 +47,7 @@ impl Settings {
             batch_size: i64::from(guc::BATCH_SIZE.get()),
             max_per_endpoint: guc::MAX_PER_ENDPOINT.get().max(1) as usize,
             poll_interval: Duration::from_millis(guc::POLL_INTERVAL_MS.get().max(10) as u64),
-            batch_wait: Duration::from_millis(guc::BATCH_WAIT_MS.get().clamp(0, 1000) as u64),
+            batch_wait: Duration::from_millis(guc::BATCH_WAIT_MS.get().clamp(1, 1000) as u64),
             request_timeout: guc::request_timeout(),
             schedule,
             max_retry_after: secs(guc::MAX_RETRY_AFTER_S.get()),

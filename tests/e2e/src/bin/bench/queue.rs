@@ -206,16 +206,102 @@ fn pgbench(
     (tps, count, time)
 }
 
-/// HTTP requests alone, at `rate` a second, from a client outside
-/// Postgres (ureq on 8 threads with keep-alive, as the worker sends them) to
-/// the receiver, until dropped: what the requests of any sender cost the
-/// writers on this machine, without a database write of its own.
+/// What the HTTP load sends: a row event's size.
+const LOAD_BODY: &str = r#"{"id" : "01J00000000000000000000000", "topic" : "public.watch_users.insert", "tenant_id" : "default", "created_at" : "2026-01-01T00:00:00.000Z", "data" : {"id" : 1, "first_name" : "Ada", "last_name" : "Lovelace", "email" : "ada0.123456789@x.example", "created_at" : "2026-01-01T00:00:00.000Z"}}"#;
+
+/// How an `HttpLoad` paces its requests.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// This fraction of the first plain run's rate.
+    Rate(f64),
+    /// One request per row inserted into this table (its `id` sequence,
+    /// polled): a sender that costs nothing but its requests.
+    PerInsert(&'static str),
+}
+
+/// HTTP requests alone, from a client outside Postgres (ureq on 8 threads
+/// with keep-alive, as the worker sends them) to the receiver, until
+/// stopped: what the requests of any sender cost the writers on this
+/// machine, without a database write of its own.
 struct HttpLoad {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<std::thread::JoinHandle<u64>>,
 }
 
 impl HttpLoad {
+    /// One request per row inserted into `table` from now on: a thread polls
+    /// its `id` sequence (nextval is seen at once, committed or not; the
+    /// bench's inserts all commit) and the senders catch up with it.
+    fn per_insert(url: String, cluster: &Cluster, table: &str) -> HttpLoad {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        const THREADS: usize = 8;
+        let stop = Arc::new(AtomicBool::new(false));
+        let made = Arc::new(AtomicU64::new(0));
+        let taken = Arc::new(AtomicU64::new(0));
+        let mut c = cluster.client();
+        let sequence: String = c
+            .query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&table])
+            .unwrap()
+            .get(0);
+        let read = format!("SELECT last_value FROM {sequence}");
+        let at = move |c: &mut Client| -> u64 {
+            c.query_one(&read, &[])
+                .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
+        };
+        let start = at(&mut c);
+        let mut threads = Vec::new();
+        {
+            let (stop, made) = (stop.clone(), made.clone());
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    made.store(at(&mut c).saturating_sub(start), Ordering::Relaxed);
+                    // Every 10 ms: the poll's own queries are load too.
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                0
+            }));
+        }
+        let agent = ureq::AgentBuilder::new()
+            .max_idle_connections_per_host(THREADS)
+            .build();
+        for t in 0..THREADS {
+            let (agent, url, stop, made, taken) = (
+                agent.clone(),
+                url.clone(),
+                stop.clone(),
+                made.clone(),
+                taken.clone(),
+            );
+            threads.push(std::thread::spawn(move || {
+                let mut sent = 0u64;
+                'requests: loop {
+                    let ticket = taken.fetch_add(1, Ordering::Relaxed);
+                    // Stopped with the run, behind or not: the requests
+                    // sent per insert say whether the senders kept up.
+                    while ticket >= made.load(Ordering::Relaxed) {
+                        if stop.load(Ordering::Relaxed) {
+                            break 'requests;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let _ = agent
+                        .post(&url)
+                        .set("Content-Type", "application/json")
+                        .set("webhook-id", &format!("insert-{t}-{ticket}"))
+                        .send_string(LOAD_BODY)
+                        .map(|r| r.into_string());
+                    sent += 1;
+                }
+                sent
+            }));
+        }
+        HttpLoad { stop, threads }
+    }
+
     fn start(url: String, rate: f64) -> HttpLoad {
         const THREADS: usize = 8;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -223,7 +309,6 @@ impl HttpLoad {
             .max_idle_connections_per_host(THREADS)
             .build();
         let interval = std::time::Duration::from_secs_f64(THREADS as f64 / rate.max(1.0));
-        let body = r#"{"id" : "01J00000000000000000000000", "topic" : "public.watch_users.insert", "tenant_id" : "default", "created_at" : "2026-01-01T00:00:00.000Z", "data" : {"id" : 1, "first_name" : "Ada", "last_name" : "Lovelace", "email" : "ada0.123456789@x.example", "created_at" : "2026-01-01T00:00:00.000Z"}}"#;
         let threads = (0..THREADS)
             .map(|t| {
                 let (agent, url, stop) = (agent.clone(), url.clone(), stop.clone());
@@ -240,7 +325,7 @@ impl HttpLoad {
                             .post(&url)
                             .set("Content-Type", "application/json")
                             .set("webhook-id", &format!("load-{t}-{sent}"))
-                            .send_string(body)
+                            .send_string(LOAD_BODY)
                             .map(|r| r.into_string());
                         sent += 1;
                     }
@@ -320,10 +405,10 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
     };
     // (label, script, the worker stopped during the run, HTTP requests
     // alone meanwhile at this fraction of the first plain run's rate).
-    let run = |name: &'static str, table: &str, stop: bool, http: Option<f64>| {
+    let run = |name: &'static str, table: &str, stop: bool, http: Option<Pace>| {
         (name, insert(table, "email"), stop, http)
     };
-    let mut configs: Vec<(&str, String, bool, Option<f64>)> = vec![
+    let mut configs: Vec<(&str, String, bool, Option<Pace>)> = vec![
         run("plain table (no trigger)", "public.plain_users", false, None),
         run(
             "pg_net's shape (jsonb of the row into an unlogged table)",
@@ -349,29 +434,35 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
             None,
         ),
         // What the targets leave for the delivery: HTTP requests alone
-        // (no delivery, no database work) at the rate a target asks of the
-        // writers, beside the plain table, and beside our write path with
-        // the worker stopped. The second is what a sender whose delivery
-        // cost nothing but its requests would reach: if it is below the
-        // target, so is any sender that delivers each event to a receiver
-        // on the same cores.
+        // (no delivery, no database work), at 0.85 of the plain rate beside
+        // the plain table, and one per insert beside the plain table and
+        // beside our write path with the worker stopped. The last two are
+        // what a sender whose delivery cost nothing but its requests would
+        // keep: if that is below a target, so is any sender that delivers
+        // each event to a receiver on the same cores.
         run(
             "plain table, HTTP requests alone at 0.85 of its rate meanwhile (a client outside Postgres)",
             "public.plain_users",
             false,
-            Some(0.85),
+            Some(Pace::Rate(0.85)),
         ),
         run(
-            "ours: webhook.watch, the worker stopped, HTTP requests alone at 0.85 of plain's rate meanwhile",
+            "plain table, one HTTP request per insert meanwhile (a client outside Postgres)",
+            "public.plain_users",
+            false,
+            Some(Pace::PerInsert("public.plain_users")),
+        ),
+        run(
+            "ours: webhook.watch, the worker stopped, one HTTP request per insert meanwhile",
             "public.watch_users",
             true,
-            Some(0.85),
+            Some(Pace::PerInsert("public.watch_users")),
         ),
         run(
-            "ours: user.created, the worker stopped, HTTP requests alone at 0.75 of plain's rate meanwhile",
+            "ours: user.created, the worker stopped, one HTTP request per insert meanwhile",
             "lms.users",
             true,
-            Some(0.75),
+            Some(Pace::PerInsert("lms.users")),
         ),
     ];
     if pgq {
@@ -407,19 +498,17 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
             signal("-STOP");
         }
         // The first plain run's rate sets the requests' rate.
-        let load = http.map(|fraction| {
-            HttpLoad::start(
+        let load = http.map(|pace| match pace {
+            Pace::Rate(fraction) => HttpLoad::start(
                 receiver.url("/load"),
                 fraction * results[0].first().map_or(4000.0, |r| r.0),
-            )
+            ),
+            Pace::PerInsert(table) => HttpLoad::per_insert(receiver.url("/load"), &cluster, table),
         });
         let (tps, n, time) = pgbench(&cluster, &configs[i].1, 2, secs, worker);
         times[i].push(time);
         if let Some(load) = load {
-            http_sent.push((
-                configs[i].0,
-                load.finish() as f64 / (tps * secs as f64).max(1.0),
-            ));
+            http_sent.push((configs[i].0, load.finish() as f64 / n.max(1) as f64));
         }
         if stop {
             signal("-CONT");
