@@ -147,29 +147,24 @@ fn pgbench(
     let others = |pid: i32| sched_of(&[pid]).on_cpu;
     let client = child.id() as i32;
     let me = std::process::id() as i32;
+    // Counters read at both ends of the window.
+    let sample = || {
+        (
+            sched_of(&writers),
+            [
+                others(worker),
+                others(me),
+                others(client),
+                main_thread_cpu(worker),
+                context_switches(),
+            ],
+        )
+    };
     let m0 = machine_idle_steal();
-    let (w0, o0) = (
-        sched_of(&writers),
-        [
-            others(worker),
-            others(me),
-            others(client),
-            main_thread_cpu(worker),
-            context_switches(),
-        ],
-    );
+    let (w0, o0) = sample();
     let t0 = std::time::Instant::now();
     std::thread::sleep(std::time::Duration::from_secs(window));
-    let (w1, o1) = (
-        sched_of(&writers),
-        [
-            others(worker),
-            others(me),
-            others(client),
-            main_thread_cpu(worker),
-            context_switches(),
-        ],
-    );
+    let (w1, o1) = sample();
     let m1 = machine_idle_steal();
     let elapsed = t0.elapsed().as_secs_f64();
     let out = child.wait_with_output().expect("pgbench");
@@ -208,6 +203,16 @@ fn pgbench(
 
 /// What the HTTP load sends: a row event's size.
 const LOAD_BODY: &str = r#"{"id" : "01J00000000000000000000000", "topic" : "public.watch_users.insert", "tenant_id" : "default", "created_at" : "2026-01-01T00:00:00.000Z", "data" : {"id" : 1, "first_name" : "Ada", "last_name" : "Lovelace", "email" : "ada0.123456789@x.example", "created_at" : "2026-01-01T00:00:00.000Z"}}"#;
+
+/// One request of the HTTP load, its answer read (as the worker reads it).
+fn send_load(agent: &ureq::Agent, url: &str, id: &str) {
+    let _ = agent
+        .post(url)
+        .set("Content-Type", "application/json")
+        .set("webhook-id", id)
+        .send_string(LOAD_BODY)
+        .map(|r| r.into_string());
+}
 
 /// How an `HttpLoad` paces its requests.
 #[derive(Clone, Copy)]
@@ -288,12 +293,7 @@ impl HttpLoad {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let _ = agent
-                        .post(&url)
-                        .set("Content-Type", "application/json")
-                        .set("webhook-id", &format!("insert-{t}-{ticket}"))
-                        .send_string(LOAD_BODY)
-                        .map(|r| r.into_string());
+                    send_load(&agent, &url, &format!("insert-{t}-{ticket}"));
                     sent += 1;
                 }
                 sent
@@ -321,12 +321,7 @@ impl HttpLoad {
                         if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
                             std::thread::sleep(wait);
                         }
-                        let _ = agent
-                            .post(&url)
-                            .set("Content-Type", "application/json")
-                            .set("webhook-id", &format!("load-{t}-{sent}"))
-                            .send_string(LOAD_BODY)
-                            .map(|r| r.into_string());
+                        send_load(&agent, &url, &format!("load-{t}-{sent}"));
                         sent += 1;
                     }
                     sent
