@@ -375,7 +375,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             // then look at the latch without sleeping.
             worker.pool.wait(timeout);
             wait_on_latch(Duration::ZERO)
-        } else if wake_pending && !timeout.is_zero() && timeout <= gather {
+        } else if wake_pending && !timeout.is_zero() && timeout <= gather && worker.agent.is_some()
+        {
             // Gathering commits for the next claim: a sleep that their
             // wake-ups do not cut short (SetLatch signals a process only
             // while it waits on its latch), so a stream of commits costs
@@ -493,13 +494,23 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         worker.profile.add(Phase::Other, started);
         timeout = if worker.outstanding > 0 {
             BUSY_TICK
-        } else if let Some(until) = worker.claim_backoff {
-            until.saturating_duration_since(Instant::now())
         } else if worker.agent.is_none() {
             // No HTTP client (its settings are wrong: logged): nothing can
-            // be claimed, so a commit's wake-up must not be retried at once
-            // (that spun the loop); a reload (SIGHUP) wakes it.
-            poll
+            // be claimed (nor a claim's backoff end), so neither a commit's
+            // wake-up nor a claim is retried at once (that spun the loop);
+            // callbacks, pruning and recording go on, and a reload
+            // (SIGHUP) wakes it.
+            if worker.callbacks_due || worker.upkeep.prune_behind {
+                Duration::ZERO
+            } else {
+                let mut wait = poll;
+                if let Some(since) = worker.unrecorded_since {
+                    wait = wait.min(RECORD_DELAY.saturating_sub(since.elapsed()));
+                }
+                wait
+            }
+        } else if let Some(until) = worker.claim_backoff {
+            until.saturating_duration_since(Instant::now())
         } else if more_due
             || worker.sequence_advanced
             || worker.upkeep.prune_behind

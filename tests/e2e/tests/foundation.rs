@@ -124,7 +124,8 @@ fn a_longer_batch_wait_gathers_a_stream_of_commits_into_fewer_batches() {
                 &[&format!("{round} {i}")],
             )
             .unwrap();
-            std::thread::sleep(Duration::from_millis(10));
+            // Time for the first commit's own fan-out, when it has one.
+            std::thread::sleep(Duration::from_millis(if i == 0 { 100 } else { 10 }));
         }
         wait_for(Duration::from_secs(30), "the stream delivered", || {
             let delivered: i64 = su
@@ -173,16 +174,20 @@ fn a_longer_batch_wait_gathers_a_stream_of_commits_into_fewer_batches() {
 
 /// CPU seconds a process has used (its threads included).
 fn cpu_secs(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<f64> = stat
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    let fields: Vec<&str> = stat
         .rsplit_once(')')
-        .map(|(_, rest)| {
-            rest.split_whitespace()
-                .map(|v| v.parse().unwrap_or(0.0))
-                .collect()
-        })
+        .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+    // utime and stime, in clock ticks (1/100 s).
+    let ticks = |i: usize| -> f64 {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("/proc/{pid}/stat has no field {i}: {stat}"))
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// A `webhook.ca_file` the worker cannot read leaves it without an HTTP
