@@ -363,12 +363,8 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         // (`webhook.batch_wait`): at a steady trickle of single-row commits,
         // a claim (and, after it, a record) per commit made the worker's
         // fixed cost per transaction the largest cost of every event. A
-        // commit after a quiet spell is answered at once. Never longer than
-        // the poll interval, which bounds what waits for the poll.
-        let gather = worker
-            .settings
-            .batch_wait
-            .min(worker.settings.poll_interval);
+        // commit after a quiet spell is answered at once.
+        let gather = worker.settings.batch_wait;
         let started = Instant::now();
         let (alive, latch_set) = if worker.outstanding > 0 {
             // Requests in flight: wake on the first result (or the tick),

@@ -12,7 +12,7 @@ pub struct Settings {
     pub max_per_endpoint: usize,
     pub poll_interval: Duration,
     /// How long commits are gathered into one fan-out and claim
-    /// (`webhook.batch_wait`).
+    /// (`webhook.batch_wait`, at most `poll_interval`).
     pub batch_wait: Duration,
     pub request_timeout: Duration,
     pub schedule: RetrySchedule,
@@ -40,14 +40,18 @@ impl Settings {
                 previous.map_or_else(RetrySchedule::default, |p| p.schedule.clone())
             });
         let (agent, error) = AgentSettings::from_gucs(max_concurrency);
+        let poll_interval = Duration::from_millis(guc::POLL_INTERVAL_MS.get().max(10) as u64);
         if let Some(e) = error {
             warning!("webhook_emitter: {e}; only public addresses are allowed");
         }
         Settings {
             batch_size: i64::from(guc::BATCH_SIZE.get()),
             max_per_endpoint: guc::MAX_PER_ENDPOINT.get().max(1) as usize,
-            poll_interval: Duration::from_millis(guc::POLL_INTERVAL_MS.get().max(10) as u64),
-            batch_wait: Duration::from_millis(guc::BATCH_WAIT_MS.get().clamp(1, 1000) as u64),
+            poll_interval,
+            // Never longer than the poll interval, which bounds what waits
+            // for the poll.
+            batch_wait: Duration::from_millis(guc::BATCH_WAIT_MS.get().clamp(1, 1000) as u64)
+                .min(poll_interval),
             request_timeout: guc::request_timeout(),
             schedule,
             max_retry_after: secs(guc::MAX_RETRY_AFTER_S.get()),

@@ -172,24 +172,6 @@ fn a_longer_batch_wait_gathers_a_stream_of_commits_into_fewer_batches() {
     );
 }
 
-/// CPU seconds a process has used (its threads included).
-fn cpu_secs(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime and stime, in clock ticks (1/100 s).
-    let ticks = |i: usize| -> f64 {
-        fields
-            .get(i)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("/proc/{pid}/stat has no field {i}: {stat}"))
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// A `webhook.ca_file` the worker cannot read leaves it without an HTTP
 /// client: deliveries wait (nothing is lost) and the worker waits with
 /// them. It used to retry the commit's wake-up at once, for ever: a core
@@ -210,6 +192,10 @@ fn a_worker_without_an_http_client_waits_without_spinning() {
         .unwrap();
     let worker = cluster.worker_pid();
     std::thread::sleep(Duration::from_millis(500));
+    let cpu_secs = |pid| {
+        webhook_emitter_e2e::process_cpu_secs(pid)
+            .unwrap_or_else(|| panic!("/proc/{pid}/stat could not be read"))
+    };
     let before = cpu_secs(worker);
     std::thread::sleep(Duration::from_secs(3));
     let used = cpu_secs(worker) - before;

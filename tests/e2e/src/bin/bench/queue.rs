@@ -474,24 +474,17 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
     let worker = cluster.worker_pid();
     let watch = if pgq { 3 } else { 2 };
     let mut http_sent = Vec::new();
-    let signal = |s: &str| {
-        let status = Command::new("kill")
-            .args([s, &worker.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {s}");
-    };
+    let cpu_of = |pid: i32| webhook_emitter_e2e::process_cpu_secs(pid).unwrap_or(0.0);
     let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); configs.len()];
     let mut times: Vec<Vec<WriterTime>> = vec![Vec::new(); configs.len()];
     let mut worker_cost = Vec::new();
     let order: Vec<usize> = (0..configs.len()).chain((0..configs.len()).rev()).collect();
     for &i in &order {
         let before = wal_bytes(&mut c);
-        let cpu_before = crate::process_cpu_secs(worker);
+        let cpu_before = cpu_of(worker);
         let (stop, http) = (configs[i].2, configs[i].3);
-        if stop {
-            signal("-STOP");
-        }
+        // Held still while it waits on its latch, resumed when dropped.
+        let held = stop.then(|| cluster.hold_worker_still());
         // The first plain run's rate sets the requests' rate.
         let load = http.map(|pace| match pace {
             Pace::Rate(fraction) => HttpLoad::start(
@@ -505,8 +498,8 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
         if let Some(load) = load {
             http_sent.push((configs[i].0, load.finish() as f64 / n.max(1) as f64));
         }
-        if stop {
-            signal("-CONT");
+        if let Some(held) = held {
+            drop(held);
             // What it queued is delivered before the next run starts.
             webhook_emitter_e2e::wait_fanned_out(&mut c);
             webhook_emitter_e2e::wait_for(
@@ -530,7 +523,7 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
         let after = wal_bytes(&mut c);
         results[i].push((tps, (after - before) / n.max(1) as f64));
         if i == watch {
-            let cpu = crate::process_cpu_secs(worker) - cpu_before;
+            let cpu = cpu_of(worker) - cpu_before;
             worker_cost.push((cpu / (secs as f64 + 2.0), cpu * 1e6 / n.max(1) as f64));
         }
     }
