@@ -194,6 +194,29 @@ CREATE TABLE webhook.fanout (
 COMMENT ON TABLE webhook.fanout IS 'The worker''s fan-out progress: events whose transaction is visible in snapshot have their deliveries (webhook.fan_out).';
 SELECT pg_catalog.pg_extension_config_dump('webhook.fanout', '');
 
+-- New deliveries the worker claims in a fan-out are written once, at their
+-- end, with their outcome (src/worker/record.rs), not inserted 'delivering'
+-- and then updated through every index of webhook.deliveries: meanwhile
+-- one row per claimed slice says which they are, for a crash or a lost
+-- request to find (the worker then inserts each one not recorded as
+-- interrupted: failed, due again). The worker deletes it once all of its
+-- deliveries are recorded. Read through webhook.in_flight.
+CREATE TABLE webhook.in_flight_batches (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    deliveries  bigint[]   NOT NULL,  -- their ids (from deliveries_id_seq)
+    event_ids   text[]     NOT NULL,
+    webhook_ids bigint[]   NOT NULL,
+    slots       smallint[] NOT NULL,  -- their events' log slots (rotation waits for them)
+    claimed_at  timestamptz NOT NULL DEFAULT now(),
+    lease_until timestamptz NOT NULL,
+    CONSTRAINT in_flight_batches_arrays_check
+        CHECK (cardinality(deliveries) = cardinality(event_ids) AND cardinality(deliveries) = cardinality(webhook_ids)
+               AND cardinality(deliveries) = cardinality(slots))
+);
+COMMENT ON TABLE webhook.in_flight_batches IS 'New deliveries claimed by the worker''s fan-out whose outcome is not recorded yet, one row per claimed slice (see webhook.in_flight).';
+SELECT pg_catalog.pg_extension_config_dump('webhook.in_flight_batches', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.in_flight_batches_id_seq', '');
+
 -- Issue 29: the log in slots ----------------------------------------------------
 -- The log tables become partitioned by log slot (rotated, never pruned row
 -- by row), with 0.3.0's columns: an event's builder error and its writing
@@ -1376,10 +1399,11 @@ $$;
 -- claim would (src/worker/claim.rs): those of enabled, unordered webhooks
 -- not left_out (at their limit), up to claim_limit and byte_budget bytes of
 -- bodies (the first always), a body over max_body bytes not loaded. They are
--- inserted 'delivering' under a lease of lease_seconds, and returned with
--- their event: a new delivery is written once before its outcome, not
--- inserted and then updated. One row per claimed delivery, or one row of
--- NULLs; made is how many deliveries were made.
+-- not inserted: they get their ids, one webhook.in_flight_batches row
+-- (batch) lists them under a lease of lease_seconds, and they are returned
+-- with their event (its creation time and slot too); the worker inserts
+-- each once, with its outcome. One row per claimed delivery, or one row of
+-- NULLs; made is how many deliveries were made (claimed ones included).
 -- A batch is the events of the transactions committed between the stored
 -- snapshot and a target snapshot (PgQ's batches); it is read in slices of
 -- at most 5,000 events and 16 MB of bodies in (txid, id) order, so that a transaction of a
@@ -1402,7 +1426,8 @@ CREATE FUNCTION webhook.fan_out(claim_limit bigint DEFAULT 0, left_out bigint[] 
                                 lease_seconds double precision DEFAULT 0, byte_budget bigint DEFAULT 0,
                                 max_body bigint DEFAULT 0)
 RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[], webhook_id bigint,
-               webhook_version double precision, made bigint, more boolean)
+               webhook_version double precision, made bigint, more boolean, batch bigint,
+               event_created_at timestamptz, event_slot smallint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET enable_sort = off
     SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 #variable_conflict use_column
@@ -1507,21 +1532,30 @@ BEGIN
                                             ROWS UNBOUNDED PRECEDING) - p.loaded < byte_budget AS claimed
                FROM pairs p),
          made AS (
-             INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key, created_at,
-                                             attempts, last_attempt_at, lease_until, slot)
-             SELECT r.event, r.webhook,
-                    CASE WHEN r.claimed THEN 'delivering' WHEN r.enabled THEN 'pending' ELSE 'held' END,
+             INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key, created_at, slot)
+             SELECT r.event, r.webhook, CASE WHEN r.enabled THEN 'pending' ELSE 'held' END,
                     CASE r.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
                          ELSE webhook.order_key_of(r.body, r.ordering_key) END,
-                    r.created_at,
-                    CASE WHEN r.claimed THEN 1 ELSE 0 END,
-                    CASE WHEN r.claimed THEN now() END,
-                    CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END,
-                    r.slot
+                    r.created_at, r.slot
                FROM ranked r
+              WHERE NOT r.claimed
               ORDER BY r.event, r.webhook
-             RETURNING deliveries.id, deliveries.attempts, deliveries.event_id, deliveries.webhook_id,
-                       deliveries.status),
+             RETURNING deliveries.id),
+         -- The claimed ones: ids from the deliveries' own sequence, listed
+         -- in one in-flight row.
+         taken AS MATERIALIZED (
+             SELECT nextval('webhook.deliveries_id_seq'::regclass) AS id, r.event, r.webhook, r.slot, r.created_at
+               FROM ranked r
+              WHERE r.claimed
+              ORDER BY r.event, r.webhook),
+         flight AS (
+             INSERT INTO webhook.in_flight_batches (deliveries, event_ids, webhook_ids, slots, lease_until)
+             SELECT array_agg(t.id ORDER BY t.id), array_agg(t.event ORDER BY t.id),
+                    array_agg(t.webhook ORDER BY t.id), array_agg(t.slot ORDER BY t.id),
+                    now() + make_interval(secs => lease_seconds)
+               FROM taken t
+             HAVING count(*) > 0
+             RETURNING in_flight_batches.id),
          slice_read AS (
              SELECT (SELECT count(*) FROM ev) AS n,
                     (SELECT count(*) FROM next_keys) > (SELECT count(*) FROM ev) AS more,
@@ -1542,15 +1576,16 @@ BEGIN
               WHERE rd.n > 0 OR f.batch IS NOT NULL
              RETURNING 1),
          claimed AS (
-             SELECT m.id, m.attempts, m.event_id,
+             SELECT t.id, 1 AS attempts, t.event AS event_id,
                     ARRAY[ev.topic, ev.tenant_id, CASE WHEN ev.bytes <= max_body THEN ev.body::text END,
                           ev.bytes::text] AS event,
-                    m.webhook_id, extract(epoch FROM w.updated_at)::float8 AS version
-               FROM made m JOIN ev ON ev.id = m.event_id JOIN w ON w.id = m.webhook_id
-              WHERE m.status = 'delivering')
+                    t.webhook AS webhook_id, extract(epoch FROM w.updated_at)::float8 AS version,
+                    t.created_at, t.slot
+               FROM taken t JOIN ev ON ev.id = t.event JOIN w ON w.id = t.webhook)
     SELECT c.id, c.attempts, c.event_id, c.event, c.webhook_id, c.version, n.made,
-           (SELECT rd.more FROM slice_read rd)
-      FROM (SELECT count(*) AS made FROM made) n LEFT JOIN claimed c ON true;
+           (SELECT rd.more FROM slice_read rd), (SELECT f.id FROM flight f), c.created_at, c.slot
+      FROM (SELECT (SELECT count(*) FROM made) + (SELECT count(*) FROM taken) AS made) n
+      LEFT JOIN claimed c ON true;
 END
 $$;
 COMMENT ON FUNCTION webhook.fan_out IS 'Make the deliveries of the events committed since the last fan-out, claiming new ones for the worker up to claim_limit (SELECT made FROM webhook.fan_out() by hand).';
@@ -1618,6 +1653,11 @@ $$;
 CREATE TRIGGER fanout_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.fanout
     FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
 ALTER TABLE webhook.fanout ENABLE REPLICA TRIGGER fanout_replicated;
+-- A subscriber sends nothing of the publisher's: its deliveries in flight
+-- are not its to recover.
+CREATE TRIGGER in_flight_batches_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.in_flight_batches
+    FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
+ALTER TABLE webhook.in_flight_batches ENABLE REPLICA TRIGGER in_flight_batches_replicated;
 
 -- Retention: the log's slots rotated -----------------------------------------------
 
@@ -1775,6 +1815,11 @@ BEGIN
         END IF;
         RETURN 'locks busy';
     END;
+    -- New deliveries in flight whose events are in the slot are inserted in
+    -- it when their outcome is recorded (webhook.in_flight_batches): wait.
+    IF EXISTS (SELECT FROM webhook.in_flight_batches f WHERE nxt.slot = ANY (f.slots)) THEN
+        RETURN 'in flight';
+    END IF;
     -- Anything unfinished since the move (a delivery revived, an event of a
     -- writer that still had the slot as current) moves too, and waits again.
     moved := webhook.move_unfinished(nxt.slot, cur.slot);
@@ -1917,6 +1962,19 @@ BEGIN
 END
 $$;
 
+-- New deliveries being sent whose outcome is not recorded yet: the worker
+-- claims them as it makes them (webhook.fan_out) and inserts each into
+-- webhook.deliveries once, with its outcome; until then they are listed
+-- here, shaped like webhook.deliveries rows (webhook.in_flight_batches).
+CREATE VIEW webhook.in_flight AS
+SELECT u.id, u.event_id, u.webhook_id, 'delivering'::text AS status, 1 AS attempts,
+       b.claimed_at AS last_attempt_at, b.lease_until
+  FROM webhook.in_flight_batches b
+ CROSS JOIN LATERAL unnest(b.deliveries, b.event_ids, b.webhook_ids) AS u(id, event_id, webhook_id)
+ WHERE NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = u.id);
+COMMENT ON VIEW webhook.in_flight IS 'New deliveries being sent, not yet in webhook.deliveries (inserted there once, with their outcome).';
+GRANT SELECT ON webhook.in_flight TO PUBLIC;
+
 -- Per-webhook health over the current hour and the 23 before it, from
 -- webhook.delivery_stats; the backlog counts read the queue's partial
 -- indexes (pending and failed, ordered sequences, leased), never the log:
@@ -1934,7 +1992,8 @@ SELECT w.id AS webhook_id, w.name, w.enabled, w.disabled_reason, w.failing_since
      + (SELECT count(*) FROM webhook.deliveries p
          WHERE p.webhook_id = w.id AND p.order_key IS NOT NULL AND p.status IN ('pending', 'failed', 'delivering'))
      + (SELECT count(*) FROM webhook.deliveries p
-         WHERE p.webhook_id = w.id AND p.status = 'delivering' AND p.order_key IS NULL) AS backlog,
+         WHERE p.webhook_id = w.id AND p.status = 'delivering' AND p.order_key IS NULL)
+     + (SELECT count(*) FROM webhook.in_flight f WHERE f.webhook_id = w.id) AS backlog,
        (SELECT count(*) FROM webhook.deliveries h WHERE h.webhook_id = w.id AND h.status = 'held') AS held,
        -- 0.3.0: events whose builder failed, waiting for webhook.rebuild_events.
        (SELECT count(*) FROM webhook.deliveries u WHERE u.webhook_id = w.id AND u.status = 'unbuilt') AS unbuilt
@@ -1961,7 +2020,8 @@ BEGIN ATOMIC
           FROM webhook.delivery_counters c JOIN hooks h ON h.id = c.webhook_id),
     queue AS (
         SELECT h.labels,
-               count(d.id) FILTER (WHERE d.status = 'delivering') AS in_flight,
+               count(d.id) FILTER (WHERE d.status = 'delivering')
+                 + (SELECT count(*) FROM webhook.in_flight f WHERE f.webhook_id = h.id) AS in_flight,
                count(d.id) FILTER (WHERE d.status = 'pending') AS pending,
                count(d.id) FILTER (WHERE d.status = 'failed') AS retrying,
                count(d.id) FILTER (WHERE d.status = 'held') AS held,
@@ -1970,7 +2030,7 @@ BEGIN ATOMIC
                    AS oldest_pending
           FROM hooks h
           LEFT JOIN webhook.deliveries d ON d.webhook_id = h.id AND d.status IN ('delivering', 'pending', 'failed', 'held', 'unbuilt')
-         GROUP BY h.labels),
+         GROUP BY h.id, h.labels),
     lines (family, series, ord, line) AS (
         SELECT 1, '', 0, E'# HELP webhook_deliveries_total Finished delivery attempts by outcome (failed: will be retried; dead: given up).\n# TYPE webhook_deliveries_total counter'
         UNION ALL SELECT 1, c.labels, o.ord, format('webhook_deliveries_total{%s,outcome="%s"} %s', c.labels, o.outcome, o.n)

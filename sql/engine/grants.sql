@@ -29,7 +29,7 @@ GRANT USAGE ON SCHEMA webhook TO PUBLIC;
 
 GRANT SELECT ON webhook.topics, webhook.settings, webhook.webhook_list,
     webhook.recent_failures, webhook.webhook_health, webhook.delivery_latency,
-    webhook.delivery_counters, webhook.delivery_stats, webhook.log_slots TO PUBLIC;
+    webhook.delivery_counters, webhook.delivery_stats, webhook.log_slots, webhook.in_flight TO PUBLIC;
 GRANT SELECT (id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until,
               last_attempt_at, last_status_code, last_error, delivered_at, is_test, created_at)
     ON webhook.deliveries TO PUBLIC;

@@ -38,6 +38,18 @@ END
 $$;
 
 
+-- New deliveries being sent whose outcome is not recorded yet: the worker
+-- claims them as it makes them (webhook.fan_out) and inserts each into
+-- webhook.deliveries once, with its outcome; until then they are listed
+-- here, shaped like webhook.deliveries rows (webhook.in_flight_batches).
+CREATE VIEW webhook.in_flight AS
+SELECT u.id, u.event_id, u.webhook_id, 'delivering'::text AS status, 1 AS attempts,
+       b.claimed_at AS last_attempt_at, b.lease_until
+  FROM webhook.in_flight_batches b
+ CROSS JOIN LATERAL unnest(b.deliveries, b.event_ids, b.webhook_ids) AS u(id, event_id, webhook_id)
+ WHERE NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = u.id);
+COMMENT ON VIEW webhook.in_flight IS 'New deliveries being sent, not yet in webhook.deliveries (inserted there once, with their outcome).';
+
 -- Failed and dead deliveries of the last 24 hours, newest first.
 CREATE VIEW webhook.recent_failures AS
 SELECT d.id AS delivery_id, d.webhook_id, w.name AS webhook_name, e.topic, d.event_id, d.status,
@@ -124,7 +136,8 @@ SELECT w.id AS webhook_id, w.name, w.enabled, w.disabled_reason, w.failing_since
      + (SELECT count(*) FROM webhook.deliveries p
          WHERE p.webhook_id = w.id AND p.order_key IS NOT NULL AND p.status IN ('pending', 'failed', 'delivering'))
      + (SELECT count(*) FROM webhook.deliveries p
-         WHERE p.webhook_id = w.id AND p.status = 'delivering' AND p.order_key IS NULL) AS backlog,
+         WHERE p.webhook_id = w.id AND p.status = 'delivering' AND p.order_key IS NULL)
+     + (SELECT count(*) FROM webhook.in_flight f WHERE f.webhook_id = w.id) AS backlog,
        (SELECT count(*) FROM webhook.deliveries h WHERE h.webhook_id = w.id AND h.status = 'held') AS held,
        -- 0.3.0: events whose builder failed, waiting for webhook.rebuild_events.
        (SELECT count(*) FROM webhook.deliveries u WHERE u.webhook_id = w.id AND u.status = 'unbuilt') AS unbuilt

@@ -27,7 +27,8 @@ BEGIN ATOMIC
           FROM webhook.delivery_counters c JOIN hooks h ON h.id = c.webhook_id),
     queue AS (
         SELECT h.labels,
-               count(d.id) FILTER (WHERE d.status = 'delivering') AS in_flight,
+               count(d.id) FILTER (WHERE d.status = 'delivering')
+                 + (SELECT count(*) FROM webhook.in_flight f WHERE f.webhook_id = h.id) AS in_flight,
                count(d.id) FILTER (WHERE d.status = 'pending') AS pending,
                count(d.id) FILTER (WHERE d.status = 'failed') AS retrying,
                count(d.id) FILTER (WHERE d.status = 'held') AS held,
@@ -36,7 +37,7 @@ BEGIN ATOMIC
                    AS oldest_pending
           FROM hooks h
           LEFT JOIN webhook.deliveries d ON d.webhook_id = h.id AND d.status IN ('delivering', 'pending', 'failed', 'held', 'unbuilt')
-         GROUP BY h.labels),
+         GROUP BY h.id, h.labels),
     lines (family, series, ord, line) AS (
         SELECT 1, '', 0, E'# HELP webhook_deliveries_total Finished delivery attempts by outcome (failed: will be retried; dead: given up).\n# TYPE webhook_deliveries_total counter'
         UNION ALL SELECT 1, c.labels, o.ord, format('webhook_deliveries_total{%s,outcome="%s"} %s', c.labels, o.outcome, o.n)

@@ -142,10 +142,11 @@ $$;
 -- claim would (src/worker/claim.rs): those of enabled, unordered webhooks
 -- not left_out (at their limit), up to claim_limit and byte_budget bytes of
 -- bodies (the first always), a body over max_body bytes not loaded. They are
--- inserted 'delivering' under a lease of lease_seconds, and returned with
--- their event: a new delivery is written once before its outcome, not
--- inserted and then updated. One row per claimed delivery, or one row of
--- NULLs; made is how many deliveries were made.
+-- not inserted: they get their ids, one webhook.in_flight_batches row
+-- (batch) lists them under a lease of lease_seconds, and they are returned
+-- with their event (its creation time and slot too); the worker inserts
+-- each once, with its outcome. One row per claimed delivery, or one row of
+-- NULLs; made is how many deliveries were made (claimed ones included).
 -- A batch is the events of the transactions committed between the stored
 -- snapshot and a target snapshot (PgQ's batches); it is read in slices of
 -- at most 5,000 events and 16 MB of bodies in (txid, id) order, so that a transaction of a
@@ -168,7 +169,8 @@ CREATE FUNCTION webhook.fan_out(claim_limit bigint DEFAULT 0, left_out bigint[] 
                                 lease_seconds double precision DEFAULT 0, byte_budget bigint DEFAULT 0,
                                 max_body bigint DEFAULT 0)
 RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[], webhook_id bigint,
-               webhook_version double precision, made bigint, more boolean)
+               webhook_version double precision, made bigint, more boolean, batch bigint,
+               event_created_at timestamptz, event_slot smallint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET enable_sort = off
     SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 #variable_conflict use_column
@@ -273,21 +275,30 @@ BEGIN
                                             ROWS UNBOUNDED PRECEDING) - p.loaded < byte_budget AS claimed
                FROM pairs p),
          made AS (
-             INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key, created_at,
-                                             attempts, last_attempt_at, lease_until, slot)
-             SELECT r.event, r.webhook,
-                    CASE WHEN r.claimed THEN 'delivering' WHEN r.enabled THEN 'pending' ELSE 'held' END,
+             INSERT INTO webhook.deliveries (event_id, webhook_id, status, order_key, created_at, slot)
+             SELECT r.event, r.webhook, CASE WHEN r.enabled THEN 'pending' ELSE 'held' END,
                     CASE r.ordering WHEN 'none' THEN NULL WHEN 'fifo' THEN ''
                          ELSE webhook.order_key_of(r.body, r.ordering_key) END,
-                    r.created_at,
-                    CASE WHEN r.claimed THEN 1 ELSE 0 END,
-                    CASE WHEN r.claimed THEN now() END,
-                    CASE WHEN r.claimed THEN now() + make_interval(secs => lease_seconds) END,
-                    r.slot
+                    r.created_at, r.slot
                FROM ranked r
+              WHERE NOT r.claimed
               ORDER BY r.event, r.webhook
-             RETURNING deliveries.id, deliveries.attempts, deliveries.event_id, deliveries.webhook_id,
-                       deliveries.status),
+             RETURNING deliveries.id),
+         -- The claimed ones: ids from the deliveries' own sequence, listed
+         -- in one in-flight row.
+         taken AS MATERIALIZED (
+             SELECT nextval('webhook.deliveries_id_seq'::regclass) AS id, r.event, r.webhook, r.slot, r.created_at
+               FROM ranked r
+              WHERE r.claimed
+              ORDER BY r.event, r.webhook),
+         flight AS (
+             INSERT INTO webhook.in_flight_batches (deliveries, event_ids, webhook_ids, slots, lease_until)
+             SELECT array_agg(t.id ORDER BY t.id), array_agg(t.event ORDER BY t.id),
+                    array_agg(t.webhook ORDER BY t.id), array_agg(t.slot ORDER BY t.id),
+                    now() + make_interval(secs => lease_seconds)
+               FROM taken t
+             HAVING count(*) > 0
+             RETURNING in_flight_batches.id),
          slice_read AS (
              SELECT (SELECT count(*) FROM ev) AS n,
                     (SELECT count(*) FROM next_keys) > (SELECT count(*) FROM ev) AS more,
@@ -308,15 +319,16 @@ BEGIN
               WHERE rd.n > 0 OR f.batch IS NOT NULL
              RETURNING 1),
          claimed AS (
-             SELECT m.id, m.attempts, m.event_id,
+             SELECT t.id, 1 AS attempts, t.event AS event_id,
                     ARRAY[ev.topic, ev.tenant_id, CASE WHEN ev.bytes <= max_body THEN ev.body::text END,
                           ev.bytes::text] AS event,
-                    m.webhook_id, extract(epoch FROM w.updated_at)::float8 AS version
-               FROM made m JOIN ev ON ev.id = m.event_id JOIN w ON w.id = m.webhook_id
-              WHERE m.status = 'delivering')
+                    t.webhook AS webhook_id, extract(epoch FROM w.updated_at)::float8 AS version,
+                    t.created_at, t.slot
+               FROM taken t JOIN ev ON ev.id = t.event JOIN w ON w.id = t.webhook)
     SELECT c.id, c.attempts, c.event_id, c.event, c.webhook_id, c.version, n.made,
-           (SELECT rd.more FROM slice_read rd)
-      FROM (SELECT count(*) AS made FROM made) n LEFT JOIN claimed c ON true;
+           (SELECT rd.more FROM slice_read rd), (SELECT f.id FROM flight f), c.created_at, c.slot
+      FROM (SELECT (SELECT count(*) FROM made) + (SELECT count(*) FROM taken) AS made) n
+      LEFT JOIN claimed c ON true;
 END
 $$;
 COMMENT ON FUNCTION webhook.fan_out IS 'Make the deliveries of the events committed since the last fan-out, claiming new ones for the worker up to claim_limit (SELECT made FROM webhook.fan_out() by hand).';
@@ -384,6 +396,11 @@ $$;
 CREATE TRIGGER fanout_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.fanout
     FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
 ALTER TABLE webhook.fanout ENABLE REPLICA TRIGGER fanout_replicated;
+-- A subscriber sends nothing of the publisher's: its deliveries in flight
+-- are not its to recover.
+CREATE TRIGGER in_flight_batches_replicated BEFORE INSERT OR UPDATE OR DELETE ON webhook.in_flight_batches
+    FOR EACH ROW EXECUTE FUNCTION webhook.skip_replicated_row();
+ALTER TABLE webhook.in_flight_batches ENABLE REPLICA TRIGGER in_flight_batches_replicated;
 
 -- Retention: the log's slots rotated -----------------------------------------------
 
@@ -455,7 +472,8 @@ $$;
 -- dropped them before 0.3.0, unless their event is kept for another of its
 -- deliveries. The worker calls it (src/worker/maintenance.rs);
 -- a superuser may. Returns what it did: 'not due', 'moved N', 'waiting for
--- snapshots', 'locks busy', or 'emptied'; when a rotation is overdue by
+-- snapshots', 'locks busy', 'in flight' (new deliveries of its events are
+-- being sent), or 'emptied'; when a rotation is overdue by
 -- more than half the retention it warns, naming the sessions that hold it
 -- back.
 CREATE FUNCTION webhook.rotate_log(retention interval) RETURNS text
@@ -541,6 +559,11 @@ BEGIN
         END IF;
         RETURN 'locks busy';
     END;
+    -- New deliveries in flight whose events are in the slot are inserted in
+    -- it when their outcome is recorded (webhook.in_flight_batches): wait.
+    IF EXISTS (SELECT FROM webhook.in_flight_batches f WHERE nxt.slot = ANY (f.slots)) THEN
+        RETURN 'in flight';
+    END IF;
     -- Anything unfinished since the move (a delivery revived, an event of a
     -- writer that still had the slot as current) moves too, and waits again.
     moved := webhook.move_unfinished(nxt.slot, cur.slot);

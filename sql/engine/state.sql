@@ -213,6 +213,29 @@ CREATE TABLE webhook.fanout (
 COMMENT ON TABLE webhook.fanout IS 'The worker''s fan-out progress: events whose transaction is visible in snapshot have their deliveries (webhook.fan_out).';
 SELECT pg_catalog.pg_extension_config_dump('webhook.fanout', '');
 
+-- New deliveries the worker claims in a fan-out are written once, at their
+-- end, with their outcome (src/worker/record.rs), not inserted 'delivering'
+-- and then updated through every index of webhook.deliveries: meanwhile
+-- one row per claimed slice says which they are, for a crash or a lost
+-- request to find (the worker then inserts each one not recorded as
+-- interrupted: failed, due again). The worker deletes it once all of its
+-- deliveries are recorded. Read through webhook.in_flight.
+CREATE TABLE webhook.in_flight_batches (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    deliveries  bigint[]   NOT NULL,  -- their ids (from deliveries_id_seq)
+    event_ids   text[]     NOT NULL,
+    webhook_ids bigint[]   NOT NULL,
+    slots       smallint[] NOT NULL,  -- their events' log slots (rotation waits for them)
+    claimed_at  timestamptz NOT NULL DEFAULT now(),
+    lease_until timestamptz NOT NULL,
+    CONSTRAINT in_flight_batches_arrays_check
+        CHECK (cardinality(deliveries) = cardinality(event_ids) AND cardinality(deliveries) = cardinality(webhook_ids)
+               AND cardinality(deliveries) = cardinality(slots))
+);
+COMMENT ON TABLE webhook.in_flight_batches IS 'New deliveries claimed by the worker''s fan-out whose outcome is not recorded yet, one row per claimed slice (see webhook.in_flight).';
+SELECT pg_catalog.pg_extension_config_dump('webhook.in_flight_batches', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.in_flight_batches_id_seq', '');
+
 -- One row per (event, webhook): the delivery log. A delivery of a disabled
 -- webhook is "held": kept, not sent, until the webhook is enabled again.
 CREATE TABLE webhook.deliveries (

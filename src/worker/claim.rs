@@ -5,6 +5,7 @@
 use super::plans::{replan_after_growth, run_saved, statistics_stale};
 use crate::error::Result;
 use crate::http::job::Attempt;
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::BuiltinOid::{FLOAT8OID, INT8ARRAYOID, INT8OID};
 use pgrx::spi::{SpiClient, SpiHeapTupleData};
 use std::time::Duration;
@@ -18,6 +19,18 @@ pub struct Claimed {
     pub body_too_large: Option<i64>,
     pub webhook_id: i64,
     pub webhook_version: f64,
+    /// A new delivery the fan-out claimed: not in `webhook.deliveries`
+    /// until its outcome is recorded.
+    pub unwritten: Option<Unwritten>,
+}
+
+/// What recording a new delivery claimed by the fan-out inserts besides
+/// its outcome, and the `webhook.in_flight_batches` row that lists it.
+pub struct Unwritten {
+    pub batch: i64,
+    pub event_id: String,
+    pub event_created_at: Option<TimestampWithTimeZone>,
+    pub slot: i16,
 }
 
 /// How many bytes of bodies a claim may load.
@@ -218,5 +231,6 @@ pub(crate) fn claimed_from(row: &SpiHeapTupleData) -> Result<Claimed> {
         },
         webhook_id: row.get(5)?.unwrap_or_default(),
         webhook_version: row.get(6)?.unwrap_or_default(),
+        unwritten: None,
     })
 }

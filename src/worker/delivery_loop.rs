@@ -6,6 +6,7 @@
 use super::admission::Admission;
 use super::callbacks;
 use super::endpoints::EndpointCache;
+use super::in_flight::InFlight;
 use super::latch::{sleep_past_latch, wait_on_latch};
 use super::maintenance::Upkeep;
 use super::plans;
@@ -71,6 +72,8 @@ struct Worker {
     /// Deliveries claimed and not yet recorded (their leases are live),
     /// with the bytes of body each holds.
     in_hand: HashMap<i64, i64>,
+    /// Those of them the fan-out claimed, not written yet.
+    in_flight: InFlight,
     /// When pruning and the other upkeep run next.
     upkeep: Upkeep,
     /// After a failed claim, the next one waits until then.
@@ -108,6 +111,7 @@ impl Worker {
             unrecorded_since: None,
             record_now: false,
             in_hand: HashMap::new(),
+            in_flight: InFlight::default(),
             upkeep: Upkeep::default(),
             claim_backoff: None,
             fan_out_backoff: None,
@@ -212,17 +216,29 @@ impl Worker {
         let disable_after = self.settings.disable_after;
         let with_callback = self.endpoints.with_callback(&verdicts);
         self.callbacks_due |= !with_callback.is_empty();
+        let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
+        let finished_batches = self.in_flight.finished_by(&ids);
         let recorded = txn::run(|| {
             Spi::connect_mut(|client| {
-                record::record(client, &verdicts, disable_after, &with_callback)
+                record::record(
+                    client,
+                    &verdicts,
+                    disable_after,
+                    &with_callback,
+                    &self.in_flight,
+                    &finished_batches,
+                )
             })
         });
-        if let Err(e) = recorded {
-            warning!(
-                "webhook_emitter: recording {n} outcomes failed: {e}; recording them one by one"
-            );
-            for verdict in &verdicts {
-                self.record_alone(verdict, disable_after);
+        match recorded {
+            Ok(()) => self.in_flight.recorded(&ids, &finished_batches),
+            Err(e) => {
+                warning!(
+                    "webhook_emitter: recording {n} outcomes failed: {e}; recording them one by one"
+                );
+                for verdict in &verdicts {
+                    self.record_alone(verdict, disable_after);
+                }
             }
         }
         n
@@ -233,15 +249,25 @@ impl Worker {
     /// ends its delivery `failed` (`dead` when no retry is left) with the
     /// error as `last_error`; only if even that fails does the lease bring
     /// it back later. Other deliveries are never held up by it.
-    fn record_alone(&self, verdict: &Verdict, disable_after: Duration) {
+    fn record_alone(&mut self, verdict: &Verdict, disable_after: Duration) {
         let one = std::slice::from_ref(verdict);
+        let id = verdict.outcome.delivery_id;
         let with_callback = self.endpoints.with_callback(one);
         let Err(e) = txn::run(|| {
-            Spi::connect_mut(|client| record::record(client, one, disable_after, &with_callback))
+            Spi::connect_mut(|client| {
+                record::record(
+                    client,
+                    one,
+                    disable_after,
+                    &with_callback,
+                    &self.in_flight,
+                    &[],
+                )
+            })
         }) else {
+            self.in_flight.recorded(&[id], &[]);
             return;
         };
-        let id = verdict.outcome.delivery_id;
         let retry_in = match verdict.status {
             DeliveryStatus::Delivered | DeliveryStatus::Failed => self
                 .settings
@@ -254,11 +280,25 @@ impl Worker {
             verdict.outcome.attempt
         );
         warning!("webhook_emitter: delivery {id}: {error}");
+        let unwritten = self.in_flight.unwritten(id);
         let marked = txn::run(|| {
-            Spi::connect_mut(|client| record::mark_unrecordable(client, id, retry_in, &error))
+            Spi::connect_mut(|client| {
+                record::mark_unrecordable(
+                    client,
+                    id,
+                    verdict.outcome.webhook_id,
+                    unwritten,
+                    retry_in,
+                    &error,
+                )
+            })
         });
-        if let Err(e) = marked {
-            warning!("webhook_emitter: delivery {id} could not be marked failed either ({e}); its lease will bring it back");
+        match marked {
+            Ok(()) => self.in_flight.recorded(&[id], &[]),
+            Err(e) => {
+                warning!("webhook_emitter: delivery {id} could not be marked failed either ({e}); its lease will bring it back");
+                self.in_flight.lost(id);
+            }
         }
     }
 
@@ -484,9 +524,11 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
             worker.callbacks_due = callbacks::turn(&worker.settings);
             worker.last_callbacks = Instant::now();
         }
-        worker
-            .upkeep
-            .maybe_run(worker.settings.retention, &worker.in_hand);
+        worker.upkeep.maybe_run(
+            worker.settings.retention,
+            &worker.in_hand,
+            &worker.in_flight,
+        );
         worker.profile.add(Phase::Other, started);
         timeout = if worker.outstanding > 0 {
             BUSY_TICK

@@ -1,12 +1,14 @@
 //! The fan-out: the write path queues one row per event; the worker makes
 //! the deliveries of the events committed since the last fan-out
 //! (`webhook.fan_out`, sql/engine/queue.sql), and claims the new ones it
-//! has room for in the same statement, so that a new delivery is inserted
-//! 'delivering' rather than inserted and then updated by a claim.
+//! has room for in the same statement. Those are not inserted yet: one
+//! `webhook.in_flight_batches` row lists them, and each is inserted once,
+//! with its outcome (`record.rs`), rather than inserted and then updated.
 
-use super::claim::{claimed_from, commit_durably, ClaimRequest, Claimed};
+use super::claim::{claimed_from, commit_durably, ClaimRequest, Claimed, Unwritten};
 use super::plans::{replan_after_growth, run_saved, statistics_stale};
 use crate::error::Result;
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::BuiltinOid::{FLOAT8OID, INT8ARRAYOID, INT8OID};
 use pgrx::spi::SpiClient;
 
@@ -54,7 +56,14 @@ pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<F
         made = row.get::<i64>(7)?.unwrap_or(0);
         more = row.get::<bool>(8)?.unwrap_or(false);
         if row.get::<i64>(1)?.is_some() {
-            claimed.push(claimed_from(&row)?);
+            let mut c = claimed_from(&row)?;
+            c.unwritten = Some(Unwritten {
+                batch: row.get(9)?.unwrap_or_default(),
+                event_id: c.attempt.event_id.clone(),
+                event_created_at: row.get::<TimestampWithTimeZone>(10)?,
+                slot: row.get(11)?.unwrap_or_default(),
+            });
+            claimed.push(c);
         }
     }
     // A fan-out that claimed nothing commits without waiting for the WAL

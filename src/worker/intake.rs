@@ -132,9 +132,12 @@ impl Worker {
         };
         let unusable = self.endpoints.refresh(&claimed, &self.settings);
         self.profile.count(0, claimed.len());
-        for c in claimed {
+        for mut c in claimed {
             self.in_hand
                 .insert(c.attempt.delivery_id, c.attempt.body.len() as i64);
+            if let Some(unwritten) = c.unwritten.take() {
+                self.in_flight.hold(c.attempt.delivery_id, unwritten);
+            }
             if let Some(size) = c.body_too_large {
                 self.unrecorded.push(failed_before_sending(
                     &c.attempt,

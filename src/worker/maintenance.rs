@@ -3,6 +3,7 @@
 //! pruning of callback outcomes. SPI
 //! arguments only; runs on the worker's main thread. `Upkeep` decides when.
 
+use super::in_flight::InFlight;
 use super::txn;
 use crate::error::Result;
 use pgrx::prelude::*;
@@ -41,7 +42,12 @@ impl Upkeep {
     /// leases, every `MAINTAIN_EVERY` (sooner for short retentions);
     /// pruning continues on the next loop
     /// turns while it has more to do.
-    pub fn maybe_run(&mut self, retention: Duration, in_hand: &HashMap<i64, i64>) {
+    pub fn maybe_run(
+        &mut self,
+        retention: Duration,
+        in_hand: &HashMap<i64, i64>,
+        in_flight: &InFlight,
+    ) {
         let every = (retention / 4).clamp(Duration::from_secs(1), MAINTAIN_EVERY);
         let due = self.last_maintenance.elapsed() >= every;
         if !due && !self.prune_behind {
@@ -83,11 +89,13 @@ impl Upkeep {
             Err(e) => warning!("webhook_emitter: rotating the delivery log failed: {e}"),
         }
         let mine: Vec<i64> = in_hand.keys().copied().collect();
+        let held_batches = in_flight.held_batches();
         sync_registry_logged();
         txn::run(|| {
             Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
                 remove_deleted_webhooks(client)?;
                 prune_summary(client, retention)?;
+                recover_in_flight(client, held_batches, false)?;
                 Ok((release_expired_leases(client, mine)?, sync_held(client)?))
             })
         })
@@ -127,6 +135,7 @@ pub const POISON_INTERRUPTIONS: i64 = 3;
 /// is what crashes the worker, it must not put the server into a crash
 /// loop, and the other deliveries go on.
 pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
+    recover_in_flight(client, Vec::new(), true)?;
     let t = client.update(
         "WITH orphan AS (
              SELECT d.id, d.attempts - (SELECT count(*) FROM webhook.attempts a WHERE a.delivery_id = d.id) AS interrupted
@@ -151,6 +160,37 @@ pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
     }
     super::record::notify_dead(client, dead)?;
     Ok(released)
+}
+
+/// New deliveries claimed by a fan-out and never recorded (a crash, a
+/// restore, an outcome that could not be written), listed by
+/// `webhook.in_flight_batches` rows this worker does not hold (`held`):
+/// all of them (`all`, at start) or those whose lease ran out. Each one
+/// not in `webhook.deliveries` is inserted `delivering` under the batch's
+/// lease, for `release_orphans` or `release_expired_leases` to make due
+/// again as an interrupted attempt, and the row is deleted. Returns how
+/// many were inserted.
+pub fn recover_in_flight(client: &mut SpiClient, held: Vec<i64>, all: bool) -> Result<usize> {
+    let t = client.update(
+        "WITH lost AS (
+             DELETE FROM webhook.in_flight_batches b
+              WHERE b.id <> ALL ($1) AND ($2 OR b.lease_until < now())
+             RETURNING b.*)
+         INSERT INTO webhook.deliveries (id, event_id, webhook_id, status, attempts, last_attempt_at,
+                                         lease_until, created_at, slot)
+         OVERRIDING SYSTEM VALUE
+         SELECT u.id, u.event_id, u.webhook_id, 'delivering', 1, l.claimed_at, l.lease_until,
+                coalesce(e.created_at, l.claimed_at), u.slot
+           FROM lost l
+          CROSS JOIN LATERAL unnest(l.deliveries, l.event_ids, l.webhook_ids, l.slots) AS u(id, event_id, webhook_id, slot)
+           LEFT JOIN LATERAL (SELECT x.created_at FROM webhook.events x
+                               WHERE x.id = u.event_id AND x.slot = u.slot OFFSET 0) e ON true
+          WHERE NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = u.id)
+            AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = u.webhook_id)",
+        None,
+        &[held.into(), all.into()],
+    )?;
+    Ok(t.len())
 }
 
 /// Deliveries whose lease ran out and that this worker does not hold (a

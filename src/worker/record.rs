@@ -2,13 +2,17 @@
 //! health, and `webhook.attempts`, whose only writer is `log_attempts`
 //! (the worker's batches and Send Test). SPI arguments only.
 
+use super::claim::Unwritten;
+use super::in_flight::InFlight;
 use super::plans::run_saved;
 use super::verdict::Verdict;
 use crate::error::Result;
 use crate::http::job::Outcome;
 use crate::status::DeliveryStatus;
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::BuiltinOid::{
-    BOOLARRAYOID, FLOAT8ARRAYOID, FLOAT8OID, INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+    BOOLARRAYOID, FLOAT8ARRAYOID, FLOAT8OID, INT2ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+    TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 };
 use pgrx::spi::SpiClient;
 use std::time::{Duration, UNIX_EPOCH};
@@ -22,14 +26,18 @@ fn epoch(t: std::time::SystemTime) -> f64 {
 /// One statement per batch records the deliveries' new status and adds
 /// the batch to the counters (`webhook.delivery_counters`, for
 /// `metrics()`) and to the hourly summary (`webhook.delivery_stats`, for
-/// `webhook_health` and `delivery_latency`), from what the update returns:
-/// one saved plan, no lookup of a delivery twice. Only deliveries still
-/// `delivering` are recorded and counted; a Send Test (redelivered) is
-/// left out of the summary. Hours are UTC hours. $1 ids, $2 statuses (delivered,
-/// failed, dead), $3 retry delays (s), $4 HTTP statuses, $5 errors, $6
-/// starts (epoch), $7 round trips (ms), $8 the events' topics as claimed
-/// ('' when the event was gone: not counted), so that no event is looked
-/// up again.
+/// `webhook_health` and `delivery_latency`), from what the update and the
+/// insert return: one saved plan, no lookup of a delivery twice. A delivery
+/// in the table is updated, only while still `delivering`; a new one the
+/// fan-out claimed (its event id given) is inserted, once, with its
+/// outcome, and its webhook gone meanwhile takes it along. A Send Test
+/// (redelivered) is left out of the summary. Hours are UTC hours. $1 ids,
+/// $2 statuses (delivered, failed, dead), $3 retry delays (s), $4 HTTP
+/// statuses, $5 errors, $6 starts (epoch), $7 round trips (ms), $8 the
+/// events' topics as claimed ('' when the event was gone: not counted), so
+/// that no event is looked up again; for the new ones (NULL for the
+/// others) $9 event ids, $10 the events' creation times, $11 their log
+/// slots, $12 webhook ids.
 ///
 /// A failure of a webhook disabled meanwhile is held, not retried. The
 /// webhook is a lookup, not a join: as a join, statistics that said the
@@ -46,12 +54,36 @@ const RECORD_SQL: &str = "WITH recorded AS (
                                    ELSE now() + make_interval(secs => r.delay) END,
             delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
        FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[], $7::float8[],
-                   $8::text[])
-            AS r(id, status, delay, code, err, started, duration, topic)
-      WHERE d.id = r.id AND d.status || '' = 'delivering'
+                   $8::text[], $9::text[])
+            AS r(id, status, delay, code, err, started, duration, topic, event_id)
+      WHERE d.id = r.id AND r.event_id IS NULL AND d.status || '' = 'delivering'
      RETURNING d.webhook_id, d.attempts, d.is_test, r.status AS outcome, r.code, r.started, r.duration,
                extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency,
                nullif(r.topic, '') AS topic),
+ inserted AS (
+     INSERT INTO webhook.deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
+                                     last_attempt_at, last_status_code, last_error, delivered_at, created_at, slot)
+     OVERRIDING SYSTEM VALUE
+     SELECT r.id, r.event_id, r.webhook,
+            CASE WHEN r.status = 'failed' AND NOT w.enabled THEN 'held' ELSE r.status END,
+            1, CASE WHEN r.delay IS NULL THEN now() ELSE now() + make_interval(secs => r.delay) END,
+            to_timestamp(r.started), r.code, r.err, CASE WHEN r.status = 'delivered' THEN now() END,
+            coalesce(r.created, now()), r.slot
+       FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[],
+                   $9::text[], $10::timestamptz[], $11::int2[], $12::bigint[])
+            AS r(id, status, delay, code, err, started, event_id, created, slot, webhook)
+      CROSS JOIN LATERAL (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = r.webhook OFFSET 0) w
+      WHERE r.event_id IS NOT NULL
+     RETURNING deliveries.id, deliveries.webhook_id,
+               extract(epoch FROM deliveries.delivered_at - deliveries.created_at)::float8 AS latency),
+ ended AS (
+     SELECT x.webhook_id, x.attempts, x.is_test, x.outcome, x.code, x.started, x.duration, x.latency, x.topic
+       FROM recorded x
+     UNION ALL
+     SELECT i.webhook_id, 1, false, r.status, r.code, r.started, r.duration, i.latency, nullif(r.topic, '')
+       FROM inserted i
+       JOIN unnest($1::bigint[], $2::text[], $4::int[], $6::float8[], $7::float8[], $8::text[])
+            AS r(id, status, code, started, duration, topic) ON r.id = i.id),
  counted AS (
      INSERT INTO webhook.delivery_counters AS c
          (webhook_id, topic, delivered, failed, dead, retried, latency_le, latency_sum, latency_count)
@@ -65,7 +97,7 @@ const RECORD_SQL: &str = "WITH recorded AS (
                                  webhook.latency_buckets()),
             coalesce(sum(x.latency) FILTER (WHERE x.outcome = 'delivered'), 0),
             count(*) FILTER (WHERE x.outcome = 'delivered')
-       FROM recorded x
+       FROM ended x
       WHERE x.topic IS NOT NULL
       GROUP BY x.webhook_id, x.topic
      ON CONFLICT (webhook_id, topic) DO UPDATE SET
@@ -90,7 +122,7 @@ SELECT x.webhook_id, date_trunc('hour', to_timestamp(x.started), 'UTC'),
        max(x.duration),
        webhook.histogram(array_agg(1000 * x.latency) FILTER (WHERE x.outcome = 'delivered')),
        max(1000 * x.latency) FILTER (WHERE x.outcome = 'delivered')
-  FROM recorded x
+  FROM ended x
  WHERE NOT x.is_test
  GROUP BY x.webhook_id, date_trunc('hour', to_timestamp(x.started), 'UTC')
 ON CONFLICT (webhook_id, hour) DO UPDATE SET
@@ -106,15 +138,27 @@ ON CONFLICT (webhook_id, hour) DO UPDATE SET
     latency_max_ms = greatest(s.latency_max_ms, excluded.latency_max_ms)";
 
 /// Record a batch of finished attempts: the attempt log, the deliveries'
-/// new status, the outcomes of webhooks with a callback (`with_callback`:
-/// their ids), the dead ones announced, and endpoint health
-/// (failing_since, 410, auto-disable).
+/// new status (new ones the fan-out claimed, `in_flight`, inserted), the
+/// outcomes of webhooks with a callback (`with_callback`: their ids), the
+/// dead ones announced, and endpoint health (failing_since, 410,
+/// auto-disable). The `webhook.in_flight_batches` rows `finished_batches`
+/// are deleted with it.
 pub fn record(
     client: &mut SpiClient,
     verdicts: &[Verdict],
     disable_after: Duration,
     with_callback: &[i64],
+    in_flight: &InFlight,
+    finished_batches: &[i64],
 ) -> Result<()> {
+    if !finished_batches.is_empty() {
+        run_saved(
+            client,
+            "DELETE FROM webhook.in_flight_batches WHERE id = ANY ($1)",
+            &[INT8ARRAYOID],
+            &[finished_batches.to_vec().into()],
+        )?;
+    }
     if verdicts.is_empty() {
         return Ok(());
     }
@@ -149,6 +193,18 @@ pub fn record(
         .collect();
     let durations: Vec<f64> = verdicts.iter().map(|v| v.outcome.duration_ms).collect();
     let topics: Vec<&str> = verdicts.iter().map(|v| v.outcome.topic.as_str()).collect();
+    let new: Vec<Option<&Unwritten>> = ids.iter().map(|id| in_flight.unwritten(*id)).collect();
+    let event_ids: Vec<Option<&str>> = new.iter().map(|u| u.map(|u| u.event_id.as_str())).collect();
+    let created: Vec<Option<TimestampWithTimeZone>> = new
+        .iter()
+        .map(|u| u.and_then(|u| u.event_created_at))
+        .collect();
+    let slots: Vec<Option<i16>> = new.iter().map(|u| u.map(|u| u.slot)).collect();
+    let webhook_ids: Vec<Option<i64>> = verdicts
+        .iter()
+        .zip(&new)
+        .map(|(v, u)| u.map(|_| v.outcome.webhook_id))
+        .collect();
     run_saved(
         client,
         RECORD_SQL,
@@ -161,6 +217,10 @@ pub fn record(
             FLOAT8ARRAYOID,
             FLOAT8ARRAYOID,
             TEXTARRAYOID,
+            TEXTARRAYOID,
+            TIMESTAMPTZARRAYOID,
+            INT2ARRAYOID,
+            INT8ARRAYOID,
         ],
         &[
             ids.into(),
@@ -171,6 +231,10 @@ pub fn record(
             started.into(),
             durations.into(),
             topics.into(),
+            event_ids.into(),
+            created.into(),
+            slots.into(),
+            webhook_ids.into(),
         ],
     )?;
     let outcomes: Vec<&Outcome> = verdicts.iter().map(|v| &v.outcome).collect();
@@ -396,27 +460,48 @@ fn record_health(
 }
 
 /// A delivery whose outcome could not be recorded: `failed`, due again
-/// after `retry_in`, or `dead` when no retry is left; `error` says why.
+/// after `retry_in`, or `dead` when no retry is left; `error` says why. A
+/// new one the fan-out claimed (`unwritten`) is inserted so.
 pub fn mark_unrecordable(
     client: &mut SpiClient,
     delivery_id: i64,
+    webhook_id: i64,
+    unwritten: Option<&Unwritten>,
     retry_in: Option<Duration>,
     error: &str,
 ) -> Result<()> {
-    client.update(
-        "UPDATE webhook.deliveries
-            SET status = CASE WHEN $2::float8 IS NULL THEN 'dead' ELSE 'failed' END,
-                next_attempt_at = CASE WHEN $2::float8 IS NULL THEN next_attempt_at
-                                       ELSE now() + make_interval(secs => $2::float8) END,
-                lease_until = NULL, last_error = $3
-          WHERE id = $1 AND status = 'delivering'",
-        None,
-        &[
-            delivery_id.into(),
-            retry_in.map(|d| d.as_secs_f64()).into(),
-            error.into(),
-        ],
-    )?;
+    let retry_in = retry_in.map(|d| d.as_secs_f64());
+    match unwritten {
+        Some(u) => client.update(
+            "INSERT INTO webhook.deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
+                                             last_attempt_at, last_error, created_at, slot)
+             OVERRIDING SYSTEM VALUE
+             SELECT $1, $4, w.id, CASE WHEN $2::float8 IS NULL THEN 'dead' ELSE 'failed' END, 1,
+                    now() + make_interval(secs => coalesce($2::float8, 0)), now(), $3, coalesce($5, now()), $6
+               FROM webhook.webhooks w WHERE w.id = $7
+             ON CONFLICT DO NOTHING",
+            None,
+            &[
+                delivery_id.into(),
+                retry_in.into(),
+                error.into(),
+                u.event_id.as_str().into(),
+                u.event_created_at.into(),
+                u.slot.into(),
+                webhook_id.into(),
+            ],
+        )?,
+        None => client.update(
+            "UPDATE webhook.deliveries
+                SET status = CASE WHEN $2::float8 IS NULL THEN 'dead' ELSE 'failed' END,
+                    next_attempt_at = CASE WHEN $2::float8 IS NULL THEN next_attempt_at
+                                           ELSE now() + make_interval(secs => $2::float8) END,
+                    lease_until = NULL, last_error = $3
+              WHERE id = $1 AND status = 'delivering'",
+            None,
+            &[delivery_id.into(), retry_in.into(), error.into()],
+        )?,
+    };
     if retry_in.is_none() {
         notify_dead(client, vec![delivery_id])?;
     }
