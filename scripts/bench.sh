@@ -5,6 +5,7 @@
 # Usage: scripts/bench.sh [write|queue|log|retention|drain|million|databases|neighbour|backlog|latency|ratelimit|soak|citus]   (default: all)
 # citus runs only against a PostgreSQL with Citus installed: WEBHOOK_PG_BIN=<its bin dir> (the extension is installed there too).
 # BENCH_QUEUE_SECS (8) sets the queue runs' length, BENCH_QUEUE_CONF adds settings to its cluster (an experiment: "fsync = off").
+# BENCH_DRAIN_CONF adds settings to the drain's cluster with default settings (an experiment: "webhook.batch_size = 2000").
 # BENCH_LOG_ROWS (10000000) sizes the log; BENCH_LATENCY_LOG (1000000) the log beside the last latency run; BENCH_SOAK_SECS (600 alone, 120 in the full run) and BENCH_SOAK_RATE (2000) size the soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -13,6 +13,7 @@ const RESPONSE_EXCERPT_MAX: i32 = 1_048_576;
 
 pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(64);
+pub static HTTP_NICE: GucSetting<i32> = GucSetting::<i32>::new(19);
 pub static MAX_PER_ENDPOINT: GucSetting<i32> = GucSetting::<i32>::new(16);
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(500);
 pub static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
@@ -57,6 +58,16 @@ fn init_postmaster_gucs() {
         &MAX_CONCURRENCY,
         1,
         1024,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"webhook.http_nice",
+        c"Niceness of each worker's HTTP threads (0: that of the server's processes; 19: yield the most).",
+        c"The worker's main thread, which records outcomes and claims deliveries in the database, keeps the server's priority; its HTTP threads yield the CPU to it and to the server's other processes. Raising it cannot be undone without a restart (an unprivileged process cannot lower its niceness), hence set at server start.",
+        &HTTP_NICE,
+        0,
+        19,
         GucContext::Postmaster,
         GucFlags::default(),
     );

@@ -18,6 +18,21 @@ where
     spawned
 }
 
+/// Lower the calling thread's priority to `nice` (0-19), for good: an
+/// unprivileged process may raise its niceness, never lower it. A failure
+/// leaves the thread as it was.
+pub fn yield_cpu(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    // SAFETY: setpriority on the calling thread's own id (on Linux a thread
+    // id names that one thread for PRIO_PROCESS).
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice.min(19));
+    }
+}
+
 fn block_all_signals() -> libc::sigset_t {
     // SAFETY: plain libc calls on local, initialised sigset_t values.
     unsafe {

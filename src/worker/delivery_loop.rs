@@ -97,6 +97,7 @@ impl Worker {
             pool: Pool::new(
                 max_concurrency,
                 excerpt,
+                guc::HTTP_NICE.get(),
                 Admission::new(max_concurrency, settings.max_per_endpoint),
             ),
             max_concurrency,

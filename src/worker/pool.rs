@@ -11,7 +11,7 @@
 use super::admission::{Admission, Admitted};
 use crate::http::job::{Job, Outcome};
 use crate::http::request;
-use crate::http::threads::spawn_quiet;
+use crate::http::threads::{spawn_quiet, yield_cpu};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -75,6 +75,8 @@ struct Shared {
     admission: Arc<Mutex<Admission>>,
     results: Sender<Outcome>,
     excerpt_bytes: usize,
+    /// The threads' niceness (`webhook.http_nice`).
+    nice: i32,
 }
 
 /// Start one lane of `threads` threads reading `jobs`.
@@ -90,7 +92,12 @@ fn start_lane(
         let jobs = Arc::clone(&jobs);
         let shared = shared.clone();
         // Signals must reach only the main thread (see `threads`).
-        let spawned = spawn_quiet(format!("{name}-{i}"), move || worker_thread(jobs, shared));
+        let spawned = spawn_quiet(format!("{name}-{i}"), move || {
+            // The main thread is the pipeline's one serial stage: it takes
+            // the CPU first (`webhook.http_nice`).
+            yield_cpu(shared.nice);
+            worker_thread(jobs, shared)
+        });
         if let Ok(handle) = spawned {
             handles.push(handle);
         }
@@ -98,7 +105,7 @@ fn start_lane(
 }
 
 impl Pool {
-    pub fn new(size: usize, excerpt_bytes: usize, admission: Admission) -> Pool {
+    pub fn new(size: usize, excerpt_bytes: usize, nice: i32, admission: Admission) -> Pool {
         let (result_tx, result_rx) = channel::<Outcome>();
         let (fresh_tx, fresh_rx) = channel::<Job>();
         let (retries_tx, retries_rx) = channel::<Job>();
@@ -110,6 +117,7 @@ impl Pool {
             admission: Arc::new(Mutex::new(admission)),
             results: result_tx,
             excerpt_bytes,
+            nice,
         };
         let (fresh_threads, retry_threads) = lane_sizes(size);
         let mut threads = Vec::with_capacity(fresh_threads + retry_threads);
@@ -200,6 +208,7 @@ fn worker_thread(jobs: Arc<Mutex<Receiver<Job>>>, shared: Shared) {
         admission,
         results,
         excerpt_bytes,
+        ..
     } = shared;
     loop {
         let job = match jobs.lock() {

@@ -9,7 +9,7 @@ use super::verdict::Verdict;
 use crate::error::Result;
 use crate::http::job::Outcome;
 use crate::status::DeliveryStatus;
-use pgrx::datum::TimestampWithTimeZone;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys::BuiltinOid::{
     BOOLARRAYOID, FLOAT8ARRAYOID, FLOAT8OID, INT2ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
     TEXTARRAYOID, TIMESTAMPTZARRAYOID,
@@ -23,68 +23,18 @@ fn epoch(t: std::time::SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// One statement per batch records the deliveries' new status and adds
-/// the batch to the counters (`webhook.delivery_counters`, for
-/// `metrics()`) and to the hourly summary (`webhook.delivery_stats`, for
-/// `webhook_health` and `delivery_latency`), from what the update and the
-/// insert return: one saved plan, no lookup of a delivery twice. A delivery
-/// in the table is updated, only while still `delivering`; a new one the
-/// fan-out claimed (its event id given) is inserted, once, with its
-/// outcome, and its webhook gone meanwhile takes it along. A Send Test
-/// (redelivered) is left out of the summary. Hours are UTC hours. $1 ids,
-/// $2 statuses (delivered, failed, dead), $3 retry delays (s), $4 HTTP
-/// statuses, $5 errors, $6 starts (epoch), $7 round trips (ms), $8 the
-/// events' topics as claimed ('' when the event was gone: not counted), so
-/// that no event is looked up again; for the new ones (NULL for the
-/// others) $9 event ids, $10 the events' creation times, $11 their log
-/// slots, $12 webhook ids.
-///
-/// A failure of a webhook disabled meanwhile is held, not retried. The
-/// webhook is a lookup, not a join: as a join, statistics that said the
-/// queue was empty made the plan walk all of deliveries_webhook_idx for
-/// every batch. `status || ''`: not the partial index's predicate, so the
-/// plan never walks deliveries_leased_idx either.
-const RECORD_SQL: &str = "WITH recorded AS (
-     UPDATE webhook.deliveries d
-        SET status = CASE WHEN r.status = 'failed'
-                           AND NOT (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
-                          THEN 'held' ELSE r.status END,
-            lease_until = NULL, last_status_code = r.code, last_error = r.err,
-            next_attempt_at = CASE WHEN r.delay IS NULL THEN d.next_attempt_at
-                                   ELSE now() + make_interval(secs => r.delay) END,
-            delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
-       FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[], $7::float8[],
-                   $8::text[], $9::text[])
-            AS r(id, status, delay, code, err, started, duration, topic, event_id)
-      WHERE d.id = r.id AND r.event_id IS NULL AND d.status || '' = 'delivering'
-     RETURNING d.webhook_id, d.attempts, d.is_test, r.status AS outcome, r.code, r.started, r.duration,
-               extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency,
-               nullif(r.topic, '') AS topic),
- inserted AS (
-     INSERT INTO webhook.deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
-                                     last_attempt_at, last_status_code, last_error, delivered_at, created_at, slot)
-     OVERRIDING SYSTEM VALUE
-     SELECT r.id, r.event_id, r.webhook,
-            CASE WHEN r.status = 'failed' AND NOT w.enabled THEN 'held' ELSE r.status END,
-            1, CASE WHEN r.delay IS NULL THEN now() ELSE now() + make_interval(secs => r.delay) END,
-            to_timestamp(r.started), r.code, r.err, CASE WHEN r.status = 'delivered' THEN now() END,
-            coalesce(r.created, now()), r.slot
-       FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[],
-                   $9::text[], $10::timestamptz[], $11::int2[], $12::bigint[])
-            AS r(id, status, delay, code, err, started, event_id, created, slot, webhook)
-      CROSS JOIN LATERAL (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = r.webhook OFFSET 0) w
-      WHERE r.event_id IS NOT NULL
-     RETURNING deliveries.id, deliveries.webhook_id,
-               extract(epoch FROM deliveries.delivered_at - deliveries.created_at)::float8 AS latency),
- ended AS (
-     SELECT x.webhook_id, x.attempts, x.is_test, x.outcome, x.code, x.started, x.duration, x.latency, x.topic
-       FROM recorded x
-     UNION ALL
-     SELECT i.webhook_id, 1, false, r.status, r.code, r.started, r.duration, i.latency, nullif(r.topic, '')
-       FROM inserted i
-       JOIN unnest($1::bigint[], $2::text[], $4::int[], $6::float8[], $7::float8[], $8::text[])
-            AS r(id, status, code, started, duration, topic) ON r.id = i.id),
- counted AS (
+/// Recording a batch: the deliveries' new status, added to the counters
+/// (`webhook.delivery_counters`, for `metrics()`) and to the hourly summary
+/// (`webhook.delivery_stats`, for `webhook_health` and `delivery_latency`)
+/// from what the statement returns as `ended`, one saved plan each and no
+/// lookup of a delivery twice. A Send Test (redelivered) is left out of the
+/// summary. Hours are UTC hours. `ended` is given by the statement
+/// (`record_sql!(with ended)`): its columns are webhook_id, attempts,
+/// is_test, outcome, code, started (epoch), duration (ms), latency (s) and
+/// topic (NULL: not counted).
+macro_rules! record_sql {
+    ($ended:literal) => {
+        concat!($ended, " counted AS (
      INSERT INTO webhook.delivery_counters AS c
          (webhook_id, topic, delivered, failed, dead, retried, latency_le, latency_sum, latency_count)
      SELECT x.webhook_id, x.topic,
@@ -135,7 +85,67 @@ ON CONFLICT (webhook_id, hour) DO UPDATE SET
     round_trip_ms = webhook.histogram_add(s.round_trip_ms, excluded.round_trip_ms),
     round_trip_max_ms = greatest(s.round_trip_max_ms, excluded.round_trip_max_ms),
     latency_ms = webhook.histogram_add(s.latency_ms, excluded.latency_ms),
-    latency_max_ms = greatest(s.latency_max_ms, excluded.latency_max_ms)";
+    latency_max_ms = greatest(s.latency_max_ms, excluded.latency_max_ms)")
+    };
+}
+
+/// Deliveries in the table, recorded only while still `delivering`. $1
+/// ids, $2 statuses (delivered, failed, dead), $3 retry delays (s), $4 HTTP
+/// statuses, $5 errors, $6 starts (epoch), $7 round trips (ms), $8 the
+/// events' topics as claimed ('' when the event was gone: not counted), so
+/// that no event is looked up again.
+///
+/// A failure of a webhook disabled meanwhile is held, not retried. The
+/// webhook is a lookup, not a join: as a join, statistics that said the
+/// queue was empty made the plan walk all of deliveries_webhook_idx for
+/// every batch. `status || ''`: not the partial index's predicate, so the
+/// plan never walks deliveries_leased_idx either.
+const RECORD_UPDATE_SQL: &str = record_sql!(
+    "WITH ended AS (
+     UPDATE webhook.deliveries d
+        SET status = CASE WHEN r.status = 'failed'
+                           AND NOT (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = d.webhook_id)
+                          THEN 'held' ELSE r.status END,
+            lease_until = NULL, last_status_code = r.code, last_error = r.err,
+            next_attempt_at = CASE WHEN r.delay IS NULL THEN d.next_attempt_at
+                                   ELSE now() + make_interval(secs => r.delay) END,
+            delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
+       FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[], $7::float8[],
+                   $8::text[])
+            AS r(id, status, delay, code, err, started, duration, topic)
+      WHERE d.id = r.id AND d.status || '' = 'delivering'
+     RETURNING d.webhook_id, d.attempts, d.is_test, r.status AS outcome, r.code, r.started, r.duration,
+               extract(epoch FROM d.delivered_at - d.created_at)::float8 AS latency,
+               nullif(r.topic, '') AS topic),"
+);
+
+/// New deliveries the fan-out claimed, inserted once, with their outcome;
+/// one whose webhook is gone meanwhile goes with it. $1-$8 as above, $9
+/// event ids, $10 the events' creation times, $11 their log slots, $12
+/// webhook ids. A failure of a webhook disabled meanwhile is held.
+const RECORD_INSERT_SQL: &str = record_sql!(
+    "WITH batch AS MATERIALIZED (
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[],
+                          $7::float8[], $8::text[], $9::text[], $10::timestamptz[], $11::int2[], $12::bigint[])
+            AS r(id, status, delay, code, err, started, duration, topic, event_id, created, slot, webhook)),
+ inserted AS (
+     INSERT INTO webhook.deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
+                                     last_attempt_at, last_status_code, last_error, delivered_at, created_at, slot)
+     OVERRIDING SYSTEM VALUE
+     SELECT r.id, r.event_id, r.webhook,
+            CASE WHEN r.status = 'failed' AND NOT w.enabled THEN 'held' ELSE r.status END,
+            1, CASE WHEN r.delay IS NULL THEN now() ELSE now() + make_interval(secs => r.delay) END,
+            to_timestamp(r.started), r.code, r.err, CASE WHEN r.status = 'delivered' THEN now() END,
+            coalesce(r.created, now()), r.slot
+       FROM batch r
+      CROSS JOIN LATERAL (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = r.webhook OFFSET 0) w
+     RETURNING deliveries.id, deliveries.webhook_id,
+               extract(epoch FROM deliveries.delivered_at - deliveries.created_at)::float8 AS latency),
+ ended AS (
+     SELECT i.webhook_id, 1 AS attempts, false AS is_test, r.status AS outcome, r.code, r.started, r.duration,
+            i.latency, nullif(r.topic, '') AS topic
+       FROM inserted i JOIN batch r ON r.id = i.id),"
+);
 
 /// Record a batch of finished attempts: the attempt log, the deliveries'
 /// new status (new ones the fan-out claimed, `in_flight`, inserted), the
@@ -176,6 +186,42 @@ pub fn record(
         &[INT8ARRAYOID],
         &[webhooks.into()],
     )?;
+    let (new, written): (Vec<&Verdict>, Vec<&Verdict>) = verdicts
+        .iter()
+        .partition(|v| in_flight.unwritten(v.outcome.delivery_id).is_some());
+    record_statuses(client, &written, None)?;
+    let unwritten: Vec<&Unwritten> = new
+        .iter()
+        .filter_map(|v| in_flight.unwritten(v.outcome.delivery_id))
+        .collect();
+    record_statuses(client, &new, Some(&unwritten))?;
+    let outcomes: Vec<&Outcome> = verdicts.iter().map(|v| &v.outcome).collect();
+    log_attempts(client, &outcomes)?;
+    let for_callbacks: Vec<&Verdict> = verdicts
+        .iter()
+        .filter(|v| with_callback.contains(&v.outcome.webhook_id))
+        .collect();
+    queue_outcomes(client, &for_callbacks)?;
+    let dead: Vec<i64> = verdicts
+        .iter()
+        .filter(|v| v.status == DeliveryStatus::Dead)
+        .map(|v| v.outcome.delivery_id)
+        .collect();
+    notify_dead(client, dead)?;
+    record_health(client, verdicts, disable_after)
+}
+
+/// The deliveries' new status, with the counters and the hourly summary:
+/// updated (`RECORD_UPDATE_SQL`), or inserted when they are new ones the
+/// fan-out claimed (`unwritten`, in the same order: `RECORD_INSERT_SQL`).
+fn record_statuses(
+    client: &mut SpiClient,
+    verdicts: &[&Verdict],
+    unwritten: Option<&[&Unwritten]>,
+) -> Result<()> {
+    if verdicts.is_empty() {
+        return Ok(());
+    }
     let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
     let statuses: Vec<&str> = verdicts.iter().map(|v| v.status.as_str()).collect();
     let delays: Vec<Option<f64>> = verdicts
@@ -193,64 +239,51 @@ pub fn record(
         .collect();
     let durations: Vec<f64> = verdicts.iter().map(|v| v.outcome.duration_ms).collect();
     let topics: Vec<&str> = verdicts.iter().map(|v| v.outcome.topic.as_str()).collect();
-    let new: Vec<Option<&Unwritten>> = ids.iter().map(|id| in_flight.unwritten(*id)).collect();
-    let event_ids: Vec<Option<&str>> = new.iter().map(|u| u.map(|u| u.event_id.as_str())).collect();
-    let created: Vec<Option<TimestampWithTimeZone>> = new
-        .iter()
-        .map(|u| u.and_then(|u| u.event_created_at))
-        .collect();
-    let slots: Vec<Option<i16>> = new.iter().map(|u| u.map(|u| u.slot)).collect();
-    let webhook_ids: Vec<Option<i64>> = verdicts
-        .iter()
-        .zip(&new)
-        .map(|(v, u)| u.map(|_| v.outcome.webhook_id))
-        .collect();
-    run_saved(
-        client,
-        RECORD_SQL,
-        &[
-            INT8ARRAYOID,
-            TEXTARRAYOID,
-            FLOAT8ARRAYOID,
-            INT4ARRAYOID,
-            TEXTARRAYOID,
-            FLOAT8ARRAYOID,
-            FLOAT8ARRAYOID,
-            TEXTARRAYOID,
-            TEXTARRAYOID,
-            TIMESTAMPTZARRAYOID,
-            INT2ARRAYOID,
-            INT8ARRAYOID,
-        ],
-        &[
-            ids.into(),
-            statuses.into(),
-            delays.into(),
-            codes.into(),
-            errors.into(),
-            started.into(),
-            durations.into(),
-            topics.into(),
-            event_ids.into(),
-            created.into(),
-            slots.into(),
-            webhook_ids.into(),
-        ],
-    )?;
-    let outcomes: Vec<&Outcome> = verdicts.iter().map(|v| &v.outcome).collect();
-    log_attempts(client, &outcomes)?;
-    let for_callbacks: Vec<&Verdict> = verdicts
-        .iter()
-        .filter(|v| with_callback.contains(&v.outcome.webhook_id))
-        .collect();
-    queue_outcomes(client, &for_callbacks)?;
-    let dead: Vec<i64> = verdicts
-        .iter()
-        .filter(|v| v.status == DeliveryStatus::Dead)
-        .map(|v| v.outcome.delivery_id)
-        .collect();
-    notify_dead(client, dead)?;
-    record_health(client, verdicts, disable_after)
+    let mut types = vec![
+        INT8ARRAYOID,
+        TEXTARRAYOID,
+        FLOAT8ARRAYOID,
+        INT4ARRAYOID,
+        TEXTARRAYOID,
+        FLOAT8ARRAYOID,
+        FLOAT8ARRAYOID,
+        TEXTARRAYOID,
+    ];
+    let mut args: Vec<DatumWithOid> = vec![
+        ids.into(),
+        statuses.into(),
+        delays.into(),
+        codes.into(),
+        errors.into(),
+        started.into(),
+        durations.into(),
+        topics.into(),
+    ];
+    let sql = match unwritten {
+        None => RECORD_UPDATE_SQL,
+        Some(new) => {
+            let event_ids: Vec<&str> = new.iter().map(|u| u.event_id.as_str()).collect();
+            let created: Vec<Option<TimestampWithTimeZone>> =
+                new.iter().map(|u| u.event_created_at).collect();
+            let slots: Vec<i16> = new.iter().map(|u| u.slot).collect();
+            let webhook_ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.webhook_id).collect();
+            types.extend([
+                TEXTARRAYOID,
+                TIMESTAMPTZARRAYOID,
+                INT2ARRAYOID,
+                INT8ARRAYOID,
+            ]);
+            args.extend([
+                event_ids.into(),
+                created.into(),
+                slots.into(),
+                webhook_ids.into(),
+            ]);
+            RECORD_INSERT_SQL
+        }
+    };
+    run_saved(client, sql, &types, &args)?;
+    Ok(())
 }
 
 /// Announce deliveries that went dead (NOTIFY webhook_emitter).

@@ -520,9 +520,11 @@ fn main() {
         drain_rate = Some(d.rate);
         // Issue 29's target is for the defaults (64 in flight in all, 16
         // per endpoint, batches of 500), on a cluster of its own.
-        let defaults = Cluster::start(
-            "webhook.database = 'postgres'\nshared_preload_libraries = 'webhook_emitter,pg_stat_statements'",
-        );
+        // BENCH_DRAIN_CONF: settings added for an experiment.
+        let defaults = Cluster::start(&format!(
+            "webhook.database = 'postgres'\nshared_preload_libraries = 'webhook_emitter,pg_stat_statements'\n{}",
+            std::env::var("BENCH_DRAIN_CONF").unwrap_or_default()
+        ));
         let d = drain(&defaults, n);
         println!("\n| with default settings: deliveries/s | lost | duplicates | worker peak private RSS | target 20,000/s |");
         println!("|---:|---:|---:|---:|---|");
