@@ -1401,7 +1401,7 @@ $$;
 -- bodies (the first always), a body over max_body bytes not loaded. They are
 -- not inserted: they get their ids, one webhook.in_flight_batches row
 -- (batch) lists them under a lease of lease_seconds, and they are returned
--- with their event (its creation time and slot too); the worker inserts
+-- with their event (its creation time and slot too) and the claim's time; the worker inserts
 -- each once, with its outcome. One row per claimed delivery, or one row of
 -- NULLs; made is how many deliveries were made (claimed ones included).
 -- A batch is the events of the transactions committed between the stored
@@ -1427,7 +1427,7 @@ CREATE FUNCTION webhook.fan_out(claim_limit bigint DEFAULT 0, left_out bigint[] 
                                 max_body bigint DEFAULT 0)
 RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[], webhook_id bigint,
                webhook_version double precision, made bigint, more boolean, batch bigint,
-               event_created_at timestamptz, event_slot smallint)
+               event_created_at timestamptz, event_slot smallint, claimed_at timestamptz)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET enable_sort = off
     SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 #variable_conflict use_column
@@ -1583,7 +1583,7 @@ BEGIN
                     t.created_at, t.slot
                FROM taken t JOIN ev ON ev.id = t.event JOIN w ON w.id = t.webhook)
     SELECT c.id, c.attempts, c.event_id, c.event, c.webhook_id, c.version, n.made,
-           (SELECT rd.more FROM slice_read rd), (SELECT f.id FROM flight f), c.created_at, c.slot
+           (SELECT rd.more FROM slice_read rd), (SELECT f.id FROM flight f), c.created_at, c.slot, now()
       FROM (SELECT (SELECT count(*) FROM made) + (SELECT count(*) FROM taken) AS made) n
       LEFT JOIN claimed c ON true;
 END
@@ -2235,6 +2235,35 @@ $$;
 ALTER FUNCTION webhook.set_enabled(boolean) SECURITY DEFINER;
 ALTER FUNCTION webhook.set_tenant_id(text) SECURITY DEFINER;
 ALTER FUNCTION webhook.redeliver(bigint) SECURITY DEFINER;
+-- 0.3.0: a new delivery being sent (webhook.in_flight) is not written yet.
+-- Re-queue one failed or dead delivery; the event (and its id) is unchanged.
+-- SECURITY DEFINER (here and in replay): webhook_admin reads the queue
+-- but changes it only through these functions.
+CREATE OR REPLACE FUNCTION webhook.redeliver(delivery_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    current_status text;
+BEGIN
+    SELECT d.status INTO current_status FROM webhook.deliveries d WHERE d.id = delivery_id FOR UPDATE;
+    IF NOT FOUND THEN
+        -- 0.3.0: a new one being sent is not written yet.
+        IF NOT EXISTS (SELECT FROM webhook.in_flight f WHERE f.id = delivery_id) THEN
+            RAISE EXCEPTION USING ERRCODE = 'no_data_found',
+                MESSAGE = format('delivery_id: delivery %s does not exist', delivery_id);
+        END IF;
+        current_status := 'delivering';
+    END IF;
+    IF current_status NOT IN ('failed', 'dead') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('delivery_id: delivery %s is %s; only failed or dead deliveries can be redelivered',
+                             delivery_id, current_status);
+    END IF;
+    UPDATE webhook.deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL
+    WHERE d.id = delivery_id;
+    PERFORM webhook.wake_worker_at_commit();
+END
+$$;
 ALTER FUNCTION webhook.replay(bigint, timestamptz, timestamptz) SECURITY DEFINER;
 ALTER FUNCTION webhook.send_test(bigint, text) SECURITY DEFINER SET search_path TO pg_catalog, pg_temp;
 ALTER FUNCTION webhook.enqueue(text, json) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;

@@ -180,8 +180,12 @@ DECLARE
 BEGIN
     SELECT d.status INTO current_status FROM webhook.deliveries d WHERE d.id = delivery_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'no_data_found',
-            MESSAGE = format('delivery_id: delivery %s does not exist', delivery_id);
+        -- 0.3.0: a new one being sent is not written yet.
+        IF NOT EXISTS (SELECT FROM webhook.in_flight f WHERE f.id = delivery_id) THEN
+            RAISE EXCEPTION USING ERRCODE = 'no_data_found',
+                MESSAGE = format('delivery_id: delivery %s does not exist', delivery_id);
+        END IF;
+        current_status := 'delivering';
     END IF;
     IF current_status NOT IN ('failed', 'dead') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',

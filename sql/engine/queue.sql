@@ -144,7 +144,7 @@ $$;
 -- bodies (the first always), a body over max_body bytes not loaded. They are
 -- not inserted: they get their ids, one webhook.in_flight_batches row
 -- (batch) lists them under a lease of lease_seconds, and they are returned
--- with their event (its creation time and slot too); the worker inserts
+-- with their event (its creation time and slot too) and the claim's time; the worker inserts
 -- each once, with its outcome. One row per claimed delivery, or one row of
 -- NULLs; made is how many deliveries were made (claimed ones included).
 -- A batch is the events of the transactions committed between the stored
@@ -170,7 +170,7 @@ CREATE FUNCTION webhook.fan_out(claim_limit bigint DEFAULT 0, left_out bigint[] 
                                 max_body bigint DEFAULT 0)
 RETURNS TABLE (delivery_id bigint, attempts integer, event_id text, event text[], webhook_id bigint,
                webhook_version double precision, made bigint, more boolean, batch bigint,
-               event_created_at timestamptz, event_slot smallint)
+               event_created_at timestamptz, event_slot smallint, claimed_at timestamptz)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET enable_sort = off
     SET plan_cache_mode = force_generic_plan SET jit = off AS $$
 #variable_conflict use_column
@@ -326,7 +326,7 @@ BEGIN
                     t.created_at, t.slot
                FROM taken t JOIN ev ON ev.id = t.event JOIN w ON w.id = t.webhook)
     SELECT c.id, c.attempts, c.event_id, c.event, c.webhook_id, c.version, n.made,
-           (SELECT rd.more FROM slice_read rd), (SELECT f.id FROM flight f), c.created_at, c.slot
+           (SELECT rd.more FROM slice_read rd), (SELECT f.id FROM flight f), c.created_at, c.slot, now()
       FROM (SELECT (SELECT count(*) FROM made) + (SELECT count(*) FROM taken) AS made) n
       LEFT JOIN claimed c ON true;
 END

@@ -31,6 +31,8 @@ pub struct Unwritten {
     pub event_id: String,
     pub event_created_at: Option<TimestampWithTimeZone>,
     pub slot: i16,
+    /// When the fan-out claimed it: its `last_attempt_at`, as a claim sets it.
+    pub claimed_at: Option<TimestampWithTimeZone>,
 }
 
 /// How many bytes of bodies a claim may load.

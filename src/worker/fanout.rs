@@ -62,6 +62,7 @@ pub fn fan_out(client: &mut SpiClient, claim: Option<&ClaimRequest>) -> Result<F
                 event_id: c.attempt.event_id.clone(),
                 event_created_at: row.get::<TimestampWithTimeZone>(10)?,
                 slot: row.get(11)?.unwrap_or_default(),
+                claimed_at: row.get::<TimestampWithTimeZone>(12)?,
             });
             claimed.push(c);
         }

@@ -115,6 +115,7 @@ mod tests {
             event_id: String::new(),
             event_created_at: None,
             slot: 0,
+            claimed_at: None,
         }
     }
 

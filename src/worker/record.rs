@@ -122,12 +122,14 @@ const RECORD_UPDATE_SQL: &str = record_sql!(
 /// New deliveries the fan-out claimed, inserted once, with their outcome;
 /// one whose webhook is gone meanwhile goes with it. $1-$8 as above, $9
 /// event ids, $10 the events' creation times, $11 their log slots, $12
-/// webhook ids. A failure of a webhook disabled meanwhile is held.
+/// webhook ids, $13 when they were claimed (their `last_attempt_at`). A
+/// failure of a webhook disabled meanwhile is held.
 const RECORD_INSERT_SQL: &str = record_sql!(
     "WITH batch AS MATERIALIZED (
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::int[], $5::text[], $6::float8[],
-                          $7::float8[], $8::text[], $9::text[], $10::timestamptz[], $11::int2[], $12::bigint[])
-            AS r(id, status, delay, code, err, started, duration, topic, event_id, created, slot, webhook)),
+                          $7::float8[], $8::text[], $9::text[], $10::timestamptz[], $11::int2[], $12::bigint[],
+                          $13::timestamptz[])
+            AS r(id, status, delay, code, err, started, duration, topic, event_id, created, slot, webhook, claimed)),
  inserted AS (
      INSERT INTO webhook.deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
                                      last_attempt_at, last_status_code, last_error, delivered_at, created_at, slot)
@@ -135,8 +137,8 @@ const RECORD_INSERT_SQL: &str = record_sql!(
      SELECT r.id, r.event_id, r.webhook,
             CASE WHEN r.status = 'failed' AND NOT w.enabled THEN 'held' ELSE r.status END,
             1, CASE WHEN r.delay IS NULL THEN now() ELSE now() + make_interval(secs => r.delay) END,
-            to_timestamp(r.started), r.code, r.err, CASE WHEN r.status = 'delivered' THEN now() END,
-            coalesce(r.created, now()), r.slot
+            coalesce(r.claimed, to_timestamp(r.started)), r.code, r.err,
+            CASE WHEN r.status = 'delivered' THEN now() END, coalesce(r.created, now()), r.slot
        FROM batch r
       CROSS JOIN LATERAL (SELECT w.enabled FROM webhook.webhooks w WHERE w.id = r.webhook OFFSET 0) w
      RETURNING deliveries.id, deliveries.webhook_id,
@@ -267,17 +269,21 @@ fn record_statuses(
                 new.iter().map(|u| u.event_created_at).collect();
             let slots: Vec<i16> = new.iter().map(|u| u.slot).collect();
             let webhook_ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.webhook_id).collect();
+            let claimed: Vec<Option<TimestampWithTimeZone>> =
+                new.iter().map(|u| u.claimed_at).collect();
             types.extend([
                 TEXTARRAYOID,
                 TIMESTAMPTZARRAYOID,
                 INT2ARRAYOID,
                 INT8ARRAYOID,
+                TIMESTAMPTZARRAYOID,
             ]);
             args.extend([
                 event_ids.into(),
                 created.into(),
                 slots.into(),
                 webhook_ids.into(),
+                claimed.into(),
             ]);
             RECORD_INSERT_SQL
         }
@@ -510,7 +516,8 @@ pub fn mark_unrecordable(
                                              last_attempt_at, last_error, created_at, slot)
              OVERRIDING SYSTEM VALUE
              SELECT $1, $4, w.id, CASE WHEN $2::float8 IS NULL THEN 'dead' ELSE 'failed' END, 1,
-                    now() + make_interval(secs => coalesce($2::float8, 0)), now(), $3, coalesce($5, now()), $6
+                    now() + make_interval(secs => coalesce($2::float8, 0)), coalesce($8, now()), $3,
+                    coalesce($5, now()), $6
                FROM webhook.webhooks w WHERE w.id = $7
              ON CONFLICT DO NOTHING",
             None,
@@ -522,6 +529,7 @@ pub fn mark_unrecordable(
                 u.event_created_at.into(),
                 u.slot.into(),
                 webhook_id.into(),
+                u.claimed_at.into(),
             ],
         )?,
         None => client.update(

@@ -790,7 +790,9 @@ fn serve_http<S: std::io::Read + std::io::Write>(
             body,
             at: Instant::now(),
         };
-        let reply = (responder.lock().unwrap().clone())(&rec);
+        // The lock is not held while the responder runs: one may block.
+        let respond = responder.lock().unwrap().clone();
+        let reply = respond(&rec);
         let close = rec
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
