@@ -1756,6 +1756,14 @@ BEGIN
          WHERE s.slot = nxt.slot AND s.drained_by IS NOT NULL;
         RETURN 'not due';
     END IF;
+    -- New deliveries in flight whose events are in the slot are inserted in
+    -- it when their outcome is recorded (webhook.in_flight_batches): their
+    -- events are neither moved (the deliveries would be written apart from
+    -- them) nor emptied meanwhile. Only the worker claims them, and it
+    -- calls this between its own fan-outs and records: wait.
+    IF EXISTS (SELECT FROM webhook.in_flight_batches f WHERE nxt.slot = ANY (f.slots)) THEN
+        RETURN 'in flight';
+    END IF;
     IF nxt.drained_by IS NULL THEN
         BEGIN
             moved := webhook.move_unfinished(nxt.slot, cur.slot);
@@ -1815,11 +1823,6 @@ BEGIN
         END IF;
         RETURN 'locks busy';
     END;
-    -- New deliveries in flight whose events are in the slot are inserted in
-    -- it when their outcome is recorded (webhook.in_flight_batches): wait.
-    IF EXISTS (SELECT FROM webhook.in_flight_batches f WHERE nxt.slot = ANY (f.slots)) THEN
-        RETURN 'in flight';
-    END IF;
     -- Anything unfinished since the move (a delivery revived, an event of a
     -- writer that still had the slot as current) moves too, and waits again.
     moved := webhook.move_unfinished(nxt.slot, cur.slot);
@@ -1971,7 +1974,9 @@ SELECT u.id, u.event_id, u.webhook_id, 'delivering'::text AS status, 1 AS attemp
        b.claimed_at AS last_attempt_at, b.lease_until
   FROM webhook.in_flight_batches b
  CROSS JOIN LATERAL unnest(b.deliveries, b.event_ids, b.webhook_ids) AS u(id, event_id, webhook_id)
- WHERE NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = u.id);
+ -- Written: the delivery of that event to that webhook exists (under
+ -- another id when its own was taken: a subscriber's replicated rows).
+ WHERE NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = u.event_id AND d.webhook_id = u.webhook_id);
 COMMENT ON VIEW webhook.in_flight IS 'New deliveries being sent, not yet in webhook.deliveries (inserted there once, with their outcome).';
 GRANT SELECT ON webhook.in_flight TO PUBLIC;
 
@@ -2376,6 +2381,7 @@ GRANT SELECT ON webhook.delivery_latency TO PUBLIC;
 REVOKE ALL ON webhook.delivery_stats FROM PUBLIC;
 GRANT SELECT ON webhook.delivery_stats TO PUBLIC;
 REVOKE ALL ON webhook.fanout FROM PUBLIC;
+REVOKE ALL ON webhook.in_flight_batches FROM PUBLIC;
 REVOKE ALL ON FUNCTION webhook.rebuild_delivery_stats(), webhook.fan_out(bigint, bigint[], double precision, bigint, bigint),
     webhook.fanout_restore_row(), webhook.replicated_event(), webhook.skip_replicated_row(),
     webhook.snapshot_before_me(), webhook.body_matches(json, jsonb), webhook.order_key_of(json, text) FROM PUBLIC;

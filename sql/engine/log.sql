@@ -47,7 +47,9 @@ SELECT u.id, u.event_id, u.webhook_id, 'delivering'::text AS status, 1 AS attemp
        b.claimed_at AS last_attempt_at, b.lease_until
   FROM webhook.in_flight_batches b
  CROSS JOIN LATERAL unnest(b.deliveries, b.event_ids, b.webhook_ids) AS u(id, event_id, webhook_id)
- WHERE NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = u.id);
+ -- Written: the delivery of that event to that webhook exists (under
+ -- another id when its own was taken: a subscriber's replicated rows).
+ WHERE NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.event_id = u.event_id AND d.webhook_id = u.webhook_id);
 COMMENT ON VIEW webhook.in_flight IS 'New deliveries being sent, not yet in webhook.deliveries (inserted there once, with their outcome).';
 
 -- Failed and dead deliveries of the last 24 hours, newest first.

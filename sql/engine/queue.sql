@@ -500,6 +500,14 @@ BEGIN
          WHERE s.slot = nxt.slot AND s.drained_by IS NOT NULL;
         RETURN 'not due';
     END IF;
+    -- New deliveries in flight whose events are in the slot are inserted in
+    -- it when their outcome is recorded (webhook.in_flight_batches): their
+    -- events are neither moved (the deliveries would be written apart from
+    -- them) nor emptied meanwhile. Only the worker claims them, and it
+    -- calls this between its own fan-outs and records: wait.
+    IF EXISTS (SELECT FROM webhook.in_flight_batches f WHERE nxt.slot = ANY (f.slots)) THEN
+        RETURN 'in flight';
+    END IF;
     IF nxt.drained_by IS NULL THEN
         BEGIN
             moved := webhook.move_unfinished(nxt.slot, cur.slot);
@@ -559,11 +567,6 @@ BEGIN
         END IF;
         RETURN 'locks busy';
     END;
-    -- New deliveries in flight whose events are in the slot are inserted in
-    -- it when their outcome is recorded (webhook.in_flight_batches): wait.
-    IF EXISTS (SELECT FROM webhook.in_flight_batches f WHERE nxt.slot = ANY (f.slots)) THEN
-        RETURN 'in flight';
-    END IF;
     -- Anything unfinished since the move (a delivery revived, an event of a
     -- writer that still had the slot as current) moves too, and waits again.
     moved := webhook.move_unfinished(nxt.slot, cur.slot);

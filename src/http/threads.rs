@@ -21,6 +21,7 @@ where
 /// Lower the calling thread's priority to `nice` (0-19), for good: an
 /// unprivileged process may raise its niceness, never lower it. A failure
 /// leaves the thread as it was.
+#[cfg(target_os = "linux")]
 pub fn yield_cpu(nice: i32) {
     if nice <= 0 {
         return;
@@ -32,6 +33,10 @@ pub fn yield_cpu(nice: i32) {
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice.min(19));
     }
 }
+
+/// Elsewhere a thread's priority is its process's.
+#[cfg(not(target_os = "linux"))]
+pub fn yield_cpu(_nice: i32) {}
 
 fn block_all_signals() -> libc::sigset_t {
     // SAFETY: plain libc calls on local, initialised sigset_t values.

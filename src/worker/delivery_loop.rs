@@ -365,6 +365,19 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
     if !presence::wait_for_extension(slot, worker.settings.poll_interval) {
         return; // no extension here: nothing to deliver
     }
+    // New deliveries a crash left in flight first (a transaction of their
+    // own: a row that cannot be recovered holds up nothing else), then
+    // every delivery left delivering.
+    let recovered = txn::run(|| {
+        Spi::connect_mut(|client| maintenance::recover_in_flight(client, Vec::new(), true))
+    })
+    .unwrap_or_else(|e| {
+        warning!("webhook_emitter: recovering deliveries in flight failed: {e}; their leases will");
+        0
+    });
+    if recovered > 0 {
+        log!("webhook_emitter: {recovered} deliveries in flight at a stop are sent again");
+    }
     let orphans = txn::run(|| Spi::connect_mut(maintenance::release_orphans)).unwrap_or_else(|e| {
         warning!(
             "webhook_emitter: releasing interrupted deliveries failed: {e}; their leases will"
@@ -528,7 +541,7 @@ pub extern "C-unwind" fn webhook_emitter_worker_main(arg: pg_sys::Datum) {
         worker.upkeep.maybe_run(
             worker.settings.retention,
             &worker.in_hand,
-            &worker.in_flight,
+            &mut worker.in_flight,
         );
         worker.profile.add(Phase::Other, started);
         timeout = if worker.outstanding > 0 {

@@ -46,7 +46,7 @@ impl Upkeep {
         &mut self,
         retention: Duration,
         in_hand: &HashMap<i64, i64>,
-        in_flight: &InFlight,
+        in_flight: &mut InFlight,
     ) {
         let every = (retention / 4).clamp(Duration::from_secs(1), MAINTAIN_EVERY);
         let due = self.last_maintenance.elapsed() >= every;
@@ -89,13 +89,14 @@ impl Upkeep {
             Err(e) => warning!("webhook_emitter: rotating the delivery log failed: {e}"),
         }
         let mine: Vec<i64> = in_hand.keys().copied().collect();
-        let held_batches = in_flight.held_batches();
+        // In a transaction of its own: a batch row that cannot be recovered
+        // holds up nothing else.
+        recover_lost_batches(in_flight);
         sync_registry_logged();
         txn::run(|| {
             Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
                 remove_deleted_webhooks(client)?;
                 prune_summary(client, retention)?;
-                recover_in_flight(client, held_batches, false)?;
                 Ok((release_expired_leases(client, mine)?, sync_held(client)?))
             })
         })
@@ -108,6 +109,34 @@ impl Upkeep {
             }
         })
         .unwrap_or_else(|e| warning!("webhook_emitter: maintenance failed: {e}"));
+    }
+}
+
+/// Delete the batch rows whose deliveries are all recorded (a record
+/// deletes them, but a quiet worker may not record again soon, and a
+/// rotation waits for them), and recover those nobody holds whose lease ran
+/// out.
+fn recover_lost_batches(in_flight: &mut InFlight) {
+    let finished = in_flight.finished_by(&[]);
+    let held = in_flight.held_batches();
+    let recovered = txn::run(|| {
+        Spi::connect_mut(|client| -> Result<usize> {
+            client.update(
+                "DELETE FROM webhook.in_flight_batches WHERE id = ANY ($1)",
+                None,
+                &[finished.clone().into()],
+            )?;
+            recover_in_flight(client, held.clone(), false)
+        })
+    });
+    match recovered {
+        Ok(n) => {
+            in_flight.recorded(&[], &finished);
+            if n > 0 {
+                log!("webhook_emitter: {n} deliveries sent before their outcome could be written are due again");
+            }
+        }
+        Err(e) => warning!("webhook_emitter: recovering deliveries in flight failed: {e}"),
     }
 }
 
@@ -135,7 +164,6 @@ pub const POISON_INTERRUPTIONS: i64 = 3;
 /// is what crashes the worker, it must not put the server into a crash
 /// loop, and the other deliveries go on.
 pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
-    recover_in_flight(client, Vec::new(), true)?;
     let t = client.update(
         "WITH orphan AS (
              SELECT d.id, d.attempts - (SELECT count(*) FROM webhook.attempts a WHERE a.delivery_id = d.id) AS interrupted
@@ -166,10 +194,11 @@ pub fn release_orphans(client: &mut SpiClient) -> Result<usize> {
 /// restore, an outcome that could not be written), listed by
 /// `webhook.in_flight_batches` rows this worker does not hold (`held`):
 /// all of them (`all`, at start) or those whose lease ran out. Each one
-/// not in `webhook.deliveries` is inserted `delivering` under the batch's
-/// lease, for `release_orphans` or `release_expired_leases` to make due
-/// again as an interrupted attempt, and the row is deleted. Returns how
-/// many were inserted.
+/// not written (no delivery of its event to its webhook) is inserted
+/// `delivering` under the batch's lease, under a new id if its own is
+/// taken, for `release_orphans` or `release_expired_leases` to make due
+/// again as an interrupted attempt; the row is deleted. Returns how many
+/// were inserted.
 pub fn recover_in_flight(client: &mut SpiClient, held: Vec<i64>, all: bool) -> Result<usize> {
     let t = client.update(
         "WITH lost AS (
@@ -179,14 +208,17 @@ pub fn recover_in_flight(client: &mut SpiClient, held: Vec<i64>, all: bool) -> R
          INSERT INTO webhook.deliveries (id, event_id, webhook_id, status, attempts, last_attempt_at,
                                          lease_until, created_at, slot)
          OVERRIDING SYSTEM VALUE
-         SELECT u.id, u.event_id, u.webhook_id, 'delivering', 1, l.claimed_at, l.lease_until,
+         SELECT CASE WHEN EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = u.id)
+                     THEN nextval('webhook.deliveries_id_seq'::regclass) ELSE u.id END,
+                u.event_id, u.webhook_id, 'delivering', 1, l.claimed_at, l.lease_until,
                 coalesce(e.created_at, l.claimed_at), u.slot
            FROM lost l
           CROSS JOIN LATERAL unnest(l.deliveries, l.event_ids, l.webhook_ids, l.slots) AS u(id, event_id, webhook_id, slot)
            LEFT JOIN LATERAL (SELECT x.created_at FROM webhook.events x
                                WHERE x.id = u.event_id AND x.slot = u.slot OFFSET 0) e ON true
-          WHERE NOT EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = u.id)
-            AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = u.webhook_id)",
+          WHERE NOT EXISTS (SELECT FROM webhook.deliveries d
+                             WHERE d.event_id = u.event_id AND d.webhook_id = u.webhook_id)
+            AND EXISTS (SELECT FROM webhook.webhooks w WHERE w.id = u.webhook_id FOR KEY SHARE)",
         None,
         &[held.into(), all.into()],
     )?;

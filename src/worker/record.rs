@@ -500,7 +500,10 @@ fn record_health(
 
 /// A delivery whose outcome could not be recorded: `failed`, due again
 /// after `retry_in`, or `dead` when no retry is left; `error` says why. A
-/// new one the fan-out claimed (`unwritten`) is inserted so.
+/// new one the fan-out claimed (`unwritten`) is inserted so, under a new id
+/// if its own is taken (a logical replication subscriber's rows come with
+/// the publisher's ids): it must not be lost to the collision that may
+/// have failed its record.
 pub fn mark_unrecordable(
     client: &mut SpiClient,
     delivery_id: i64,
@@ -515,11 +518,12 @@ pub fn mark_unrecordable(
             "INSERT INTO webhook.deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
                                              last_attempt_at, last_error, created_at, slot)
              OVERRIDING SYSTEM VALUE
-             SELECT $1, $4, w.id, CASE WHEN $2::float8 IS NULL THEN 'dead' ELSE 'failed' END, 1,
+             SELECT CASE WHEN EXISTS (SELECT FROM webhook.deliveries d WHERE d.id = $1)
+                         THEN nextval('webhook.deliveries_id_seq'::regclass) ELSE $1 END,
+                    $4, w.id, CASE WHEN $2::float8 IS NULL THEN 'dead' ELSE 'failed' END, 1,
                     now() + make_interval(secs => coalesce($2::float8, 0)), coalesce($8, now()), $3,
                     coalesce($5, now()), $6
-               FROM webhook.webhooks w WHERE w.id = $7
-             ON CONFLICT DO NOTHING",
+               FROM webhook.webhooks w WHERE w.id = $7 FOR KEY SHARE",
             None,
             &[
                 delivery_id.into(),

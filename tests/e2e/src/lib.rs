@@ -1007,7 +1007,7 @@ pub fn wait_fanned_out(client: &mut Client) -> i64 {
             .query_one(
                 "SELECT NOT EXISTS (SELECT FROM webhook.events e, webhook.fanout f
                                      WHERE e.txid IS NOT NULL AND NOT pg_visible_in_snapshot(e.txid, f.snapshot)),
-                        (SELECT count(*) FROM webhook.deliveries)",
+                        (SELECT count(*) FROM webhook.deliveries) + (SELECT count(*) FROM webhook.in_flight)",
                 &[],
             )
             .ok()?;

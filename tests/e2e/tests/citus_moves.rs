@@ -98,7 +98,8 @@ fn a_shard_moved_mid_drain_loses_nothing_and_sends_nothing_twice() {
         wait_for(Duration::from_secs(30), "every delivery recorded", || {
             (count(
                 &mut wc,
-                "SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered'",
+                "SELECT (SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered')
+                      + (SELECT count(*) FROM webhook.in_flight)",
             ) == 0)
                 .then_some(())
         });

@@ -306,7 +306,10 @@ fn metrics_are_valid_prometheus_text_and_survive_pruning() {
     receiver.wait_for(9, Duration::from_secs(20));
     wait_for(Duration::from_secs(20), "the log pruned", || {
         let n: i64 = c
-            .query_one("SELECT count(*) FROM webhook.deliveries", &[])
+            .query_one(
+                "SELECT (SELECT count(*) FROM webhook.deliveries) + (SELECT count(*) FROM webhook.in_flight)",
+                &[],
+            )
             .ok()?
             .get(0);
         (n == 0).then_some(())

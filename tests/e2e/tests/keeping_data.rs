@@ -143,6 +143,13 @@ fn dump_and_restore_keep_webhooks_settings_sequences_and_the_queue() {
     let got = receiver.wait_for(3, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(receiver.count(), 3, "an event was delivered twice");
+    wait_for(Duration::from_secs(10), "the three recorded", || {
+        (count(
+            &mut r,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'",
+        ) == 3)
+            .then_some(())
+    });
     assert_eq!(count(&mut r, "SELECT count(*) FROM webhook.deliveries"), 3);
     let mut ids: Vec<String> = got
         .iter()

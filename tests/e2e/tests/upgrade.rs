@@ -214,7 +214,8 @@ fn upgrading_from_0_1_0_keeps_everything_and_equals_a_fresh_install() {
     wait_for(Duration::from_secs(20), "every delivery delivered", || {
         let n: i64 = c
             .query_one(
-                "SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered'",
+                "SELECT (SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered')
+                      + (SELECT count(*) FROM webhook.in_flight)",
                 &[],
             )
             .ok()?

@@ -283,7 +283,8 @@ pub fn drain(cluster: &Cluster, n: i64) -> Drained {
     wait_for(Duration::from_secs(60), "all deliveries recorded", || {
         let left: i64 = c
             .query_one(
-                "SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered'",
+                "SELECT (SELECT count(*) FROM webhook.deliveries WHERE status <> 'delivered')
+                      + (SELECT count(*) FROM webhook.in_flight)",
                 &[],
             )
             .unwrap()
