@@ -77,10 +77,17 @@ impl Upkeep {
             return;
         }
         self.last_maintenance = Instant::now();
+        // First (in a transaction of its own: a batch row that cannot be
+        // recovered holds up nothing else): the rotation waits for the
+        // batch rows of its slot.
+        recover_lost_batches(in_flight);
         match txn::run(|| Spi::connect_mut(|client| rotate_log(client, retention))) {
             Ok(done) if done == "emptied" => {
                 log!("webhook_emitter: the delivery log's oldest slot was emptied")
             }
+            Ok(done) if done == "in flight" => debug1!(
+                "webhook_emitter: the delivery log's oldest slot waits for deliveries of its events being sent"
+            ),
             Ok(done) if done.starts_with("moved ") => log!(
                 "webhook_emitter: emptying the delivery log's oldest slot: {} rows moved out (unfinished deliveries, their events with all of their deliveries and attempts, events not fanned out yet)",
                 &done["moved ".len()..]
@@ -89,9 +96,6 @@ impl Upkeep {
             Err(e) => warning!("webhook_emitter: rotating the delivery log failed: {e}"),
         }
         let mine: Vec<i64> = in_hand.keys().copied().collect();
-        // In a transaction of its own: a batch row that cannot be recovered
-        // holds up nothing else.
-        recover_lost_batches(in_flight);
         sync_registry_logged();
         txn::run(|| {
             Spi::connect_mut(|client| -> crate::error::Result<(usize, usize)> {
