@@ -288,3 +288,94 @@ fn deliveries_in_flight_at_a_crash_or_left_by_nobody_are_sent_again() {
         0
     );
 }
+
+/// A crash with a batch half recorded: the delivery recorded before it is
+/// not sent again, the one still out is.
+#[test]
+fn a_crash_sends_again_only_what_its_batch_had_not_recorded() {
+    let cluster = Cluster::start("");
+    cluster.create_roles("hook_admin");
+    let gate = Gate::default();
+    let slow = gated_receiver(&gate);
+    let fast = Receiver::start();
+    let mut admin = cluster.client_as("hook_admin");
+    for (name, receiver) in [("fast", &fast), ("slow", &slow)] {
+        admin
+            .execute(
+                "SELECT webhook.create_webhook($1, $2, '{group.created}')",
+                &[&name, &receiver.url("/h")],
+            )
+            .unwrap();
+    }
+    let mut app = cluster.client_as("lms_app");
+    app.batch_execute("INSERT INTO lms.groups (name) VALUES ('A')")
+        .unwrap();
+    gate.wait_arrived(1);
+    // Both claimed by one fan-out, in one batch; the fast one recorded.
+    let mut su = cluster.client();
+    wait_for(Duration::from_secs(30), "the fast one recorded", || {
+        (count(
+            &mut su,
+            "SELECT count(*) FROM webhook.deliveries WHERE status = 'delivered'",
+        ) == 1)
+            .then_some(())
+    });
+    assert_eq!(
+        count(&mut su, "SELECT count(*) FROM webhook.in_flight_batches"),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut su,
+            "SELECT cardinality(deliveries)::bigint FROM webhook.in_flight_batches"
+        ),
+        2,
+        "one batch of both"
+    );
+    // The worker records without waiting for the WAL flush (a crash may
+    // undo a record, and the delivery is then sent again: at least once);
+    // a durable commit here flushes the WAL past the fast one's record.
+    su.batch_execute("CREATE TEMP TABLE flush_the_wal (); DROP TABLE flush_the_wal")
+        .unwrap();
+    let postmaster = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid")).unwrap();
+    let postmaster = postmaster.lines().next().unwrap().to_string();
+    assert!(Command::new("pkill")
+        .args([
+            "-9",
+            "-P",
+            &postmaster,
+            "-f",
+            "delivery worker for postgres"
+        ])
+        .status()
+        .unwrap()
+        .success());
+    gate.open();
+    let connect = || {
+        let conn = format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            cluster.port
+        );
+        postgres::Client::connect(&conn, postgres::NoTls).ok()
+    };
+    wait_for(Duration::from_secs(60), "the slow one sent again", || {
+        let n: i64 = connect()?
+            .query_one(
+                "SELECT count(*) FROM webhook.deliveries d JOIN webhook.webhooks w ON w.id = d.webhook_id
+                  WHERE w.name = 'slow' AND d.status = 'delivered' AND d.attempts = 2",
+                &[],
+            )
+            .ok()?
+            .get(0);
+        (n == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(fast.count(), 1, "the recorded one was sent again");
+    assert_eq!(slow.count(), 2);
+    let mut su = connect().unwrap();
+    assert_eq!(count(&mut su, "SELECT count(*) FROM webhook.deliveries"), 2);
+    assert_eq!(
+        count(&mut su, "SELECT count(*) FROM webhook.in_flight_batches"),
+        0
+    );
+}
