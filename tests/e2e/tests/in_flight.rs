@@ -50,6 +50,33 @@ fn gated_receiver(gate: &Gate) -> Receiver {
     receiver
 }
 
+/// Kill this cluster's delivery worker (the postmaster restarts every
+/// backend: connections end).
+fn kill_worker(cluster: &Cluster) {
+    let postmaster = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid")).unwrap();
+    let postmaster = postmaster.lines().next().unwrap().to_string();
+    assert!(Command::new("pkill")
+        .args([
+            "-9",
+            "-P",
+            &postmaster,
+            "-f",
+            "delivery worker for postgres"
+        ])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// A new connection, or None while the server restarts.
+fn connect_as(cluster: &Cluster, user: &str) -> Option<postgres::Client> {
+    let conn = format!(
+        "host=127.0.0.1 port={} user={user} dbname=postgres",
+        cluster.port
+    );
+    postgres::Client::connect(&conn, postgres::NoTls).ok()
+}
+
 fn count(c: &mut postgres::Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).unwrap().get(0)
 }
@@ -205,27 +232,9 @@ fn deliveries_in_flight_at_a_crash_or_left_by_nobody_are_sent_again() {
     app.batch_execute("INSERT INTO lms.groups (name) VALUES ('A'), ('B')")
         .unwrap();
     gate.wait_arrived(2);
-    let postmaster = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid")).unwrap();
-    let postmaster = postmaster.lines().next().unwrap().to_string();
-    assert!(Command::new("pkill")
-        .args([
-            "-9",
-            "-P",
-            &postmaster,
-            "-f",
-            "delivery worker for postgres"
-        ])
-        .status()
-        .unwrap()
-        .success());
+    kill_worker(&cluster);
     gate.open();
-    let connect = |user: &str| {
-        let conn = format!(
-            "host=127.0.0.1 port={} user={user} dbname=postgres",
-            cluster.port
-        );
-        postgres::Client::connect(&conn, postgres::NoTls).ok()
-    };
+    let connect = |user: &str| connect_as(&cluster, user);
     // (Connections end with the crash: a new one each time.)
     wait_for(Duration::from_secs(60), "both sent again", || {
         let n: i64 = connect("hook_admin")?
@@ -337,27 +346,9 @@ fn a_crash_sends_again_only_what_its_batch_had_not_recorded() {
     // a durable commit here flushes the WAL past the fast one's record.
     su.batch_execute("CREATE TEMP TABLE flush_the_wal (); DROP TABLE flush_the_wal")
         .unwrap();
-    let postmaster = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid")).unwrap();
-    let postmaster = postmaster.lines().next().unwrap().to_string();
-    assert!(Command::new("pkill")
-        .args([
-            "-9",
-            "-P",
-            &postmaster,
-            "-f",
-            "delivery worker for postgres"
-        ])
-        .status()
-        .unwrap()
-        .success());
+    kill_worker(&cluster);
     gate.open();
-    let connect = || {
-        let conn = format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres",
-            cluster.port
-        );
-        postgres::Client::connect(&conn, postgres::NoTls).ok()
-    };
+    let connect = || connect_as(&cluster, "postgres");
     wait_for(Duration::from_secs(60), "the slow one sent again", || {
         let n: i64 = connect()?
             .query_one(
