@@ -1,5 +1,6 @@
 //! The background worker's main loop. The main thread owns every Postgres
 //! interaction (claim, record, prune); HTTP runs on the pool's threads.
+//! What goes to the pool is `intake`'s, what comes back `outcomes`'.
 //! It sleeps on its latch, which committing writers set (see `crate::shmem`),
 //! with `webhook.poll_interval` as a fallback.
 
@@ -8,19 +9,16 @@ use super::callbacks;
 use super::endpoints::EndpointCache;
 use super::in_flight::InFlight;
 use super::latch::{sleep_past_latch, wait_on_latch};
+use super::maintenance;
 use super::maintenance::Upkeep;
-use super::plans;
 use super::pool::Pool;
 use super::presence;
 use super::profile::{LoopProfile, Phase};
 use super::settings::Settings;
 use super::txn;
-use super::verdict::Verdict;
-use super::{claim, maintenance, record};
 use crate::guc;
 use crate::http::job::Outcome;
 use crate::shmem;
-use crate::status::DeliveryStatus;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
 use std::collections::HashMap;
@@ -29,13 +27,15 @@ use std::time::{Duration, Instant};
 // How claimed deliveries reach the pool (an `impl Worker` of its own).
 #[path = "intake.rs"]
 mod intake;
+// How finished attempts are recorded (the other half of the loop's work).
+#[path = "outcomes.rs"]
+mod outcomes;
 
 /// While requests are in flight the loop checks for results this often.
 const BUSY_TICK: Duration = Duration::from_millis(2);
-/// Outcomes are recorded in batches: one transaction per this many, or per
-/// this long, rather than one per loop turn (each transaction and each
+/// Outcomes are recorded in batches: one transaction per `outcomes::RECORD_BATCH`,
+/// or per this long, rather than one per loop turn (each transaction and each
 /// statement has a fixed cost that a fast receiver makes dominant).
-const RECORD_BATCH: usize = 500;
 const RECORD_DELAY: Duration = Duration::from_millis(20);
 /// While the fan-out claims the new deliveries, the claim still runs this
 /// often for the older ones that came due (retries, released, replayed).
@@ -156,192 +156,6 @@ impl Worker {
         self.pool
             .admission()
             .set_share(shmem::share(slot, self.max_concurrency));
-    }
-
-    fn finished(&mut self, outcome: &Outcome) {
-        self.outstanding = self.outstanding.saturating_sub(1);
-        let id = outcome.webhook_id;
-        // (Its endpoint's parked jobs were started by the thread that sent
-        // it: `pool`.)
-        let admission = self.pool.admission();
-        if self.excluded.contains(&id) && admission.load(id) < admission.limit(id) {
-            // A webhook the last claim skipped has room again.
-            self.capacity_freed = true;
-        }
-    }
-
-    /// Take finished attempts from the pool (their endpoints get room at
-    /// once) and record them when a batch is full, the oldest has waited
-    /// `RECORD_DELAY`, an ordered webhook's sequence waits on one, or
-    /// `now`. Returns how many were recorded.
-    fn record_finished(&mut self, now: bool) -> usize {
-        let outcomes = self.pool.drain();
-        for o in &outcomes {
-            self.finished(o);
-        }
-        // Only the new outcomes need looking at: an ordered one is recorded
-        // in the turn it arrives, so none waits among the older ones.
-        let ordered_waiting = outcomes
-            .iter()
-            .any(|o| self.endpoints.ordered(o.webhook_id));
-        self.unrecorded.extend(outcomes);
-        if self.unrecorded.is_empty() {
-            return 0;
-        }
-        let since = *self.unrecorded_since.get_or_insert_with(Instant::now);
-        let due = now
-            || ordered_waiting
-            || self.record_now
-            || self.unrecorded.len() >= RECORD_BATCH
-            || since.elapsed() >= RECORD_DELAY;
-        if !due {
-            return 0;
-        }
-        self.unrecorded_since = None;
-        self.record_now = false;
-        let outcomes = std::mem::take(&mut self.unrecorded);
-        for o in &outcomes {
-            self.in_hand.remove(&o.delivery_id);
-        }
-        self.sequence_advanced |= ordered_waiting;
-        let n = outcomes.len();
-        self.profile.count(n, 0);
-        let verdicts: Vec<Verdict> = outcomes
-            .into_iter()
-            .map(|o| {
-                self.settings
-                    .schedule
-                    .verdict(o, self.settings.max_retry_after)
-            })
-            .collect();
-        let disable_after = self.settings.disable_after;
-        let with_callback = self.endpoints.with_callback(&verdicts);
-        self.callbacks_due |= !with_callback.is_empty();
-        let ids: Vec<i64> = verdicts.iter().map(|v| v.outcome.delivery_id).collect();
-        let finished_batches = self.in_flight.finished_by(&ids);
-        let recorded = txn::run(|| {
-            Spi::connect_mut(|client| {
-                record::record(
-                    client,
-                    &verdicts,
-                    disable_after,
-                    &with_callback,
-                    &self.in_flight,
-                    &finished_batches,
-                )
-            })
-        });
-        match recorded {
-            Ok(()) => self.in_flight.recorded(&ids, &finished_batches),
-            Err(e) => {
-                warning!(
-                    "webhook_emitter: recording {n} outcomes failed: {e}; recording them one by one"
-                );
-                for verdict in &verdicts {
-                    self.record_alone(verdict, disable_after);
-                }
-            }
-        }
-        n
-    }
-
-    /// Record one outcome in its own transaction, after its batch failed. An
-    /// outcome that cannot be recorded (a row or a trigger that rejects it)
-    /// ends its delivery `failed` (`dead` when no retry is left) with the
-    /// error as `last_error`; only if even that fails does the lease bring
-    /// it back later. Other deliveries are never held up by it.
-    fn record_alone(&mut self, verdict: &Verdict, disable_after: Duration) {
-        let one = std::slice::from_ref(verdict);
-        let id = verdict.outcome.delivery_id;
-        let with_callback = self.endpoints.with_callback(one);
-        let Err(e) = txn::run(|| {
-            Spi::connect_mut(|client| {
-                record::record(
-                    client,
-                    one,
-                    disable_after,
-                    &with_callback,
-                    &self.in_flight,
-                    &[],
-                )
-            })
-        }) else {
-            self.in_flight.recorded(&[id], &[]);
-            return;
-        };
-        let retry_in = match verdict.status {
-            DeliveryStatus::Delivered | DeliveryStatus::Failed => self
-                .settings
-                .schedule
-                .after_failure(verdict.outcome.attempt, None, self.settings.max_retry_after),
-            _ => None,
-        };
-        let error = format!(
-            "recording the outcome of attempt {} failed: {e}",
-            verdict.outcome.attempt
-        );
-        warning!("webhook_emitter: delivery {id}: {error}");
-        let unwritten = self.in_flight.unwritten(id);
-        let marked = txn::run(|| {
-            Spi::connect_mut(|client| {
-                record::mark_unrecordable(
-                    client,
-                    id,
-                    verdict.outcome.webhook_id,
-                    unwritten,
-                    retry_in,
-                    &error,
-                )
-            })
-        });
-        match marked {
-            Ok(()) => self.in_flight.recorded(&[id], &[]),
-            Err(e) => {
-                warning!("webhook_emitter: delivery {id} could not be marked failed either ({e}); its lease will bring it back");
-                self.in_flight.lost(id);
-            }
-        }
-    }
-
-    /// Claim due deliveries and hand them to the pool. Returns whether more
-    /// may be due (the claim was full), or None when there was too little
-    /// room to be worth a claim.
-    fn claim_and_dispatch(&mut self) -> Option<bool> {
-        if self
-            .claim_backoff
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return None;
-        }
-        let request = self.claim_request()?;
-        // What this claim answers (the fan-out's claims take new unordered
-        // deliveries only, so they leave these set).
-        self.capacity_freed = false;
-        self.sequence_advanced = false;
-        let claimed = match txn::run(|| Spi::connect_mut(|client| claim::claim(client, &request))) {
-            Ok((claimed, statistics_stale)) => {
-                if statistics_stale {
-                    if let Err(e) = txn::run(|| Spi::connect_mut(plans::analyze_queue)) {
-                        warning!("webhook_emitter: analyzing webhook.deliveries failed: {e}");
-                    }
-                }
-                claimed
-            }
-            Err(e) => {
-                // Nothing was claimed (the transaction rolled back); try
-                // again after a poll interval rather than spin on the error.
-                warning!(
-                    "webhook_emitter: claiming deliveries failed: {e}; retrying in {:?}",
-                    self.settings.poll_interval
-                );
-                self.claim_backoff = Some(Instant::now() + self.settings.poll_interval);
-                return Some(false);
-            }
-        };
-        self.claim_backoff = None;
-        let n = claimed.len();
-        self.dispatch_claimed(claimed);
-        Some(n as i64 >= request.limit)
     }
 }
 

@@ -188,6 +188,47 @@ impl Worker {
             self.unrecorded_since.get_or_insert_with(Instant::now);
         }
     }
+
+    /// Claim due deliveries and hand them to the pool. Returns whether more
+    /// may be due (the claim was full), or None when there was too little
+    /// room to be worth a claim.
+    pub(super) fn claim_and_dispatch(&mut self) -> Option<bool> {
+        if self
+            .claim_backoff
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return None;
+        }
+        let request = self.claim_request()?;
+        // What this claim answers (the fan-out's claims take new unordered
+        // deliveries only, so they leave these set).
+        self.capacity_freed = false;
+        self.sequence_advanced = false;
+        let claimed = match txn::run(|| Spi::connect_mut(|client| claim::claim(client, &request))) {
+            Ok((claimed, statistics_stale)) => {
+                if statistics_stale {
+                    if let Err(e) = txn::run(|| Spi::connect_mut(plans::analyze_queue)) {
+                        warning!("webhook_emitter: analyzing webhook.deliveries failed: {e}");
+                    }
+                }
+                claimed
+            }
+            Err(e) => {
+                // Nothing was claimed (the transaction rolled back); try
+                // again after a poll interval rather than spin on the error.
+                warning!(
+                    "webhook_emitter: claiming deliveries failed: {e}; retrying in {:?}",
+                    self.settings.poll_interval
+                );
+                self.claim_backoff = Some(Instant::now() + self.settings.poll_interval);
+                return Some(false);
+            }
+        };
+        self.claim_backoff = None;
+        let n = claimed.len();
+        self.dispatch_claimed(claimed);
+        Some(n as i64 >= request.limit)
+    }
 }
 
 /// The outcome of an attempt that could not even be made.
