@@ -1,7 +1,8 @@
-//! The HTTP client (`ureq::Agent`) a webhook's requests go through: TLS
+//! The HTTP client (`client::Client`) a webhook's requests go through: TLS
 //! roots, the address policy, connection reuse. Built on the main thread
 //! (worker, Send Test) from the GUCs, the only place those are read for it.
 
+use super::client::Client;
 use super::policy::AddressPolicy;
 use super::request::{CONNECT_TIMEOUT, USER_AGENT};
 use crate::error::{Result, WebhookError};
@@ -71,23 +72,15 @@ fn tls_config(
 /// An HTTP client with connection reuse, no redirects, and the address
 /// policy, presenting `identity` (mTLS) when given. Called on the main
 /// thread (worker, Send Test), which may read settings.
-pub fn build_agent(
-    settings: &AgentSettings,
-    identity: Option<&ClientIdentity>,
-) -> Result<ureq::Agent> {
-    let policy = settings.policy.clone();
-    // ureq takes the connect timeout per agent, not per request: bound it by
-    // the default request timeout (a shorter timeout_ms still ends the
-    // request at its own deadline right after connecting).
+pub fn build_agent(settings: &AgentSettings, identity: Option<&ClientIdentity>) -> Result<Client> {
+    // A connection may take the default request timeout at most (a shorter
+    // timeout_ms still ends the request at its own deadline).
     let connect = CONNECT_TIMEOUT.min(crate::guc::request_timeout());
-    Ok(ureq::AgentBuilder::new()
-        .resolver(move |netloc: &str| policy.resolve(netloc))
-        .redirects(0)
-        .user_agent(USER_AGENT)
-        .timeout_connect(connect)
-        .max_idle_connections(settings.pool_size.max(8) * 2)
-        .max_idle_connections_per_host(settings.pool_size.max(8))
-        .no_delay(true)
-        .tls_config(tls_config(settings.ca_file.as_deref(), identity)?)
-        .build())
+    Ok(Client::new(
+        settings.policy.clone(),
+        tls_config(settings.ca_file.as_deref(), identity)?,
+        USER_AGENT,
+        connect,
+        settings.pool_size.max(8),
+    ))
 }

@@ -3,16 +3,15 @@
 //! fetched from the token URL, cached until it expires, refreshed on 401).
 //! Token requests run on delivery threads and never call Postgres.
 
-use super::policy::{DnsDeadline, DNS_TIMEOUT};
+use super::client::{Client, Post};
 use super::redact::transport_error;
 use crate::settings::credentials::{OAuth2, Token};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 /// Most bytes of a token endpoint's answer read.
-const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
+const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 /// A token is refreshed this long before its `expires_in` runs out (or a
 /// tenth of its lifetime, when that is shorter).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
@@ -22,7 +21,7 @@ impl OAuth2 {
     /// `stale`, the token a 401 just refused), else a new one.
     pub fn access_token(
         &self,
-        agent: &ureq::Agent,
+        agent: &Client,
         timeout: Duration,
         stale: Option<&str>,
     ) -> std::result::Result<String, String> {
@@ -41,7 +40,7 @@ impl OAuth2 {
         Ok(value)
     }
 
-    fn fetch(&self, agent: &ureq::Agent, timeout: Duration) -> std::result::Result<Token, String> {
+    fn fetch(&self, agent: &Client, timeout: Duration) -> std::result::Result<Token, String> {
         let basic = B64.encode(format!(
             "{}:{}",
             form_encode(&self.client_id),
@@ -53,36 +52,35 @@ impl OAuth2 {
             form.push_str(&form_encode(scope));
         }
         let fail = |what: String| format!("OAuth2 token request failed: {what}");
-        let dns_deadline = DnsDeadline::set(timeout.min(DNS_TIMEOUT));
-        let result = agent
-            .post(&self.token_url)
-            .timeout(timeout)
-            .set("Authorization", &format!("Basic {basic}"))
-            .set("Content-Type", "application/x-www-form-urlencoded")
-            .set("Accept", "application/json")
-            .send_string(&form);
-        drop(dns_deadline);
-        let resp = match result {
-            Ok(resp) => resp,
+        let authorization = format!("Basic {basic}");
+        let result = agent.post(&Post {
+            url: &self.token_url,
+            headers: &[
+                ("Authorization", &authorization),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Accept", "application/json"),
+            ],
+            body: form.as_bytes(),
+            timeout,
+            keep: MAX_TOKEN_RESPONSE,
+            drain: MAX_TOKEN_RESPONSE as u64,
+        });
+        let raw = match result {
+            Ok(resp) if (200..300).contains(&resp.status) => resp.body,
             // Not what it answered: an endpoint that echoes its request
             // would put the client credentials in the log PUBLIC reads.
-            Err(ureq::Error::Status(code, _)) => {
-                return Err(fail(format!("the token endpoint answered HTTP {code}")));
+            Ok(resp) => {
+                return Err(fail(format!("the token endpoint answered HTTP {}", resp.status)));
             }
-            Err(ureq::Error::Transport(t)) => {
+            Err(e) => {
                 let secrets = [
                     self.client_id.as_str(),
                     self.client_secret.as_str(),
                     basic.as_str(),
                 ];
-                return Err(fail(transport_error(&t, &self.token_url, &secrets)));
+                return Err(fail(transport_error(&e.0, &self.token_url, &secrets)));
             }
         };
-        let mut raw = Vec::new();
-        resp.into_reader()
-            .take(MAX_TOKEN_RESPONSE)
-            .read_to_end(&mut raw)
-            .map_err(|e| fail(format!("reading the answer: {e}")))?;
         parse_token(&raw, Instant::now()).map_err(fail)
     }
 }

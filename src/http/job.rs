@@ -21,7 +21,7 @@ pub struct Job {
     pub attempt: Attempt,
     pub endpoint: Arc<Endpoint>,
     /// The HTTP client (cheap to clone; rebuilt when settings change).
-    pub agent: ureq::Agent,
+    pub agent: crate::http::client::Client,
 }
 
 /// What happened to one attempt.

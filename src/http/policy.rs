@@ -36,7 +36,7 @@ thread_local! {
     static DNS_BUDGET: Cell<Duration> = const { Cell::new(DNS_TIMEOUT) };
 }
 
-/// Bounds this thread's DNS lookups by a timeout until dropped. ureq calls
+/// Bounds this thread's DNS lookups by a timeout until dropped. The client calls
 /// the resolver on the requesting thread and gives it no deadline, so each
 /// request sets one around its call.
 pub struct DnsDeadline(Duration);

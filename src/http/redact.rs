@@ -101,23 +101,13 @@ pub fn scrub(text: &str, url: &str) -> String {
     out
 }
 
-/// The text stored for an HTTP client (transport) error of a request to
-/// `url`: readable by PUBLIC, so it says what went wrong in our words where
-/// the client's own text could quote the request (a header it refused
-/// quotes the header, token included), and otherwise the client's text with
-/// the URL redacted and every one of `secrets` (credentials and header
-/// values the request carried) replaced.
-pub fn transport_error(t: &ureq::Transport, url: &str, secrets: &[&str]) -> String {
-    if t.kind() == ureq::ErrorKind::BadHeader {
-        return "the request was not sent: the HTTP client refused one of its headers (an extra header, \
-                a token or credentials with characters outside printable ASCII); correct the webhook's settings"
-            .to_owned();
-    }
-    let mut text = scrub(&t.to_string(), url);
-    if let Some(u) = t.url() {
-        text = scrub(&text, u.as_str());
-    }
-    without_secrets(text, secrets)
+/// The text stored for an HTTP client error of a request to `url`:
+/// readable by PUBLIC. The client's texts name a host and port, never a
+/// path, query or header value; a copy of the URL or of one of `secrets`
+/// (credentials and header values the request carried) is replaced all
+/// the same, should one ever reach a text (a host name, an OS message).
+pub fn transport_error(text: &str, url: &str, secrets: &[&str]) -> String {
+    without_secrets(scrub(text, url), secrets)
 }
 
 /// `text` with every copy of each secret (of at least `MIN_SECRET_LEN`

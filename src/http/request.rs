@@ -1,12 +1,13 @@
 //! One HTTP attempt: render the body, sign it, POST it, classify the
 //! answer. Runs on delivery threads and in Send Test; never calls Postgres.
 
+use super::client::Post;
 use super::job::{Job, Outcome};
-use super::policy::{DnsDeadline, DNS_TIMEOUT};
+use super::policy::DNS_TIMEOUT;
 use super::redact::{redact_location, transport_error};
+use super::wire::Response;
 use crate::render::{render_body, signature, EventFacts};
 use crate::settings::endpoint::Endpoint;
-use std::io::Read;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const USER_AGENT: &str = concat!(
@@ -16,9 +17,9 @@ pub const USER_AGENT: &str = concat!(
 );
 /// Most response bytes read to keep a connection reusable; beyond this the
 /// connection is dropped instead of drained.
-const MAX_DRAIN_BYTES: u64 = 256 * 1024;
+pub const MAX_DRAIN_BYTES: u64 = 256 * 1024;
 /// Longest TCP connect (per agent: less when webhook.request_timeout is
-/// shorter). ureq's request timeout does not cover it once this is set.
+/// shorter); within the request's own deadline.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most response headers kept per attempt, the truncation marker included.
 const MAX_HEADERS: usize = 50;
@@ -34,8 +35,8 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-fn retry_after(resp: &ureq::Response) -> Option<Duration> {
-    if !matches!(resp.status(), 429 | 503) {
+fn retry_after(resp: &Response) -> Option<Duration> {
+    if !matches!(resp.status, 429 | 503) {
         return None;
     }
     resp.header("retry-after")?
@@ -88,27 +89,17 @@ fn cap_headers(pairs: Vec<(String, String)>) -> serde_json::Value {
     )
 }
 
-fn excerpt_of(resp: ureq::Response, keep: usize) -> (Option<serde_json::Value>, Option<String>) {
+/// The answer's headers (a repeated name keeps its first value) and the
+/// kept start of its body, as the log stores them.
+fn excerpt_of(resp: Response) -> (Option<serde_json::Value>, Option<String>) {
     let mut pairs: Vec<(String, String)> = Vec::new();
-    for name in resp.headers_names() {
-        // A repeated name keeps its first value, as before.
-        if pairs.iter().any(|(n, _)| *n == name) {
-            continue;
-        }
-        if let Some(v) = resp.header(&name) {
-            let v = v.to_owned();
-            pairs.push((name, v));
+    for (name, value) in resp.headers {
+        if !pairs.iter().any(|(n, _)| *n == name) {
+            pairs.push((name, value));
         }
     }
     let headers = cap_headers(pairs);
-    // Read (and so free the connection for reuse) up to MAX_DRAIN_BYTES.
-    let mut buf = Vec::new();
-    let _ = resp
-        .into_reader()
-        .take(MAX_DRAIN_BYTES)
-        .read_to_end(&mut buf);
-    buf.truncate(keep);
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    let text = String::from_utf8_lossy(&resp.body).into_owned();
     (Some(headers), Some(text))
 }
 
@@ -120,9 +111,6 @@ impl Endpoint {
 }
 
 /// Render, sign and POST one job. Never panics on bad input or network errors.
-// ureq's own Result (with its large Error) passes between the closures
-// here; boxing it would only add an allocation per request.
-#[allow(clippy::result_large_err)]
 pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
     let ep = &job.endpoint;
     let agent = &job.agent;
@@ -156,6 +144,7 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         }
     };
     let timestamp = unix_now();
+    let timestamp_text = timestamp.to_string();
     let signatures = ep.secret_key.as_ref().map(|key| {
         let mut signatures =
             signature::sign(key, &job_attempt.event_id, timestamp, body.as_bytes());
@@ -175,27 +164,29 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
         signatures
     });
     let post = |authorization: Option<&str>| {
-        let mut req = agent
-            .post(&ep.url)
-            .timeout(ep.timeout)
-            .set("Content-Type", ep.content_type.as_str())
-            .set("webhook-id", &job_attempt.event_id)
-            .set("webhook-timestamp", &timestamp.to_string())
-            .set("webhook-type", &job_attempt.topic);
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("Content-Type", ep.content_type.as_str()),
+            ("webhook-id", &job_attempt.event_id),
+            ("webhook-timestamp", &timestamp_text),
+            ("webhook-type", &job_attempt.topic),
+        ];
         if let Some(auth) = authorization {
-            req = req.set("Authorization", auth);
+            headers.push(("Authorization", auth));
         }
         if let Some(signatures) = &signatures {
-            req = req.set("webhook-signature", signatures);
+            headers.push(("webhook-signature", signatures));
         }
         for (name, value) in &ep.headers {
-            req = req.set(name, value);
+            headers.push((name, value));
         }
-        // DNS gets its own deadline (ureq's timeout does not cover it).
-        let dns_deadline = DnsDeadline::set(ep.timeout.min(DNS_TIMEOUT));
-        let result = req.send_bytes(body.as_bytes());
-        drop(dns_deadline);
-        result
+        agent.post(&Post {
+            url: &ep.url,
+            headers: &headers,
+            body: body.as_bytes(),
+            timeout: ep.timeout,
+            keep: excerpt_bytes,
+            drain: MAX_DRAIN_BYTES,
+        })
     };
     let result = match &ep.oauth2 {
         None => post(ep.authorization.as_deref()),
@@ -207,7 +198,7 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
             // A 401 means the cached token was revoked or expired early:
             // fetch a new one once and send again.
             let sent = match sent {
-                Ok((token, Err(ureq::Error::Status(401, _)))) => oauth
+                Ok((token, Ok(resp))) if resp.status == 401 => oauth
                     .access_token(agent, ep.timeout, Some(&token))
                     .map(|fresh| post(Some(&format!("Bearer {fresh}")))),
                 other => other.map(|(_, result)| result),
@@ -222,33 +213,28 @@ pub fn send(job: &Job, excerpt_bytes: usize) -> Outcome {
             }
         }
     };
-    let response = match result {
-        Ok(resp) => Some(resp),
-        Err(ureq::Error::Status(_, resp)) => Some(resp),
-        Err(ureq::Error::Transport(t)) => {
-            // ureq's text starts with the full URL (query string included)
-            // and may quote a header; the log is readable by PUBLIC.
-            out.error = Some(transport_error(&t, &ep.url, &ep.secret_texts()));
-            None
+    match result {
+        Err(e) => {
+            out.error = Some(transport_error(&e.0, &ep.url, &ep.secret_texts()));
         }
-    };
-    if let Some(resp) = response {
-        let code = resp.status();
-        out.status_code = Some(code);
-        out.retry_after = retry_after(&resp);
-        if (300..400).contains(&code) {
-            let target = resp
-                .header("location")
-                .map_or_else(|| "?".to_owned(), |l| redact_location(&ep.url, l));
-            out.error = Some(format!(
-                "redirect {code} to {target} not followed; update the webhook URL"
-            ));
-        } else if !(200..300).contains(&code) {
-            out.error = Some(format!("receiver answered HTTP {code}"));
+        Ok(resp) => {
+            let code = resp.status;
+            out.status_code = Some(code);
+            out.retry_after = retry_after(&resp);
+            if (300..400).contains(&code) {
+                let target = resp
+                    .header("location")
+                    .map_or_else(|| "?".to_owned(), |l| redact_location(&ep.url, l));
+                out.error = Some(format!(
+                    "redirect {code} to {target} not followed; update the webhook URL"
+                ));
+            } else if !(200..300).contains(&code) {
+                out.error = Some(format!("receiver answered HTTP {code}"));
+            }
+            let (headers, excerpt) = excerpt_of(resp);
+            out.response_headers = headers;
+            out.response_excerpt = excerpt;
         }
-        let (headers, excerpt) = excerpt_of(resp, excerpt_bytes);
-        out.response_headers = headers;
-        out.response_excerpt = excerpt;
     }
     out.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
     out

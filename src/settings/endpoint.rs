@@ -41,7 +41,7 @@ pub struct Endpoint {
     pub oauth2: Option<OAuth2>,
     /// This endpoint's own HTTP client, when it presents a client
     /// certificate (the shared client presents none).
-    pub agent: Option<ureq::Agent>,
+    pub agent: Option<crate::http::client::Client>,
     /// Outcomes go to the webhook's callback (`webhook.outcomes`).
     pub outcome_callback: bool,
 }

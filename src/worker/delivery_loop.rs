@@ -46,7 +46,7 @@ const HELD_SYNC_EVERY: Duration = Duration::from_secs(1);
 
 struct Worker {
     settings: Settings,
-    agent: Option<ureq::Agent>,
+    agent: Option<crate::http::client::Client>,
     pool: Pool,
     max_concurrency: usize,
     endpoints: EndpointCache,

@@ -1,4 +1,4 @@
-//! The delivery threads. They only run HTTP (ureq) and rendering: no
+//! The delivery threads. They only run HTTP (`http::client`) and rendering: no
 //! Postgres call ever happens off the worker's main thread.
 //!
 //! The pool owns the admission (`admission`: what each endpoint may have in

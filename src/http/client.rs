@@ -1,0 +1,503 @@
+//! The HTTP client every request goes through (deliveries, Send Test,
+//! OAuth2 tokens): HTTP/1.1 with keep-alive, over plain TCP or rustls,
+//! to exactly the addresses the address policy allowed, within one
+//! deadline per request. A request is one write and its answer one or two
+//! reads: a general-purpose client spent three times the CPU of this one
+//! per webhook (socket options and a liveness probe per request, the head
+//! and body in two segments), and the receiver twice as many wake-ups.
+
+use super::policy::{AddressPolicy, DnsDeadline, DNS_TIMEOUT};
+use super::wire::{self, HttpError, Response};
+use rustls::pki_types::ServerName;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Settings and idle connections shared by every clone.
+struct Shared {
+    policy: AddressPolicy,
+    tls: Arc<rustls::ClientConfig>,
+    user_agent: &'static str,
+    connect_timeout: Duration,
+    max_idle_per_host: usize,
+    max_idle: usize,
+    idle: Mutex<HashMap<Origin, Vec<Connection>>>,
+}
+
+/// A client: cheap to clone; its clones share idle connections.
+#[derive(Clone)]
+pub struct Client(Arc<Shared>);
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Client")
+    }
+}
+
+/// What a connection is to: scheme, host, port.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Origin {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+/// A TCP socket whose reads and writes end at a deadline. Socket timeouts
+/// are changed only when the time left differs from them by more than a
+/// sixteenth: a steady stream of fast requests sets none.
+struct Socket {
+    tcp: TcpStream,
+    deadline: Instant,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+/// The time left before `deadline`, or a timeout error.
+fn left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(timed_out())
+    } else {
+        Ok(left)
+    }
+}
+
+/// Set `current` to about `want` through `set` unless it is close enough.
+fn adjust(
+    current: &mut Option<Duration>,
+    want: Duration,
+    set: impl FnOnce(Option<Duration>) -> io::Result<()>,
+) -> io::Result<()> {
+    let close = current.is_some_and(|c| c <= want && want - c <= want / 16);
+    if !close {
+        set(Some(want))?;
+        *current = Some(want);
+    }
+    Ok(())
+}
+
+impl Socket {
+    /// Run `op` until it succeeds, fails otherwise, or the deadline passes.
+    fn until_deadline<T>(
+        &mut self,
+        write: bool,
+        mut op: impl FnMut(&mut TcpStream) -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            let want = left(self.deadline)?;
+            if write {
+                let tcp = &self.tcp;
+                adjust(&mut self.write_timeout, want, |t| tcp.set_write_timeout(t))?;
+            } else {
+                let tcp = &self.tcp;
+                adjust(&mut self.read_timeout, want, |t| tcp.set_read_timeout(t))?;
+            }
+            match op(&mut self.tcp) {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    continue // the loop's check ends it at the deadline
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.until_deadline(false, |tcp| tcp.read(buf))
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.until_deadline(true, |tcp| tcp.write(buf))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One connection, plain or TLS.
+enum Connection {
+    Plain(Socket),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Socket>>),
+}
+
+impl Connection {
+    fn socket(&mut self) -> &mut Socket {
+        match self {
+            Connection::Plain(s) => s,
+            Connection::Tls(t) => &mut t.sock,
+        }
+    }
+
+    /// Whether an idle connection can still carry a request: the peer has
+    /// neither closed it nor sent anything (a TLS close_notify, a stray
+    /// byte). One non-blocking peek.
+    fn still_open(&mut self) -> bool {
+        let fd = self.socket().tcp.as_raw_fd();
+        let mut byte = 0u8;
+        // SAFETY: a one-byte peek into a local buffer on a socket we own.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    }
+}
+
+impl Read for Connection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Connection::Plain(s) => s.read(buf),
+            Connection::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Connection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Connection::Plain(s) => s.write(buf),
+            Connection::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Connection::Plain(s) => s.flush(),
+            Connection::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// One POST: where, what, and how long it may take.
+pub struct Post<'a> {
+    pub url: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+    pub timeout: Duration,
+    /// Body bytes kept of the answer.
+    pub keep: usize,
+    /// Body bytes read at most; a longer answer's connection is dropped.
+    pub drain: u64,
+}
+
+impl Client {
+    pub fn new(
+        policy: AddressPolicy,
+        tls: Arc<rustls::ClientConfig>,
+        user_agent: &'static str,
+        connect_timeout: Duration,
+        max_idle_per_host: usize,
+    ) -> Client {
+        Client(Arc::new(Shared {
+            policy,
+            tls,
+            user_agent,
+            connect_timeout,
+            max_idle_per_host,
+            max_idle: max_idle_per_host * 2,
+            idle: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// POST and read the answer, whatever its status. A connection taken
+    /// from the idle ones that turns out closed before answering anything
+    /// is replaced by a new one once (the server closed it while idle).
+    pub fn post(&self, post: &Post<'_>) -> Result<Response, HttpError> {
+        let deadline = Instant::now() + post.timeout;
+        let url = url::Url::parse(post.url)
+            .map_err(|e| HttpError(format!("the URL does not parse ({e})")))?;
+        let https = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(HttpError(format!("unsupported URL scheme {other}"))),
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| HttpError("the URL has no host".into()))?;
+        let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
+        let host_header = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(post.headers.len() + 1);
+        headers.push(("User-Agent", self.0.user_agent));
+        headers.extend_from_slice(post.headers);
+        let mut request = Vec::new();
+        wire::write_post(&mut request, &host_header, &target, &headers, post.body)?;
+        let origin = Origin {
+            https,
+            host: host.to_ascii_lowercase(),
+            port,
+        };
+        if let Some(mut conn) = self.checkout(&origin) {
+            conn.socket().deadline = deadline;
+            match self.exchange(&mut conn, &request, post) {
+                Ok((response, reusable)) => {
+                    self.checkin(origin, conn, reusable);
+                    return Ok(response);
+                }
+                // Closed while idle: nothing was answered and there is
+                // time left; a new connection sends it.
+                Err((_, false)) if Instant::now() < deadline => {}
+                Err((e, _)) => return Err(e),
+            }
+        }
+        let mut conn = self.connect(&origin, deadline)?;
+        match self.exchange(&mut conn, &request, post) {
+            Ok((response, reusable)) => {
+                self.checkin(origin, conn, reusable);
+                Ok(response)
+            }
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// Write the request, read its answer. `Err` says whether anything was
+    /// answered (a write that failed at once: nothing).
+    fn exchange(
+        &self,
+        conn: &mut Connection,
+        request: &[u8],
+        post: &Post<'_>,
+    ) -> Result<(Response, bool), (HttpError, bool)> {
+        if let Err(e) = conn.write_all(request).and_then(|()| conn.flush()) {
+            let answered = e.kind() == io::ErrorKind::TimedOut;
+            return Err((write_error(e), answered));
+        }
+        let response = wire::read_response(conn, post.keep, post.drain)?;
+        let reusable = response.reusable;
+        Ok((response, reusable))
+    }
+
+    fn checkout(&self, origin: &Origin) -> Option<Connection> {
+        let mut idle = self.0.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let conns = idle.get_mut(origin)?;
+        while let Some(mut conn) = conns.pop() {
+            if conn.still_open() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, origin: Origin, conn: Connection, reusable: bool) {
+        if !reusable {
+            return;
+        }
+        let mut idle = self.0.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = idle.values().map(Vec::len).sum();
+        let conns = idle.entry(origin).or_default();
+        if conns.len() < self.0.max_idle_per_host && total < self.0.max_idle {
+            conns.push(conn);
+        }
+    }
+
+    /// Resolve (within the DNS bound), keep the addresses the policy
+    /// allows, connect to the first that answers, then TLS if asked.
+    fn connect(&self, origin: &Origin, deadline: Instant) -> Result<Connection, HttpError> {
+        let netloc = if origin.host.contains(':') {
+            format!("[{}]:{}", origin.host.trim_matches(|c| c == '[' || c == ']'), origin.port)
+        } else {
+            format!("{}:{}", origin.host, origin.port)
+        };
+        let left_now = deadline.saturating_duration_since(Instant::now());
+        let dns_deadline = DnsDeadline::set(left_now.min(DNS_TIMEOUT));
+        let addrs = self.0.policy.resolve(&netloc);
+        drop(dns_deadline);
+        let addrs = addrs.map_err(|e| HttpError(e.to_string()))?;
+        let tcp = connect_any(&addrs, &netloc, self.0.connect_timeout, deadline)?;
+        let _ = tcp.set_nodelay(true);
+        let socket = Socket {
+            tcp,
+            deadline,
+            read_timeout: None,
+            write_timeout: None,
+        };
+        if !origin.https {
+            return Ok(Connection::Plain(socket));
+        }
+        let name = origin.host.trim_matches(|c| c == '[' || c == ']').to_owned();
+        let server = ServerName::try_from(name)
+            .map_err(|e| HttpError(format!("TLS with {}: invalid server name ({e})", origin.host)))?;
+        let tls = rustls::ClientConnection::new(Arc::clone(&self.0.tls), server)
+            .map_err(|e| HttpError(format!("TLS with {}: {e}", origin.host)))?;
+        let mut stream = rustls::StreamOwned::new(tls, socket);
+        // The handshake now, so that its failure (a certificate) says so.
+        while stream.conn.is_handshaking() {
+            let moved = stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(|e| tls_error(&origin.host, e))?;
+            if moved == (0, 0) {
+                return Err(HttpError(format!(
+                    "TLS with {}: the connection closed during the handshake",
+                    origin.host
+                )));
+            }
+        }
+        Ok(Connection::Tls(Box::new(stream)))
+    }
+}
+
+/// The first of `addrs` that accepts, each tried within the connect
+/// timeout and the request's deadline.
+fn connect_any(
+    addrs: &[SocketAddr],
+    netloc: &str,
+    connect_timeout: Duration,
+    deadline: Instant,
+) -> Result<TcpStream, HttpError> {
+    let mut last = None;
+    for addr in addrs {
+        let Ok(left) = left(deadline) else {
+            last = Some(timed_out());
+            break;
+        };
+        match TcpStream::connect_timeout(addr, left.min(connect_timeout)) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
+            HttpError(format!("connecting to {netloc} timed out"))
+        }
+        Some(e) => HttpError(format!("connecting to {netloc} failed: {e}")),
+        None => HttpError(format!("no address to connect to for {netloc}")),
+    })
+}
+
+fn tls_error(host: &str, e: io::Error) -> HttpError {
+    if e.kind() == io::ErrorKind::TimedOut {
+        return HttpError(format!("TLS with {host} timed out"));
+    }
+    HttpError(format!("TLS with {host} failed: {e}"))
+}
+
+fn write_error(e: io::Error) -> HttpError {
+    if e.kind() == io::ErrorKind::TimedOut {
+        return HttpError("timed out sending the request".into());
+    }
+    HttpError(format!("sending the request failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn client(allowed: &str) -> Client {
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let policy = AddressPolicy::parse(allowed).unwrap();
+        Client::new(policy, Arc::new(tls), "test", Duration::from_secs(2), 8)
+    }
+
+    /// A server answering `answers` requests per connection (then closing
+    /// it, without saying so); counts connections and requests.
+    fn server(answers: usize, delay: Duration) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (conns, reqs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (c, r) = (Arc::clone(&conns), Arc::clone(&reqs));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                c.fetch_add(1, Ordering::SeqCst);
+                let r = Arc::clone(&r);
+                std::thread::spawn(move || {
+                    let mut w = stream.try_clone().unwrap();
+                    let mut rd = std::io::BufReader::new(stream);
+                    for _ in 0..answers {
+                        let mut len = 0;
+                        loop {
+                            let mut line = String::new();
+                            if rd.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some(v) = line.strip_prefix("Content-Length: ") {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        rd.read_exact(&mut body).unwrap();
+                        r.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(delay);
+                        let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    }
+                });
+            }
+        });
+        (port, conns, reqs)
+    }
+
+    fn post<'a>(url: &'a str, timeout_ms: u64) -> Post<'a> {
+        Post {
+            url,
+            headers: &[("webhook-id", "e1")],
+            body: b"{}",
+            timeout: Duration::from_millis(timeout_ms),
+            keep: 100,
+            drain: 1000,
+        }
+    }
+
+    #[test]
+    fn requests_reuse_an_idle_connection_and_replace_one_the_server_closed() {
+        let (port, conns, reqs) = server(2, Duration::ZERO);
+        let url = format!("http://127.0.0.1:{port}/hook?x=1");
+        let c = client("127.0.0.1");
+        for _ in 0..5 {
+            let r = c.post(&post(&url, 2000)).unwrap();
+            assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Two requests a connection: the third found its connection closed
+        // (a peek, or nothing answered) and took a new one, without error.
+        assert_eq!(reqs.load(Ordering::SeqCst), 5);
+        assert_eq!(conns.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_slow_receiver_ends_at_the_deadline_and_the_policy_refuses_first() {
+        let (port, _, _) = server(1, Duration::from_secs(3));
+        let url = format!("http://127.0.0.1:{port}/");
+        let t0 = Instant::now();
+        let e = client("127.0.0.1").post(&post(&url, 300)).unwrap_err();
+        assert!(e.0.contains("timed out"), "{e}");
+        assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
+
+        let e = client("").post(&post(&url, 300)).unwrap_err();
+        assert!(e.0.contains("non-public address 127.0.0.1"), "{e}");
+        let e = client("127.0.0.1").post(&post("http://127.0.0.1:1/a?token=T", 300)).unwrap_err();
+        assert!(e.0.contains("refused") && !e.0.contains("token"), "{e}");
+    }
+}

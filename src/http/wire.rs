@@ -1,0 +1,492 @@
+//! HTTP/1.1 on one connection: a request written in one piece (one write,
+//! one segment for a small webhook, so the receiver wakes once), and the
+//! answer read back within fixed bounds (head size, header count, body
+//! bytes kept and drained). Generic over `Read`, so it is tested on bytes.
+
+use std::io::{self, Read};
+
+/// Largest response head (status line and headers) read.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most response headers parsed; more is an error, as in most clients.
+pub const MAX_RESPONSE_HEADERS: usize = 100;
+/// Longest chunk-size or trailer line of a chunked body.
+const MAX_LINE_BYTES: usize = 4096;
+/// Bytes asked of the connection per read.
+const READ_SIZE: usize = 16 * 1024;
+
+/// Why a request could not be made or answered, in words fit for a log
+/// that PUBLIC reads: never the URL's path or query, never a header value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpError(pub String);
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The refusal of a header that would break the request apart.
+pub fn bad_header() -> HttpError {
+    HttpError(
+        "the request was not sent: the HTTP client refused one of its headers (an extra header, \
+         a token or credentials with characters outside printable ASCII); correct the webhook's settings"
+            .to_owned(),
+    )
+}
+
+/// An answer: its status, its headers (names lower-cased, in order), the
+/// first bytes of its body, and whether the connection may carry another
+/// request.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub reusable: bool,
+}
+
+impl Response {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// RFC 9110 token characters (header names).
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+/// Printable ASCII, space and tab: nothing that ends a line.
+fn is_field_value(value: &str) -> bool {
+    value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// Append a POST of `body` to `out`: request line, `Host`, the given
+/// headers, `Content-Length`, then the body. A header that is not a token
+/// name with a printable value is refused before anything is written.
+pub fn write_post(
+    out: &mut Vec<u8>,
+    host: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(), HttpError> {
+    if !is_field_value(host) || !is_field_value(target) || target.contains(' ') {
+        return Err(bad_header());
+    }
+    if headers
+        .iter()
+        .any(|(n, v)| !is_token(n) || !is_field_value(v))
+    {
+        return Err(bad_header());
+    }
+    out.reserve(256 + body.len());
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    for (name, value) in headers {
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.trim().as_bytes());
+    }
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+/// Bytes read from a connection and not yet used.
+struct Incoming<'a, R: Read> {
+    conn: &'a mut R,
+    buf: Vec<u8>,
+    start: usize,
+    /// Whether any byte of an answer arrived (a reused connection that
+    /// the server had closed answers nothing).
+    received: bool,
+}
+
+impl<R: Read> Incoming<'_, R> {
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Read more; false at the end of the stream.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + READ_SIZE, 0);
+        let n = loop {
+            match self.conn.read(&mut self.buf[len..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        self.buf.truncate(len + n.as_ref().map_or(0, |n| *n));
+        let n = n?;
+        self.received |= n > 0;
+        Ok(n > 0)
+    }
+
+    /// One CRLF-terminated line (without it), at most `MAX_LINE_BYTES`.
+    fn line(&mut self) -> Result<String, HttpError> {
+        loop {
+            if let Some(end) = self.unread().windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.unread()[..end]).into_owned();
+                self.start += end + 2;
+                return Ok(line);
+            }
+            if self.unread().len() > MAX_LINE_BYTES {
+                return Err(HttpError("malformed chunked response body (a line too long)".into()));
+            }
+            if !self.fill().map_err(read_error)? {
+                return Err(closed_early());
+            }
+        }
+    }
+
+    /// Take `n` bytes, keeping what fits in `kept` up to `keep` bytes.
+    fn take(&mut self, mut n: usize, kept: &mut Vec<u8>, keep: usize) -> Result<(), HttpError> {
+        while n > 0 {
+            if self.unread().is_empty() && !self.fill().map_err(read_error)? {
+                return Err(closed_early());
+            }
+            let here = n.min(self.unread().len());
+            let room = keep.saturating_sub(kept.len()).min(here);
+            kept.extend_from_slice(&self.unread()[..room]);
+            self.start += here;
+            n -= here;
+        }
+        Ok(())
+    }
+}
+
+/// The text for a failed read: a timeout says so in words the log's
+/// readers search for.
+pub fn read_error(e: io::Error) -> HttpError {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            HttpError("timed out waiting for the response".into())
+        }
+        _ => HttpError(format!("reading the response failed: {e}")),
+    }
+}
+
+fn closed_early() -> HttpError {
+    HttpError("the connection closed before the response was complete".into())
+}
+
+/// How the body of an answer ends.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// Read one answer from `conn`: skips interim (1xx) answers, keeps at most
+/// `keep` bytes of the body and reads at most `drain` in all; a longer
+/// body is left unread and the connection marked not reusable. `Err` also
+/// says whether any byte arrived (false: nothing was answered at all).
+pub fn read_response<R: Read>(
+    conn: &mut R,
+    keep: usize,
+    drain: u64,
+) -> Result<Response, (HttpError, bool)> {
+    let mut incoming = Incoming {
+        conn,
+        buf: Vec::new(),
+        start: 0,
+        received: false,
+    };
+    let result = read_from(&mut incoming, keep, drain);
+    result.map_err(|e| (e, incoming.received))
+}
+
+fn read_from<R: Read>(
+    incoming: &mut Incoming<'_, R>,
+    keep: usize,
+    drain: u64,
+) -> Result<Response, HttpError> {
+    let (status, headers, close) = loop {
+        let parsed = {
+            let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+            let mut head = httparse::Response::new(&mut slots);
+            match head.parse(incoming.unread()) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let status = head.code.unwrap_or(0);
+                    let headers: Vec<(String, String)> = head
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            let value = String::from_utf8_lossy(h.value).trim().to_owned();
+                            (h.name.to_ascii_lowercase(), value)
+                        })
+                        .collect();
+                    // HTTP/1.0 closes unless it says otherwise; we never ask.
+                    let close = head.version != Some(1);
+                    Some((len, status, headers, close))
+                }
+                Ok(httparse::Status::Partial) => None,
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(HttpError(format!(
+                        "the response has more than {MAX_RESPONSE_HEADERS} headers"
+                    )))
+                }
+                Err(e) => return Err(HttpError(format!("malformed response ({e})"))),
+            }
+        };
+        match parsed {
+            Some((len, status, headers, close)) => {
+                incoming.start += len;
+                if (100..200).contains(&status) && status != 101 {
+                    continue; // interim (100 Continue, 103 Early Hints)
+                }
+                break (status, headers, close);
+            }
+            None => {
+                if incoming.unread().len() > MAX_HEAD_BYTES {
+                    return Err(HttpError(format!(
+                        "the response head is larger than {} KB",
+                        MAX_HEAD_BYTES / 1024
+                    )));
+                }
+                if !incoming.fill().map_err(read_error)? {
+                    return Err(if incoming.received {
+                        closed_early()
+                    } else {
+                        HttpError("the connection closed without a response".into())
+                    });
+                }
+            }
+        }
+    };
+    if status == 101 {
+        return Err(HttpError("the receiver switched protocols (HTTP 101)".into()));
+    }
+    fn values<'h>(
+        headers: &'h [(String, String)],
+        name: &'static str,
+    ) -> impl Iterator<Item = &'h String> {
+        headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v)
+    }
+    let close = close
+        || values(&headers, "connection").any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+    let chunked = values(&headers, "transfer-encoding")
+        .flat_map(|v| v.split(','))
+        .last()
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+    let framing = if status == 204 || status == 304 {
+        Framing::None
+    } else if chunked {
+        Framing::Chunked
+    } else if values(&headers, "transfer-encoding").next().is_some() {
+        Framing::UntilClose
+    } else {
+        let mut lengths = values(&headers, "content-length").flat_map(|v| v.split(','));
+        match lengths.next() {
+            None => Framing::UntilClose,
+            Some(first) => {
+                let n: u64 = first
+                    .trim()
+                    .parse()
+                    .map_err(|_| HttpError("malformed response (bad Content-Length)".into()))?;
+                if lengths.any(|other| other.trim().parse() != Ok(n)) {
+                    return Err(HttpError("malformed response (conflicting Content-Length)".into()));
+                }
+                Framing::Length(n)
+            }
+        }
+    };
+    let mut body = Vec::new();
+    let complete = read_body(incoming, framing, &mut body, keep, drain)?;
+    let reusable = complete && !close && incoming.unread().is_empty();
+    Ok(Response {
+        status,
+        headers,
+        body,
+        reusable,
+    })
+}
+
+/// Read the body as framed; true when it was read to its end.
+fn read_body<R: Read>(
+    incoming: &mut Incoming<'_, R>,
+    framing: Framing,
+    body: &mut Vec<u8>,
+    keep: usize,
+    drain: u64,
+) -> Result<bool, HttpError> {
+    match framing {
+        Framing::None => Ok(true),
+        Framing::Length(n) => {
+            let within = n.min(drain);
+            incoming.take(within as usize, body, keep)?;
+            Ok(within == n)
+        }
+        Framing::UntilClose => {
+            let mut left = drain;
+            loop {
+                if incoming.unread().is_empty() {
+                    match incoming.fill() {
+                        Ok(true) => {}
+                        Ok(false) => return Ok(false), // the end; never reusable
+                        Err(e) => return Err(read_error(e)),
+                    }
+                }
+                let here = (incoming.unread().len() as u64).min(left);
+                incoming.take(here as usize, body, keep)?;
+                left -= here;
+                if left == 0 {
+                    return Ok(false);
+                }
+            }
+        }
+        Framing::Chunked => {
+            let mut left = drain;
+            loop {
+                let line = incoming.line()?;
+                let size = line.split(';').next().unwrap_or("").trim();
+                let size = u64::from_str_radix(size, 16).map_err(|_| {
+                    HttpError("malformed chunked response body (a bad chunk size)".into())
+                })?;
+                if size == 0 {
+                    // Trailers, if any, then the blank line.
+                    let mut trailer_bytes = 0;
+                    loop {
+                        let trailer = incoming.line()?;
+                        if trailer.is_empty() {
+                            return Ok(true);
+                        }
+                        trailer_bytes += trailer.len();
+                        if trailer_bytes > MAX_HEAD_BYTES {
+                            return Err(HttpError("the response's trailers are too large".into()));
+                        }
+                    }
+                }
+                if size > left {
+                    incoming.take(left as usize, body, keep)?;
+                    return Ok(false);
+                }
+                incoming.take(size as usize, body, keep)?;
+                left -= size;
+                if !incoming.line()?.is_empty() {
+                    return Err(HttpError("malformed chunked response body (no CRLF after a chunk)".into()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn read(raw: &[u8]) -> Result<Response, (HttpError, bool)> {
+        read_response(&mut Cursor::new(raw.to_vec()), 8, 1024)
+    }
+
+    /// A reader that hands out one byte per call, as a slow network might.
+    struct Trickle(Vec<u8>, usize);
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.1 >= self.0.len() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.0[self.1];
+            self.1 += 1;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_post_is_one_buffer_and_refuses_line_breaks() {
+        let mut out = Vec::new();
+        write_post(&mut out, "h:81", "/p?q=1", &[("webhook-id", "e1")], b"{}").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /p?q=1 HTTP/1.1\r\nHost: h:81\r\nwebhook-id: e1\r\nContent-Length: 2\r\n\r\n{}"
+        );
+        for (name, value) in [("x", "a\r\nInjected: 1"), ("x y", "v"), ("", "v"), ("x", "é"), ("x:", "v")] {
+            let mut out = Vec::new();
+            assert_eq!(write_post(&mut out, "h", "/", &[(name, value)], b""), Err(bad_header()));
+            assert!(out.is_empty());
+        }
+        assert!(write_post(&mut Vec::new(), "h", "/a b", &[], b"").is_err());
+    }
+
+    #[test]
+    fn bodies_by_length_chunks_or_close_are_kept_up_to_the_bound() {
+        let r = read(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-A: 1\r\n\r\nhello world!").unwrap();
+        assert_eq!((r.status, r.body.as_slice(), r.reusable), (200, &b"hello wo"[..], true));
+        assert_eq!(r.header("x-a"), Some("1"));
+
+        let chunked = b"HTTP/1.1 500 No\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nWiki\r\n5\r\npedia\r\n0\r\nT: 1\r\n\r\n";
+        let r = read(chunked).unwrap();
+        assert_eq!((r.status, r.body.as_slice(), r.reusable), (500, &b"Wikipedi"[..], true));
+
+        let r = read(b"HTTP/1.1 200 OK\r\n\r\nuntil the end").unwrap();
+        assert_eq!((r.body.as_slice(), r.reusable), (&b"until th"[..], false));
+
+        let r = read(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert!(!r.reusable);
+        let r = read(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert!(!r.reusable);
+        let r = read(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+        assert!(r.reusable);
+        // Interim answers are skipped.
+        let r = read(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(r.status, 201);
+        // The same one byte at a time.
+        let mut slow = Trickle(chunked.to_vec(), 0);
+        let r = read_response(&mut slow, 100, 1024).unwrap();
+        assert_eq!(r.body, b"Wikipedia");
+    }
+
+    #[test]
+    fn long_bodies_stop_at_the_drain_bound_and_are_not_reused() {
+        let mut raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n".to_vec();
+        raw.extend(std::iter::repeat_n(b'x', 5000));
+        let r = read(&raw).unwrap();
+        assert_eq!((r.body.len(), r.reusable), (8, false));
+        let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n".to_vec();
+        raw.extend(std::iter::repeat_n(b'x', 4096));
+        let r = read(&raw).unwrap();
+        assert_eq!((r.body.len(), r.reusable), (8, false));
+    }
+
+    #[test]
+    fn malformed_or_oversized_answers_are_errors_that_say_what() {
+        let err = |raw: &[u8]| read(raw).unwrap_err().0 .0;
+        assert!(err(b"").contains("without a response"));
+        assert!(!read(b"").unwrap_err().1);
+        assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").contains("closed before"));
+        assert!(err(b"NOT HTTP\r\n\r\n").contains("malformed"));
+        assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").contains("Content-Length"));
+        assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab").contains("conflicting"));
+        assert!(err(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").contains("chunk size"));
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_RESPONSE_HEADERS {
+            many.extend(format!("h{i}: v\r\n").bytes());
+        }
+        many.extend(b"\r\n");
+        assert!(err(&many).contains("more than 100 headers"));
+        let mut huge = b"HTTP/1.1 200 OK\r\nx: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', MAX_HEAD_BYTES + READ_SIZE));
+        assert!(err(&huge).contains("larger than 64 KB"));
+        assert!(err(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").contains("101"));
+    }
+}
