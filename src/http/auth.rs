@@ -70,7 +70,10 @@ impl OAuth2 {
             // Not what it answered: an endpoint that echoes its request
             // would put the client credentials in the log PUBLIC reads.
             Ok(resp) => {
-                return Err(fail(format!("the token endpoint answered HTTP {}", resp.status)));
+                return Err(fail(format!(
+                    "the token endpoint answered HTTP {}",
+                    resp.status
+                )));
             }
             Err(e) => {
                 let secrets = [

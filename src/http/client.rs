@@ -100,8 +100,13 @@ impl Socket {
                 adjust(&mut self.read_timeout, want, |t| tcp.set_read_timeout(t))?;
             }
             match op(&mut self.tcp) {
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    continue // the loop's check ends it at the deadline
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue; // the loop's check ends it at the deadline
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
@@ -229,7 +234,9 @@ impl Client {
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| HttpError("the URL has no host".into()))?;
-        let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if https { 443 } else { 80 });
         let host_header = match url.port() {
             Some(p) => format!("{host}:{p}"),
             None => host.to_owned(),
@@ -315,7 +322,11 @@ impl Client {
     /// allows, connect to the first that answers, then TLS if asked.
     fn connect(&self, origin: &Origin, deadline: Instant) -> Result<Connection, HttpError> {
         let netloc = if origin.host.contains(':') {
-            format!("[{}]:{}", origin.host.trim_matches(|c| c == '[' || c == ']'), origin.port)
+            format!(
+                "[{}]:{}",
+                origin.host.trim_matches(|c| c == '[' || c == ']'),
+                origin.port
+            )
         } else {
             format!("{}:{}", origin.host, origin.port)
         };
@@ -335,9 +346,16 @@ impl Client {
         if !origin.https {
             return Ok(Connection::Plain(socket));
         }
-        let name = origin.host.trim_matches(|c| c == '[' || c == ']').to_owned();
-        let server = ServerName::try_from(name)
-            .map_err(|e| HttpError(format!("TLS with {}: invalid server name ({e})", origin.host)))?;
+        let name = origin
+            .host
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_owned();
+        let server = ServerName::try_from(name).map_err(|e| {
+            HttpError(format!(
+                "TLS with {}: invalid server name ({e})",
+                origin.host
+            ))
+        })?;
         let tls = rustls::ClientConnection::new(Arc::clone(&self.0.tls), server)
             .map_err(|e| HttpError(format!("TLS with {}: {e}", origin.host)))?;
         let mut stream = rustls::StreamOwned::new(tls, socket);
@@ -493,11 +511,17 @@ mod tests {
         let t0 = Instant::now();
         let e = client("127.0.0.1").post(&post(&url, 300)).unwrap_err();
         assert!(e.0.contains("timed out"), "{e}");
-        assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            t0.elapsed()
+        );
 
         let e = client("").post(&post(&url, 300)).unwrap_err();
         assert!(e.0.contains("non-public address 127.0.0.1"), "{e}");
-        let e = client("127.0.0.1").post(&post("http://127.0.0.1:1/a?token=T", 300)).unwrap_err();
+        let e = client("127.0.0.1")
+            .post(&post("http://127.0.0.1:1/a?token=T", 300))
+            .unwrap_err();
         assert!(e.0.contains("refused") && !e.0.contains("token"), "{e}");
     }
 }

@@ -101,13 +101,14 @@ pub fn scrub(text: &str, url: &str) -> String {
     out
 }
 
-/// The text stored for an HTTP client error of a request to `url`:
-/// readable by PUBLIC. The client's texts name a host and port, never a
+/// The text stored for an HTTP client error of a request to `url`, after
+/// the URL redacted: readable by PUBLIC. The client's texts name a host and port, never a
 /// path, query or header value; a copy of the URL or of one of `secrets`
 /// (credentials and header values the request carried) is replaced all
 /// the same, should one ever reach a text (a host name, an OS message).
 pub fn transport_error(text: &str, url: &str, secrets: &[&str]) -> String {
-    without_secrets(scrub(text, url), secrets)
+    let text = without_secrets(scrub(text, url), secrets);
+    format!("{}: {text}", redact_url(url))
 }
 
 /// `text` with every copy of each secret (of at least `MIN_SECRET_LEN`

@@ -187,7 +187,8 @@ fn url_secrets_stay_out_of_the_delivery_log() {
 fn response_headers_are_capped_per_attempt() {
     let cluster = Cluster::start("");
     let receiver = Receiver::start();
-    // 90 headers of 1 kB (ureq itself refuses more than 100 headers).
+    // 90 headers of 1 kB (the client refuses more than 100 headers, or a
+    // head over 128 kB).
     receiver.respond_with(|_| Reply {
         headers: (0..90)
             .map(|i| (format!("X-Big-{i}"), "v".repeat(1000)))
