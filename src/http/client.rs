@@ -24,8 +24,18 @@ struct Shared {
     connect_timeout: Duration,
     max_idle_per_host: usize,
     max_idle: usize,
-    idle: Mutex<HashMap<Origin, Vec<Connection>>>,
+    idle: Mutex<Idle>,
 }
+
+/// Idle connections by origin (no origin without one), and their count.
+#[derive(Default)]
+struct Idle {
+    conns: HashMap<Origin, Vec<Connection>>,
+    count: usize,
+}
+
+/// A request that could not be written (so was not sent at all).
+struct Unsent(io::Error);
 
 /// A client: cheap to clone; its clones share idle connections.
 #[derive(Clone)]
@@ -163,6 +173,20 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Nothing of another answer is held (TLS: decrypted and unread, or a
+    /// close_notify), so the next answer read here is the next request's.
+    /// The wire reader saw its own buffer empty; rustls may hold more.
+    fn nothing_buffered(&mut self) -> bool {
+        match self {
+            Connection::Plain(_) => true,
+            Connection::Tls(t) => t.conn.process_new_packets().is_ok_and(|state| {
+                state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed()
+            }),
+        }
+    }
+}
+
 impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -214,13 +238,14 @@ impl Client {
             connect_timeout,
             max_idle_per_host,
             max_idle: max_idle_per_host * 2,
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(Idle::default()),
         }))
     }
 
     /// POST and read the answer, whatever its status. A connection taken
-    /// from the idle ones that turns out closed before answering anything
-    /// is replaced by a new one once (the server closed it while idle).
+    /// from the idle ones that the server turns out to have closed while
+    /// idle (the request could not be written) is replaced by a new one,
+    /// once: a request that was written is never sent twice here.
     pub fn post(&self, post: &Post<'_>) -> Result<Response, HttpError> {
         let deadline = Instant::now() + post.timeout;
         let url = url::Url::parse(post.url)
@@ -245,8 +270,15 @@ impl Client {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         };
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(post.headers.len() + 1);
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(post.headers.len() + 2);
         headers.push(("User-Agent", self.0.user_agent));
+        if !post
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("accept"))
+        {
+            headers.push(("Accept", "*/*"));
+        }
         headers.extend_from_slice(post.headers);
         let mut request = Vec::new();
         wire::write_post(&mut request, &host_header, &target, &headers, post.body)?;
@@ -257,64 +289,70 @@ impl Client {
         };
         if let Some(mut conn) = self.checkout(&origin) {
             conn.socket().deadline = deadline;
-            match self.exchange(&mut conn, &request, post) {
-                Ok((response, reusable)) => {
-                    self.checkin(origin, conn, reusable);
-                    return Ok(response);
-                }
-                // Closed while idle: nothing was answered and there is
-                // time left; a new connection sends it.
-                Err((_, false)) if Instant::now() < deadline => {}
-                Err((e, _)) => return Err(e),
+            match self.exchange(origin.clone(), conn, &request, post) {
+                // Not written: the server had closed it. A new one sends it
+                // if there is time left.
+                Err(Unsent(e)) if e.kind() != io::ErrorKind::TimedOut => {}
+                Err(Unsent(e)) => return Err(write_error(e)),
+                Ok(answer) => return answer,
             }
         }
-        let mut conn = self.connect(&origin, deadline)?;
-        match self.exchange(&mut conn, &request, post) {
-            Ok((response, reusable)) => {
-                self.checkin(origin, conn, reusable);
-                Ok(response)
-            }
-            Err((e, _)) => Err(e),
+        let conn = self.connect(&origin, deadline)?;
+        match self.exchange(origin, conn, &request, post) {
+            Err(Unsent(e)) => Err(write_error(e)),
+            Ok(answer) => answer,
         }
     }
 
-    /// Write the request, read its answer. `Err` says whether anything was
-    /// answered (a write that failed at once: nothing).
+    /// Write the request, read its answer, and keep the connection if it
+    /// can carry another request.
     fn exchange(
         &self,
-        conn: &mut Connection,
+        origin: Origin,
+        mut conn: Connection,
         request: &[u8],
         post: &Post<'_>,
-    ) -> Result<(Response, bool), (HttpError, bool)> {
-        if let Err(e) = conn.write_all(request).and_then(|()| conn.flush()) {
-            let answered = e.kind() == io::ErrorKind::TimedOut;
-            return Err((write_error(e), answered));
+    ) -> Result<Result<Response, HttpError>, Unsent> {
+        conn.write_all(request)
+            .and_then(|()| conn.flush())
+            .map_err(Unsent)?;
+        let answer = wire::read_response(&mut conn, post.keep, post.drain);
+        if let Ok(response) = &answer {
+            if response.reusable && conn.nothing_buffered() {
+                self.checkin(origin, conn);
+            }
         }
-        let response = wire::read_response(conn, post.keep, post.drain)?;
-        let reusable = response.reusable;
-        Ok((response, reusable))
+        Ok(answer)
     }
 
     fn checkout(&self, origin: &Origin) -> Option<Connection> {
         let mut idle = self.0.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let conns = idle.get_mut(origin)?;
-        while let Some(mut conn) = conns.pop() {
+        let Idle { conns, count } = &mut *idle;
+        let of_origin = conns.get_mut(origin)?;
+        let mut found = None;
+        while let Some(mut conn) = of_origin.pop() {
+            *count -= 1; // taken, or found closed and dropped
             if conn.still_open() {
-                return Some(conn);
+                found = Some(conn);
+                break;
             }
         }
-        None
+        if of_origin.is_empty() {
+            conns.remove(origin);
+        }
+        found
     }
 
-    fn checkin(&self, origin: Origin, conn: Connection, reusable: bool) {
-        if !reusable {
+    fn checkin(&self, origin: Origin, conn: Connection) {
+        let mut idle = self.0.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let Idle { conns, count } = &mut *idle;
+        if *count >= self.0.max_idle {
             return;
         }
-        let mut idle = self.0.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let total: usize = idle.values().map(Vec::len).sum();
-        let conns = idle.entry(origin).or_default();
-        if conns.len() < self.0.max_idle_per_host && total < self.0.max_idle {
-            conns.push(conn);
+        let of_origin = conns.entry(origin).or_default();
+        if of_origin.len() < self.0.max_idle_per_host {
+            of_origin.push(conn);
+            *count += 1;
         }
     }
 
@@ -502,6 +540,40 @@ mod tests {
         // (a peek, or nothing answered) and took a new one, without error.
         assert_eq!(reqs.load(Ordering::SeqCst), 5);
         assert_eq!(conns.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_request_written_is_never_sent_twice() {
+        // Answers the first request of a connection; reads the second and
+        // closes without answering.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let reqs = Arc::new(AtomicUsize::new(0));
+        let r = Arc::clone(&reqs);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut w = stream.try_clone().unwrap();
+                let mut rd = std::io::BufReader::new(stream);
+                for answer in [true, false] {
+                    let mut line = String::new();
+                    while rd.read_line(&mut line).unwrap_or(0) > 0 && !line.ends_with("\r\n\r\n") {}
+                    let mut body = [0u8; 2];
+                    rd.read_exact(&mut body).unwrap();
+                    r.fetch_add(1, Ordering::SeqCst);
+                    if answer {
+                        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                            .unwrap();
+                    }
+                }
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}/");
+        let c = client("127.0.0.1");
+        assert_eq!(c.post(&post(&url, 2000)).unwrap().status, 200);
+        let e = c.post(&post(&url, 2000)).unwrap_err();
+        assert!(e.0.contains("closed without a response"), "{e}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(reqs.load(Ordering::SeqCst), 2);
     }
 
     #[test]

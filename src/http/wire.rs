@@ -55,6 +55,18 @@ impl Response {
     }
 }
 
+/// Headers that frame the request or the connection: written here only.
+const FRAMING_HEADERS: [&str; 8] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
 /// RFC 9110 token characters (header names).
 fn is_token(name: &str) -> bool {
     !name.is_empty()
@@ -89,6 +101,16 @@ pub fn write_post(
     {
         return Err(bad_header());
     }
+    // How the request is framed is this function's alone: a second
+    // Content-Length or a Transfer-Encoding would smuggle a request.
+    if let Some((name, _)) = headers
+        .iter()
+        .find(|(n, _)| FRAMING_HEADERS.iter().any(|f| n.eq_ignore_ascii_case(f)))
+    {
+        return Err(HttpError(format!(
+            "the request was not sent: the header {name} is the HTTP client's own; remove it from the webhook's headers"
+        )));
+    }
     out.reserve(256 + body.len());
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(target.as_bytes());
@@ -107,40 +129,38 @@ pub fn write_post(
     Ok(())
 }
 
-/// Bytes read from a connection and not yet used.
+/// Bytes read from a connection (`buf[start..end]` not yet used).
 struct Incoming<'a, R: Read> {
     conn: &'a mut R,
     buf: Vec<u8>,
     start: usize,
-    /// Whether any byte of an answer arrived (a reused connection that
-    /// the server had closed answers nothing).
-    received: bool,
+    end: usize,
 }
 
 impl<R: Read> Incoming<'_, R> {
     fn unread(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.buf[self.start..self.end]
     }
 
     /// Read more; false at the end of the stream.
     fn fill(&mut self) -> io::Result<bool> {
         // What was used goes: the buffer never holds more than what is
-        // unread plus one read.
+        // unread plus one read, and is zeroed only where it grows.
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + READ_SIZE, 0);
+        if self.buf.len() < self.end + READ_SIZE {
+            self.buf.resize(self.end + READ_SIZE, 0);
+        }
         let n = loop {
-            match self.conn.read(&mut self.buf[len..]) {
+            match self.conn.read(&mut self.buf[self.end..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
+                other => break other?,
             }
         };
-        self.buf.truncate(len + n.as_ref().map_or(0, |n| *n));
-        let n = n?;
-        self.received |= n > 0;
+        self.end += n;
         Ok(n > 0)
     }
 
@@ -204,29 +224,46 @@ enum Framing {
 
 /// Read one answer from `conn`: skips interim (1xx) answers, keeps at most
 /// `keep` bytes of the body and reads at most `drain` in all; a longer
-/// body is left unread and the connection marked not reusable. `Err` also
-/// says whether any byte arrived (false: nothing was answered at all).
+/// body is left unread and the connection marked not reusable. Once the
+/// head has arrived the answer stands: a body that fails part way (cut
+/// short, malformed, past the deadline) keeps what arrived, and the
+/// connection is not reused.
 pub fn read_response<R: Read>(
     conn: &mut R,
     keep: usize,
     drain: u64,
-) -> Result<Response, (HttpError, bool)> {
+) -> Result<Response, HttpError> {
     let mut incoming = Incoming {
         conn,
         buf: Vec::new(),
         start: 0,
-        received: false,
+        end: 0,
     };
-    let result = read_from(&mut incoming, keep, drain);
-    result.map_err(|e| (e, incoming.received))
-}
-
-fn read_from<R: Read>(
-    incoming: &mut Incoming<'_, R>,
-    keep: usize,
-    drain: u64,
-) -> Result<Response, HttpError> {
+    // Where the search for the head's end resumes: a receiver that
+    // trickles its head is not parsed again from the start at every byte.
+    let mut searched: usize = 0;
     let (status, headers, close) = loop {
+        let unread = incoming.unread();
+        let ended = unread
+            .get(searched.saturating_sub(3)..)
+            .is_some_and(|tail| tail.windows(4).any(|w| w == b"\r\n\r\n"));
+        if !ended {
+            searched = unread.len();
+            if unread.len() > MAX_HEAD_BYTES {
+                return Err(HttpError(format!(
+                    "the response head is larger than {} KB",
+                    MAX_HEAD_BYTES / 1024
+                )));
+            }
+            if !incoming.fill().map_err(read_error)? {
+                return Err(if incoming.end > 0 {
+                    closed_early()
+                } else {
+                    HttpError("the connection closed without a response".into())
+                });
+            }
+            continue;
+        }
         let parsed = {
             let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
             let mut head = httparse::Response::new(&mut slots);
@@ -257,24 +294,17 @@ fn read_from<R: Read>(
         match parsed {
             Some((len, status, headers, close)) => {
                 incoming.start += len;
+                searched = 0;
                 if (100..200).contains(&status) && status != 101 {
                     continue; // interim (100 Continue, 103 Early Hints)
                 }
                 break (status, headers, close);
             }
+            // The blank line was inside a header value's bytes: read on.
             None => {
-                if incoming.unread().len() > MAX_HEAD_BYTES {
-                    return Err(HttpError(format!(
-                        "the response head is larger than {} KB",
-                        MAX_HEAD_BYTES / 1024
-                    )));
-                }
+                searched = incoming.unread().len();
                 if !incoming.fill().map_err(read_error)? {
-                    return Err(if incoming.received {
-                        closed_early()
-                    } else {
-                        HttpError("the connection closed without a response".into())
-                    });
+                    return Err(closed_early());
                 }
             }
         }
@@ -300,6 +330,9 @@ fn read_from<R: Read>(
         .flat_map(|v| v.split(','))
         .last()
         .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+    // Chunked with a length too is how requests are smuggled: read it as
+    // chunked (RFC 9112), and never reuse the connection.
+    let ambiguous = chunked && values(&headers, "content-length").next().is_some();
     let framing = if status == 204 || status == 304 {
         Framing::None
     } else if chunked {
@@ -311,11 +344,9 @@ fn read_from<R: Read>(
         match lengths.next() {
             None => Framing::UntilClose,
             Some(first) => {
-                let n: u64 = first
-                    .trim()
-                    .parse()
-                    .map_err(|_| HttpError("malformed response (bad Content-Length)".into()))?;
-                if lengths.any(|other| other.trim().parse() != Ok(n)) {
+                let n = digits(first.trim(), 10)
+                    .ok_or_else(|| HttpError("malformed response (bad Content-Length)".into()))?;
+                if lengths.any(|other| digits(other.trim(), 10) != Some(n)) {
                     return Err(HttpError(
                         "malformed response (conflicting Content-Length)".into(),
                     ));
@@ -325,14 +356,23 @@ fn read_from<R: Read>(
         }
     };
     let mut body = Vec::new();
-    let complete = read_body(incoming, framing, &mut body, keep, drain)?;
-    let reusable = complete && !close && incoming.unread().is_empty();
+    // A body that fails part way keeps what arrived (see above).
+    let complete = read_body(&mut incoming, framing, &mut body, keep, drain).unwrap_or(false);
+    let reusable = complete && !close && !ambiguous && incoming.unread().is_empty();
     Ok(Response {
         status,
         headers,
         body,
         reusable,
     })
+}
+
+/// A number of digits only (`parse` would take a sign).
+fn digits(text: &str, radix: u32) -> Option<u64> {
+    let valid = !text.is_empty() && text.chars().all(|c| c.is_digit(radix));
+    valid
+        .then(|| u64::from_str_radix(text, radix).ok())
+        .flatten()
 }
 
 /// Read the body as framed; true when it was read to its end.
@@ -356,7 +396,10 @@ fn read_body<R: Read>(
                 if incoming.unread().is_empty() {
                     match incoming.fill() {
                         Ok(true) => {}
-                        Ok(false) => return Ok(false), // the end; never reusable
+                        // The end (over TLS, often without a close_notify:
+                        // rustls says UnexpectedEof); never reusable.
+                        Ok(false) => return Ok(false),
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
                         Err(e) => return Err(read_error(e)),
                     }
                 }
@@ -379,7 +422,7 @@ fn read_body<R: Read>(
                 };
                 left = after;
                 let size = line.split(';').next().unwrap_or("").trim();
-                let size = u64::from_str_radix(size, 16).map_err(|_| {
+                let size = digits(size, 16).ok_or_else(|| {
                     HttpError("malformed chunked response body (a bad chunk size)".into())
                 })?;
                 if size == 0 {
@@ -417,7 +460,7 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
-    fn read(raw: &[u8]) -> Result<Response, (HttpError, bool)> {
+    fn read(raw: &[u8]) -> Result<Response, HttpError> {
         read_response(&mut Cursor::new(raw.to_vec()), 8, 1024)
     }
 
@@ -457,6 +500,10 @@ mod tests {
             assert!(out.is_empty());
         }
         assert!(write_post(&mut Vec::new(), "h", "/a b", &[], b"").is_err());
+        for framing in ["Content-Length", "transfer-encoding", "HOST", "Connection"] {
+            let e = write_post(&mut Vec::new(), "h", "/", &[(framing, "1")], b"").unwrap_err();
+            assert!(e.0.contains(framing) && e.0.contains("client's own"), "{e}");
+        }
     }
 
     #[test]
@@ -510,20 +557,41 @@ mod tests {
 
     #[test]
     fn malformed_or_oversized_answers_are_errors_that_say_what() {
-        let err = |raw: &[u8]| read(raw).unwrap_err().0 .0;
+        let err = |raw: &[u8]| read(raw).unwrap_err().0;
         assert!(err(b"").contains("without a response"));
-        assert!(!read(b"").unwrap_err().1);
-        assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").contains("closed before"));
+        assert!(err(b"HTTP/1.1 200 OK\r\nContent").contains("closed before"));
         assert!(err(b"NOT HTTP\r\n\r\n").contains("malformed"));
         assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").contains("Content-Length"));
+        assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\nx").contains("Content-Length"));
         assert!(
             err(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
                 .contains("conflicting")
         );
-        assert!(
-            err(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
-                .contains("chunk size")
-        );
+        // Once the head is in, the answer stands; a body that fails keeps
+        // what arrived and the connection is not reused.
+        for (raw, body) in [
+            (
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"[..],
+                &b"short"[..],
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\n",
+                b"ok",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\nok\r\n0\r\n\r\n",
+                b"",
+            ),
+        ] {
+            let r = read(raw).unwrap();
+            assert_eq!(
+                (r.status, r.body.as_slice(), r.reusable),
+                (200, body, false)
+            );
+        }
+        // Chunked with a length too: read as chunked, never reused.
+        let r = read(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n").unwrap();
+        assert_eq!((r.body.as_slice(), r.reusable), (&b"ok"[..], false));
         let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
         for i in 0..=MAX_RESPONSE_HEADERS {
             many.extend(format!("h{i}: v\r\n").bytes());

@@ -302,11 +302,61 @@ pub fn drain(cluster: &Cluster, n: i64) -> Drained {
     }
 }
 
+/// An HTTP/1.1 keep-alive connection that sends as the worker's client
+/// does: each request one write, its answer read by its length.
+pub struct KeepAlive {
+    port: u16,
+    writer: std::net::TcpStream,
+    reader: std::io::BufReader<std::net::TcpStream>,
+    request: Vec<u8>,
+}
+
+impl KeepAlive {
+    pub fn connect(port: u16) -> KeepAlive {
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        KeepAlive {
+            port,
+            writer: tcp.try_clone().unwrap(),
+            reader: std::io::BufReader::new(tcp),
+            request: Vec::new(),
+        }
+    }
+
+    /// POST `body` to `path` with the webhook headers; the answer is read.
+    pub fn post(&mut self, path: &str, id: &str, body: &str) {
+        use std::io::{BufRead, Read, Write};
+        self.request.clear();
+        write!(
+            self.request,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: webhook_emitter\r\nAccept: */*\r\n\
+             Content-Type: application/json\r\nwebhook-id: {id}\r\nwebhook-timestamp: 1767225600\r\n\
+             webhook-type: group.created\r\nContent-Length: {}\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )
+        .unwrap();
+        self.writer.write_all(&self.request).unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("Content-Length: ") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut answer = vec![0; length];
+        self.reader.read_exact(&mut answer).unwrap();
+    }
+}
+
 /// The receiver's own ceiling: the same headers and body, sent as the
-/// worker's client sends them (keep-alive, each request one write, its
-/// answer read by its length), from `threads` threads, no Postgres.
+/// worker's client sends them ([`KeepAlive`]) from `threads` threads, no
+/// Postgres.
 fn ceiling(n: usize, threads: usize) -> f64 {
-    use std::io::{BufRead, BufReader, Read, Write};
     let receiver = Arc::new(FastReceiver::start());
     let body = r#"{"id" : "01J00000000000000000000000", "resource" : "group", "action" : "created", "domain_id" : "default", "tenant_id" : "default", "created_at" : "2026-01-01T00:00:00.000Z", "timestamp" : 1767225600, "payload" : {"group_id" : 1, "group_name" : "Group 1", "description" : "A group for people who like fast webhooks."}}"#;
     let port = receiver.port;
@@ -314,35 +364,9 @@ fn ceiling(n: usize, threads: usize) -> f64 {
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             std::thread::spawn(move || {
-                let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-                tcp.set_nodelay(true).unwrap();
-                let mut writer = tcp.try_clone().unwrap();
-                let mut reader = BufReader::new(tcp);
-                let mut request = Vec::new();
+                let mut conn = KeepAlive::connect(port);
                 for i in (t..n).step_by(threads) {
-                    request.clear();
-                    write!(
-                        request,
-                        "POST /ceiling HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: webhook_emitter\r\n\
-                         Content-Type: application/json\r\nwebhook-id: ceiling-{i}\r\nwebhook-timestamp: 1767225600\r\n\
-                         webhook-type: group.created\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .unwrap();
-                    writer.write_all(&request).unwrap();
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        reader.read_line(&mut line).unwrap();
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.strip_prefix("Content-Length: ") {
-                            length = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut answer = vec![0; length];
-                    reader.read_exact(&mut answer).unwrap();
+                    conn.post("/ceiling", &format!("ceiling-{i}"), body);
                 }
             })
         })

@@ -12,6 +12,7 @@
 //! where the writers' time went (`/proc/*/schedstat`), and the statement
 //! profile of a watch run of its own.
 
+use super::KeepAlive;
 use std::process::Command;
 use webhook_emitter_e2e::{Client, Cluster, FastReceiver};
 
@@ -204,16 +205,6 @@ fn pgbench(
 /// What the HTTP load sends: a row event's size.
 const LOAD_BODY: &str = r#"{"id" : "01J00000000000000000000000", "topic" : "public.watch_users.insert", "tenant_id" : "default", "created_at" : "2026-01-01T00:00:00.000Z", "data" : {"id" : 1, "first_name" : "Ada", "last_name" : "Lovelace", "email" : "ada0.123456789@x.example", "created_at" : "2026-01-01T00:00:00.000Z"}}"#;
 
-/// One request of the HTTP load, its answer read (as the worker reads it).
-fn send_load(agent: &ureq::Agent, url: &str, id: &str) {
-    let _ = agent
-        .post(url)
-        .set("Content-Type", "application/json")
-        .set("webhook-id", id)
-        .send_string(LOAD_BODY)
-        .map(|r| r.into_string());
-}
-
 /// How an `HttpLoad` paces its requests.
 #[derive(Clone, Copy)]
 enum Pace {
@@ -224,8 +215,8 @@ enum Pace {
     PerInsert(&'static str),
 }
 
-/// HTTP requests alone, from a client outside Postgres (ureq on 8 threads
-/// with keep-alive, as the worker sends them) to the receiver, until
+/// HTTP requests alone, from a client outside Postgres (8 threads, each a
+/// keep-alive connection sending as the worker's client does) to the receiver, until
 /// stopped: what the requests of any sender cost the writers on this
 /// machine, without a database write of its own.
 struct HttpLoad {
@@ -237,7 +228,7 @@ impl HttpLoad {
     /// One request per row inserted into `table` from now on: a thread polls
     /// its `id` sequence (nextval is seen at once, committed or not; the
     /// bench's inserts all commit) and the senders catch up with it.
-    fn per_insert(url: String, cluster: &Cluster, table: &str) -> HttpLoad {
+    fn per_insert(port: u16, cluster: &Cluster, table: &str) -> HttpLoad {
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         use std::sync::Arc;
         const THREADS: usize = 8;
@@ -267,18 +258,10 @@ impl HttpLoad {
                 0
             }));
         }
-        let agent = ureq::AgentBuilder::new()
-            .max_idle_connections_per_host(THREADS)
-            .build();
         for t in 0..THREADS {
-            let (agent, url, stop, made, taken) = (
-                agent.clone(),
-                url.clone(),
-                stop.clone(),
-                made.clone(),
-                taken.clone(),
-            );
+            let (stop, made, taken) = (stop.clone(), made.clone(), taken.clone());
             threads.push(std::thread::spawn(move || {
+                let mut conn = KeepAlive::connect(port);
                 let mut sent = 0u64;
                 'requests: loop {
                     let ticket = taken.fetch_add(1, Ordering::Relaxed);
@@ -293,7 +276,7 @@ impl HttpLoad {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    send_load(&agent, &url, &format!("insert-{t}-{ticket}"));
+                    conn.post("/load", &format!("insert-{t}-{ticket}"), LOAD_BODY);
                     sent += 1;
                 }
                 sent
@@ -302,17 +285,15 @@ impl HttpLoad {
         HttpLoad { stop, threads }
     }
 
-    fn start(url: String, rate: f64) -> HttpLoad {
+    fn start(port: u16, rate: f64) -> HttpLoad {
         const THREADS: usize = 8;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let agent = ureq::AgentBuilder::new()
-            .max_idle_connections_per_host(THREADS)
-            .build();
         let interval = std::time::Duration::from_secs_f64(THREADS as f64 / rate.max(1.0));
         let threads = (0..THREADS)
             .map(|t| {
-                let (agent, url, stop) = (agent.clone(), url.clone(), stop.clone());
+                let stop = stop.clone();
                 std::thread::spawn(move || {
+                    let mut conn = KeepAlive::connect(port);
                     let start =
                         std::time::Instant::now() + interval.mul_f64(t as f64 / THREADS as f64);
                     let mut sent = 0u64;
@@ -321,7 +302,7 @@ impl HttpLoad {
                         if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
                             std::thread::sleep(wait);
                         }
-                        send_load(&agent, &url, &format!("load-{t}-{sent}"));
+                        conn.post("/load", &format!("load-{t}-{sent}"), LOAD_BODY);
                         sent += 1;
                     }
                     sent
@@ -488,10 +469,10 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
         // The first plain run's rate sets the requests' rate.
         let load = http.map(|pace| match pace {
             Pace::Rate(fraction) => HttpLoad::start(
-                receiver.url("/load"),
+                receiver.port,
                 fraction * results[0].first().map_or(4000.0, |r| r.0),
             ),
-            Pace::PerInsert(table) => HttpLoad::per_insert(receiver.url("/load"), &cluster, table),
+            Pace::PerInsert(table) => HttpLoad::per_insert(receiver.port, &cluster, table),
         });
         let (tps, n, time) = pgbench(&cluster, &configs[i].1, 2, secs, worker);
         times[i].push(time);
