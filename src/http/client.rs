@@ -27,14 +27,22 @@ struct Shared {
     idle: Mutex<Idle>,
 }
 
-/// Idle connections by origin (no origin without one), and their count.
+/// Idle connections by origin (no origin without one), each with when it
+/// went idle, and their count.
 #[derive(Default)]
 struct Idle {
-    conns: HashMap<Origin, Vec<Connection>>,
+    conns: HashMap<Origin, Vec<(Connection, Instant)>>,
     count: usize,
 }
 
-/// A request that could not be written (so was not sent at all).
+/// An idle connection older than this is not used again: servers close
+/// theirs after a few seconds (Node.js after 5), and a request written
+/// as one closes fails, since it is never sent twice.
+const MAX_IDLE_AGE: Duration = Duration::from_secs(4);
+
+/// A request that could not be written completely: the server saw at
+/// most a part of it, which it cannot take for a request (its length is
+/// in the head), so sending it again is safe.
 struct Unsent(io::Error);
 
 /// A client: cheap to clone; its clones share idle connections.
@@ -330,9 +338,9 @@ impl Client {
         let Idle { conns, count } = &mut *idle;
         let of_origin = conns.get_mut(origin)?;
         let mut found = None;
-        while let Some(mut conn) = of_origin.pop() {
-            *count -= 1; // taken, or found closed and dropped
-            if conn.still_open() {
+        while let Some((mut conn, idle_since)) = of_origin.pop() {
+            *count -= 1; // taken, or found closed or old and dropped
+            if idle_since.elapsed() < MAX_IDLE_AGE && conn.still_open() {
                 found = Some(conn);
                 break;
             }
@@ -351,7 +359,7 @@ impl Client {
         }
         let of_origin = conns.entry(origin).or_default();
         if of_origin.len() < self.0.max_idle_per_host {
-            of_origin.push(conn);
+            of_origin.push((conn, Instant::now()));
             *count += 1;
         }
     }
@@ -477,15 +485,19 @@ mod tests {
 
     /// A server answering `answers` requests per connection (then closing
     /// it, without saying so); counts connections and requests.
-    fn server(answers: usize, delay: Duration) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    fn server(
+        answers: usize,
+        delay: Duration,
+    ) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (conns, reqs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (c, r) = (Arc::clone(&conns), Arc::clone(&reqs));
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let (c, r, a) = (Arc::clone(&conns), Arc::clone(&reqs), Arc::clone(&accepts));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 c.fetch_add(1, Ordering::SeqCst);
-                let r = Arc::clone(&r);
+                let (r, accepts) = (Arc::clone(&r), Arc::clone(&a));
                 std::thread::spawn(move || {
                     let mut w = stream.try_clone().unwrap();
                     let mut rd = std::io::BufReader::new(stream);
@@ -502,6 +514,10 @@ mod tests {
                             if let Some(v) = line.strip_prefix("Content-Length: ") {
                                 len = v.trim().parse().unwrap();
                             }
+                            // Sent as ureq sent it; counted only then.
+                            if line == "Accept: */*\r\n" {
+                                accepts.fetch_add(1, Ordering::SeqCst);
+                            }
                         }
                         let mut body = vec![0; len];
                         rd.read_exact(&mut body).unwrap();
@@ -512,7 +528,7 @@ mod tests {
                 });
             }
         });
-        (port, conns, reqs)
+        (port, conns, reqs, accepts)
     }
 
     fn post<'a>(url: &'a str, timeout_ms: u64) -> Post<'a> {
@@ -528,7 +544,7 @@ mod tests {
 
     #[test]
     fn requests_reuse_an_idle_connection_and_replace_one_the_server_closed() {
-        let (port, conns, reqs) = server(2, Duration::ZERO);
+        let (port, conns, reqs, accepts) = server(2, Duration::ZERO);
         let url = format!("http://127.0.0.1:{port}/hook?x=1");
         let c = client("127.0.0.1");
         for _ in 0..5 {
@@ -537,9 +553,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         // Two requests a connection: the third found its connection closed
-        // (a peek, or nothing answered) and took a new one, without error.
+        // (the peek) and took a new one, without error.
         assert_eq!(reqs.load(Ordering::SeqCst), 5);
         assert_eq!(conns.load(Ordering::SeqCst), 3);
+        assert_eq!(accepts.load(Ordering::SeqCst), 5);
     }
 
     #[test]
@@ -578,7 +595,7 @@ mod tests {
 
     #[test]
     fn a_slow_receiver_ends_at_the_deadline_and_the_policy_refuses_first() {
-        let (port, _, _) = server(1, Duration::from_secs(3));
+        let (port, _, _, _) = server(1, Duration::from_secs(3));
         let url = format!("http://127.0.0.1:{port}/");
         let t0 = Instant::now();
         let e = client("127.0.0.1").post(&post(&url, 300)).unwrap_err();
