@@ -451,6 +451,14 @@ pub fn queue_cost(conf: &str, receiver: &FastReceiver) {
                 None,
             ),
         );
+        // The cheapest durable queue here with the cheapest delivery: what
+        // any sender keeps that queues like PgQ and delivers each event.
+        configs.push(run(
+            "PgQ pgq.jsontriga, one HTTP request per insert meanwhile (a client outside Postgres)",
+            "public.pgq_users",
+            false,
+            Some(Pace::PerInsert("public.pgq_users")),
+        ));
     }
     let worker = cluster.worker_pid();
     let watch = if pgq { 3 } else { 2 };
