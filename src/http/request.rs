@@ -3,7 +3,6 @@
 
 use super::client::Post;
 use super::job::{Job, Outcome};
-use super::policy::DNS_TIMEOUT;
 use super::redact::{redact_location, transport_error};
 use super::wire::Response;
 use crate::render::{render_body, signature, EventFacts};
@@ -104,9 +103,12 @@ fn excerpt_of(resp: Response) -> (Option<serde_json::Value>, Option<String>) {
 }
 
 impl Endpoint {
-    /// The longest one attempt can take: DNS, connect, then the request.
+    /// The longest one attempt can take: each request ends at its own
+    /// deadline, DNS, connect and TLS included; with OAuth2 an attempt may
+    /// make four (a token, the request, and after a 401 both again).
     pub fn max_attempt_duration(&self) -> Duration {
-        self.timeout.min(DNS_TIMEOUT) + CONNECT_TIMEOUT + self.timeout
+        let requests = if self.oauth2.is_some() { 4 } else { 1 };
+        self.timeout * requests
     }
 }
 
