@@ -1,5 +1,5 @@
-//! HTTP: the client requests go through (`agent` builds a `client`, which
-//! speaks HTTP/1.1 through `wire`), one attempt (`job`, `request`),
+//! HTTP: the client requests go through (`agent` builds a `client`, whose
+//! `connection`s speak HTTP/1.1 through `wire`), one attempt (`job`, `request`),
 //! authentication (`auth`), the address policy (`policy`), and what a log
 //! may show of a URL or an error (`redact`). Never calls Postgres from the
 //! threads that send.
@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod auth;
 pub mod client;
+mod connection;
 pub mod job;
 pub mod policy;
 pub mod redact;

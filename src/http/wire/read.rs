@@ -1,38 +1,18 @@
-//! HTTP/1.1 on one connection: a request written in one piece (one write,
-//! one segment for a small webhook, so the receiver wakes once), and the
-//! answer read back within fixed bounds (head size, header count, body
-//! bytes kept and drained). Generic over `Read`, so it is tested on bytes.
+//! An answer read back within fixed bounds: the head (size, header
+//! count), then the body as framed, kept and drained up to the caller's
+//! limits.
 
+use super::HttpError;
 use std::io::{self, Read};
 
 /// Largest response head (status line and headers) read.
-pub const MAX_HEAD_BYTES: usize = 128 * 1024;
+const MAX_HEAD_BYTES: usize = 128 * 1024;
 /// Most response headers parsed; more is an error, as in most clients.
-pub const MAX_RESPONSE_HEADERS: usize = 100;
+const MAX_RESPONSE_HEADERS: usize = 100;
 /// Longest chunk-size or trailer line of a chunked body.
 const MAX_LINE_BYTES: usize = 4096;
 /// Bytes asked of the connection per read.
 const READ_SIZE: usize = 16 * 1024;
-
-/// Why a request could not be made or answered, in words fit for a log
-/// that PUBLIC reads: never the URL's path or query, never a header value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpError(pub String);
-
-impl std::fmt::Display for HttpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The refusal of a header that would break the request apart.
-pub fn bad_header() -> HttpError {
-    HttpError(
-        "the request was not sent: the HTTP client refused one of its headers (an extra header, \
-         a token or credentials with characters outside printable ASCII); correct the webhook's settings"
-            .to_owned(),
-    )
-}
 
 /// An answer: its status, its headers (names lower-cased, in order), the
 /// first bytes of its body, and whether the connection may carry another
@@ -53,80 +33,6 @@ impl Response {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
-}
-
-/// Headers that frame the request or the connection: written here only.
-const FRAMING_HEADERS: [&str; 8] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-];
-
-/// RFC 9110 token characters (header names).
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Printable ASCII, space and tab: nothing that ends a line.
-fn is_field_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
-}
-
-/// Append a POST of `body` to `out`: request line, `Host`, the given
-/// headers, `Content-Length`, then the body. A header that is not a token
-/// name with a printable value is refused before anything is written.
-pub fn write_post(
-    out: &mut Vec<u8>,
-    host: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<(), HttpError> {
-    if !is_field_value(host) || !is_field_value(target) || target.contains(' ') {
-        return Err(bad_header());
-    }
-    if headers
-        .iter()
-        .any(|(n, v)| !is_token(n) || !is_field_value(v))
-    {
-        return Err(bad_header());
-    }
-    // How the request is framed is this function's alone: a second
-    // Content-Length or a Transfer-Encoding would smuggle a request.
-    if let Some((name, _)) = headers
-        .iter()
-        .find(|(n, _)| FRAMING_HEADERS.iter().any(|f| n.eq_ignore_ascii_case(f)))
-    {
-        return Err(HttpError(format!(
-            "the request was not sent: the header {name} is the HTTP client's own; remove it from the webhook's headers"
-        )));
-    }
-    out.reserve(256 + body.len());
-    out.extend_from_slice(b"POST ");
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    out.extend_from_slice(host.as_bytes());
-    for (name, value) in headers {
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.trim().as_bytes());
-    }
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
-    Ok(())
 }
 
 /// Bytes read from a connection (`buf[start..end]` not yet used).
@@ -201,7 +107,7 @@ impl<R: Read> Incoming<'_, R> {
 
 /// The text for a failed read: a timeout says so in words the log's
 /// readers search for.
-pub fn read_error(e: io::Error) -> HttpError {
+fn read_error(e: io::Error) -> HttpError {
     match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
             HttpError("timed out waiting for the response".into())
@@ -481,35 +387,6 @@ mod tests {
             buf[0] = self.0[self.1];
             self.1 += 1;
             Ok(1)
-        }
-    }
-
-    #[test]
-    fn a_post_is_one_buffer_and_refuses_line_breaks() {
-        let mut out = Vec::new();
-        write_post(&mut out, "h:81", "/p?q=1", &[("webhook-id", "e1")], b"{}").unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "POST /p?q=1 HTTP/1.1\r\nHost: h:81\r\nwebhook-id: e1\r\nContent-Length: 2\r\n\r\n{}"
-        );
-        for (name, value) in [
-            ("x", "a\r\nInjected: 1"),
-            ("x y", "v"),
-            ("", "v"),
-            ("x", "é"),
-            ("x:", "v"),
-        ] {
-            let mut out = Vec::new();
-            assert_eq!(
-                write_post(&mut out, "h", "/", &[(name, value)], b""),
-                Err(bad_header())
-            );
-            assert!(out.is_empty());
-        }
-        assert!(write_post(&mut Vec::new(), "h", "/a b", &[], b"").is_err());
-        for framing in ["Content-Length", "transfer-encoding", "HOST", "Connection"] {
-            let e = write_post(&mut Vec::new(), "h", "/", &[(framing, "1")], b"").unwrap_err();
-            assert!(e.0.contains(framing) && e.0.contains("client's own"), "{e}");
         }
     }
 
