@@ -7,7 +7,7 @@
 //! and body in two segments), and the receiver twice as many wake-ups.
 
 use super::connection::Connection;
-use super::policy::{AddressPolicy, DnsDeadline, DNS_TIMEOUT};
+use super::policy::{AddressPolicy, DNS_TIMEOUT};
 use super::wire::{self, HttpError, Response};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -219,10 +219,11 @@ impl Client {
             format!("{}:{}", origin.host, origin.port)
         };
         let left_now = deadline.saturating_duration_since(Instant::now());
-        let dns_deadline = DnsDeadline::set(left_now.min(DNS_TIMEOUT));
-        let addrs = self.0.policy.resolve(&netloc);
-        drop(dns_deadline);
-        let addrs = addrs.map_err(|e| HttpError(e.to_string()))?;
+        let addrs = self
+            .0
+            .policy
+            .resolve(&netloc, left_now.min(DNS_TIMEOUT))
+            .map_err(|e| HttpError(e.to_string()))?;
         Connection::open(
             &addrs,
             &netloc,

@@ -16,7 +16,6 @@
 use super::threads::spawn_quiet;
 use crate::error::{Result, WebhookError};
 use ipnet::IpNet;
-use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,28 +29,6 @@ pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 /// most this many lookups may be pending; more fail at once.
 const MAX_PENDING_LOOKUPS: usize = 256;
 static PENDING_LOOKUPS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Deadline of lookups made on this thread; see [`DnsDeadline`].
-    static DNS_BUDGET: Cell<Duration> = const { Cell::new(DNS_TIMEOUT) };
-}
-
-/// Bounds this thread's DNS lookups by a timeout until dropped. The client calls
-/// the resolver on the requesting thread and gives it no deadline, so each
-/// request sets one around its call.
-pub struct DnsDeadline(Duration);
-
-impl DnsDeadline {
-    pub fn set(timeout: Duration) -> DnsDeadline {
-        DnsDeadline(DNS_BUDGET.with(|b| b.replace(timeout)))
-    }
-}
-
-impl Drop for DnsDeadline {
-    fn drop(&mut self) {
-        DNS_BUDGET.with(|b| b.set(self.0));
-    }
-}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AddressPolicy {
@@ -88,8 +65,9 @@ impl AddressPolicy {
         is_public(ip) || self.nets.iter().any(|n| n.contains(&ip))
     }
 
-    /// Resolve `netloc` (host:port) keeping only addresses the policy allows.
-    pub fn resolve(&self, netloc: &str) -> io::Result<Vec<SocketAddr>> {
+    /// Resolve `netloc` (host:port) within `timeout`, keeping only
+    /// addresses the policy allows.
+    pub fn resolve(&self, netloc: &str, timeout: Duration) -> io::Result<Vec<SocketAddr>> {
         let host = netloc.rsplit_once(':').map_or(netloc, |(h, _)| h);
         let host = host
             .trim_start_matches('[')
@@ -97,7 +75,7 @@ impl AddressPolicy {
             .to_ascii_lowercase();
         let addrs = match netloc.parse::<SocketAddr>() {
             Ok(literal) => vec![literal], // an IP address needs no lookup
-            Err(_) => lookup(netloc, &host, DNS_BUDGET.with(Cell::get))?,
+            Err(_) => lookup(netloc, &host, timeout)?,
         };
         self.check(&host, addrs)
     }
@@ -350,20 +328,21 @@ mod tests {
             "[::ffff:127.0.0.1]:80",
             "[64:ff9b::a00:1]:443",
         ] {
-            let err = p.resolve(netloc).unwrap_err().to_string();
+            let err = p.resolve(netloc, DNS_TIMEOUT).unwrap_err().to_string();
             assert!(err.contains("webhook.allowed_hosts"), "{netloc}: {err}");
         }
         let open = AddressPolicy::parse("127.0.0.1").unwrap();
-        assert!(open.resolve("127.0.0.1:80").is_ok());
+        assert!(open.resolve("127.0.0.1:80", DNS_TIMEOUT).is_ok());
     }
 
     #[test]
     fn a_lookup_past_its_deadline_is_a_timeout_error() {
         // Nothing answers within a zero budget; the lookup is abandoned.
         let p = AddressPolicy::default();
-        let deadline = DnsDeadline::set(Duration::ZERO);
-        let err = p.resolve("localhost:80").unwrap_err().to_string();
-        drop(deadline);
+        let err = p
+            .resolve("localhost:80", Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DNS lookup of localhost timed out"), "{err}");
     }
 }
