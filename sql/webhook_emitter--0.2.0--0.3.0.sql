@@ -2239,7 +2239,6 @@ END
 $$;
 ALTER FUNCTION webhook.set_enabled(boolean) SECURITY DEFINER;
 ALTER FUNCTION webhook.set_tenant_id(text) SECURITY DEFINER;
-ALTER FUNCTION webhook.redeliver(bigint) SECURITY DEFINER;
 -- 0.3.0: a new delivery being sent (webhook.in_flight) is not written yet.
 -- Re-queue one failed or dead delivery; the event (and its id) is unchanged.
 -- SECURITY DEFINER (here and in replay): webhook_admin reads the queue
